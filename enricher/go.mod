@@ -1,0 +1,7 @@
+module github.com/ringwise/ringwise/enricher
+
+go 1.26.0
+
+require github.com/ringwise/ringwise/services v0.0.0
+
+replace github.com/ringwise/ringwise/services => ../services

@@ -1,0 +1,536 @@
+package event
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Limits that bound what a decoder accepts. A batch over them is rejected as
+// a whole with an error wrapping ErrOversized; nothing is truncated silently.
+const (
+	MaxBatchBytes  = 16 << 20
+	MaxBatchEvents = 1 << 16
+	MaxExeLen      = 4096
+	MaxArgsLen     = 4096
+	maxStringLen   = 256 // node and boot id
+)
+
+// Decode errors. Every decode error wraps exactly one of these, so services
+// can count bad input by kind.
+var (
+	ErrMalformed     = errors.New("malformed msgpack")
+	ErrSchemaVersion = errors.New("unsupported schema version")
+	ErrOversized     = errors.New("oversized")
+	ErrInvalidEvent  = errors.New("invalid event")
+)
+
+const batchFields = 10
+
+// Codec encodes and decodes batches. It holds reusable buffers, so one Codec
+// must not be used by two goroutines at once; the zero value is not ready,
+// use NewCodec.
+type Codec struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+	rd  bytes.Reader
+	dec *msgpack.Decoder
+}
+
+// NewCodec returns a Codec.
+func NewCodec() *Codec {
+	c := &Codec{}
+	c.enc = msgpack.NewEncoder(&c.buf)
+	c.dec = msgpack.NewDecoder(&c.rd)
+	return c
+}
+
+// Encode encodes b and returns the bytes, valid until the next Encode call.
+func (c *Codec) Encode(b *Batch) ([]byte, error) {
+	c.buf.Reset()
+	if err := encodeBatch(c.enc, b); err != nil {
+		return nil, err
+	}
+	if c.buf.Len() > MaxBatchBytes {
+		return nil, fmt.Errorf("encode batch seq %d: %d bytes: %w (max %d)", b.Seq, c.buf.Len(), ErrOversized, MaxBatchBytes)
+	}
+	return c.buf.Bytes(), nil
+}
+
+// AppendEncode encodes b and appends the bytes to dst.
+func (c *Codec) AppendEncode(dst []byte, b *Batch) ([]byte, error) {
+	p, err := c.Encode(b)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, p...), nil
+}
+
+// Decode decodes data into b, reusing b.Events and their byte slices.
+// On error b holds no events.
+func (c *Codec) Decode(data []byte, b *Batch) error {
+	if len(data) > MaxBatchBytes {
+		b.Events = b.Events[:0]
+		return fmt.Errorf("decode batch: %d bytes: %w (max %d)", len(data), ErrOversized, MaxBatchBytes)
+	}
+	c.rd.Reset(data)
+	c.dec.Reset(&c.rd)
+	if err := decodeBatch(c.dec, b); err != nil {
+		b.Events = b.Events[:0]
+		return err
+	}
+	if c.rd.Len() != 0 {
+		b.Events = b.Events[:0]
+		return fmt.Errorf("decode batch: %d trailing bytes: %w", c.rd.Len(), ErrMalformed)
+	}
+	return nil
+}
+
+func encodeBatch(e *msgpack.Encoder, b *Batch) error {
+	if len(b.Events) > MaxBatchEvents {
+		return fmt.Errorf("encode batch seq %d: %d events: %w (max %d)", b.Seq, len(b.Events), ErrOversized, MaxBatchEvents)
+	}
+	schema := b.Schema
+	if schema == 0 {
+		schema = SchemaVersion
+	}
+	w := writer{e: e}
+	w.arrayLen(batchFields)
+	w.uint(uint64(schema))
+	w.str(b.Node)
+	w.str(b.BootID)
+	w.uint(b.Seq)
+	w.uint(b.SensorStartNs)
+	w.int(b.WallOffsetNs)
+	w.uint(b.FirstTsNs)
+	w.uint(b.LastTsNs)
+	w.arrayLen(4 * NumCategories)
+	for _, row := range [...]*[NumCategories]uint64{&b.Counters.Attempted, &b.Counters.Dropped, &b.Counters.Shed, &b.Counters.Delivered} {
+		for _, v := range row {
+			w.uint(v)
+		}
+	}
+	w.arrayLen(len(b.Events))
+	for i := range b.Events {
+		encodeEvent(&w, &b.Events[i])
+	}
+	return w.err
+}
+
+// fieldsFor returns the msgpack array length of an event of type t.
+func fieldsFor(t Type, flags uint8) int {
+	const hdr = 8
+	switch t {
+	case TypeFork:
+		return hdr + 4
+	case TypeExec:
+		return hdr + 6
+	case TypeExit:
+		return hdr + 5
+	case TypeSyscall:
+		if flags&FlagHints != 0 {
+			return hdr + 5 + 4
+		}
+		return hdr + 5
+	}
+	return 0
+}
+
+func encodeEvent(w *writer, ev *Event) {
+	n := fieldsFor(ev.Type, ev.Flags)
+	if n == 0 {
+		if w.err == nil {
+			w.err = fmt.Errorf("encode event: type %d: %w", ev.Type, ErrInvalidEvent)
+		}
+		return
+	}
+	w.arrayLen(n)
+	w.uint(uint64(ev.Type))
+	w.uint(uint64(ev.Flags))
+	w.uint(ev.TsNs)
+	w.uint(ev.StartNs)
+	w.uint(uint64(ev.Tid))
+	w.uint(uint64(ev.Pid))
+	w.uint(uint64(ev.ExecID))
+	w.uint(uint64(ev.CPU))
+	switch ev.Type {
+	case TypeFork:
+		w.uint(uint64(ev.PPid))
+		w.uint(uint64(ev.UID))
+		w.uint(uint64(ev.GID))
+		w.comm(&ev.Comm)
+	case TypeExec:
+		w.uint(uint64(ev.PPid))
+		w.uint(uint64(ev.UID))
+		w.uint(uint64(ev.GID))
+		w.comm(&ev.Comm)
+		w.bytes(ev.Exe)
+		w.bytes(ev.Args)
+	case TypeExit:
+		w.uint(uint64(ev.PPid))
+		w.uint(uint64(ev.UID))
+		w.uint(uint64(ev.GID))
+		w.comm(&ev.Comm)
+		w.int(int64(ev.ExitCode))
+	case TypeSyscall:
+		w.uint(uint64(ev.Syscall))
+		w.int(ev.Ret)
+		w.uint(ev.SysArgs[0])
+		w.uint(ev.SysArgs[1])
+		w.uint(ev.SysArgs[2])
+		if ev.Flags&FlagHints != 0 {
+			w.uint(uint64(ev.PPid))
+			w.uint(uint64(ev.UID))
+			w.uint(uint64(ev.GID))
+			w.comm(&ev.Comm)
+		}
+	}
+}
+
+func decodeBatch(d *msgpack.Decoder, b *Batch) error {
+	r := reader{d: d}
+	n := r.arrayLen()
+	if r.err != nil {
+		return fmt.Errorf("decode batch envelope: %w", r.err)
+	}
+	if n != batchFields {
+		return fmt.Errorf("decode batch envelope: %d fields, want %d: %w", n, batchFields, ErrMalformed)
+	}
+	schema := r.uint(0xffff)
+	if r.err != nil {
+		return fmt.Errorf("decode batch schema: %w", r.err)
+	}
+	if schema != SchemaVersion {
+		return fmt.Errorf("decode batch: schema %d, this build reads %d: %w", schema, SchemaVersion, ErrSchemaVersion)
+	}
+	b.Schema = uint16(schema)
+	b.Node = r.str(b.Node)
+	b.BootID = r.str(b.BootID)
+	b.Seq = r.uint(^uint64(0))
+	b.SensorStartNs = r.uint(^uint64(0))
+	b.WallOffsetNs = r.int()
+	b.FirstTsNs = r.uint(^uint64(0))
+	b.LastTsNs = r.uint(^uint64(0))
+	if cn := r.arrayLen(); r.err == nil && cn != 4*NumCategories {
+		return fmt.Errorf("decode batch seq %d: %d counters, want %d: %w", b.Seq, cn, 4*NumCategories, ErrMalformed)
+	}
+	for _, row := range [...]*[NumCategories]uint64{&b.Counters.Attempted, &b.Counters.Dropped, &b.Counters.Shed, &b.Counters.Delivered} {
+		for i := range row {
+			row[i] = r.uint(^uint64(0))
+		}
+	}
+	if r.err != nil {
+		return fmt.Errorf("decode batch envelope: %w", r.err)
+	}
+	ne := r.arrayLen()
+	if r.err != nil {
+		return fmt.Errorf("decode batch seq %d events: %w", b.Seq, r.err)
+	}
+	if ne < 0 {
+		return fmt.Errorf("decode batch seq %d: nil event list: %w", b.Seq, ErrMalformed)
+	}
+	if ne > MaxBatchEvents {
+		return fmt.Errorf("decode batch seq %d: %d events: %w (max %d)", b.Seq, ne, ErrOversized, MaxBatchEvents)
+	}
+	if cap(b.Events) >= ne {
+		b.Events = b.Events[:ne]
+	} else {
+		old := b.Events[:cap(b.Events)]
+		b.Events = make([]Event, ne)
+		copy(b.Events, old) // keep the byte buffers already grown
+	}
+	for i := range b.Events {
+		if err := decodeEvent(&r, &b.Events[i]); err != nil {
+			return fmt.Errorf("decode batch seq %d event %d: %w", b.Seq, i, err)
+		}
+	}
+	return nil
+}
+
+func decodeEvent(r *reader, ev *Event) error {
+	n := r.arrayLen()
+	if r.err != nil {
+		return r.err
+	}
+	ev.Reset()
+	if n < 8 {
+		return fmt.Errorf("%d fields: %w", n, ErrMalformed)
+	}
+	ev.Type = Type(r.uint(0xff))
+	ev.Flags = uint8(r.uint(0xff))
+	if r.err != nil {
+		return r.err
+	}
+	if !ev.Type.Valid() {
+		return fmt.Errorf("type %d: %w", ev.Type, ErrInvalidEvent)
+	}
+	if want := fieldsFor(ev.Type, ev.Flags); n != want {
+		return fmt.Errorf("%s event with %d fields, want %d: %w", ev.Type, n, want, ErrMalformed)
+	}
+	ev.TsNs = r.uint(^uint64(0))
+	ev.StartNs = r.uint(^uint64(0))
+	ev.Tid = uint32(r.uint(0xffffffff))
+	ev.Pid = uint32(r.uint(0xffffffff))
+	ev.ExecID = uint32(r.uint(0xffffffff))
+	ev.CPU = uint16(r.uint(0xffff))
+	switch ev.Type {
+	case TypeFork:
+		ev.PPid = uint32(r.uint(0xffffffff))
+		ev.UID = uint32(r.uint(0xffffffff))
+		ev.GID = uint32(r.uint(0xffffffff))
+		r.comm(&ev.Comm)
+	case TypeExec:
+		ev.PPid = uint32(r.uint(0xffffffff))
+		ev.UID = uint32(r.uint(0xffffffff))
+		ev.GID = uint32(r.uint(0xffffffff))
+		r.comm(&ev.Comm)
+		ev.Exe = r.bytes(ev.Exe, MaxExeLen)
+		ev.Args = r.bytes(ev.Args, MaxArgsLen)
+	case TypeExit:
+		ev.PPid = uint32(r.uint(0xffffffff))
+		ev.UID = uint32(r.uint(0xffffffff))
+		ev.GID = uint32(r.uint(0xffffffff))
+		r.comm(&ev.Comm)
+		ev.ExitCode = int32(r.intRange(-1<<31, 1<<31-1))
+	case TypeSyscall:
+		ev.Syscall = uint32(r.uint(0xffffffff))
+		ev.Ret = r.int()
+		ev.SysArgs[0] = r.uint(^uint64(0))
+		ev.SysArgs[1] = r.uint(^uint64(0))
+		ev.SysArgs[2] = r.uint(^uint64(0))
+		if ev.Flags&FlagHints != 0 {
+			ev.PPid = uint32(r.uint(0xffffffff))
+			ev.UID = uint32(r.uint(0xffffffff))
+			ev.GID = uint32(r.uint(0xffffffff))
+			r.comm(&ev.Comm)
+		}
+	}
+	return r.err
+}
+
+// writer is a sticky-error msgpack writer.
+type writer struct {
+	e   *msgpack.Encoder
+	err error
+}
+
+func (w *writer) arrayLen(n int) {
+	if w.err == nil {
+		w.err = w.e.EncodeArrayLen(n)
+	}
+}
+func (w *writer) uint(v uint64) {
+	if w.err == nil {
+		w.err = w.e.EncodeUint(v)
+	}
+}
+func (w *writer) int(v int64) {
+	if w.err == nil {
+		w.err = w.e.EncodeInt(v)
+	}
+}
+func (w *writer) str(s string) {
+	if w.err == nil {
+		w.err = w.e.EncodeString(s)
+	}
+}
+func (w *writer) bytes(b []byte) {
+	if w.err == nil {
+		w.err = w.e.EncodeBytes(b)
+	}
+}
+func (w *writer) comm(c *[CommLen]byte) {
+	n := 0
+	for n < CommLen && c[n] != 0 {
+		n++
+	}
+	w.bytes(c[:n])
+}
+
+// reader is a sticky-error msgpack reader that checks every value's range.
+type reader struct {
+	d   *msgpack.Decoder
+	err error
+}
+
+func (r *reader) fail(err error) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+}
+
+func (r *reader) arrayLen() int {
+	if r.err != nil {
+		return 0
+	}
+	n, err := r.d.DecodeArrayLen()
+	if err != nil {
+		r.fail(err)
+		return 0
+	}
+	return n
+}
+
+func (r *reader) uint(max uint64) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	c, err := r.d.PeekCode()
+	if err != nil {
+		r.fail(err)
+		return 0
+	}
+	// Reject negative ints and non-integers rather than letting the library
+	// coerce them (it would turn -1 into 2^64-1, or a float into an int).
+	if !isUintCode(c) {
+		r.fail(fmt.Errorf("want unsigned integer, got code 0x%02x", c))
+		return 0
+	}
+	v, err := r.d.DecodeUint64()
+	if err != nil {
+		r.fail(err)
+		return 0
+	}
+	if v > max {
+		r.fail(fmt.Errorf("value %d out of range (max %d)", v, max))
+		return 0
+	}
+	return v
+}
+
+func (r *reader) int() int64 {
+	if r.err != nil {
+		return 0
+	}
+	c, err := r.d.PeekCode()
+	if err != nil {
+		r.fail(err)
+		return 0
+	}
+	if !isUintCode(c) && !isIntCode(c) {
+		r.fail(fmt.Errorf("want integer, got code 0x%02x", c))
+		return 0
+	}
+	if c == 0xcf { // uint64 above MaxInt64 would wrap
+		v, err := r.d.DecodeUint64()
+		if err != nil {
+			r.fail(err)
+			return 0
+		}
+		if v > 1<<63-1 {
+			r.fail(fmt.Errorf("value %d overflows int64", v))
+			return 0
+		}
+		return int64(v)
+	}
+	v, err := r.d.DecodeInt64()
+	if err != nil {
+		r.fail(err)
+		return 0
+	}
+	return v
+}
+
+func (r *reader) intRange(min, max int64) int64 {
+	v := r.int()
+	if r.err == nil && (v < min || v > max) {
+		r.fail(fmt.Errorf("value %d out of range [%d, %d]", v, min, max))
+		return 0
+	}
+	return v
+}
+
+func (r *reader) strLen(max int) int {
+	if r.err != nil {
+		return 0
+	}
+	c, err := r.d.PeekCode()
+	if err != nil {
+		r.fail(err)
+		return 0
+	}
+	var n int
+	switch {
+	case isStrCode(c):
+		n, err = r.d.DecodeBytesLen()
+	case isBinCode(c):
+		n, err = r.d.DecodeBytesLen()
+	default:
+		r.fail(fmt.Errorf("want string or bytes, got code 0x%02x", c))
+		return 0
+	}
+	if err != nil {
+		r.fail(err)
+		return 0
+	}
+	if n < 0 {
+		return 0 // nil
+	}
+	if n > max {
+		if r.err == nil {
+			r.err = fmt.Errorf("string of %d bytes: %w (max %d)", n, ErrOversized, max)
+		}
+		return 0
+	}
+	return n
+}
+
+// bytes decodes a bin or str value into dst's storage.
+func (r *reader) bytes(dst []byte, limit int) []byte {
+	n := r.strLen(limit)
+	if r.err != nil || n == 0 {
+		return dst[:0]
+	}
+	if cap(dst) < n {
+		dst = make([]byte, n, max(n, 64))
+	}
+	dst = dst[:n]
+	if err := r.d.ReadFull(dst); err != nil {
+		r.fail(err)
+		return dst[:0]
+	}
+	return dst
+}
+
+func (r *reader) comm(c *[CommLen]byte) {
+	n := r.strLen(CommLen)
+	if r.err != nil || n == 0 {
+		return
+	}
+	if err := r.d.ReadFull(c[:n]); err != nil {
+		r.fail(err)
+	}
+}
+
+// str decodes a short string, reusing prev when equal (the node name and
+// boot id repeat on every batch, so this avoids an allocation per batch).
+func (r *reader) str(prev string) string {
+	n := r.strLen(maxStringLen)
+	if r.err != nil {
+		return ""
+	}
+	var tmp [maxStringLen]byte
+	if err := r.d.ReadFull(tmp[:n]); err != nil {
+		r.fail(err)
+		return ""
+	}
+	if string(tmp[:n]) == prev {
+		return prev
+	}
+	return string(tmp[:n])
+}
+
+func isUintCode(c byte) bool {
+	return c <= 0x7f || (c >= 0xcc && c <= 0xcf)
+}
+func isIntCode(c byte) bool {
+	return c >= 0xe0 || (c >= 0xd0 && c <= 0xd3)
+}
+func isStrCode(c byte) bool {
+	return (c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb)
+}
+func isBinCode(c byte) bool {
+	return c >= 0xc4 && c <= 0xc6
+}

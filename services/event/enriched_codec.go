@@ -1,0 +1,173 @@
+package event
+
+import (
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+const (
+	enrichedBatchFields = 8
+	enrichedEventFields = 10
+	maxProcStringLen    = 8192
+)
+
+// EncodeEnriched encodes b; the bytes are valid until the next Encode call.
+func (c *Codec) EncodeEnriched(b *EnrichedBatch) ([]byte, error) {
+	c.buf.Reset()
+	if len(b.Events) > MaxBatchEvents {
+		return nil, fmt.Errorf("encode enriched batch seq %d: %d events: %w (max %d)", b.RawSeq, len(b.Events), ErrOversized, MaxBatchEvents)
+	}
+	w := writer{e: c.enc}
+	w.arrayLen(enrichedBatchFields)
+	w.uint(SchemaVersion)
+	w.str(b.Node)
+	w.str(b.BootID)
+	w.uint(b.RawSeq)
+	w.uint(b.SensorStartNs)
+	w.int(b.WallOffsetNs)
+	w.arrayLen(4 * NumCategories)
+	for _, row := range [...]*[NumCategories]uint64{&b.Counters.Attempted, &b.Counters.Dropped, &b.Counters.Shed, &b.Counters.Delivered} {
+		for _, v := range row {
+			w.uint(v)
+		}
+	}
+	w.arrayLen(len(b.Events))
+	for i := range b.Events {
+		e := &b.Events[i]
+		w.arrayLen(enrichedEventFields)
+		encodeEvent(&w, &e.Event)
+		w.uint(uint64(e.ProcPPid))
+		w.uint(uint64(e.ProcUID))
+		w.uint(uint64(e.ProcGID))
+		w.str2(e.ProcName)
+		w.str2(e.ProcExePath)
+		w.str2(e.ProcCmdline)
+		w.uint(uint64(e.Missing))
+		w.uint(uint64(e.Reason))
+		w.uint(uint64(e.Source))
+	}
+	if w.err != nil {
+		return nil, w.err
+	}
+	if c.buf.Len() > MaxBatchBytes {
+		return nil, fmt.Errorf("encode enriched batch seq %d: %d bytes: %w (max %d)", b.RawSeq, c.buf.Len(), ErrOversized, MaxBatchBytes)
+	}
+	return c.buf.Bytes(), nil
+}
+
+// DecodeEnriched decodes data into b, reusing b.Events.
+func (c *Codec) DecodeEnriched(data []byte, b *EnrichedBatch) error {
+	if len(data) > MaxBatchBytes {
+		b.Events = b.Events[:0]
+		return fmt.Errorf("decode enriched batch: %d bytes: %w (max %d)", len(data), ErrOversized, MaxBatchBytes)
+	}
+	c.rd.Reset(data)
+	c.dec.Reset(&c.rd)
+	if err := decodeEnrichedBatch(c.dec, b); err != nil {
+		b.Events = b.Events[:0]
+		return err
+	}
+	if c.rd.Len() != 0 {
+		b.Events = b.Events[:0]
+		return fmt.Errorf("decode enriched batch: %d trailing bytes: %w", c.rd.Len(), ErrMalformed)
+	}
+	return nil
+}
+
+func decodeEnrichedBatch(d *msgpack.Decoder, b *EnrichedBatch) error {
+	r := reader{d: d}
+	n := r.arrayLen()
+	if r.err != nil {
+		return fmt.Errorf("decode enriched envelope: %w", r.err)
+	}
+	if n != enrichedBatchFields {
+		return fmt.Errorf("decode enriched envelope: %d fields, want %d: %w", n, enrichedBatchFields, ErrMalformed)
+	}
+	schema := r.uint(0xffff)
+	if r.err != nil {
+		return fmt.Errorf("decode enriched schema: %w", r.err)
+	}
+	if schema != SchemaVersion {
+		return fmt.Errorf("decode enriched batch: schema %d, this build reads %d: %w", schema, SchemaVersion, ErrSchemaVersion)
+	}
+	b.Schema = uint16(schema)
+	b.Node = r.str(b.Node)
+	b.BootID = r.str(b.BootID)
+	b.RawSeq = r.uint(^uint64(0))
+	b.SensorStartNs = r.uint(^uint64(0))
+	b.WallOffsetNs = r.int()
+	if cn := r.arrayLen(); r.err == nil && cn != 4*NumCategories {
+		return fmt.Errorf("decode enriched batch seq %d: %d counters: %w", b.RawSeq, cn, ErrMalformed)
+	}
+	for _, row := range [...]*[NumCategories]uint64{&b.Counters.Attempted, &b.Counters.Dropped, &b.Counters.Shed, &b.Counters.Delivered} {
+		for i := range row {
+			row[i] = r.uint(^uint64(0))
+		}
+	}
+	ne := r.arrayLen()
+	if r.err != nil {
+		return fmt.Errorf("decode enriched envelope: %w", r.err)
+	}
+	if ne < 0 || ne > MaxBatchEvents {
+		return fmt.Errorf("decode enriched batch seq %d: %d events: %w (max %d)", b.RawSeq, ne, ErrOversized, MaxBatchEvents)
+	}
+	if cap(b.Events) >= ne {
+		b.Events = b.Events[:ne]
+	} else {
+		old := b.Events[:cap(b.Events)]
+		b.Events = make([]Enriched, ne)
+		copy(b.Events, old)
+	}
+	for i := range b.Events {
+		e := &b.Events[i]
+		if fn := r.arrayLen(); r.err == nil && fn != enrichedEventFields {
+			return fmt.Errorf("decode enriched batch seq %d event %d: %d fields: %w", b.RawSeq, i, fn, ErrMalformed)
+		}
+		if r.err != nil {
+			return fmt.Errorf("decode enriched batch seq %d event %d: %w", b.RawSeq, i, r.err)
+		}
+		if err := decodeEvent(&r, &e.Event); err != nil {
+			return fmt.Errorf("decode enriched batch seq %d event %d: %w", b.RawSeq, i, err)
+		}
+		e.ProcPPid = uint32(r.uint(0xffffffff))
+		e.ProcUID = uint32(r.uint(0xffffffff))
+		e.ProcGID = uint32(r.uint(0xffffffff))
+		e.ProcName = r.str2(e.ProcName)
+		e.ProcExePath = r.str2(e.ProcExePath)
+		e.ProcCmdline = r.str2(e.ProcCmdline)
+		e.Missing = Field(r.uint(uint64(AllFields)))
+		e.Reason = Reason(r.uint(uint64(numReasons - 1)))
+		e.Source = Source(r.uint(uint64(SourceHints)))
+		if r.err != nil {
+			return fmt.Errorf("decode enriched batch seq %d event %d: %w", b.RawSeq, i, r.err)
+		}
+	}
+	return nil
+}
+
+func (w *writer) str2(s string) { w.str(s) }
+
+// str2 decodes a process string of up to maxProcStringLen bytes, reusing
+// prev when equal: consecutive events of one process share their strings.
+func (r *reader) str2(prev string) string {
+	n := r.strLen(maxProcStringLen)
+	if r.err != nil || n == 0 {
+		return ""
+	}
+	var tmp [512]byte
+	var buf []byte
+	if n <= len(tmp) {
+		buf = tmp[:n]
+	} else {
+		buf = make([]byte, n)
+	}
+	if err := r.d.ReadFull(buf); err != nil {
+		r.fail(err)
+		return ""
+	}
+	if string(buf) == prev {
+		return prev
+	}
+	return string(buf)
+}
