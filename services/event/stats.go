@@ -1,0 +1,77 @@
+package event
+
+// Stats is what the sensor publishes on ringwise.stats.<node> about once a
+// second (JSON). It carries the kernel's counters and, finely sampled, the
+// arrival series: the analyzer's ring model replays it to predict what other
+// ring sizes would have dropped, because attempts are counted in the kernel
+// even when the record itself was dropped.
+type Stats struct {
+	Node          string `json:"node"`
+	BootID        string `json:"boot_id"`
+	SensorStartNs uint64 `json:"sensor_start_ns"`
+	TimeUnixNs    int64  `json:"time_unix_ns"`
+	// Seq of the last raw batch published before these stats.
+	LastBatchSeq uint64 `json:"last_batch_seq"`
+
+	Ring RingConfig `json:"ring"`
+	// ConsumerCostNs is the emulated per-event cost in the reader (lab knob).
+	ConsumerCostNs int64 `json:"consumer_cost_ns"`
+
+	Counters      Counters `json:"counters"`
+	Batches       uint64   `json:"batches"`
+	PublishErrors uint64   `json:"publish_errors"`
+	// RecordBytes is the mean ring footprint of one record per category
+	// (payload + 8-byte ring header, 8-aligned), as measured by the reader.
+	RecordBytes [NumCategories]float64 `json:"record_bytes"`
+	// DrainRate is the reader's measured capacity in records per second of
+	// busy time (time not spent waiting for data).
+	DrainRate float64 `json:"drain_rate"`
+	// Series holds the samples taken since the previous Stats message.
+	Series []Sample `json:"series"`
+	// Final is set on the last message of a sensor run, after a full drain.
+	Final bool `json:"final"`
+}
+
+// RingConfig describes the sensor's rings.
+type RingConfig struct {
+	SizeBytes          int    `json:"size_bytes"`
+	LifecycleSizeBytes int    `json:"lifecycle_size_bytes,omitempty"`
+	Layout             string `json:"layout"`
+	Hints              bool   `json:"hints"`
+	Shedding           bool   `json:"shedding"`
+}
+
+// Sample is one reading of the kernel's cumulative counters.
+type Sample struct {
+	TsNs      uint64                `json:"ts_ns"` // ktime of the reading
+	Attempted [NumCategories]uint64 `json:"attempted"`
+	Dropped   [NumCategories]uint64 `json:"dropped"`
+	Shed      [NumCategories]uint64 `json:"shed"`
+	Delivered [NumCategories]uint64 `json:"delivered"`
+	FillBytes int                   `json:"fill_bytes"` // bytes waiting in the ring(s)
+}
+
+// ProcInfo is one process as read from /proc, for the snapshot and lookups.
+type ProcInfo struct {
+	Pid     uint32 `json:"pid" msgpack:"pid"`
+	PPid    uint32 `json:"ppid" msgpack:"ppid"`
+	UID     uint32 `json:"uid" msgpack:"uid"`
+	GID     uint32 `json:"gid" msgpack:"gid"`
+	StartNs uint64 `json:"start_ns" msgpack:"start_ns"` // since boot, clock-tick granularity
+	Comm    string `json:"comm" msgpack:"comm"`
+	ExePath string `json:"exepath" msgpack:"exepath"`
+	Cmdline string `json:"cmdline" msgpack:"cmdline"`
+}
+
+// StartTolerance is how far apart two start times may be and still name the
+// same process: /proc reports start time in clock ticks (10 ms at USER_HZ
+// 100), the kernel records in ns.
+const StartToleranceNs = 20_000_000
+
+// SameStart reports whether two start times name the same process.
+func SameStart(a, b uint64) bool {
+	if a > b {
+		a, b = b, a
+	}
+	return b-a <= StartToleranceNs
+}
