@@ -1,0 +1,281 @@
+// Package bus is ringwise's transport: subject names, JetStream streams, an
+// embedded NATS server for all-in-one runs, and small publish/consume helpers
+// that keep services free of NATS details.
+//
+// Every raw and enriched batch is published with a Nats-Msg-Id built from
+// node, boot, sensor start and sequence number, so JetStream removes
+// duplicates after a retry, and consumers see gaps as lost batches. NATS
+// headers are passed through untouched, leaving room for trace context.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Subject prefixes. A node name is appended as the last token.
+const (
+	PrefixRaw      = "ringwise.raw."
+	PrefixSnapshot = "ringwise.snapshot."
+	PrefixEnriched = "ringwise.enriched."
+	PrefixStats    = "ringwise.stats."
+	PrefixProc     = "ringwise.proc."
+	SubjectAlerts  = "ringwise.alerts"
+)
+
+// Stream names.
+const (
+	StreamRaw      = "RINGWISE_RAW"
+	StreamEnriched = "RINGWISE_ENRICHED"
+	StreamStats    = "RINGWISE_STATS"
+)
+
+// Header names.
+const (
+	HeaderKind   = "Ringwise-Kind"   // "batch", "snapshot"
+	HeaderSchema = "Ringwise-Schema" // schema version of the payload
+)
+
+// RawSubject is where the sensor of node publishes raw batches.
+func RawSubject(node string) string { return PrefixRaw + node }
+
+// SnapshotSubject is where the sensor of node publishes its /proc snapshot.
+func SnapshotSubject(node string) string { return PrefixSnapshot + node }
+
+// EnrichedSubject is where enrichers publish node's enriched batches.
+func EnrichedSubject(node string) string { return PrefixEnriched + node }
+
+// StatsSubject is where the sensor of node publishes its counters.
+func StatsSubject(node string) string { return PrefixStats + node }
+
+// ProcSubject is the request/reply subject of node's /proc lookup service.
+func ProcSubject(node string) string { return PrefixProc + node }
+
+// NodeFromSubject returns the last token of a ringwise subject.
+func NodeFromSubject(subject string) string {
+	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
+		return subject[i+1:]
+	}
+	return subject
+}
+
+// ValidNode reports whether name can be used as a subject token.
+func ValidNode(name string) error {
+	if name == "" {
+		return errors.New("node name is empty")
+	}
+	if len(name) > 128 {
+		return fmt.Errorf("node name %q: longer than 128 bytes", name)
+	}
+	for _, c := range name {
+		if c == '.' || c == '*' || c == '>' || c == ' ' || c == '\t' || c < 0x20 {
+			return fmt.Errorf("node name %q: %q is not allowed in a NATS subject token", name, c)
+		}
+	}
+	return nil
+}
+
+// StreamOptions sizes the streams.
+type StreamOptions struct {
+	// Memory keeps streams in memory (all-in-one runs); otherwise on file.
+	Memory   bool
+	MaxBytes int64         // per stream; default 1 GiB
+	MaxAge   time.Duration // default 1h
+	Replicas int           // default 1
+}
+
+// EnsureStreams creates or updates RINGWISE_RAW (raw batches and snapshots),
+// RINGWISE_ENRICHED and RINGWISE_STATS.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	if o.MaxBytes == 0 {
+		o.MaxBytes = 1 << 30
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = time.Hour
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	storage := jetstream.FileStorage
+	if o.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	for _, sc := range []jetstream.StreamConfig{
+		{Name: StreamRaw, Subjects: []string{PrefixRaw + ">", PrefixSnapshot + ">"}},
+		{Name: StreamEnriched, Subjects: []string{PrefixEnriched + ">"}},
+		{Name: StreamStats, Subjects: []string{PrefixStats + ">"}},
+	} {
+		sc.Storage = storage
+		sc.MaxBytes = o.MaxBytes
+		sc.MaxAge = o.MaxAge
+		sc.Replicas = o.Replicas
+		sc.Duplicates = 2 * time.Minute
+		// Refuse new messages rather than silently discarding old ones.
+		sc.Discard = jetstream.DiscardNew
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("stream %s (subjects %v): %w", sc.Name, sc.Subjects, err)
+		}
+	}
+	return nil
+}
+
+// Connect dials url with options suited to ringwise services: a name,
+// unlimited reconnects, and a larger pending buffer for bursts.
+func Connect(url, name string, extra ...nats.Option) (*nats.Conn, error) {
+	opts := append([]nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(64 << 20),
+	}, extra...)
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// Msg is a message to publish.
+type Msg struct {
+	Subject string
+	// ID is the Nats-Msg-Id used by JetStream to drop duplicates.
+	ID     string
+	Header nats.Header
+	Data   []byte
+}
+
+// Publisher publishes messages. Implementations must be safe for use by one
+// goroutine; the data may be reused by the caller once Publish returns.
+type Publisher interface {
+	Publish(ctx context.Context, m Msg) error
+}
+
+// JetStreamPublisher publishes to JetStream and waits for the stream's ack,
+// so a returned nil means the message is stored.
+type JetStreamPublisher struct {
+	JS jetstream.JetStream
+}
+
+// Publish implements Publisher.
+func (p JetStreamPublisher) Publish(ctx context.Context, m Msg) error {
+	nm := &nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header}
+	if nm.Header == nil {
+		nm.Header = nats.Header{}
+	}
+	var opts []jetstream.PublishOpt
+	if m.ID != "" {
+		opts = append(opts, jetstream.WithMsgID(m.ID))
+	}
+	if _, err := p.JS.PublishMsg(ctx, nm, opts...); err != nil {
+		return fmt.Errorf("publish %s (msg id %q): %w", m.Subject, m.ID, err)
+	}
+	return nil
+}
+
+// AsyncPublisher publishes to JetStream without waiting for each ack; Flush
+// waits for all outstanding acks and returns how many failed. It copies the
+// data, so callers may reuse their buffers.
+type AsyncPublisher struct {
+	JS      jetstream.JetStream
+	pending []jetstream.PubAckFuture
+	failed  int
+	lastErr error
+}
+
+// Publish implements Publisher.
+func (p *AsyncPublisher) Publish(ctx context.Context, m Msg) error {
+	nm := &nats.Msg{Subject: m.Subject, Data: append([]byte(nil), m.Data...), Header: m.Header}
+	if nm.Header == nil {
+		nm.Header = nats.Header{}
+	}
+	var opts []jetstream.PublishOpt
+	if m.ID != "" {
+		opts = append(opts, jetstream.WithMsgID(m.ID))
+	}
+	f, err := p.JS.PublishMsgAsync(nm, opts...)
+	if err != nil {
+		return fmt.Errorf("publish %s (msg id %q): %w", m.Subject, m.ID, err)
+	}
+	p.pending = append(p.pending, f)
+	if len(p.pending) >= 256 {
+		p.reap(false)
+	}
+	return nil
+}
+
+// reap collects completed futures; with wait it blocks for all of them.
+func (p *AsyncPublisher) reap(wait bool) {
+	keep := p.pending[:0]
+	for _, f := range p.pending {
+		if wait {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				p.failed++
+				p.lastErr = fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
+			case <-time.After(30 * time.Second):
+				p.failed++
+				p.lastErr = fmt.Errorf("publish %s: no ack within 30s", f.Msg().Subject)
+			}
+			continue
+		}
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			p.failed++
+			p.lastErr = fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
+		default:
+			keep = append(keep, f)
+		}
+	}
+	if wait {
+		keep = keep[:0]
+	}
+	for i := len(keep); i < len(p.pending); i++ {
+		p.pending[i] = nil
+	}
+	p.pending = keep
+}
+
+// Failed returns and resets the number of publishes that failed since the
+// last call, with the last error.
+func (p *AsyncPublisher) Failed() (int, error) {
+	p.reap(false)
+	n, err := p.failed, p.lastErr
+	p.failed, p.lastErr = 0, nil
+	return n, err
+}
+
+// Flush waits for every outstanding ack.
+func (p *AsyncPublisher) Flush() (failed int, err error) {
+	p.reap(true)
+	return p.Failed()
+}
+
+// WaitConsumed blocks until the durable consumer has no pending and no
+// unacknowledged messages, i.e. everything stored so far was processed.
+func WaitConsumed(ctx context.Context, js jetstream.JetStream, stream, consumer string) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		c, err := js.Consumer(ctx, stream, consumer)
+		if err == nil {
+			info, err2 := c.Info(ctx)
+			if err2 == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+				return nil
+			}
+			err = err2
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for consumer %s on stream %s: %w (last error: %v)", consumer, stream, ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}

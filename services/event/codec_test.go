@@ -1,0 +1,282 @@
+package event
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+func sampleBatch() *Batch {
+	b := &Batch{Node: "node-a", BootID: "boot-1", Seq: 7, SensorStartNs: 100, WallOffsetNs: 1_700_000_000_000_000_000, FirstTsNs: 200, LastTsNs: 900}
+	b.Counters.Attempted = [2]uint64{10, 1000}
+	b.Counters.Dropped = [2]uint64{1, 20}
+	b.Counters.Shed = [2]uint64{0, 5}
+	b.Counters.Delivered = [2]uint64{9, 980}
+	fork := Event{Header: Header{TsNs: 200, StartNs: 199, Tid: 11, Pid: 11, ExecID: 3, CPU: 1, Type: TypeFork}, PPid: 10, UID: 1000, GID: 1000}
+	fork.SetComm("bash")
+	exec := Event{Header: Header{TsNs: 300, StartNs: 199, Tid: 11, Pid: 11, ExecID: 4, Type: TypeExec, Flags: FlagTruncated}, PPid: 10, Exe: []byte("/usr/bin/ls"), Args: []byte("ls\x00-l\x00")}
+	exec.SetComm("ls")
+	sys := Event{Header: Header{TsNs: 400, StartNs: 199, Tid: 12, Pid: 11, ExecID: 4, Type: TypeSyscall}, Syscall: 257, Ret: -2, SysArgs: [3]uint64{1, ^uint64(0), 3}}
+	hint := sys
+	hint.Flags = FlagHints
+	hint.PPid, hint.UID = 10, 0
+	hint.SetComm("ls")
+	exit := Event{Header: Header{TsNs: 900, StartNs: 199, Tid: 11, Pid: 11, ExecID: 4, Type: TypeExit, Flags: FlagGroupDead}, ExitCode: -9, PPid: 10}
+	b.Events = []Event{fork, exec, sys, hint, exit}
+	return b
+}
+
+// normalize makes nil and empty byte slices compare equal.
+func normalize(b *Batch) {
+	b.Schema = SchemaVersion
+	for i := range b.Events {
+		if len(b.Events[i].Exe) == 0 {
+			b.Events[i].Exe = nil
+		}
+		if len(b.Events[i].Args) == 0 {
+			b.Events[i].Args = nil
+		}
+	}
+}
+
+func TestBatchRoundTrip(t *testing.T) {
+	c := NewCodec()
+	in := sampleBatch()
+	data, err := c.Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Batch
+	if err := NewCodec().Decode(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	normalize(in)
+	normalize(&out)
+	if !reflect.DeepEqual(in, &out) {
+		t.Fatalf("round trip differs:\n in %+v\nout %+v", in, &out)
+	}
+	if in.MsgID() != "node-a.boot-1.100.7" {
+		t.Fatalf("msg id %q", in.MsgID())
+	}
+	// Decoding into a reused batch must not leak the previous contents.
+	small := &Batch{Node: "node-a", BootID: "boot-1", Seq: 8, Events: []Event{{Header: Header{Type: TypeSyscall, Pid: 5}}}}
+	data, _ = c.Encode(small)
+	if err := NewCodec().Decode(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Events) != 1 || out.Events[0].Pid != 5 || len(out.Events[0].Exe) != 0 || out.Events[0].Comm != [16]byte{} {
+		t.Fatalf("reuse leaked state: %+v", out.Events)
+	}
+}
+
+func TestEnrichedRoundTrip(t *testing.T) {
+	c := NewCodec()
+	raw := sampleBatch()
+	in := &EnrichedBatch{Node: "n", BootID: "b", RawSeq: 3, SensorStartNs: 9, WallOffsetNs: -5, Counters: raw.Counters}
+	for i, ev := range raw.Events {
+		e := Enriched{Event: ev, ProcPPid: 10, ProcUID: 1000, ProcName: "ls", ProcExePath: "/usr/bin/ls", ProcCmdline: "ls -l", Source: SourceState}
+		if i == 2 {
+			e.Missing, e.Reason, e.ProcName = FieldName|FieldExePath, ReasonExecDropped, ""
+			e.ProcExePath = ""
+		}
+		in.Events = append(in.Events, e)
+	}
+	data, err := c.EncodeEnriched(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out EnrichedBatch
+	if err := c.DecodeEnriched(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	in.Schema = SchemaVersion
+	for i := range in.Events {
+		for _, p := range []*[]byte{&in.Events[i].Exe, &in.Events[i].Args, &out.Events[i].Exe, &out.Events[i].Args} {
+			if len(*p) == 0 {
+				*p = nil
+			}
+		}
+	}
+	if !reflect.DeepEqual(in, &out) {
+		t.Fatalf("round trip differs:\n in %+v\nout %+v", in, &out)
+	}
+	if got := out.Events[2].Missing.FieldNames(); !reflect.DeepEqual(got, []string{"proc.name", "proc.exepath"}) {
+		t.Fatalf("fields %v", got)
+	}
+}
+
+func mp(t *testing.T, v ...any) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	for _, x := range v {
+		if err := enc.Encode(x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.Bytes()
+}
+
+func TestDecodeBadInput(t *testing.T) {
+	good, _ := NewCodec().Encode(sampleBatch())
+	good = append([]byte(nil), good...)
+	counters := make([]uint64, 8)
+	ev := func(fields ...any) []any { return fields }
+	cases := []struct {
+		name string
+		data []byte
+		want error
+	}{
+		{"empty", nil, ErrMalformed},
+		{"garbage", []byte{0xc1, 0xff, 0x00}, ErrMalformed},
+		{"not an array", mp(t, map[string]int{"a": 1}), ErrMalformed},
+		{"truncated", good[:len(good)/2], ErrMalformed},
+		{"trailing bytes", append(append([]byte(nil), good...), 0x01), ErrMalformed},
+		{"wrong field count", mp(t, []any{1, "n"}), ErrMalformed},
+		{"schema 2", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters, []any{}}), ErrSchemaVersion},
+		{"schema as string", mp(t, []any{"1", "n", "b", 1, 0, 0, 0, 0, counters, []any{}}), ErrMalformed},
+		{"negative seq", mp(t, []any{1, "n", "b", -1, 0, 0, 0, 0, counters, []any{}}), ErrMalformed},
+		{"counters short", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, []uint64{1}, []any{}}), ErrMalformed},
+		{"nil events", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, nil}), ErrMalformed},
+		{"unknown event type", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(9, 0, 1, 1, 1, 1, 1, 1)}}), ErrInvalidEvent},
+		{"event too few fields", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1)}}), ErrMalformed},
+		{"syscall missing payload", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1, 1, 1, 1, 1, 1)}}), ErrMalformed},
+		{"tid overflow", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1, 1, uint64(1) << 40, 1, 1, 1, 0, 0, 0, 0, 0)}}), ErrMalformed},
+		{"comm too long", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, "01234567890123456789")}}), ErrOversized},
+		{"exe too long", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(2, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, "x", string(make([]byte, MaxExeLen+1)), "")}}), ErrOversized},
+		{"node name too long", mp(t, []any{1, string(make([]byte, 300)), "b", 1, 0, 0, 0, 0, counters, []any{}}), ErrOversized},
+		{"envelope without events", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters}), ErrMalformed},
+		{"oversized payload", make([]byte, MaxBatchBytes+1), ErrOversized},
+	}
+	// A declared event count above the limit, without the events themselves.
+	var hdr bytes.Buffer
+	enc := msgpack.NewEncoder(&hdr)
+	enc.EncodeArrayLen(10)
+	for _, v := range []any{1, "n", "b", 1, 0, 0, 0, 0, counters} {
+		enc.Encode(v)
+	}
+	enc.EncodeArrayLen(MaxBatchEvents + 1)
+	cases = append(cases, struct {
+		name string
+		data []byte
+		want error
+	}{"declared event count over limit", hdr.Bytes(), ErrOversized})
+
+	c := NewCodec()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := Batch{Events: make([]Event, 3)}
+			err := c.Decode(tc.data, &b)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if len(b.Events) != 0 {
+				t.Fatalf("events left after error: %d", len(b.Events))
+			}
+			var eb EnrichedBatch
+			if err := c.DecodeEnriched(tc.data, &eb); err == nil {
+				t.Fatalf("enriched decoder accepted %s", tc.name)
+			}
+		})
+	}
+	// The codec keeps working after bad input.
+	var b Batch
+	if err := c.Decode(good, &b); err != nil || len(b.Events) != 5 {
+		t.Fatalf("good batch after bad ones: %v, %d events", err, len(b.Events))
+	}
+}
+
+func TestEncodeRejectsInvalid(t *testing.T) {
+	c := NewCodec()
+	if _, err := c.Encode(&Batch{Events: []Event{{}}}); !errors.Is(err, ErrInvalidEvent) {
+		t.Fatalf("invalid type: %v", err)
+	}
+	if _, err := c.Encode(&Batch{Events: make([]Event, MaxBatchEvents+1)}); !errors.Is(err, ErrOversized) {
+		t.Fatalf("too many events: %v", err)
+	}
+}
+
+func FuzzDecodeBatch(f *testing.F) {
+	good, _ := NewCodec().Encode(sampleBatch())
+	f.Add(append([]byte(nil), good...))
+	f.Add([]byte{0x9a, 0x01})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := NewCodec()
+		var b Batch
+		if err := c.Decode(data, &b); err != nil {
+			if len(b.Events) != 0 {
+				t.Fatal("events left after error")
+			}
+			return
+		}
+		// Whatever decodes must re-encode and decode to the same events.
+		again, err := c.Encode(&b)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		var b2 Batch
+		if err := NewCodec().Decode(again, &b2); err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+		if len(b2.Events) != len(b.Events) {
+			t.Fatal("event count changed")
+		}
+	})
+}
+
+func FuzzDecodeEnriched(f *testing.F) {
+	raw := sampleBatch()
+	eb := &EnrichedBatch{Node: "n", Events: []Enriched{{Event: raw.Events[0], ProcName: "x"}, {Event: raw.Events[2], Missing: FieldName, Reason: ReasonForkDropped}}}
+	good, _ := NewCodec().EncodeEnriched(eb)
+	f.Add(append([]byte(nil), good...))
+	f.Add([]byte{0x98})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var b EnrichedBatch
+		if err := NewCodec().DecodeEnriched(data, &b); err != nil && len(b.Events) != 0 {
+			t.Fatal("events left after error")
+		}
+	})
+}
+
+func benchBatch(n int) *Batch {
+	b := &Batch{Node: "node-a", BootID: "boot", Seq: 1}
+	for i := 0; i < n; i++ {
+		b.Events = append(b.Events, Event{Header: Header{TsNs: uint64(1e12 + i*1000), StartNs: 1e9, Tid: uint32(1000 + i%50), Pid: uint32(1000 + i%50), ExecID: 2, CPU: uint16(i % 2), Type: TypeSyscall}, Syscall: 257, Ret: 3, SysArgs: [3]uint64{0xffffff9c, 0x7ffd12345678, 0x80000}})
+	}
+	return b
+}
+
+func BenchmarkEncodePerEvent(b *testing.B) {
+	c := NewCodec()
+	batch := benchBatch(1024)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.Encode(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(batch.Events))/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch.Events)), "ns/event")
+}
+
+func BenchmarkDecodePerEvent(b *testing.B) {
+	c := NewCodec()
+	data, _ := c.Encode(benchBatch(1024))
+	data = append([]byte(nil), data...)
+	var out Batch
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := c.Decode(data, &out); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*1024)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1024), "ns/event")
+}

@@ -1,0 +1,51 @@
+package procfs
+
+import (
+	"errors"
+	"os"
+	"testing"
+)
+
+func TestParseStat(t *testing.T) {
+	line := []byte("1234 (my (odd) proc) S 42 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 5678 1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n")
+	p, err := ParseStat(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Pid != 1234 || p.PPid != 42 || p.Comm != "my (odd) proc" || p.StartNs != 5678*10_000_000 {
+		t.Fatalf("got %+v", p)
+	}
+	for _, bad := range []string{"", "12 no parens", "x (a) S 1", "12 (a) S notanumber 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"} {
+		if _, err := ParseStat([]byte(bad)); err == nil {
+			t.Errorf("ParseStat(%q): want error", bad)
+		}
+	}
+}
+
+func TestJoinArgs(t *testing.T) {
+	if got := JoinArgs([]byte("ls\x00-l\x00/tmp\x00")); got != "ls -l /tmp" {
+		t.Fatalf("got %q", got)
+	}
+	if got := JoinArgs(nil); got != "" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestLookupSelfAndMissing(t *testing.T) {
+	var fs FS
+	p, err := fs.Lookup(uint32(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := os.Executable()
+	if p.ExePath != exe || p.PPid != uint32(os.Getppid()) || p.StartNs == 0 {
+		t.Fatalf("got %+v, exe %s", p, exe)
+	}
+	if _, err := fs.Lookup(0x7ffffff0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing pid: err %v, want ErrNotFound", err)
+	}
+	snap, err := fs.Snapshot()
+	if err != nil || len(snap) < 2 {
+		t.Fatalf("snapshot: %d procs, %v", len(snap), err)
+	}
+}
