@@ -1,0 +1,360 @@
+package bpf
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/ringwise/ringwise/services/event"
+)
+
+// Layout selects how records are spread over ring buffers.
+type Layout string
+
+const (
+	// LayoutShared puts every record in one ring, as Falco does: under a
+	// syscall flood lifecycle events drop like any other.
+	LayoutShared Layout = "shared"
+	// LayoutSplit gives fork/exec/exit their own ring, so a syscall flood
+	// cannot starve the events that build process state.
+	LayoutSplit Layout = "split"
+)
+
+// DefaultLifecycleRingSize is the lifecycle ring size of LayoutSplit when
+// Config.LifecycleRingSize is 0.
+const DefaultLifecycleRingSize = 1 << 20
+
+// BTFPath is where the kernel exposes its BTF; CO-RE relocations and the
+// tp_btf attach points are resolved against it.
+const BTFPath = "/sys/kernel/btf/vmlinux"
+
+// Config configures Load.
+type Config struct {
+	// RingSize is the size in bytes of the syscall ring (the only ring in
+	// LayoutShared): a power of two, at least a page. See ParseSize.
+	RingSize int
+	// LifecycleRingSize is the lifecycle ring of LayoutSplit; 0 means
+	// DefaultLifecycleRingSize. Ignored by LayoutShared.
+	LifecycleRingSize int
+	// Layout is LayoutShared (the default when empty) or LayoutSplit.
+	Layout Layout
+	// Hints makes syscall records carry ppid, uid, gid and comm read in the
+	// kernel (FlagHints): 32 more bytes per record, but metadata survives a
+	// lost lifecycle event.
+	Hints bool
+	// ExcludeTGIDs are thread-group ids whose syscalls, threads, execs and
+	// exits are not recorded (the sensor itself, its embedded NATS), so load
+	// does not feed on itself. Forks *by* them are still recorded: the
+	// subject of a fork is the child.
+	ExcludeTGIDs []uint32
+	// ShedSyscalls are the syscall numbers dropped by policy while shedding
+	// is on (SetShedding).
+	ShedSyscalls []uint32
+	// WakeupBytes: records are submitted without waking the reader until a
+	// ring holds more than this many unread bytes, since one wakeup per
+	// record costs the traced workload more than the probe itself. 0 means
+	// RingSize/16. Readers must poll with a deadline (Ring.Read).
+	WakeupBytes int
+}
+
+func (c *Config) normalize() error {
+	switch c.Layout {
+	case "":
+		c.Layout = LayoutShared
+	case LayoutShared, LayoutSplit:
+	default:
+		return fmt.Errorf("ringwise bpf: unknown layout %q (want %q or %q)", c.Layout, LayoutShared, LayoutSplit)
+	}
+	if err := ValidateRingSize(c.RingSize); err != nil {
+		return fmt.Errorf("ringwise bpf: ring size %w", err)
+	}
+	if c.Layout == LayoutSplit {
+		if c.LifecycleRingSize == 0 {
+			c.LifecycleRingSize = DefaultLifecycleRingSize
+		}
+		if err := ValidateRingSize(c.LifecycleRingSize); err != nil {
+			return fmt.Errorf("ringwise bpf: lifecycle ring size %w", err)
+		}
+	}
+	if c.WakeupBytes < 0 {
+		return fmt.Errorf("ringwise bpf: negative wakeup bytes %d", c.WakeupBytes)
+	}
+	if c.WakeupBytes == 0 {
+		c.WakeupBytes = c.RingSize / 16
+	}
+	return nil
+}
+
+// Probe is a loaded and attached sensor. Close it to release the kernel
+// objects.
+type Probe struct {
+	cfg   Config
+	objs  ringwiseObjects
+	mu    sync.Mutex
+	links []link.Link
+	rings []*Ring
+}
+
+// Load validates cfg, loads the BPF objects with the ring sizes and
+// constants of cfg, fills the exclusion and shedding maps, opens the ring
+// readers and attaches the programs. Its errors name what is missing
+// (privileges, kernel BTF, memlock) and wrap the underlying error; a verifier
+// rejection includes the full verifier log.
+func Load(cfg Config) (*Probe, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	if err := checkPrivileges(); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(BTFPath); err != nil {
+		return nil, fmt.Errorf("ringwise bpf: no BTF at %s (kernel needs CONFIG_DEBUG_INFO_BTF=y): %w", BTFPath, err)
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("ringwise bpf: cannot remove the memlock rlimit (needs CAP_SYS_RESOURCE on kernels < 5.11): %w", err)
+	}
+
+	spec, err := loadRingwise()
+	if err != nil {
+		return nil, fmt.Errorf("ringwise bpf: %w", err)
+	}
+	spec.Maps[ringwiseMapRbSyscall].MaxEntries = uint32(cfg.RingSize)
+	lcSize := os.Getpagesize() // unused in the shared layout: keep it minimal
+	split := uint32(0)
+	if cfg.Layout == LayoutSplit {
+		lcSize = cfg.LifecycleRingSize
+		split = 1
+	}
+	spec.Maps[ringwiseMapRbLifecycle].MaxEntries = uint32(lcSize)
+	hints := uint32(0)
+	if cfg.Hints {
+		hints = 1
+	}
+	for name, v := range map[string]any{
+		ringwiseVarSplitLayout: split,
+		ringwiseVarHints:       hints,
+		ringwiseVarWakeupBytes: uint64(cfg.WakeupBytes),
+	} {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return nil, fmt.Errorf("ringwise bpf: object has no variable %q", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return nil, fmt.Errorf("ringwise bpf: set %s: %w", name, err)
+		}
+	}
+
+	p := &Probe{cfg: cfg}
+	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return nil, fmt.Errorf("ringwise bpf: verifier rejected the program: %+v", verr)
+		}
+		if errors.Is(err, os.ErrPermission) {
+			return nil, fmt.Errorf("ringwise bpf: loading denied: not root / missing CAP_BPF+CAP_PERFMON (or locked down kernel): %w", err)
+		}
+		return nil, fmt.Errorf("ringwise bpf: loading objects: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			p.Close()
+		}
+	}()
+
+	one := uint8(1)
+	for _, tgid := range cfg.ExcludeTGIDs {
+		if err := p.objs.ExcludedTgids.Put(tgid, one); err != nil {
+			return nil, fmt.Errorf("ringwise bpf: exclude tgid %d: %w", tgid, err)
+		}
+	}
+	for _, nr := range cfg.ShedSyscalls {
+		if err := p.objs.ShedSyscalls.Put(nr, one); err != nil {
+			return nil, fmt.Errorf("ringwise bpf: shed syscall %d: %w", nr, err)
+		}
+	}
+
+	// Readers first, so nothing written after attach can be missed.
+	if cfg.Layout == LayoutSplit {
+		lc, err := newRing("lifecycle", p.objs.RbLifecycle)
+		if err != nil {
+			return nil, err
+		}
+		p.rings = append(p.rings, lc)
+		sc, err := newRing("syscall", p.objs.RbSyscall)
+		if err != nil {
+			return nil, err
+		}
+		p.rings = append(p.rings, sc)
+	} else {
+		r, err := newRing("shared", p.objs.RbSyscall)
+		if err != nil {
+			return nil, err
+		}
+		p.rings = append(p.rings, r)
+	}
+
+	for _, prog := range []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		{"sched_process_fork", p.objs.RwFork},
+		{"sched_process_exec", p.objs.RwExec},
+		{"sched_process_exit", p.objs.RwExit},
+		{"sys_exit", p.objs.RwSysExit},
+	} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog.prog})
+		if err != nil {
+			return nil, fmt.Errorf("ringwise bpf: attach tp_btf/%s: %w", prog.name, err)
+		}
+		p.links = append(p.links, l)
+	}
+	ok = true
+	return p, nil
+}
+
+// checkPrivileges fails early with a readable message instead of an EPERM
+// from deep inside the loader: loading tracing programs needs CAP_SYS_ADMIN,
+// or CAP_BPF plus CAP_PERFMON.
+func checkPrivileges() error {
+	if os.Geteuid() == 0 {
+		return nil
+	}
+	const capSysAdmin, capPerfmon, capBPF = 21, 38, 39
+	eff, err := effectiveCaps()
+	if err != nil {
+		return fmt.Errorf("ringwise bpf: not root and cannot read capabilities: %w", err)
+	}
+	has := func(c uint) bool { return eff&(1<<c) != 0 }
+	if has(capSysAdmin) || (has(capBPF) && has(capPerfmon)) {
+		return nil
+	}
+	return fmt.Errorf("ringwise bpf: not root / missing CAP_BPF+CAP_PERFMON (effective caps %#x)", eff)
+}
+
+func effectiveCaps() (uint64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "CapEff:"); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+	}
+	return 0, errors.New("no CapEff in /proc/self/status")
+}
+
+// Config returns the normalized configuration the probe was loaded with.
+func (p *Probe) Config() Config { return p.cfg }
+
+// Rings returns the probe's rings: one for LayoutShared, two for LayoutSplit
+// (lifecycle first, then syscall). Read each from one goroutine.
+func (p *Probe) Rings() []*Ring { return p.rings }
+
+// detachGrace lets programs that were already running on other CPUs when the
+// links were closed finish their reserve/submit, so that counters read after
+// Detach and a drain are final.
+const detachGrace = 20 * time.Millisecond
+
+// Detach detaches the programs but keeps maps and rings open, so a caller can
+// drain the rings completely and then read final counters for which
+// attempted == delivered + dropped holds exactly. It is idempotent.
+func (p *Probe) Detach() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.links) == 0 {
+		return nil
+	}
+	var errs []error
+	for _, l := range p.links {
+		if err := l.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p.links = nil
+	time.Sleep(detachGrace)
+	return errors.Join(errs...)
+}
+
+// Close detaches the programs and releases rings and maps. Blocked
+// Ring.Read calls return os.ErrClosed.
+func (p *Probe) Close() error {
+	errs := []error{p.Detach()}
+	for _, r := range p.rings {
+		errs = append(errs, r.close())
+	}
+	errs = append(errs, p.objs.Close())
+	return errors.Join(errs...)
+}
+
+// Counters reads the kernel's cumulative counters, summed over CPUs:
+// Attempted (every reserve attempt), Dropped (reserve failed: ring full) and
+// Shed (syscall records not attempted because of SetShedding). Delivered is
+// left zero: the reader fills it (see Ring.Delivered).
+func (p *Probe) Counters() (event.Counters, error) {
+	var c event.Counters
+	var vals []uint64
+	for cat := range event.NumCategories {
+		for kind, row := range []*[event.NumCategories]uint64{&c.Attempted, &c.Dropped, &c.Shed} {
+			key := uint32(cat*3 + kind)
+			if err := p.objs.Counters.Lookup(key, &vals); err != nil {
+				return c, fmt.Errorf("ringwise bpf: read counter %d: %w", key, err)
+			}
+			var s uint64
+			for _, v := range vals {
+				s += v
+			}
+			row[cat] = s
+		}
+	}
+	return c, nil
+}
+
+// SetShedding turns adaptive shedding on or off. While on, syscall records
+// whose number is in Config.ShedSyscalls are not written but counted as shed.
+// The sensor turns it on above a ring fill high-water mark (Ring.Pending).
+func (p *Probe) SetShedding(on bool) error {
+	v := uint32(0)
+	if on {
+		v = 1
+	}
+	if err := p.objs.ShedState.Put(uint32(0), v); err != nil {
+		return fmt.Errorf("ringwise bpf: set shedding: %w", err)
+	}
+	return nil
+}
+
+// SetShedSyscall adds (on) or removes a syscall number from the shed set.
+func (p *Probe) SetShedSyscall(nr uint32, on bool) error {
+	if on {
+		return p.objs.ShedSyscalls.Put(nr, uint8(1))
+	}
+	if err := p.objs.ShedSyscalls.Delete(nr); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Exclude adds (on) or removes a thread-group id from the exclusion set at
+// run time, e.g. for a helper process the sensor starts after Load.
+func (p *Probe) Exclude(tgid uint32, on bool) error {
+	if on {
+		return p.objs.ExcludedTgids.Put(tgid, uint8(1))
+	}
+	if err := p.objs.ExcludedTgids.Delete(tgid); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+package bpf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/ringwise/ringwise/services/event"
+)
+
+// Record layout constants. They mirror the fixed-size C structs in
+// ringwise.bpf.c (see README.md); TestRecordSizesMatchGenerated checks them
+// against the Go types bpf2go generates from the object's BTF, so a change on
+// one side without the other fails the build's tests instead of corrupting
+// decoded events.
+const (
+	// HeaderSize is struct rec_hdr: common to every record.
+	HeaderSize = 32
+	// metaSize is struct proc_meta: ppid, uid, gid, comm.
+	metaSize = 28
+
+	ForkRecordSize         = 64  // struct fork_rec
+	ExecRecordSize         = 416 // struct exec_rec
+	ExitRecordSize         = 64  // struct exit_rec
+	SyscallRecordSize      = 72  // struct syscall_rec
+	SyscallHintsRecordSize = 104 // struct syscall_hints_rec
+
+	// ExeMax and ArgsMax bound exec_rec.exe and exec_rec.args.
+	ExeMax  = 160
+	ArgsMax = 192
+
+	// ringbufHeaderSize is the kernel's struct bpf_ringbuf_hdr, which
+	// precedes every record in the ring; records are padded to 8 bytes.
+	ringbufHeaderSize = 8
+)
+
+// Field offsets within a record.
+const (
+	offTsNs    = 0
+	offStartNs = 8
+	offTid     = 16
+	offPid     = 20
+	offExecID  = 24
+	offCPU     = 28
+	offType    = 30
+	offFlags   = 31
+
+	offMeta = HeaderSize // proc_meta in fork/exec/exit
+	// within proc_meta
+	offPPid = 0
+	offUID  = 4
+	offGID  = 8
+	offComm = 12
+
+	offExitCode = 60
+	offExeLen   = 60
+	offArgsLen  = 62
+	offExe      = 64
+	offArgs     = offExe + ExeMax
+
+	offNr        = 32
+	offRet       = 40
+	offSysArgs   = 48
+	offHintsMeta = SyscallRecordSize
+)
+
+// ErrShortRecord and ErrUnknownType are wrapped by DecodeRecord errors.
+var (
+	ErrShortRecord = errors.New("short record")
+	ErrUnknownType = errors.New("unknown record type")
+	ErrBadRecord   = errors.New("malformed record")
+)
+
+// RecordSize returns the bytes a record of type t occupies in the ring,
+// including the kernel's 8-byte ringbuf header and padding to 8 bytes. The
+// analyzer's ring model replays arrival curves with it, so it must be exact.
+// hints only affects TypeSyscall. It returns 0 for an invalid type.
+func RecordSize(t event.Type, hints bool) int {
+	n := payloadSize(t, hints)
+	if n == 0 {
+		return 0
+	}
+	return ringbufHeaderSize + (n+7)&^7
+}
+
+func payloadSize(t event.Type, hints bool) int {
+	switch t {
+	case event.TypeFork:
+		return ForkRecordSize
+	case event.TypeExec:
+		return ExecRecordSize
+	case event.TypeExit:
+		return ExitRecordSize
+	case event.TypeSyscall:
+		if hints {
+			return SyscallHintsRecordSize
+		}
+		return SyscallRecordSize
+	}
+	return 0
+}
+
+var le = binary.LittleEndian
+
+// DecodeRecord decodes one raw ring record into ev, overwriting every field.
+// It never allocates once ev.Exe and ev.Args have enough capacity (ExeMax and
+// ArgsMax): they are refilled in place, so copy them if ev is kept. It checks
+// the length against the record type (and FlagHints for syscalls) and the
+// exec length fields against their bounds, returning an error wrapping
+// ErrShortRecord, ErrUnknownType or ErrBadRecord instead of panicking on
+// garbage. Longer records than expected are accepted (forward compatibility).
+func DecodeRecord(raw []byte, ev *event.Event) error {
+	ev.Reset()
+	if len(raw) < HeaderSize {
+		return fmt.Errorf("%w: %d bytes, header needs %d", ErrShortRecord, len(raw), HeaderSize)
+	}
+	t := event.Type(raw[offType])
+	flags := raw[offFlags]
+	if !t.Valid() {
+		return fmt.Errorf("%w: %d", ErrUnknownType, uint8(t))
+	}
+	want := payloadSize(t, flags&event.FlagHints != 0)
+	if len(raw) < want {
+		return fmt.Errorf("%w: %s record of %d bytes, want %d", ErrShortRecord, t, len(raw), want)
+	}
+
+	ev.TsNs = le.Uint64(raw[offTsNs:])
+	ev.StartNs = le.Uint64(raw[offStartNs:])
+	ev.Tid = le.Uint32(raw[offTid:])
+	ev.Pid = le.Uint32(raw[offPid:])
+	ev.ExecID = le.Uint32(raw[offExecID:])
+	ev.CPU = le.Uint16(raw[offCPU:])
+	ev.Type = t
+	ev.Flags = flags
+
+	switch t {
+	case event.TypeFork:
+		decodeMeta(raw[offMeta:], ev)
+	case event.TypeExit:
+		decodeMeta(raw[offMeta:], ev)
+		ev.ExitCode = int32(le.Uint32(raw[offExitCode:]))
+	case event.TypeExec:
+		decodeMeta(raw[offMeta:], ev)
+		exeLen := int(le.Uint16(raw[offExeLen:]))
+		argsLen := int(le.Uint16(raw[offArgsLen:]))
+		if exeLen > ExeMax || argsLen > ArgsMax {
+			return fmt.Errorf("%w: exec exe_len %d (max %d) args_len %d (max %d)",
+				ErrBadRecord, exeLen, ExeMax, argsLen, ArgsMax)
+		}
+		if cap(ev.Exe) < ExeMax {
+			ev.Exe = make([]byte, 0, ExeMax)
+		}
+		if cap(ev.Args) < ArgsMax {
+			ev.Args = make([]byte, 0, ArgsMax)
+		}
+		ev.Exe = append(ev.Exe, raw[offExe:offExe+exeLen]...)
+		args := raw[offArgs : offArgs+argsLen]
+		// argv ends in a NUL; drop it so Args is NUL-separated, not
+		// NUL-terminated (a cut argv keeps whatever it has).
+		if n := len(args); n > 0 && args[n-1] == 0 {
+			args = args[:n-1]
+		}
+		ev.Args = append(ev.Args, args...)
+	case event.TypeSyscall:
+		ev.Syscall = le.Uint32(raw[offNr:])
+		ev.Ret = int64(le.Uint64(raw[offRet:]))
+		for i := range ev.SysArgs {
+			ev.SysArgs[i] = le.Uint64(raw[offSysArgs+8*i:])
+		}
+		if flags&event.FlagHints != 0 {
+			decodeMeta(raw[offHintsMeta:], ev)
+		}
+	}
+	return nil
+}
+
+func decodeMeta(m []byte, ev *event.Event) {
+	ev.PPid = le.Uint32(m[offPPid:])
+	ev.UID = le.Uint32(m[offUID:])
+	ev.GID = le.Uint32(m[offGID:])
+	copy(ev.Comm[:], m[offComm:offComm+event.CommLen])
+	// NUL-pad after the first NUL, and always terminate, so Comm never
+	// carries stale bytes of an older, longer name.
+	ev.Comm[event.CommLen-1] = 0
+	for i, c := range ev.Comm {
+		if c == 0 {
+			clear(ev.Comm[i:])
+			break
+		}
+	}
+}

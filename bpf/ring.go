@@ -1,0 +1,93 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/ringwise/ringwise/services/event"
+)
+
+// Ring reads one BPF ring buffer. It reuses a single record buffer, so a Ring
+// must be read from one goroutine at a time; Pending, Delivered, Name and
+// Size are safe to call concurrently.
+type Ring struct {
+	name      string
+	size      int
+	rd        *ringbuf.Reader
+	rec       ringbuf.Record
+	delivered [event.NumCategories]atomic.Uint64
+	bad       atomic.Uint64
+}
+
+func newRing(name string, m *ebpf.Map) (*Ring, error) {
+	rd, err := ringbuf.NewReader(m)
+	if err != nil {
+		return nil, fmt.Errorf("ringwise bpf: open %s ring: %w", name, err)
+	}
+	return &Ring{
+		name: name,
+		size: rd.BufferSize(),
+		rd:   rd,
+		// Large enough for every record type: ReadInto never allocates.
+		rec: ringbuf.Record{RawSample: make([]byte, 0, 512)},
+	}, nil
+}
+
+// Name is "shared" (LayoutShared), or "lifecycle" / "syscall" (LayoutSplit).
+func (r *Ring) Name() string { return r.name }
+
+// Size is the ring's data size in bytes.
+func (r *Ring) Size() int { return r.size }
+
+// Pending returns the bytes written to the ring but not yet read, including
+// ringbuf headers and padding: the fill level for shedding decisions and
+// for the analyzer's drain-rate measurements.
+func (r *Ring) Pending() int { return r.rd.AvailableBytes() }
+
+// Delivered returns how many records this ring has handed out, per
+// category. Together with Probe.Counters it gives the exact accounting.
+func (r *Ring) Delivered() [event.NumCategories]uint64 {
+	var d [event.NumCategories]uint64
+	for i := range d {
+		d[i] = r.delivered[i].Load()
+	}
+	return d
+}
+
+// Malformed returns how many records were consumed but failed to decode
+// (they are not counted as delivered). Non-zero means a BPF/Go mismatch.
+func (r *Ring) Malformed() uint64 { return r.bad.Load() }
+
+// Read decodes the next record into ev without allocating (see
+// DecodeRecord). Because the kernel side submits without wakeups below a
+// fill threshold, Read must be given a deadline: it returns
+// os.ErrDeadlineExceeded when no record arrived before it. A deadline in the
+// past makes Read non-blocking: it returns records already in the ring, then
+// os.ErrDeadlineExceeded. A zero deadline blocks until a record or Close
+// (os.ErrClosed). Decode errors consume the record and are returned.
+func (r *Ring) Read(ev *event.Event, deadline time.Time) error {
+	r.rd.SetDeadline(deadline)
+	if err := r.rd.ReadInto(&r.rec); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return os.ErrDeadlineExceeded
+		}
+		if errors.Is(err, os.ErrClosed) {
+			return os.ErrClosed
+		}
+		return fmt.Errorf("ringwise bpf: read %s ring: %w", r.name, err)
+	}
+	if err := DecodeRecord(r.rec.RawSample, ev); err != nil {
+		r.bad.Add(1)
+		return fmt.Errorf("ringwise bpf: %s ring: %w", r.name, err)
+	}
+	r.delivered[ev.Type.Category()].Add(1)
+	return nil
+}
+
+func (r *Ring) close() error { return r.rd.Close() }
