@@ -1,0 +1,642 @@
+// Package sensor is ringwise's node agent. It loads the BPF programs with a
+// ring of the configured size, reads the ring without allocating per
+// record, batches records and publishes them to NATS, answers /proc lookups,
+// and publishes finely sampled kernel counters so the analyzer knows the
+// node's true load even when records were dropped.
+package sensor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringwise/ringwise/bpf"
+	"github.com/ringwise/ringwise/services/bus"
+	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/procfs"
+)
+
+// Ring is one kernel ring as the reader sees it.
+type Ring interface {
+	Name() string
+	Size() int
+	// Read decodes the next record into ev; os.ErrDeadlineExceeded when no
+	// record arrived before deadline (a past deadline means non-blocking).
+	Read(ev *event.Event, deadline time.Time) error
+	// Pending is the number of bytes waiting in the ring.
+	Pending() int
+}
+
+// Probe is the loaded BPF side. *bpf.Probe satisfies it through ProbeAdapter;
+// tests use a fake.
+type Probe interface {
+	Rings() []Ring
+	Counters() (event.Counters, error)
+	SetShedding(on bool) error
+	// Detach stops capture but keeps the rings, so they can be drained.
+	Detach() error
+	Close() error
+}
+
+// LoadProbe loads the real BPF programs.
+func LoadProbe(cfg bpf.Config) (Probe, error) {
+	p, err := bpf.Load(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return probeAdapter{p}, nil
+}
+
+type probeAdapter struct{ *bpf.Probe }
+
+func (p probeAdapter) Rings() []Ring {
+	rs := p.Probe.Rings()
+	out := make([]Ring, len(rs))
+	for i, r := range rs {
+		out[i] = r
+	}
+	return out
+}
+
+// Config configures a sensor run.
+type Config struct {
+	Node   string
+	BootID string // default: /proc/sys/kernel/random/boot_id
+	// Probe is the BPF configuration (ring size, layout, hints, shedding).
+	Probe bpf.Config
+	// ExcludeSelf leaves this process's own threads out of capture, in the
+	// kernel, so that publishing (and an embedded NATS) never traces itself.
+	ExcludeSelf bool
+
+	BatchMaxEvents int           // default 1024
+	BatchMaxDelay  time.Duration // default 20ms
+	SampleInterval time.Duration // default 10ms
+	StatsInterval  time.Duration // default 1s
+	PollInterval   time.Duration // reader's wait deadline; default 5ms
+
+	// ConsumerCost is a lab knob: busy work added per record in the reader,
+	// to emulate a loaded monitor. Zero in production.
+	ConsumerCost time.Duration
+
+	// ShedHighWater and ShedLowWater are ring-fill fractions; above high the
+	// BPF side sheds Probe.ShedSyscalls, below low it stops. Zero disables.
+	ShedHighWater, ShedLowWater float64
+
+	// Publisher receives raw batches, the snapshot and stats.
+	Publisher bus.Publisher
+	// NC, when set, serves /proc lookups on ringwise.proc.<node>.
+	NC *nats.Conn
+	// LoadProbe loads the BPF side; default LoadProbe (real BPF).
+	LoadProbe func(bpf.Config) (Probe, error)
+	// Ready, when set, is called once capture is attached.
+	Ready  func()
+	Logger *slog.Logger
+	// Procfs reads /proc for the snapshot and lookups.
+	Procfs procfs.FS
+}
+
+func (c *Config) defaults() error {
+	if err := bus.ValidNode(c.Node); err != nil {
+		return fmt.Errorf("sensor: %w", err)
+	}
+	if c.Publisher == nil {
+		return errors.New("sensor: no publisher configured")
+	}
+	if c.BatchMaxEvents <= 0 {
+		c.BatchMaxEvents = 1024
+	}
+	if c.BatchMaxEvents > event.MaxBatchEvents {
+		return fmt.Errorf("sensor: batch of %d events exceeds the schema limit %d", c.BatchMaxEvents, event.MaxBatchEvents)
+	}
+	if c.BatchMaxDelay <= 0 {
+		c.BatchMaxDelay = 20 * time.Millisecond
+	}
+	if c.SampleInterval <= 0 {
+		c.SampleInterval = 10 * time.Millisecond
+	}
+	if c.StatsInterval <= 0 {
+		c.StatsInterval = time.Second
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 5 * time.Millisecond
+	}
+	if c.ShedHighWater < 0 || c.ShedHighWater > 1 || c.ShedLowWater < 0 || c.ShedLowWater > c.ShedHighWater {
+		return fmt.Errorf("sensor: shed water marks high=%v low=%v: want 0 <= low <= high <= 1", c.ShedHighWater, c.ShedLowWater)
+	}
+	if c.BootID == "" {
+		b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+		if err != nil {
+			return fmt.Errorf("sensor: read boot id: %w", err)
+		}
+		c.BootID = strings.TrimSpace(string(b))
+	}
+	if c.LoadProbe == nil {
+		c.LoadProbe = LoadProbe
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ExcludeSelf {
+		c.Probe.ExcludeTGIDs = append(c.Probe.ExcludeTGIDs, uint32(os.Getpid()))
+	}
+	return nil
+}
+
+// Result is the sensor's final account, after a full drain.
+type Result struct {
+	Ring          event.RingConfig
+	Counters      event.Counters
+	Batches       uint64
+	PublishErrors uint64
+	SensorStartNs uint64
+	DrainRate     float64
+	RecordBytes   [event.NumCategories]float64
+	// Series is every counter sample of the run (for the lab's model).
+	Series []event.Sample
+	// Consistent reports attempted == delivered + dropped in every category.
+	Consistent bool
+}
+
+// MonotonicNs reads CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
+func MonotonicNs() uint64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}
+
+// Run captures until ctx is done, then detaches, drains every ring, and
+// publishes the last batch and final stats before returning.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	if err := cfg.defaults(); err != nil {
+		return Result{}, err
+	}
+	probe, err := cfg.LoadProbe(cfg.Probe)
+	if err != nil {
+		return Result{}, fmt.Errorf("sensor: %w", err)
+	}
+	defer probe.Close()
+	s := newSensor(cfg, probe)
+	return s.run(ctx)
+}
+
+type sensor struct {
+	cfg   Config
+	probe Probe
+	rings []Ring
+	log   *slog.Logger
+	codec *event.Codec
+	batch event.Batch
+
+	startNs    uint64
+	wallOffset int64
+	ringCfg    event.RingConfig
+
+	delivered   [event.NumCategories]atomic.Uint64
+	recordBytes [event.NumCategories]atomic.Uint64 // sum of ring footprints
+	batches     atomic.Uint64
+	pubErrors   atomic.Uint64
+	lastSeq     atomic.Uint64
+	busyNs      atomic.Int64 // reader time not spent waiting
+
+	mu          sync.Mutex
+	kernel      event.Counters // latest kernel reading
+	series      []event.Sample // all samples (bounded)
+	unpublished int            // index into series of the first unpublished sample
+	shedding    bool
+}
+
+// lifecycleRing is the name of the split layout's lifecycle ring.
+const lifecycleRing = "rb_lifecycle"
+
+// maxSeries bounds the samples kept for the run's result (about 30 min at 10ms).
+const maxSeries = 180_000
+
+func newSensor(cfg Config, probe Probe) *sensor {
+	s := &sensor{cfg: cfg, probe: probe, rings: probe.Rings(), log: cfg.Logger, codec: event.NewCodec()}
+	layout := string(cfg.Probe.Layout)
+	if layout == "" {
+		layout = string(bpf.LayoutShared)
+	}
+	s.ringCfg = event.RingConfig{Layout: layout, Hints: cfg.Probe.Hints, Shedding: cfg.ShedHighWater > 0}
+	for _, r := range s.rings {
+		if r.Name() == lifecycleRing {
+			s.ringCfg.LifecycleSizeBytes = r.Size()
+		} else {
+			s.ringCfg.SizeBytes = r.Size()
+		}
+	}
+	s.batch.Events = make([]event.Event, cfg.BatchMaxEvents)
+	return s
+}
+
+func (s *sensor) run(ctx context.Context) (Result, error) {
+	s.startNs = MonotonicNs()
+	s.wallOffset = time.Now().UnixNano() - int64(MonotonicNs())
+	s.log.Info("sensor attached", "node", s.cfg.Node, "ring_bytes", s.ringCfg.SizeBytes, "layout", s.ringCfg.Layout,
+		"lifecycle_ring_bytes", s.ringCfg.LifecycleSizeBytes, "hints", s.ringCfg.Hints, "consumer_cost", s.cfg.ConsumerCost)
+
+	// Snapshot after attaching: every process that started before the
+	// probes were live and is still alive is in it; later ones are in the
+	// stream.
+	if err := s.publishSnapshot(ctx); err != nil {
+		return Result{}, err
+	}
+	var sub *nats.Subscription
+	if s.cfg.NC != nil {
+		var err error
+		sub, err = s.serveLookups()
+		if err != nil {
+			return Result{}, err
+		}
+		defer sub.Unsubscribe()
+	}
+	if s.cfg.Ready != nil {
+		s.cfg.Ready()
+	}
+
+	samplerCtx, stopSampler := context.WithCancel(context.Background())
+	samplerDone := make(chan struct{})
+	go func() { defer close(samplerDone); s.sample(samplerCtx) }()
+
+	readErr := s.read(ctx)
+
+	stopSampler()
+	<-samplerDone
+	res, err := s.finish()
+	if readErr != nil {
+		return res, readErr
+	}
+	return res, err
+}
+
+// read is the hot loop: one goroutine reads every ring into the batch's
+// preallocated events, so no record allocates.
+func (s *sensor) read(ctx context.Context) error {
+	var (
+		n     int // events in the current batch
+		first time.Time
+	)
+	lifecycle, syscalls := s.splitRings()
+	flushIfDue := func(now time.Time, force bool) error {
+		if n > 0 && (force || n >= s.cfg.BatchMaxEvents || now.Sub(first) >= s.cfg.BatchMaxDelay) {
+			err := s.publishBatch(ctx, n)
+			n = 0
+			return err
+		}
+		return nil
+	}
+	// readOne reads one record from r into the batch; false if none came.
+	readOne := func(r Ring, deadline time.Time) (bool, error) {
+		if n >= s.cfg.BatchMaxEvents {
+			if err := flushIfDue(time.Now(), true); err != nil {
+				return false, err
+			}
+		}
+		ev := &s.batch.Events[n]
+		t0 := time.Now()
+		err := r.Read(ev, deadline)
+		t1 := time.Now()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return false, nil
+			}
+			return false, fmt.Errorf("read ring %s: %w", r.Name(), err)
+		}
+		if n == 0 {
+			first = t1
+		}
+		n++
+		cat := ev.Type.Category()
+		s.delivered[cat].Add(1)
+		s.recordBytes[cat].Add(uint64(bpf.RecordSize(ev.Type, ev.Flags&event.FlagHints != 0)))
+		if s.cfg.ConsumerCost > 0 {
+			spin(s.cfg.ConsumerCost)
+		}
+		// A read that waited for data is idle time, not drain capacity.
+		if d := t1.Sub(t0); d < 200*time.Microsecond {
+			s.busyNs.Add(int64(time.Since(t0)))
+		} else {
+			s.busyNs.Add(int64(time.Since(t1)))
+		}
+		return true, nil
+	}
+	drainNonBlocking := func(r Ring) error {
+		for {
+			ok, err := readOne(r, time.Time{}.Add(1))
+			if err != nil || !ok {
+				return err
+			}
+		}
+	}
+	for {
+		if ctx.Err() != nil {
+			return s.drain(ctx, &n, readOne, flushIfDue)
+		}
+		now := time.Now()
+		if err := flushIfDue(now, false); err != nil {
+			s.log.Warn("publish failed", "err", err)
+		}
+		start := n
+		if lifecycle != nil {
+			// Lifecycle records first, then a chunk of syscalls, then the
+			// lifecycle ring again: every lifecycle record that happened
+			// before a syscall read in this chunk is then in this chunk or an
+			// earlier one, and sorting the chunk by time restores order.
+			if err := drainNonBlocking(lifecycle); err != nil {
+				return err
+			}
+		}
+		got, err := readOne(syscalls, now.Add(s.cfg.PollInterval))
+		if err != nil {
+			return err
+		}
+		if got {
+			for i := 0; i < 255 && n < s.cfg.BatchMaxEvents; i++ {
+				ok, err := readOne(syscalls, time.Time{}.Add(1))
+				if err != nil {
+					return err
+				}
+				if !ok {
+					break
+				}
+			}
+		}
+		if lifecycle != nil {
+			if err := drainNonBlocking(lifecycle); err != nil {
+				return err
+			}
+			if n < start { // a flush happened mid-chunk; order within the new batch
+				start = 0
+			}
+			sortByTime(s.batch.Events[start:n])
+		}
+	}
+}
+
+// drain runs after ctx is done: detach, then read every ring until empty.
+func (s *sensor) drain(ctx context.Context, n *int, readOne func(Ring, time.Time) (bool, error), flush func(time.Time, bool) error) error {
+	if err := s.probe.Detach(); err != nil {
+		s.log.Warn("detach", "err", err)
+	}
+	// Programs already running when the links went away finish within an
+	// RCU grace period; give them that before the final drain.
+	time.Sleep(20 * time.Millisecond)
+	pub := context.WithoutCancel(ctx)
+	for round := 0; round < 3; round++ {
+		for _, r := range s.rings {
+			for {
+				ok, err := readOne(r, time.Time{}.Add(1))
+				if err != nil {
+					return err
+				}
+				if !ok {
+					break
+				}
+			}
+		}
+		if *n > 1 && len(s.rings) > 1 {
+			sortByTime(s.batch.Events[:*n])
+		}
+		c, err := s.probe.Counters()
+		if err != nil {
+			return fmt.Errorf("read final counters: %w", err)
+		}
+		if s.consistent(c) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if *n > 0 {
+		err := s.publishBatch(pub, *n)
+		*n = 0
+		return err
+	}
+	return nil
+}
+
+func (s *sensor) consistent(c event.Counters) bool {
+	for i := 0; i < event.NumCategories; i++ {
+		if c.Attempted[i] != s.delivered[i].Load()+c.Dropped[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *sensor) splitRings() (lifecycle, syscalls Ring) {
+	for _, r := range s.rings {
+		if r.Name() == lifecycleRing {
+			lifecycle = r
+		} else {
+			syscalls = r
+		}
+	}
+	return lifecycle, syscalls
+}
+
+// sortByTime is an insertion sort: chunks are nearly sorted already.
+func sortByTime(evs []event.Event) {
+	for i := 1; i < len(evs); i++ {
+		if evs[i].TsNs >= evs[i-1].TsNs {
+			continue
+		}
+		j := i
+		for j > 0 && evs[j].TsNs < evs[j-1].TsNs {
+			evs[j], evs[j-1] = evs[j-1], evs[j]
+			j--
+		}
+	}
+}
+
+// spin burns d of CPU, like a monitor's per-event rule evaluation would.
+func spin(d time.Duration) {
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+	}
+}
+
+func (s *sensor) counters() event.Counters {
+	s.mu.Lock()
+	c := s.kernel
+	s.mu.Unlock()
+	for i := range c.Delivered {
+		c.Delivered[i] = s.delivered[i].Load()
+	}
+	return c
+}
+
+func (s *sensor) publishBatch(ctx context.Context, n int) error {
+	b := &s.batch
+	b.Schema = event.SchemaVersion
+	b.Node, b.BootID = s.cfg.Node, s.cfg.BootID
+	b.SensorStartNs = s.startNs
+	b.WallOffsetNs = s.wallOffset
+	b.Seq = s.lastSeq.Load() + 1
+	full := b.Events
+	b.Events = full[:n]
+	b.FirstTsNs, b.LastTsNs = b.Events[0].TsNs, b.Events[n-1].TsNs
+	b.Counters = s.counters()
+	data, err := s.codec.Encode(b)
+	b.Events = full
+	if err != nil {
+		s.pubErrors.Add(1)
+		return err
+	}
+	hdr := nats.Header{}
+	hdr.Set(bus.HeaderKind, "batch")
+	if err := s.cfg.Publisher.Publish(ctx, bus.Msg{Subject: bus.RawSubject(s.cfg.Node), ID: b.MsgID(), Header: hdr, Data: data}); err != nil {
+		s.pubErrors.Add(1)
+		return err
+	}
+	s.lastSeq.Store(b.Seq)
+	s.batches.Add(1)
+	return nil
+}
+
+// sample reads the kernel counters every SampleInterval (the arrival
+// series), steers shedding, and publishes stats every StatsInterval.
+func (s *sensor) sample(ctx context.Context) {
+	tick := time.NewTicker(s.cfg.SampleInterval)
+	defer tick.Stop()
+	lastStats := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			s.takeSample()
+			if now.Sub(lastStats) >= s.cfg.StatsInterval {
+				lastStats = now
+				if err := s.publishStats(ctx, false); err != nil {
+					s.log.Warn("publish stats", "err", err)
+				}
+			}
+		}
+	}
+}
+
+func (s *sensor) takeSample() event.Sample {
+	c, err := s.probe.Counters()
+	if err != nil {
+		s.log.Warn("read counters", "err", err)
+		return event.Sample{}
+	}
+	fill := 0
+	for _, r := range s.rings {
+		fill += r.Pending()
+	}
+	smp := event.Sample{TsNs: MonotonicNs(), Attempted: c.Attempted, Dropped: c.Dropped, Shed: c.Shed, FillBytes: fill}
+	for i := range smp.Delivered {
+		smp.Delivered[i] = s.delivered[i].Load()
+	}
+	s.mu.Lock()
+	s.kernel = c
+	if len(s.series) < maxSeries {
+		s.series = append(s.series, smp)
+	}
+	shedding := s.shedding
+	s.mu.Unlock()
+
+	if s.cfg.ShedHighWater > 0 {
+		_, sys := s.splitRings()
+		frac := float64(sys.Pending()) / float64(sys.Size())
+		want := shedding
+		if !shedding && frac >= s.cfg.ShedHighWater {
+			want = true
+		} else if shedding && frac <= s.cfg.ShedLowWater {
+			want = false
+		}
+		if want != shedding {
+			if err := s.probe.SetShedding(want); err != nil {
+				s.log.Warn("set shedding", "on", want, "err", err)
+			} else {
+				s.mu.Lock()
+				s.shedding = want
+				s.mu.Unlock()
+			}
+		}
+	}
+	return smp
+}
+
+func (s *sensor) stats(final bool) event.Stats {
+	st := event.Stats{
+		Node: s.cfg.Node, BootID: s.cfg.BootID, SensorStartNs: s.startNs, TimeUnixNs: time.Now().UnixNano(),
+		LastBatchSeq: s.lastSeq.Load(), Ring: s.ringCfg, ConsumerCostNs: int64(s.cfg.ConsumerCost),
+		Counters: s.counters(), Batches: s.batches.Load(), PublishErrors: s.pubErrors.Load(),
+		DrainRate: s.drainRate(), Final: final,
+	}
+	st.RecordBytes = s.meanRecordBytes()
+	s.mu.Lock()
+	st.Series = append([]event.Sample(nil), s.series[s.unpublished:]...)
+	s.unpublished = len(s.series)
+	s.mu.Unlock()
+	return st
+}
+
+func (s *sensor) meanRecordBytes() [event.NumCategories]float64 {
+	var out [event.NumCategories]float64
+	for i := range out {
+		if d := s.delivered[i].Load(); d > 0 {
+			out[i] = float64(s.recordBytes[i].Load()) / float64(d)
+		} else {
+			out[i] = float64(bpf.RecordSize(event.TypeSyscall, s.cfg.Probe.Hints))
+			if i == int(event.CategoryLifecycle) {
+				out[i] = float64(bpf.RecordSize(event.TypeExec, false))
+			}
+		}
+	}
+	return out
+}
+
+func (s *sensor) drainRate() float64 {
+	busy := s.busyNs.Load()
+	if busy <= 0 {
+		return 0
+	}
+	d := s.delivered[0].Load() + s.delivered[1].Load()
+	return float64(d) / (float64(busy) / 1e9)
+}
+
+func (s *sensor) publishStats(ctx context.Context, final bool) error {
+	st := s.stats(final)
+	data, err := json.Marshal(&st)
+	if err != nil {
+		return err
+	}
+	id := fmt.Sprintf("%s.%s.%d.stats.%d", s.cfg.Node, s.cfg.BootID, s.startNs, st.TimeUnixNs)
+	return s.cfg.Publisher.Publish(ctx, bus.Msg{Subject: bus.StatsSubject(s.cfg.Node), ID: id, Data: data})
+}
+
+func (s *sensor) finish() (Result, error) {
+	s.takeSample()
+	ctx := context.Background()
+	final := s.counters()
+	res := Result{
+		Ring: s.ringCfg, Counters: final, Batches: s.batches.Load(), SensorStartNs: s.startNs,
+		DrainRate: s.drainRate(), RecordBytes: s.meanRecordBytes(), Consistent: s.consistent(final),
+	}
+	if err := s.publishStats(ctx, true); err != nil {
+		s.pubErrors.Add(1)
+		s.log.Warn("publish final stats", "err", err)
+	}
+	res.PublishErrors = s.pubErrors.Load()
+	s.mu.Lock()
+	res.Series = append([]event.Sample(nil), s.series...)
+	s.mu.Unlock()
+	if !res.Consistent {
+		return res, fmt.Errorf("sensor: counters inconsistent after drain: attempted %v != delivered %v + dropped %v",
+			final.Attempted, final.Delivered, final.Dropped)
+	}
+	return res, nil
+}

@@ -1,0 +1,93 @@
+package sensor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/ringwise/ringwise/services/bus"
+	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/procfs"
+)
+
+// Snapshot is the message on ringwise.snapshot.<node> (msgpack).
+type Snapshot struct {
+	Schema        uint16           `msgpack:"schema"`
+	Node          string           `msgpack:"node"`
+	BootID        string           `msgpack:"boot_id"`
+	SensorStartNs uint64           `msgpack:"sensor_start_ns"`
+	Procs         []event.ProcInfo `msgpack:"procs"`
+}
+
+// DecodeSnapshot decodes and validates a snapshot message.
+func DecodeSnapshot(data []byte) (*Snapshot, error) {
+	if len(data) > event.MaxBatchBytes {
+		return nil, fmt.Errorf("decode snapshot: %d bytes: %w", len(data), event.ErrOversized)
+	}
+	var s Snapshot
+	if err := msgpack.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("decode snapshot: %w: %v", event.ErrMalformed, err)
+	}
+	if s.Schema != event.SchemaVersion {
+		return nil, fmt.Errorf("decode snapshot: schema %d, this build reads %d: %w", s.Schema, event.SchemaVersion, event.ErrSchemaVersion)
+	}
+	return &s, nil
+}
+
+func (s *sensor) publishSnapshot(ctx context.Context) error {
+	procs, err := s.cfg.Procfs.Snapshot()
+	if err != nil {
+		return fmt.Errorf("sensor: %w", err)
+	}
+	snap := Snapshot{Schema: event.SchemaVersion, Node: s.cfg.Node, BootID: s.cfg.BootID, SensorStartNs: s.startNs, Procs: procs}
+	data, err := msgpack.Marshal(&snap)
+	if err != nil {
+		return fmt.Errorf("sensor: encode snapshot: %w", err)
+	}
+	hdr := nats.Header{}
+	hdr.Set(bus.HeaderKind, "snapshot")
+	id := fmt.Sprintf("%s.%s.%d.snapshot", s.cfg.Node, s.cfg.BootID, s.startNs)
+	if err := s.cfg.Publisher.Publish(ctx, bus.Msg{Subject: bus.SnapshotSubject(s.cfg.Node), ID: id, Header: hdr, Data: data}); err != nil {
+		return fmt.Errorf("sensor: publish snapshot of %d processes: %w", len(procs), err)
+	}
+	s.log.Info("published /proc snapshot", "processes", len(procs))
+	return nil
+}
+
+func (s *sensor) serveLookups() (*nats.Subscription, error) {
+	sub, err := s.cfg.NC.Subscribe(bus.ProcSubject(s.cfg.Node), func(m *nats.Msg) {
+		var req procfs.LookupRequest
+		var rep procfs.LookupReply
+		if err := json.Unmarshal(m.Data, &req); err != nil {
+			// Accept a bare decimal pid too, for `nats req` by hand.
+			pid, perr := strconv.ParseUint(string(m.Data), 10, 32)
+			if perr != nil {
+				rep.Error = "bad request: want {\"pid\":N} or a decimal pid"
+			}
+			req.Pid = uint32(pid)
+		}
+		if rep.Error == "" {
+			p, err := s.cfg.Procfs.Lookup(req.Pid)
+			switch {
+			case errors.Is(err, procfs.ErrNotFound):
+				rep.Error = procfs.ErrLookupNotFound
+			case err != nil:
+				rep.Error = err.Error()
+			default:
+				rep.Proc = p
+			}
+		}
+		data, _ := json.Marshal(&rep)
+		_ = m.Respond(data)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sensor: serve lookups on %s: %w", bus.ProcSubject(s.cfg.Node), err)
+	}
+	return sub, nil
+}
+
