@@ -1,0 +1,189 @@
+// Package flood generates the seed's workload: a process flood, bursts of
+// short-lived children created by fork+exec of a helper with a recognisable
+// name, and records the ground truth of each child so that enrichment can be
+// checked for missing and for wrong metadata.
+package flood
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// HelperName is the comm of every flood child.
+const HelperName = "rwflood"
+
+// Config describes a flood.
+type Config struct {
+	Procs    int           // children in all
+	Parallel int           // concurrent spawners
+	Burst    int           // children per burst; 0 = one burst of Procs
+	Pause    time.Duration // pause between bursts
+	// Helper is the program each child execs; default: a copy of /bin/true
+	// named rwflood in a temporary directory.
+	Helper string
+	// Truth, when set, receives one JSON line per child.
+	Truth io.Writer
+}
+
+// Validate checks c and fills defaults.
+func (c *Config) Validate() error {
+	if c.Procs <= 0 {
+		return fmt.Errorf("flood: --procs %d: want > 0", c.Procs)
+	}
+	if c.Parallel <= 0 {
+		c.Parallel = 4
+	}
+	if c.Parallel > 256 {
+		return fmt.Errorf("flood: --parallel %d: want <= 256", c.Parallel)
+	}
+	if c.Burst <= 0 || c.Burst > c.Procs {
+		c.Burst = c.Procs
+	}
+	if c.Pause < 0 {
+		return fmt.Errorf("flood: --pause %v: want >= 0", c.Pause)
+	}
+	return nil
+}
+
+// Proc is the ground truth of one child.
+type Proc struct {
+	Pid  uint32 `json:"pid"`
+	PPid uint32 `json:"ppid"`
+	Comm string `json:"comm"`
+	Exe  string `json:"exe"`
+}
+
+// Result summarises a flood.
+type Result struct {
+	Spawned  int
+	Failed   int
+	Duration time.Duration
+	Procs    []Proc
+	FirstErr error
+}
+
+// PrepareHelper copies /bin/true to dir/rwflood and returns its path.
+func PrepareHelper(dir string) (string, error) {
+	src, err := exec.LookPath("true")
+	if err != nil {
+		return "", fmt.Errorf("flood: need /bin/true as the helper: %w", err)
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return "", fmt.Errorf("flood: read helper %s: %w", src, err)
+	}
+	dst := filepath.Join(dir, HelperName)
+	if err := os.WriteFile(dst, data, 0o755); err != nil {
+		return "", fmt.Errorf("flood: write helper: %w", err)
+	}
+	return dst, nil
+}
+
+// Run spawns the flood and waits for every child.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	if cfg.Helper == "" {
+		dir, err := os.MkdirTemp("", "ringwise-flood-*")
+		if err != nil {
+			return Result{}, fmt.Errorf("flood: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		if cfg.Helper, err = PrepareHelper(dir); err != nil {
+			return Result{}, err
+		}
+	}
+	exe, err := filepath.Abs(cfg.Helper)
+	if err != nil {
+		return Result{}, fmt.Errorf("flood: %w", err)
+	}
+	comm := filepath.Base(exe)
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
+	ppid := uint32(os.Getpid())
+
+	var (
+		mu  sync.Mutex
+		res Result
+		enc *json.Encoder
+	)
+	if cfg.Truth != nil {
+		enc = json.NewEncoder(cfg.Truth)
+	}
+	start := time.Now()
+	spawnOne := func() {
+		cmd := exec.Command(exe)
+		err := cmd.Start()
+		var p Proc
+		if err == nil {
+			p = Proc{Pid: uint32(cmd.Process.Pid), PPid: ppid, Comm: comm, Exe: exe}
+			err = cmd.Wait()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			res.Failed++
+			if res.FirstErr == nil {
+				res.FirstErr = err
+			}
+			if p.Pid == 0 {
+				return
+			}
+		}
+		res.Spawned++
+		res.Procs = append(res.Procs, p)
+		if enc != nil {
+			_ = enc.Encode(&p)
+		}
+	}
+	for done := 0; done < cfg.Procs; {
+		if ctx.Err() != nil {
+			break
+		}
+		n := min(cfg.Burst, cfg.Procs-done)
+		work := make(chan struct{}, n)
+		for i := 0; i < n; i++ {
+			work <- struct{}{}
+		}
+		close(work)
+		var wg sync.WaitGroup
+		for w := 0; w < min(cfg.Parallel, n); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range work {
+					if ctx.Err() != nil {
+						return
+					}
+					spawnOne()
+				}
+			}()
+		}
+		wg.Wait()
+		done += n
+		if done < cfg.Procs && cfg.Pause > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(cfg.Pause):
+			}
+		}
+	}
+	res.Duration = time.Since(start)
+	if res.Spawned == 0 && res.FirstErr != nil {
+		return res, fmt.Errorf("flood: no child started: %w", res.FirstErr)
+	}
+	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.Canceled) {
+		return res, ctx.Err()
+	}
+	return res, nil
+}

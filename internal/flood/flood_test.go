@@ -1,0 +1,44 @@
+package flood
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+)
+
+func TestFloodRecordsTruth(t *testing.T) {
+	var buf bytes.Buffer
+	res, err := Run(context.Background(), Config{Procs: 20, Parallel: 3, Burst: 7, Pause: 1, Truth: &buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Spawned != 20 || res.Failed != 0 {
+		t.Fatalf("spawned %d failed %d (%v)", res.Spawned, res.Failed, res.FirstErr)
+	}
+	sc := bufio.NewScanner(&buf)
+	seen := map[uint32]bool{}
+	for sc.Scan() {
+		var p Proc
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Comm != HelperName || p.PPid != uint32(os.Getpid()) || p.Pid == 0 || p.Exe == "" {
+			t.Fatalf("bad truth %+v", p)
+		}
+		seen[p.Pid] = true
+	}
+	if len(seen) != 20 {
+		t.Fatalf("%d distinct pids in truth, want 20", len(seen))
+	}
+}
+
+func TestFloodValidate(t *testing.T) {
+	for _, c := range []Config{{Procs: 0}, {Procs: 1, Parallel: 1000}, {Procs: 1, Pause: -1}} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v: want error", c)
+		}
+	}
+}
