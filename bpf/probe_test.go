@@ -1,0 +1,513 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ringwise/ringwise/services/event"
+)
+
+// sysGetpid is getpid's syscall number, the syscall the shedding test floods.
+var sysGetpid = map[string]uint32{"amd64": 39, "arm64": 172}[runtime.GOARCH]
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_BPF): loads and attaches BPF programs; run `go test` as root")
+	}
+	if _, err := os.Stat(BTFPath); err != nil {
+		t.Skipf("needs kernel BTF at %s: %v", BTFPath, err)
+	}
+}
+
+func load(t *testing.T, cfg Config) *Probe {
+	t.Helper()
+	p, err := Load(cfg)
+	if err != nil {
+		t.Fatalf("Load(%+v): %v", cfg, err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// rec is a decoded record kept by a test, with the ring it came from.
+type rec struct {
+	ring string
+	event.Event
+}
+
+func keep(ring string, ev *event.Event) rec {
+	r := rec{ring: ring, Event: *ev}
+	r.Exe = append([]byte(nil), ev.Exe...)
+	r.Args = append([]byte(nil), ev.Args...)
+	return r
+}
+
+// collector reads every ring of a probe concurrently, as the sensor does.
+type collector struct {
+	p    *Probe
+	stop chan struct{}
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	recs []rec
+	errs []error
+}
+
+func collect(p *Probe) *collector {
+	c := &collector{p: p, stop: make(chan struct{})}
+	for _, r := range p.Rings() {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			var ev event.Event
+			for {
+				err := r.Read(&ev, time.Now().Add(20*time.Millisecond))
+				switch {
+				case err == nil:
+					c.mu.Lock()
+					c.recs = append(c.recs, keep(r.Name(), &ev))
+					c.mu.Unlock()
+				case errors.Is(err, os.ErrDeadlineExceeded):
+					select {
+					case <-c.stop:
+						return
+					default:
+					}
+				default:
+					c.mu.Lock()
+					c.errs = append(c.errs, err)
+					c.mu.Unlock()
+					if errors.Is(err, os.ErrClosed) {
+						return
+					}
+				}
+			}
+		}()
+	}
+	return c
+}
+
+// finish stops the readers, detaches the probe, drains every ring
+// completely and returns all records and the final counters.
+func (c *collector) finish(t *testing.T) ([]rec, event.Counters) {
+	t.Helper()
+	close(c.stop)
+	c.wg.Wait()
+	recs := append(c.recs, drain(t, c.p)...)
+	for _, err := range c.errs {
+		t.Errorf("read: %v", err)
+	}
+	cnt := finalCounters(t, c.p)
+	return recs, cnt
+}
+
+// drain detaches the probe and reads every ring until empty (non-blocking).
+func drain(t *testing.T, p *Probe) []rec {
+	t.Helper()
+	if err := p.Detach(); err != nil {
+		t.Fatalf("Detach: %v", err)
+	}
+	var recs []rec
+	var ev event.Event
+	for _, r := range p.Rings() {
+		for {
+			err := r.Read(&ev, time.Now().Add(-time.Second))
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("drain %s: %v", r.Name(), err)
+			}
+			recs = append(recs, keep(r.Name(), &ev))
+		}
+		if n := r.Pending(); n != 0 {
+			t.Errorf("ring %s: %d bytes pending after drain", r.Name(), n)
+		}
+	}
+	return recs
+}
+
+// finalCounters reads the counters after a drain, fills Delivered from the
+// rings and checks attempted == delivered + dropped per category.
+func finalCounters(t *testing.T, p *Probe) event.Counters {
+	t.Helper()
+	cnt, err := p.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range p.Rings() {
+		if r.Malformed() != 0 {
+			t.Errorf("ring %s: %d malformed records", r.Name(), r.Malformed())
+		}
+		d := r.Delivered()
+		for c := range d {
+			cnt.Delivered[c] += d[c]
+		}
+	}
+	for c := range event.NumCategories {
+		if cnt.Attempted[c] != cnt.Delivered[c]+cnt.Dropped[c] {
+			t.Errorf("%s: attempted %d != delivered %d + dropped %d",
+				event.Category(c), cnt.Attempted[c], cnt.Delivered[c], cnt.Dropped[c])
+		}
+	}
+	t.Logf("counters: attempted %v delivered %v dropped %v shed %v",
+		cnt.Attempted, cnt.Delivered, cnt.Dropped, cnt.Shed)
+	return cnt
+}
+
+func runTrue(t *testing.T, n int) []uint32 {
+	t.Helper()
+	pids := make([]uint32, 0, n)
+	for range n {
+		cmd := exec.Command("/bin/true")
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("/bin/true: %v", err)
+		}
+		pids = append(pids, uint32(cmd.Process.Pid))
+	}
+	return pids
+}
+
+type lifecycle struct {
+	fork, exec, exit *rec
+	syscalls         int
+}
+
+func byPid(recs []rec, pids []uint32) map[uint32]*lifecycle {
+	m := map[uint32]*lifecycle{}
+	for _, pid := range pids {
+		m[pid] = &lifecycle{}
+	}
+	for i := range recs {
+		r := &recs[i]
+		l := m[r.Pid]
+		if l == nil {
+			continue
+		}
+		switch r.Type {
+		case event.TypeFork:
+			l.fork = r
+		case event.TypeExec:
+			l.exec = r
+		case event.TypeExit:
+			l.exit = r
+		case event.TypeSyscall:
+			l.syscalls++
+		}
+	}
+	return m
+}
+
+func checkChild(t *testing.T, pid uint32, l *lifecycle, wantRing string) {
+	t.Helper()
+	me := uint32(os.Getpid())
+	if l.fork == nil || l.exec == nil || l.exit == nil {
+		t.Errorf("child %d: fork %v exec %v exit %v: lifecycle records missing", pid, l.fork != nil, l.exec != nil, l.exit != nil)
+		return
+	}
+	for _, r := range []*rec{l.fork, l.exec, l.exit} {
+		if r.Tid != pid || r.StartNs == 0 || r.StartNs != l.fork.StartNs || r.PPid != me || r.UID != 0 {
+			t.Errorf("child %d %s: header %+v ppid %d uid %d", pid, r.Type, r.Header, r.PPid, r.UID)
+		}
+		if wantRing != "" && r.ring != wantRing {
+			t.Errorf("child %d %s: read from ring %q, want %q", pid, r.Type, r.ring, wantRing)
+		}
+	}
+	if l.fork.Flags&event.FlagThread != 0 {
+		t.Errorf("child %d: fork flagged as thread", pid)
+	}
+	if got := l.exec.CommString(); got != "true" {
+		t.Errorf("child %d: exec comm %q, want true", pid, got)
+	}
+	if got := l.exit.CommString(); got != "true" {
+		t.Errorf("child %d: exit comm %q, want true", pid, got)
+	}
+	if string(l.exec.Exe) != "/bin/true" || string(l.exec.Args) != "/bin/true" || l.exec.Flags&event.FlagTruncated != 0 {
+		t.Errorf("child %d: exec exe %q args %q flags %#x", pid, l.exec.Exe, l.exec.Args, l.exec.Flags)
+	}
+	if l.exec.ExecID != l.fork.ExecID+1 || l.exit.ExecID != l.exec.ExecID {
+		t.Errorf("child %d: exec ids fork %d exec %d exit %d", pid, l.fork.ExecID, l.exec.ExecID, l.exit.ExecID)
+	}
+	if l.exit.Flags&event.FlagGroupDead == 0 || l.exit.ExitCode != 0 {
+		t.Errorf("child %d: exit flags %#x code %d", pid, l.exit.Flags, l.exit.ExitCode)
+	}
+	if !(l.fork.TsNs <= l.exec.TsNs && l.exec.TsNs <= l.exit.TsNs) {
+		t.Errorf("child %d: timestamps out of order", pid)
+	}
+	if l.syscalls == 0 {
+		t.Errorf("child %d: no syscall records", pid)
+	}
+}
+
+func TestLifecycleShared(t *testing.T) {
+	needRoot(t)
+	p := load(t, Config{RingSize: 64 << 10, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
+	if rs := p.Rings(); len(rs) != 1 || rs[0].Name() != "shared" || rs[0].Size() != 64<<10 {
+		t.Fatalf("rings: %v", rs)
+	}
+	c := collect(p)
+	pids := runTrue(t, 5)
+	time.Sleep(100 * time.Millisecond)
+	recs, cnt := c.finish(t)
+
+	me := uint32(os.Getpid())
+	nsys := 0
+	for _, r := range recs {
+		if r.Pid == me {
+			t.Fatalf("record of the excluded test process: %+v", r.Header)
+		}
+		if r.Type == event.TypeSyscall {
+			nsys++
+		}
+	}
+	if nsys == 0 {
+		t.Error("no syscall records")
+	}
+	if cnt.Dropped[event.CategoryLifecycle] != 0 {
+		t.Logf("lifecycle drops under system load (%d): checking delivered children only", cnt.Dropped[event.CategoryLifecycle])
+	}
+	for pid, l := range byPid(recs, pids) {
+		if cnt.Dropped[event.CategoryLifecycle] != 0 && (l.fork == nil || l.exec == nil || l.exit == nil) {
+			continue
+		}
+		checkChild(t, pid, l, "shared")
+	}
+	t.Logf("%d records, %d syscalls", len(recs), nsys)
+}
+
+func TestSplitLayout(t *testing.T) {
+	needRoot(t)
+	p := load(t, Config{RingSize: 256 << 10, Layout: LayoutSplit, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
+	rs := p.Rings()
+	if len(rs) != 2 || rs[0].Name() != "lifecycle" || rs[1].Name() != "syscall" || rs[0].Size() != DefaultLifecycleRingSize {
+		t.Fatalf("rings: %d", len(rs))
+	}
+	c := collect(p)
+	pids := runTrue(t, 3)
+	time.Sleep(100 * time.Millisecond)
+	recs, cnt := c.finish(t)
+	for _, r := range recs {
+		want := "syscall"
+		if r.Type.Category() == event.CategoryLifecycle {
+			want = "lifecycle"
+		}
+		if r.ring != want {
+			t.Fatalf("%s record read from ring %s", r.Type, r.ring)
+		}
+	}
+	if cnt.Dropped[event.CategoryLifecycle] != 0 {
+		t.Errorf("lifecycle drops in split layout: %d", cnt.Dropped[event.CategoryLifecycle])
+	}
+	for pid, l := range byPid(recs, pids) {
+		checkChild(t, pid, l, "lifecycle")
+	}
+}
+
+func TestThreadsAndExcludedForks(t *testing.T) {
+	needRoot(t)
+	// Not excluded this time: the test's own new threads show as thread forks.
+	p := load(t, Config{RingSize: 1 << 20, Layout: LayoutSplit})
+	c := collect(p)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread() // the thread dies with the goroutine: forces new threads
+			time.Sleep(10 * time.Millisecond)
+		}()
+	}
+	wg.Wait()
+	time.Sleep(50 * time.Millisecond)
+	recs, _ := c.finish(t)
+	me := uint32(os.Getpid())
+	threads, exits := 0, 0
+	for _, r := range recs {
+		if r.Pid != me {
+			continue
+		}
+		if r.Type == event.TypeFork {
+			if r.Flags&event.FlagThread == 0 || r.Tid == me {
+				t.Errorf("fork in own tgid not a thread: %+v", r.Header)
+			}
+			threads++
+		}
+		if r.Type == event.TypeExit {
+			if r.Flags&event.FlagGroupDead != 0 {
+				t.Errorf("thread exit flagged group-dead: %+v", r.Header)
+			}
+			exits++
+		}
+	}
+	if threads == 0 || exits == 0 {
+		t.Errorf("thread forks %d, thread exits %d: want both > 0", threads, exits)
+	}
+}
+
+func TestHints(t *testing.T) {
+	needRoot(t)
+	p := load(t, Config{RingSize: 1 << 20, Hints: true, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
+	c := collect(p)
+	pids := runTrue(t, 2)
+	time.Sleep(50 * time.Millisecond)
+	recs, _ := c.finish(t)
+	m := byPid(recs, pids)
+	hinted := 0
+	for _, r := range recs {
+		if r.Type != event.TypeSyscall {
+			continue
+		}
+		if r.Flags&event.FlagHints == 0 {
+			t.Fatalf("syscall record without FlagHints: %+v", r.Header)
+		}
+		if l := m[r.Pid]; l != nil && l.exec != nil && r.TsNs > l.exec.TsNs {
+			if r.CommString() != "true" || r.PPid != uint32(os.Getpid()) {
+				t.Errorf("hinted syscall of %d: comm %q ppid %d", r.Pid, r.CommString(), r.PPid)
+			}
+			hinted++
+		}
+	}
+	if hinted == 0 {
+		t.Error("no hinted syscall records of the children after their exec")
+	}
+}
+
+// storm spawns n short-lived processes as fast as possible without reading.
+func storm(t *testing.T, n int) []uint32 { return runTrue(t, n) }
+
+func TestDropsShared(t *testing.T) {
+	needRoot(t)
+	p := load(t, Config{RingSize: 8192, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
+	storm(t, 200)
+	drain(t, p)
+	cnt := finalCounters(t, p)
+	if event.Sum(cnt.Dropped) == 0 {
+		t.Error("no drops with an 8KiB ring under a 200-process storm")
+	}
+}
+
+func TestDropsSplit(t *testing.T) {
+	needRoot(t)
+	p := load(t, Config{RingSize: 8192, Layout: LayoutSplit, LifecycleRingSize: 32 << 20,
+		ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
+	pids := storm(t, 200)
+	recs := drain(t, p)
+	cnt := finalCounters(t, p)
+	if cnt.Dropped[event.CategorySyscall] == 0 {
+		t.Error("no syscall drops with an 8KiB syscall ring under a storm")
+	}
+	if cnt.Dropped[event.CategoryLifecycle] != 0 {
+		t.Errorf("lifecycle dropped %d with a 32MiB lifecycle ring", cnt.Dropped[event.CategoryLifecycle])
+	}
+	complete := 0
+	for _, l := range byPid(recs, pids) {
+		if l.fork != nil && l.exec != nil && l.exit != nil {
+			complete++
+		}
+	}
+	if complete != len(pids) {
+		t.Errorf("complete lifecycles for %d of %d children", complete, len(pids))
+	}
+}
+
+// TestHelperProcess is not a test: it is the child that floods getpid for
+// TestShedding when re-executed with RINGWISE_HELPER=getpid:N.
+func TestHelperProcess(t *testing.T) {
+	v, ok := strings.CutPrefix(os.Getenv("RINGWISE_HELPER"), "getpid:")
+	if !ok {
+		t.Skip("helper process for TestShedding")
+	}
+	n, _ := strconv.Atoi(v)
+	for range n {
+		syscall.Getpid()
+	}
+	os.Exit(0)
+}
+
+func runGetpidFlood(t *testing.T, n int) uint32 {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("RINGWISE_HELPER=getpid:%d", n))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("helper: %v: %s", err, out)
+	}
+	return uint32(cmd.Process.Pid)
+}
+
+func TestShedding(t *testing.T) {
+	needRoot(t)
+	if sysGetpid == 0 {
+		t.Skipf("no getpid number for %s", runtime.GOARCH)
+	}
+	const n = 20000
+	p := load(t, Config{RingSize: 4 << 20, ShedSyscalls: []uint32{sysGetpid},
+		ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
+	if err := p.SetShedding(true); err != nil {
+		t.Fatal(err)
+	}
+	c := collect(p)
+	shedPid := runGetpidFlood(t, n)
+	if err := p.SetShedding(false); err != nil {
+		t.Fatal(err)
+	}
+	keptPid := runGetpidFlood(t, 1000)
+	time.Sleep(100 * time.Millisecond)
+	recs, cnt := c.finish(t)
+
+	if cnt.Shed[event.CategorySyscall] < n {
+		t.Errorf("shed %d syscalls, want >= %d", cnt.Shed[event.CategorySyscall], n)
+	}
+	if cnt.Shed[event.CategoryLifecycle] != 0 {
+		t.Errorf("lifecycle shed %d", cnt.Shed[event.CategoryLifecycle])
+	}
+	var shedOther, shedGetpid, keptGetpid int
+	for _, r := range recs {
+		if r.Type != event.TypeSyscall {
+			continue
+		}
+		switch {
+		case r.Pid == shedPid && r.Syscall == sysGetpid:
+			shedGetpid++
+		case r.Pid == shedPid:
+			shedOther++
+		case r.Pid == keptPid && r.Syscall == sysGetpid:
+			keptGetpid++
+		}
+	}
+	if shedGetpid != 0 {
+		t.Errorf("%d getpid records delivered while shedding", shedGetpid)
+	}
+	if shedOther == 0 {
+		t.Error("no other syscall records of the shedding-phase child: it was not traced at all")
+	}
+	if keptGetpid == 0 && cnt.Dropped[event.CategorySyscall] == 0 {
+		t.Error("no getpid records after shedding was turned off")
+	}
+	t.Logf("shedding child: %d other syscalls; after: %d getpid records", shedOther, keptGetpid)
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, cfg := range []Config{
+		{RingSize: 0},
+		{RingSize: 12345},
+		{RingSize: 1 << 16, Layout: "ring-per-cpu"},
+		{RingSize: 1 << 16, Layout: LayoutSplit, LifecycleRingSize: 3000},
+		{RingSize: 1 << 16, WakeupBytes: -1},
+	} {
+		if p, err := Load(cfg); err == nil {
+			p.Close()
+			t.Errorf("Load(%+v) succeeded", cfg)
+		} else {
+			t.Logf("Load(%+v): %v", cfg, err)
+		}
+	}
+}
