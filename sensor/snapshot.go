@@ -8,44 +8,19 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/ringwise/ringwise/services/bus"
 	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/procfs"
 )
 
-// Snapshot is the message on ringwise.snapshot.<node> (msgpack).
-type Snapshot struct {
-	Schema        uint16           `msgpack:"schema"`
-	Node          string           `msgpack:"node"`
-	BootID        string           `msgpack:"boot_id"`
-	SensorStartNs uint64           `msgpack:"sensor_start_ns"`
-	Procs         []event.ProcInfo `msgpack:"procs"`
-}
-
-// DecodeSnapshot decodes and validates a snapshot message.
-func DecodeSnapshot(data []byte) (*Snapshot, error) {
-	if len(data) > event.MaxBatchBytes {
-		return nil, fmt.Errorf("decode snapshot: %d bytes: %w", len(data), event.ErrOversized)
-	}
-	var s Snapshot
-	if err := msgpack.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("decode snapshot: %w: %v", event.ErrMalformed, err)
-	}
-	if s.Schema != event.SchemaVersion {
-		return nil, fmt.Errorf("decode snapshot: schema %d, this build reads %d: %w", s.Schema, event.SchemaVersion, event.ErrSchemaVersion)
-	}
-	return &s, nil
-}
-
 func (s *sensor) publishSnapshot(ctx context.Context) error {
 	procs, err := s.cfg.Procfs.Snapshot()
 	if err != nil {
 		return fmt.Errorf("sensor: %w", err)
 	}
-	snap := Snapshot{Schema: event.SchemaVersion, Node: s.cfg.Node, BootID: s.cfg.BootID, SensorStartNs: s.startNs, Procs: procs}
-	data, err := msgpack.Marshal(&snap)
+	snap := event.Snapshot{Schema: event.SchemaVersion, Node: s.cfg.Node, BootID: s.cfg.BootID, SensorStartNs: s.startNs, Procs: procs}
+	data, err := event.EncodeSnapshot(&snap)
 	if err != nil {
 		return fmt.Errorf("sensor: encode snapshot: %w", err)
 	}
@@ -90,4 +65,3 @@ func (s *sensor) serveLookups() (*nats.Subscription, error) {
 	}
 	return sub, nil
 }
-

@@ -144,7 +144,7 @@ func TestDecodeBadInput(t *testing.T) {
 		{"unknown event type", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(9, 0, 1, 1, 1, 1, 1, 1)}}), ErrInvalidEvent},
 		{"event too few fields", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1)}}), ErrMalformed},
 		{"syscall missing payload", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1, 1, 1, 1, 1, 1)}}), ErrMalformed},
-		{"tid overflow", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1, 1, uint64(1) << 40, 1, 1, 1, 0, 0, 0, 0, 0)}}), ErrMalformed},
+		{"tid overflow", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1, 1, uint64(1)<<40, 1, 1, 1, 0, 0, 0, 0, 0)}}), ErrMalformed},
 		{"comm too long", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, "01234567890123456789")}}), ErrOversized},
 		{"exe too long", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(2, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, "x", string(make([]byte, MaxExeLen+1)), "")}}), ErrOversized},
 		{"node name too long", mp(t, []any{1, string(make([]byte, 300)), "b", 1, 0, 0, 0, 0, counters, []any{}}), ErrOversized},
@@ -279,4 +279,33 @@ func BenchmarkDecodePerEvent(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*1024)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1024), "ns/event")
+}
+
+func TestSnapshotCodec(t *testing.T) {
+	in := &Snapshot{Node: "n", BootID: "b", SensorStartNs: 5, Procs: []ProcInfo{{Pid: 1, Comm: "init", ExePath: "/sbin/init", StartNs: 10}}}
+	data, err := EncodeSnapshot(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := DecodeSnapshot(data)
+	if err != nil || !reflect.DeepEqual(in, out) {
+		t.Fatalf("round trip: %v %+v", err, out)
+	}
+	bad := *in
+	bad.Schema = 9
+	data, _ = EncodeSnapshot(&bad)
+	if _, err := DecodeSnapshot(data); !errors.Is(err, ErrSchemaVersion) {
+		t.Fatalf("schema: %v", err)
+	}
+	if _, err := DecodeSnapshot([]byte{0xc1}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("garbage: %v", err)
+	}
+}
+
+func FuzzDecodeSnapshot(f *testing.F) {
+	data, _ := EncodeSnapshot(&Snapshot{Node: "n", Procs: []ProcInfo{{Pid: 1}}})
+	f.Add(data)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = DecodeSnapshot(data)
+	})
 }

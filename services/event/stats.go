@@ -75,3 +75,13 @@ func SameStart(a, b uint64) bool {
 	}
 	return b-a <= StartToleranceNs
 }
+
+// Snapshot is the sensor's /proc snapshot on ringwise.snapshot.<node>
+// (msgpack), published once capture is attached and before any batch.
+type Snapshot struct {
+	Schema        uint16     `msgpack:"schema"`
+	Node          string     `msgpack:"node"`
+	BootID        string     `msgpack:"boot_id"`
+	SensorStartNs uint64     `msgpack:"sensor_start_ns"`
+	Procs         []ProcInfo `msgpack:"procs"`
+}

@@ -1,0 +1,296 @@
+// Package enricher rebuilds process state per node from the raw event
+// stream and publishes every event with its Falco metadata, or with the
+// fields that are missing and why.
+//
+// It consumes RINGWISE_RAW through a durable JetStream consumer, keeps one
+// state.Table per node (seeded by the sensor's snapshot, asking the sensor's
+// /proc lookup for strangers), and acks each raw batch only after its
+// enriched batch is stored, so a crash re-delivers instead of losing.
+package enricher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ringwise/ringwise/enricher/state"
+	"github.com/ringwise/ringwise/services/bus"
+	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/procfs"
+)
+
+// DefaultDurable is the name of the enrichers' shared durable consumer.
+const DefaultDurable = "ringwise-enricher"
+
+// Config configures an enricher.
+type Config struct {
+	JS jetstream.JetStream
+	// NC serves /proc lookups against the sensors; nil disables lookups.
+	NC *nats.Conn
+	// Durable consumer name (default DefaultDurable). Enrichers sharing it
+	// share the work.
+	Durable string
+	// Node limits the enricher to one node's subjects ("" = all nodes).
+	Node  string
+	State state.Config
+	// Publisher stores enriched batches; default JetStream with ack.
+	Publisher bus.Publisher
+	Logger    *slog.Logger
+}
+
+// Stats are the enricher's counters.
+type Stats struct {
+	Batches   uint64            `json:"batches"`
+	Events    uint64            `json:"events"`
+	Snapshots uint64            `json:"snapshots"`
+	BadInput  map[string]uint64 `json:"bad_input"`
+	SeqGaps   uint64            `json:"seq_gaps"`
+	Nodes     int               `json:"nodes"`
+	PubErrors uint64            `json:"publish_errors"`
+}
+
+// Enricher processes raw batches. Use New and Run, or Handle directly.
+type Enricher struct {
+	cfg   Config
+	log   *slog.Logger
+	codec *event.Codec
+	raw   event.Batch
+	out   event.EnrichedBatch
+
+	mu     sync.Mutex
+	nodes  map[string]*nodeState
+	stats  Stats
+	events atomic.Uint64
+}
+
+type nodeState struct {
+	table   state.Table
+	bootID  string
+	startNs uint64
+	lastSeq uint64
+}
+
+// New returns an enricher; Run consumes with it.
+func New(cfg Config) (*Enricher, error) {
+	if cfg.JS == nil && cfg.Publisher == nil {
+		return nil, errors.New("enricher: need a JetStream context or a publisher")
+	}
+	if cfg.Durable == "" {
+		cfg.Durable = DefaultDurable
+	}
+	if cfg.Node != "" {
+		if err := bus.ValidNode(cfg.Node); err != nil {
+			return nil, fmt.Errorf("enricher: %w", err)
+		}
+	}
+	if cfg.Publisher == nil {
+		cfg.Publisher = bus.JetStreamPublisher{JS: cfg.JS}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Enricher{cfg: cfg, log: cfg.Logger, codec: event.NewCodec(), nodes: map[string]*nodeState{},
+		stats: Stats{BadInput: map[string]uint64{}}}, nil
+}
+
+// Run consumes until ctx is done.
+func (e *Enricher) Run(ctx context.Context) error {
+	node := ">"
+	if e.cfg.Node != "" {
+		node = e.cfg.Node
+	}
+	cons, err := e.cfg.JS.CreateOrUpdateConsumer(ctx, bus.StreamRaw, jetstream.ConsumerConfig{
+		Durable:        e.cfg.Durable,
+		FilterSubjects: []string{bus.PrefixSnapshot + node, bus.PrefixRaw + node},
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        2 * time.Minute,
+		MaxAckPending:  4096,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("enricher: consumer %s on stream %s: %w", e.cfg.Durable, bus.StreamRaw, err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		e.handleMsg(ctx, m)
+	}, jetstream.PullMaxMessages(256))
+	if err != nil {
+		return fmt.Errorf("enricher: consume %s: %w", bus.StreamRaw, err)
+	}
+	<-ctx.Done()
+	cc.Drain()
+	<-cc.Closed()
+	return nil
+}
+
+func (e *Enricher) handleMsg(ctx context.Context, m jetstream.Msg) {
+	if err := e.Handle(context.WithoutCancel(ctx), m.Subject(), m.Data()); err != nil {
+		var bad badInput
+		if errors.As(err, &bad) {
+			// Poison: never redeliver; it is counted and logged.
+			_ = m.Term()
+			return
+		}
+		e.log.Warn("enrich failed; will be redelivered", "subject", m.Subject(), "err", err)
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	_ = m.Ack()
+}
+
+type badInput struct{ error }
+
+// Handle processes one message from the raw stream: a snapshot or a batch.
+// Bad input is counted by kind and returned wrapped in a badInput error;
+// it never affects other nodes or later batches.
+func (e *Enricher) Handle(ctx context.Context, subject string, data []byte) error {
+	node := bus.NodeFromSubject(subject)
+	if err := bus.ValidNode(node); err != nil {
+		e.bad("bad_subject", err)
+		return badInput{err}
+	}
+	switch {
+	case len(subject) > len(bus.PrefixSnapshot) && subject[:len(bus.PrefixSnapshot)] == bus.PrefixSnapshot:
+		return e.handleSnapshot(node, data)
+	case len(subject) > len(bus.PrefixRaw) && subject[:len(bus.PrefixRaw)] == bus.PrefixRaw:
+		return e.handleBatch(ctx, node, data)
+	}
+	err := fmt.Errorf("enricher: unexpected subject %q", subject)
+	e.bad("bad_subject", err)
+	return badInput{err}
+}
+
+func (e *Enricher) handleSnapshot(node string, data []byte) error {
+	s, err := event.DecodeSnapshot(data)
+	if err != nil {
+		err = fmt.Errorf("snapshot from %s: %w", node, err)
+		e.bad(kind(err), err)
+		return badInput{err}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ns := e.node(node)
+	ns.table.Seed(s.Procs)
+	ns.bootID, ns.startNs, ns.lastSeq = s.BootID, s.SensorStartNs, 0
+	e.stats.Snapshots++
+	e.log.Info("seeded process table from snapshot", "node", node, "processes", len(s.Procs))
+	return nil
+}
+
+// node returns node's state, creating it on first sight. Caller holds mu.
+func (e *Enricher) node(name string) *nodeState {
+	ns := e.nodes[name]
+	if ns == nil {
+		cfg := e.cfg.State
+		if cfg.Lookup == nil && e.cfg.NC != nil {
+			cfg.Lookup = procfs.NATSLookup{NC: e.cfg.NC, Node: name, NotFound: state.ErrNotFound}
+		}
+		ns = &nodeState{table: state.New(cfg)}
+		e.nodes[name] = ns
+		e.stats.Nodes = len(e.nodes)
+	}
+	return ns
+}
+
+func (e *Enricher) handleBatch(ctx context.Context, node string, data []byte) error {
+	if err := e.codec.Decode(data, &e.raw); err != nil {
+		err = fmt.Errorf("batch from %s: %w", node, err)
+		e.bad(kind(err), err)
+		return badInput{err}
+	}
+	b := &e.raw
+	if b.Node != node {
+		err := fmt.Errorf("batch on subject of node %q claims node %q: %w", node, b.Node, event.ErrMalformed)
+		e.bad("node_mismatch", err)
+		return badInput{err}
+	}
+	e.mu.Lock()
+	ns := e.node(node)
+	if ns.bootID != b.BootID || ns.startNs != b.SensorStartNs {
+		// A sensor run we have no snapshot for (or a restart): keep the
+		// table, track the new sequence.
+		ns.bootID, ns.startNs, ns.lastSeq = b.BootID, b.SensorStartNs, 0
+	}
+	if b.Seq <= ns.lastSeq {
+		e.mu.Unlock()
+		return nil // duplicate re-delivery; already enriched
+	}
+	if b.Seq != ns.lastSeq+1 {
+		e.stats.SeqGaps += b.Seq - ns.lastSeq - 1
+		e.log.Warn("raw batches lost", "node", node, "after_seq", ns.lastSeq, "got_seq", b.Seq)
+	}
+	table := ns.table
+	e.mu.Unlock()
+
+	out := &e.out
+	out.Events = table.Enrich(ctx, b, out.Events[:0])
+	out.Schema, out.Node, out.BootID = event.SchemaVersion, node, b.BootID
+	out.RawSeq, out.SensorStartNs, out.WallOffsetNs, out.Counters = b.Seq, b.SensorStartNs, b.WallOffsetNs, b.Counters
+	payload, err := e.codec.EncodeEnriched(out)
+	if err != nil {
+		return fmt.Errorf("encode enriched batch %d of %s: %w", b.Seq, node, err)
+	}
+	hdr := nats.Header{}
+	hdr.Set(bus.HeaderKind, "enriched")
+	if err := e.cfg.Publisher.Publish(ctx, bus.Msg{Subject: bus.EnrichedSubject(node), ID: out.MsgID(), Header: hdr, Data: payload}); err != nil {
+		e.mu.Lock()
+		e.stats.PubErrors++
+		e.mu.Unlock()
+		return err
+	}
+	e.mu.Lock()
+	ns.lastSeq = b.Seq
+	e.stats.Batches++
+	e.stats.Events += uint64(len(out.Events))
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *Enricher) bad(kind string, err error) {
+	e.mu.Lock()
+	e.stats.BadInput[kind]++
+	e.mu.Unlock()
+	e.log.Warn("bad input", "kind", kind, "err", err)
+}
+
+func kind(err error) string {
+	switch {
+	case errors.Is(err, event.ErrSchemaVersion):
+		return "schema_version"
+	case errors.Is(err, event.ErrOversized):
+		return "oversized"
+	case errors.Is(err, event.ErrInvalidEvent):
+		return "invalid_event"
+	default:
+		return "malformed"
+	}
+}
+
+// Stats returns a copy of the counters.
+func (e *Enricher) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.stats
+	s.BadInput = make(map[string]uint64, len(e.stats.BadInput))
+	for k, v := range e.stats.BadInput {
+		s.BadInput[k] = v
+	}
+	return s
+}
+
+// TableStats returns the state engine's counters of node.
+func (e *Enricher) TableStats(node string) (state.Stats, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ns, ok := e.nodes[node]
+	if !ok {
+		return state.Stats{}, false
+	}
+	return ns.table.Stats(), true
+}
