@@ -1,0 +1,541 @@
+package state
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"sync"
+
+	"github.com/ringwise/ringwise/services/event"
+)
+
+// Engine is the Table implementation. Its methods are safe for concurrent
+// use (a mutex is taken per call, not per event), but Enrich is meant to be
+// called by one goroutine per node, in stream order.
+type Engine struct {
+	mu     sync.Mutex
+	cfg    Config
+	t      table
+	tombs  tombstones
+	neg    negCache
+	intern interner
+
+	scratch     []byte
+	lookupsLeft int // this batch; negative: unlimited
+	st          Stats
+}
+
+const (
+	fieldsExec    = event.FieldName | event.FieldExePath | event.FieldCmdline
+	fieldsInherit = event.FieldExePath | event.FieldCmdline
+)
+
+// NewEngine returns an Engine configured by cfg.
+func NewEngine(cfg Config) *Engine {
+	cfg = cfg.withDefaults()
+	return &Engine{
+		cfg:    cfg,
+		t:      newTable(cfg.MaxProcs),
+		tombs:  newTombstones(cfg.MaxTombstones),
+		neg:    newNegCache(cfg.NegativeCacheSize),
+		intern: newInterner(8192),
+	}
+}
+
+// Seed implements Table.
+func (e *Engine) Seed(procs []event.ProcInfo) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.t.reset()
+	e.tombs.reset()
+	e.neg.reset()
+	for i := range procs {
+		p := &procs[i]
+		en := entry{
+			pid: p.Pid, ppid: p.PPid, uid: p.UID, gid: p.GID, startNs: p.StartNs,
+			comm:    e.intern.str(p.Comm),
+			exe:     e.intern.str(p.ExePath),
+			cmdline: e.intern.str(p.Cmdline),
+			source:  event.SourceSnapshot,
+			// exec id unknown: adopted from the first event seen.
+			fromProc: true,
+		}
+		if idx, ok := e.t.get(p.Pid); ok { // duplicate pid: the later wins
+			e.t.replace(idx, en)
+			continue
+		}
+		e.makeRoom()
+		e.t.insert(en)
+	}
+}
+
+// Snapshot implements Table. It returns the live processes whose metadata is
+// complete and current; processes with missing fields (parent unknown) or an
+// observed lost exec are left out, so that a new owner seeded from it looks
+// them up or reports them missing instead of showing partial or stale data.
+func (e *Engine) Snapshot() []event.ProcInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]event.ProcInfo, 0, e.t.nLive)
+	for i := e.t.live.head; i != nilIdx; i = e.t.slab[i].next {
+		en := &e.t.slab[i]
+		if en.missing != 0 || en.noExecAhead != 0 {
+			continue
+		}
+		out = append(out, event.ProcInfo{
+			Pid: en.pid, PPid: en.ppid, UID: en.uid, GID: en.gid, StartNs: en.startNs,
+			Comm: en.comm, ExePath: en.exe, Cmdline: en.cmdline,
+		})
+	}
+	slices.SortFunc(out, func(a, b event.ProcInfo) int { return cmp.Compare(a.Pid, b.Pid) })
+	return out
+}
+
+// Stats implements Table.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.st
+	s.Procs = e.t.len()
+	s.Live = e.t.nLive
+	s.Tombstones = len(e.tombs.byPid)
+	s.NegativeEntries = len(e.neg.m)
+	return s
+}
+
+// Enrich implements Table.
+func (e *Engine) Enrich(ctx context.Context, b *event.Batch, out []event.Enriched) []event.Enriched {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.st.Batches++
+	e.lookupsLeft = e.cfg.MaxLookupsPerBatch
+	out = slices.Grow(out, len(b.Events))
+	for i := range b.Events {
+		ev := &b.Events[i]
+		out = append(out, event.Enriched{Event: *ev})
+		o := &out[len(out)-1]
+		switch ev.Type {
+		case event.TypeFork:
+			if ev.Flags&event.FlagThread != 0 {
+				e.st.ThreadForks++
+			} else {
+				e.applyFork(ev)
+			}
+		case event.TypeExec:
+			e.applyExec(ev)
+		}
+		e.enrich(ctx, b, i, o)
+		if ev.Type == event.TypeExit {
+			if ev.Flags&event.FlagGroupDead != 0 {
+				e.applyExit(ev)
+			} else {
+				e.st.ThreadExits++
+			}
+		}
+		e.count(o)
+	}
+	return out
+}
+
+func (e *Engine) count(o *event.Enriched) {
+	e.st.Events++
+	e.st.BySource[o.Source&(NumSourceSlots-1)]++
+	if o.Missing == 0 {
+		return
+	}
+	e.st.Missing++
+	e.st.MissingByReason[min(int(o.Reason), NumReasonSlots-1)]++
+	for f := 0; f < NumFields; f++ {
+		if o.Missing&(1<<f) != 0 {
+			e.st.MissingByField[f]++
+		}
+	}
+}
+
+// enrich fills o (a copy of event i of b) from the table.
+func (e *Engine) enrich(ctx context.Context, b *event.Batch, i int, o *event.Enriched) {
+	stale := false
+	if idx, ok := e.t.get(o.Pid); ok {
+		en := &e.t.slab[idx]
+		if en.matches(o.StartNs) {
+			e.t.touch(idx)
+			if !en.execKnown {
+				// From the snapshot: adopt the exec id, and the exact start.
+				en.execID, en.execKnown = o.ExecID, true
+				en.startNs, en.fromProc = o.StartNs, false
+			}
+			if o.ExecID > en.execID {
+				e.execDropped(b, i, en, o)
+				return
+			}
+			fill(o, en)
+			if o.Missing != 0 {
+				e.hints(o)
+			}
+			return
+		}
+		// Another process holds the pid. If it had not exited, its exit was
+		// lost: it is stale and must not lend its metadata.
+		if !en.exited {
+			stale = true
+			e.st.PidReuseDetected++
+		}
+		e.t.remove(idx)
+	}
+	e.unknown(ctx, b, i, o, stale)
+}
+
+func fill(o *event.Enriched, en *entry) {
+	o.ProcPPid = en.ppid
+	o.ProcUID = en.uid
+	o.ProcGID = en.gid
+	o.ProcName = en.comm
+	o.ProcExePath = en.exe
+	o.ProcCmdline = en.cmdline
+	o.Source = en.source
+	if en.missing != 0 {
+		setMissing(o, en.missing, en.reason)
+	}
+}
+
+// setMissing marks fields missing with reason r and zeroes them.
+func setMissing(o *event.Enriched, f event.Field, r event.Reason) {
+	o.Missing |= f
+	o.Reason = r
+	if f&event.FieldPPid != 0 {
+		o.ProcPPid = 0
+	}
+	if f&event.FieldUID != 0 {
+		o.ProcUID, o.ProcGID = 0, 0
+	}
+	if f&event.FieldName != 0 {
+		o.ProcName = ""
+	}
+	if f&event.FieldExePath != 0 {
+		o.ProcExePath = ""
+	}
+	if f&event.FieldCmdline != 0 {
+		o.ProcCmdline = ""
+	}
+}
+
+// execDropped handles an event of a known process carrying a newer exec id
+// than the table: the exec record was lost (or is just ahead in the batch).
+func (e *Engine) execDropped(b *event.Batch, i int, en *entry, o *event.Enriched) {
+	if en.noExecAhead != o.ExecID {
+		if j := e.ahead(b, i, false); j >= 0 {
+			e.fillFromRecord(o, &b.Events[j])
+			return
+		}
+		en.noExecAhead = o.ExecID
+	}
+	o.ProcPPid, o.ProcUID, o.ProcGID = en.ppid, en.uid, en.gid
+	o.Source = en.source
+	// Never the pre-exec name, path or command line.
+	setMissing(o, fieldsExec|(en.missing&^fieldsExec), event.ReasonExecDropped)
+	e.hints(o)
+}
+
+// ahead searches the next ReorderWindow events of b for the fork (if
+// allowFork) or exec record that created the state event i needs.
+func (e *Engine) ahead(b *event.Batch, i int, allowFork bool) int {
+	w := e.cfg.ReorderWindow
+	if w <= 0 {
+		return -1
+	}
+	ev := &b.Events[i]
+	end := min(len(b.Events), i+1+w)
+	for j := i + 1; j < end; j++ {
+		c := &b.Events[j]
+		if c.Pid != ev.Pid || c.StartNs != ev.StartNs || c.ExecID != ev.ExecID {
+			continue
+		}
+		if c.Type == event.TypeExec || (allowFork && c.Type == event.TypeFork && c.Flags&event.FlagThread == 0) {
+			return j
+		}
+	}
+	return -1
+}
+
+// fillFromRecord enriches o from its process's own fork or exec record found
+// later in the batch, without touching the table (the record is applied
+// when it is reached).
+func (e *Engine) fillFromRecord(o *event.Enriched, c *event.Event) {
+	e.st.Reordered++
+	o.ProcPPid, o.ProcUID, o.ProcGID = c.PPid, c.UID, c.GID
+	o.ProcName = e.comm(c)
+	o.Source = event.SourceState
+	if c.Type == event.TypeExec {
+		o.ProcExePath = e.intern.bytes(c.Exe)
+		o.ProcCmdline = e.cmdline(c.Args)
+		return
+	}
+	exe, cmd, miss, r := e.inherit(c, false)
+	o.ProcExePath, o.ProcCmdline = exe, cmd
+	if miss != 0 {
+		setMissing(o, miss, r)
+		e.hints(o)
+	}
+}
+
+type lookupResult uint8
+
+const (
+	lookupNone    lookupResult = iota // no Lookup configured
+	lookupHit                         // entry inserted
+	lookupMiss                        // not found, or another process
+	lookupFailed                      // error or timeout
+	lookupSkipped                     // budget spent or caller's ctx done
+)
+
+// unknown handles an event whose process has no usable entry.
+func (e *Engine) unknown(ctx context.Context, b *event.Batch, i int, o *event.Enriched, stale bool) {
+	key := pidStart{o.Pid, o.StartNs}
+	if r, ok := e.neg.get(key); ok {
+		e.st.NegativeHits++
+		setMissing(o, event.AllFields, r)
+		e.hints(o)
+		return
+	}
+	if j := e.ahead(b, i, true); j >= 0 {
+		e.fillFromRecord(o, &b.Events[j])
+		return
+	}
+	res := e.lookup(ctx, o)
+	if res == lookupHit {
+		idx, _ := e.t.get(o.Pid)
+		fill(o, &e.t.slab[idx])
+		return
+	}
+	var r event.Reason
+	switch {
+	case e.tombs.has(o.Pid, o.StartNs):
+		r = event.ReasonEvicted
+	case stale:
+		// Ranked before fork_dropped: the refused entry is this pid's own
+		// evidence (its previous owner's exit was lost, and so was this
+		// process's fork, or the fork would have replaced the entry).
+		r = event.ReasonPidReused
+	case o.StartNs >= b.SensorStartNs && b.Counters.Dropped[event.CategoryLifecycle] > 0:
+		r = event.ReasonForkDropped
+	case res == lookupMiss:
+		r = event.ReasonProcGone
+	case res == lookupFailed || res == lookupSkipped:
+		r = event.ReasonLookupFailed
+	default:
+		r = event.ReasonNoState
+	}
+	if res != lookupSkipped {
+		e.neg.put(key, r)
+	}
+	setMissing(o, event.AllFields, r)
+	e.hints(o)
+}
+
+// lookup asks the sensor for o's process and inserts it on success.
+func (e *Engine) lookup(ctx context.Context, o *event.Enriched) lookupResult {
+	if e.cfg.Lookup == nil {
+		return lookupNone
+	}
+	if e.lookupsLeft == 0 || ctx.Err() != nil {
+		e.st.LookupsSkipped++
+		return lookupSkipped
+	}
+	if e.lookupsLeft > 0 {
+		e.lookupsLeft--
+	}
+	e.st.Lookups++
+	lctx, cancel := context.WithTimeout(ctx, e.cfg.LookupTimeout)
+	info, err := e.cfg.Lookup.Lookup(lctx, o.Pid)
+	lerr := lctx.Err()
+	cancel()
+	switch {
+	case err == nil && (info.Pid == o.Pid || info.Pid == 0) && event.SameStart(info.StartNs, o.StartNs):
+		e.st.LookupHits++
+		e.makeRoom()
+		e.t.insert(entry{
+			pid: o.Pid, ppid: info.PPid, uid: info.UID, gid: info.GID,
+			// The event's exact start: /proc's matched within tolerance.
+			startNs: o.StartNs,
+			comm:    e.intern.str(info.Comm),
+			exe:     e.intern.str(info.ExePath),
+			cmdline: e.intern.str(info.Cmdline),
+			source:  event.SourceLookup,
+			execID:  o.ExecID, execKnown: true,
+		})
+		return lookupHit
+	case err == nil || errors.Is(err, ErrNotFound):
+		e.st.LookupMisses++
+		return lookupMiss
+	}
+	e.st.LookupErrors++
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(lerr, context.DeadlineExceeded) {
+		e.st.LookupTimeouts++
+	}
+	if ctx.Err() != nil {
+		return lookupSkipped // the caller gave up; not the process's fault
+	}
+	return lookupFailed
+}
+
+// hints fills missing name, ppid and uid from a record read with hints.
+func (e *Engine) hints(o *event.Enriched) {
+	if o.Flags&event.FlagHints == 0 || o.Missing&(event.FieldName|event.FieldPPid|event.FieldUID) == 0 {
+		return
+	}
+	if o.Missing&event.FieldName != 0 {
+		o.ProcName = e.comm(&o.Event)
+		o.Missing &^= event.FieldName
+	}
+	if o.Missing&event.FieldPPid != 0 {
+		o.ProcPPid = o.PPid
+		o.Missing &^= event.FieldPPid
+	}
+	if o.Missing&event.FieldUID != 0 {
+		o.ProcUID, o.ProcGID = o.UID, o.GID
+		o.Missing &^= event.FieldUID
+	}
+	o.Source = event.SourceHints
+	if o.Missing == 0 {
+		o.Reason = event.ReasonNone
+	}
+}
+
+// makeRoom evicts until an entry can be inserted.
+func (e *Engine) makeRoom() {
+	for e.t.len() >= e.cfg.MaxProcs {
+		v := e.t.victim()
+		if v == nilIdx {
+			return
+		}
+		en := &e.t.slab[v]
+		e.st.Evictions++
+		if !en.exited {
+			e.st.EvictionsLive++
+		}
+		e.tombs.add(en)
+		e.t.remove(v)
+	}
+}
+
+// put stores en under its pid: replacing an entry of the same process or a
+// stale one, or inserting.
+func (e *Engine) put(en entry) {
+	e.neg.forget(pidStart{en.pid, en.startNs})
+	if idx, ok := e.t.get(en.pid); ok {
+		old := &e.t.slab[idx]
+		if !old.matches(en.startNs) && !old.exited {
+			e.st.PidReuseDetected++ // its exit was lost
+		}
+		e.t.replace(idx, en)
+		return
+	}
+	e.makeRoom()
+	e.t.insert(en)
+}
+
+func (e *Engine) applyFork(ev *event.Event) {
+	e.st.Forks++
+	if idx, ok := e.t.get(ev.Pid); ok {
+		if e.t.slab[idx].matches(ev.StartNs) {
+			// Already known (seeded from /proc after the fork, looked up, or
+			// a duplicate record): that view is at least as new. Keep it.
+			return
+		}
+	}
+	child := entry{
+		pid: ev.Pid, ppid: ev.PPid, uid: ev.UID, gid: ev.GID, startNs: ev.StartNs,
+		execID: ev.ExecID, execKnown: true,
+		comm:   e.comm(ev),
+		source: event.SourceState,
+	}
+	child.exe, child.cmdline, child.missing, child.reason = e.inherit(ev, true)
+	e.put(child)
+}
+
+// inherit returns the exe path and command line a forked child inherits
+// from its parent, or which of them are missing and why. The parent entry
+// must agree with the child's exec counter (a child starts with its
+// parent's); otherwise it is stale or outdated and lends nothing.
+func (e *Engine) inherit(ev *event.Event, apply bool) (exe, cmd string, miss event.Field, r event.Reason) {
+	pi, ok := e.t.get(ev.PPid)
+	if !ok {
+		return "", "", fieldsInherit, event.ReasonParentUnknown
+	}
+	p := &e.t.slab[pi]
+	if apply {
+		e.t.touch(pi)
+		if !p.execKnown {
+			p.execID, p.execKnown = ev.ExecID, true
+		}
+	}
+	if p.execKnown && ev.ExecID != p.execID {
+		if ev.ExecID > p.execID {
+			return "", "", fieldsInherit, event.ReasonExecDropped
+		}
+		return "", "", fieldsInherit, event.ReasonParentUnknown
+	}
+	if m := p.missing & fieldsInherit; m != 0 {
+		exe, cmd = p.exe, p.cmdline
+		if m&event.FieldExePath != 0 {
+			exe = ""
+		}
+		if m&event.FieldCmdline != 0 {
+			cmd = ""
+		}
+		return exe, cmd, m, p.reason
+	}
+	return p.exe, p.cmdline, 0, event.ReasonNone
+}
+
+func (e *Engine) applyExec(ev *event.Event) {
+	e.st.Execs++
+	if idx, ok := e.t.get(ev.Pid); ok {
+		if old := &e.t.slab[idx]; old.matches(ev.StartNs) && old.execKnown && old.execID > ev.ExecID {
+			return // a newer exec is already applied (records out of order)
+		}
+	}
+	e.put(entry{
+		pid: ev.Pid, ppid: ev.PPid, uid: ev.UID, gid: ev.GID, startNs: ev.StartNs,
+		execID: ev.ExecID, execKnown: true,
+		comm:    e.comm(ev),
+		exe:     e.intern.bytes(ev.Exe),
+		cmdline: e.cmdline(ev.Args),
+		source:  event.SourceState,
+	})
+}
+
+func (e *Engine) applyExit(ev *event.Event) {
+	e.st.Exits++
+	if idx, ok := e.t.get(ev.Pid); ok && e.t.slab[idx].matches(ev.StartNs) {
+		e.t.markExited(idx)
+	}
+}
+
+// comm returns the record's comm, shared.
+func (e *Engine) comm(ev *event.Event) string {
+	n := 0
+	for n < len(ev.Comm) && ev.Comm[n] != 0 {
+		n++
+	}
+	return e.intern.bytes(ev.Comm[:n])
+}
+
+// cmdline joins NUL-separated argv with spaces (trailing NULs dropped), as
+// Falco's proc.cmdline shows it, shared.
+func (e *Engine) cmdline(args []byte) string {
+	for len(args) > 0 && args[len(args)-1] == 0 {
+		args = args[:len(args)-1]
+	}
+	if len(args) == 0 {
+		return ""
+	}
+	e.scratch = append(e.scratch[:0], args...)
+	for i, c := range e.scratch {
+		if c == 0 {
+			e.scratch[i] = ' '
+		}
+	}
+	return e.intern.bytes(e.scratch)
+}

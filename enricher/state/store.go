@@ -1,0 +1,374 @@
+package state
+
+import "github.com/ringwise/ringwise/services/event"
+
+// entry is one process (thread group) in the table. Its strings are
+// immutable once set, so Enriched values may share them.
+type entry struct {
+	startNs uint64
+	pid     uint32
+	ppid    uint32
+	uid     uint32
+	gid     uint32
+	execID  uint32
+	comm    string
+	exe     string
+	cmdline string
+
+	// missing and reason describe fields unknown since the entry was made
+	// (exe path and cmdline of a child whose parent was unknown).
+	missing event.Field
+	reason  event.Reason
+	source  event.Source
+
+	execKnown bool // execID is meaningful (false: adopt the first one seen)
+	fromProc  bool // startNs is /proc's, clock-tick granular: compare with SameStart
+	exited    bool
+	inUse     bool
+
+	// noExecAhead is the event exec id for which a search of the batch for
+	// the missing exec record already failed (avoids rescanning per event).
+	noExecAhead uint32
+
+	prev, next int32 // LRU list links (live or exited list)
+}
+
+// matches reports whether an event start time names this entry's process.
+func (en *entry) matches(startNs uint64) bool {
+	if en.fromProc {
+		return event.SameStart(en.startNs, startNs)
+	}
+	return en.startNs == startNs
+}
+
+// lru is an intrusive doubly linked list over the slab; head is most recent.
+type lru struct{ head, tail int32 }
+
+const nilIdx int32 = -1
+
+// table is the bounded process table: a slab of entries indexed by pid, with
+// two LRU lists (live, exited) for eviction.
+type table struct {
+	max    int
+	slab   []entry
+	free   []int32
+	byPid  map[uint32]int32
+	live   lru
+	exited lru
+	nLive  int
+}
+
+func newTable(max int) table {
+	return table{
+		max:    max,
+		byPid:  make(map[uint32]int32, min(max, 4096)),
+		live:   lru{nilIdx, nilIdx},
+		exited: lru{nilIdx, nilIdx},
+	}
+}
+
+func (t *table) reset() {
+	clear(t.byPid)
+	t.slab = t.slab[:0]
+	t.free = t.free[:0]
+	t.live = lru{nilIdx, nilIdx}
+	t.exited = lru{nilIdx, nilIdx}
+	t.nLive = 0
+}
+
+func (t *table) len() int { return len(t.byPid) }
+
+func (t *table) list(en *entry) *lru {
+	if en.exited {
+		return &t.exited
+	}
+	return &t.live
+}
+
+func (t *table) unlink(i int32) {
+	en := &t.slab[i]
+	l := t.list(en)
+	if en.prev != nilIdx {
+		t.slab[en.prev].next = en.next
+	} else {
+		l.head = en.next
+	}
+	if en.next != nilIdx {
+		t.slab[en.next].prev = en.prev
+	} else {
+		l.tail = en.prev
+	}
+	en.prev, en.next = nilIdx, nilIdx
+}
+
+func (t *table) pushFront(i int32) {
+	en := &t.slab[i]
+	l := t.list(en)
+	en.prev = nilIdx
+	en.next = l.head
+	if l.head != nilIdx {
+		t.slab[l.head].prev = i
+	} else {
+		l.tail = i
+	}
+	l.head = i
+}
+
+// touch marks entry i most recently used.
+func (t *table) touch(i int32) {
+	if t.list(&t.slab[i]).head == i {
+		return
+	}
+	t.unlink(i)
+	t.pushFront(i)
+}
+
+// get returns the index of pid's entry.
+func (t *table) get(pid uint32) (int32, bool) {
+	i, ok := t.byPid[pid]
+	return i, ok
+}
+
+// remove deletes entry i.
+func (t *table) remove(i int32) {
+	en := &t.slab[i]
+	t.unlink(i)
+	if !en.exited {
+		t.nLive--
+	}
+	delete(t.byPid, en.pid)
+	*en = entry{prev: nilIdx, next: nilIdx}
+	t.free = append(t.free, i)
+}
+
+// markExited moves entry i to the exited list.
+func (t *table) markExited(i int32) {
+	en := &t.slab[i]
+	if en.exited {
+		t.touch(i)
+		return
+	}
+	t.unlink(i)
+	en.exited = true
+	t.nLive--
+	t.pushFront(i)
+}
+
+// victim returns the entry to evict: the least recently used exited one,
+// else the least recently used live one.
+func (t *table) victim() int32 {
+	if t.exited.tail != nilIdx {
+		return t.exited.tail
+	}
+	return t.live.tail
+}
+
+// insert stores a fresh live entry for en.pid (which must not be present)
+// and returns its index. The caller evicts first if the table is full.
+func (t *table) insert(en entry) int32 {
+	var i int32
+	if n := len(t.free); n > 0 {
+		i = t.free[n-1]
+		t.free = t.free[:n-1]
+	} else {
+		t.slab = append(t.slab, entry{})
+		i = int32(len(t.slab) - 1)
+	}
+	en.inUse = true
+	en.exited = false
+	t.slab[i] = en
+	t.byPid[en.pid] = i
+	t.nLive++
+	t.pushFront(i)
+	return i
+}
+
+// replace overwrites entry i in place with a fresh live entry (same pid).
+func (t *table) replace(i int32, en entry) {
+	t.unlink(i)
+	if !t.slab[i].exited {
+		t.nLive--
+	}
+	en.inUse = true
+	en.exited = false
+	t.slab[i] = en
+	t.nLive++
+	t.pushFront(i)
+}
+
+// pidStart keys a process.
+type pidStart struct {
+	pid   uint32
+	start uint64
+}
+
+// tombstones remembers evicted processes, at most one per pid (the latest),
+// in a bounded ring: the oldest are forgotten first.
+type tombstones struct {
+	byPid map[uint32]tomb
+	ring  []tombSlot
+	next  int
+	seq   uint64
+}
+
+type tomb struct {
+	start    uint64
+	fromProc bool
+	seq      uint64
+}
+
+type tombSlot struct {
+	pid uint32
+	seq uint64
+}
+
+func newTombstones(n int) tombstones {
+	if n < 0 {
+		n = 0
+	}
+	return tombstones{byPid: make(map[uint32]tomb, min(n, 1024)), ring: make([]tombSlot, n)}
+}
+
+func (t *tombstones) reset() {
+	clear(t.byPid)
+	clear(t.ring)
+	t.next = 0
+}
+
+func (t *tombstones) add(en *entry) {
+	if len(t.ring) == 0 {
+		return
+	}
+	old := t.ring[t.next]
+	if old.seq != 0 {
+		if tb, ok := t.byPid[old.pid]; ok && tb.seq == old.seq {
+			delete(t.byPid, old.pid)
+		}
+	}
+	t.seq++
+	t.ring[t.next] = tombSlot{pid: en.pid, seq: t.seq}
+	t.byPid[en.pid] = tomb{start: en.startNs, fromProc: en.fromProc, seq: t.seq}
+	t.next = (t.next + 1) % len(t.ring)
+}
+
+func (t *tombstones) has(pid uint32, start uint64) bool {
+	tb, ok := t.byPid[pid]
+	if !ok {
+		return false
+	}
+	if tb.fromProc {
+		return event.SameStart(tb.start, start)
+	}
+	return tb.start == start
+}
+
+// negCache remembers (pid, start) pairs whose enrichment failed, with the
+// reason, in a bounded ring.
+type negCache struct {
+	m    map[pidStart]negVal
+	ring []negSlot
+	next int
+	seq  uint64
+}
+
+type negVal struct {
+	reason event.Reason
+	seq    uint64
+}
+
+type negSlot struct {
+	key pidStart
+	seq uint64
+}
+
+func newNegCache(n int) negCache {
+	if n < 0 {
+		n = 0
+	}
+	return negCache{m: make(map[pidStart]negVal, min(n, 1024)), ring: make([]negSlot, n)}
+}
+
+func (c *negCache) reset() {
+	clear(c.m)
+	clear(c.ring)
+	c.next = 0
+}
+
+func (c *negCache) get(k pidStart) (event.Reason, bool) {
+	if len(c.m) == 0 {
+		return 0, false
+	}
+	v, ok := c.m[k]
+	return v.reason, ok
+}
+
+func (c *negCache) put(k pidStart, r event.Reason) {
+	if len(c.ring) == 0 {
+		return
+	}
+	old := c.ring[c.next]
+	if old.seq != 0 {
+		if v, ok := c.m[old.key]; ok && v.seq == old.seq {
+			delete(c.m, old.key)
+		}
+	}
+	c.seq++
+	c.ring[c.next] = negSlot{key: k, seq: c.seq}
+	c.m[k] = negVal{reason: r, seq: c.seq}
+	c.next = (c.next + 1) % len(c.ring)
+}
+
+// forget drops pid's cached failures (the process got state).
+func (c *negCache) forget(k pidStart) {
+	if len(c.m) == 0 {
+		return
+	}
+	delete(c.m, k)
+}
+
+// interner shares the strings of recurring comms, paths and command lines
+// (a process flood runs the same binary again and again), so that lifecycle
+// records do not allocate per event. It is bounded: when full it starts over.
+type interner struct {
+	m   map[string]string
+	max int
+}
+
+func newInterner(max int) interner {
+	return interner{m: make(map[string]string, 256), max: max}
+}
+
+func (in *interner) bytes(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if s, ok := in.m[string(b)]; ok {
+		return s
+	}
+	if len(b) > 512 { // long, probably unique: do not keep
+		return string(b)
+	}
+	if len(in.m) >= in.max {
+		clear(in.m)
+	}
+	s := string(b)
+	in.m[s] = s
+	return s
+}
+
+func (in *interner) str(s string) string {
+	if s == "" {
+		return ""
+	}
+	if v, ok := in.m[s]; ok {
+		return v
+	}
+	if len(s) > 512 {
+		return s
+	}
+	if len(in.m) >= in.max {
+		clear(in.m)
+	}
+	in.m[s] = s
+	return s
+}
