@@ -496,6 +496,12 @@ func TestShedding(t *testing.T) {
 }
 
 func TestLoadErrors(t *testing.T) {
+	if os.Geteuid() != 0 {
+		_, err := Load(Config{RingSize: 1 << 16})
+		if err == nil || !strings.Contains(err.Error(), "CAP_BPF") {
+			t.Errorf("Load as non-root: %v, want a privileges error", err)
+		}
+	}
 	for _, cfg := range []Config{
 		{RingSize: 0},
 		{RingSize: 12345},
@@ -509,5 +515,88 @@ func TestLoadErrors(t *testing.T) {
 		} else {
 			t.Logf("Load(%+v): %v", cfg, err)
 		}
+	}
+}
+
+// TestRingReadNoAlloc checks that reading a live ring (ReadInto + decode)
+// does not allocate, including the non-blocking past-deadline path.
+func TestRingReadNoAlloc(t *testing.T) {
+	needRoot(t)
+	p := load(t, Config{RingSize: 4 << 20, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
+	runTrue(t, 5) // hundreds of records, none read yet
+	r := p.Rings()[0]
+	if r.Pending() == 0 {
+		t.Fatal("Pending() == 0 after a workload")
+	}
+	var ev event.Event
+	past := time.Now().Add(-time.Second)
+	if err := r.Read(&ev, past); err != nil { // warm up Exe/Args capacity
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		if err := r.Read(&ev, past); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Ring.Read allocates %.2f times per record, want 0", allocs)
+	}
+	// Empty ring + past deadline: returns at once.
+	drain(t, p)
+	start := time.Now()
+	if err := r.Read(&ev, past); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("empty ring, past deadline: %v", err)
+	}
+	if d := time.Since(start); d > 50*time.Millisecond {
+		t.Errorf("non-blocking read took %v", d)
+	}
+	finalCounters(t, p)
+}
+
+func TestExecTruncation(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	long := dir + "/" + strings.Repeat("d", 100)
+	if err := os.Mkdir(long, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	longExe := long + "/" + strings.Repeat("t", 80) // well over ExeMax
+	if err := os.Symlink("/bin/true", longExe); err != nil {
+		t.Fatal(err)
+	}
+	exact := dir + "/" + strings.Repeat("x", ExeMax-1-len(dir)-1) // exactly ExeMax-1 bytes
+	if err := os.Symlink("/bin/true", exact); err != nil {
+		t.Fatal(err)
+	}
+	p := load(t, Config{RingSize: 1 << 20, Layout: LayoutSplit, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
+	c := collect(p)
+	args := make([]string, 40)
+	for i := range args {
+		args[i] = fmt.Sprintf("argument-%02d", i)
+	}
+	run := func(path string, args ...string) uint32 {
+		cmd := exec.Command(path, args...)
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		return uint32(cmd.Process.Pid)
+	}
+	pidLong := run(longExe)
+	pidExact := run(exact)
+	pidArgs := run("/bin/true", args...)
+	time.Sleep(50 * time.Millisecond)
+	recs, _ := c.finish(t)
+	m := byPid(recs, []uint32{pidLong, pidExact, pidArgs})
+	if l := m[pidLong]; l.exec == nil || l.exec.Flags&event.FlagTruncated == 0 ||
+		string(l.exec.Exe) != longExe[:ExeMax-1] {
+		t.Errorf("long exe not truncated: %+v", l.exec)
+	}
+	if l := m[pidExact]; l.exec == nil || l.exec.Flags&event.FlagTruncated != 0 || string(l.exec.Exe) != exact {
+		t.Errorf("exe of exactly %d bytes: %+v", ExeMax-1, l.exec)
+	}
+	full := strings.Join(append([]string{"/bin/true"}, args...), "\x00")
+	if l := m[pidArgs]; l.exec == nil || l.exec.Flags&event.FlagTruncated == 0 ||
+		string(l.exec.Args) != full[:ArgsMax] {
+		t.Errorf("long argv not truncated: %+v", l.exec)
 	}
 }
