@@ -1,0 +1,404 @@
+package report
+
+import (
+	"slices"
+
+	"github.com/ringwise/ringwise/services/event"
+)
+
+// Summary is the analyzer's report for one node, or merged over all nodes.
+// Its JSON names are part of ringwise's interface (CLI and HTTP output).
+type Summary struct {
+	// Node is the node's name; "" for a summary merged over several nodes.
+	Node string `json:"node"`
+	// Nodes lists the nodes a merged summary covers.
+	Nodes    []string         `json:"nodes,omitempty"`
+	Ring     event.RingConfig `json:"ring"`
+	Sensor   SensorSummary    `json:"sensor"`
+	Enricher EnricherSummary  `json:"enricher"`
+	Analyzer AnalyzerSummary  `json:"analyzer"`
+	Truth    TruthResult      `json:"truth"`
+}
+
+// SensorSummary holds the sensor's ring counters: for each sensor run the
+// latest cumulative values (from stats or batch envelopes), summed over runs.
+type SensorSummary struct {
+	Attempted          uint64 `json:"attempted"`
+	Delivered          uint64 `json:"delivered"`
+	Dropped            uint64 `json:"dropped"`
+	DroppedLifecycle   uint64 `json:"dropped_lifecycle"`
+	DroppedSyscall     uint64 `json:"dropped_syscall"`
+	Shed               uint64 `json:"shed"`
+	Batches            uint64 `json:"batches"`
+	PublishErrors      uint64 `json:"publish_errors"`
+	AttemptedLifecycle uint64 `json:"attempted_lifecycle"`
+	AttemptedSyscall   uint64 `json:"attempted_syscall"`
+	// DropPct is 100*dropped/attempted (0 when nothing was attempted).
+	DropPct float64 `json:"drop_pct"`
+	// LifecycleDropPct is 100*dropped_lifecycle/attempted_lifecycle.
+	LifecycleDropPct float64 `json:"lifecycle_drop_pct"`
+	// Final is set when the latest sensor run sent its final stats (after a
+	// full drain), so the counters are complete.
+	Final bool `json:"final"`
+	// Runs is the number of sensor runs (boot id, start time) seen.
+	Runs int `json:"runs"`
+}
+
+// EnricherSummary holds what the enricher reports about itself; the caller
+// fills it (see Aggregator.SetEnricherEvents).
+type EnricherSummary struct {
+	Events uint64 `json:"events"`
+}
+
+// AnalyzerSummary is what the analyzer counted in the enriched stream.
+type AnalyzerSummary struct {
+	Events  uint64 `json:"events"`
+	Missing uint64 `json:"missing"`
+	// MissingPct is 100*missing/events (0 when there are no events).
+	MissingPct float64 `json:"missing_pct"`
+	// ByField counts missing events per Falco field name; an event missing
+	// three fields counts once in each.
+	ByField map[string]uint64 `json:"by_field"`
+	// ByReason counts missing events per reason.
+	ByReason map[string]uint64 `json:"by_reason"`
+	// LifecycleAttributed counts missing events whose reason blames a
+	// lifecycle record dropped by the ring.
+	LifecycleAttributed uint64 `json:"lifecycle_attributed"`
+	// BatchGaps counts enriched batches never received: sequence numbers
+	// skipped between the first batch seen of a sensor run and the last one
+	// the sensor says it published (from final stats) or the highest seen.
+	BatchGaps uint64 `json:"batch_gaps"`
+	// Batches counts batches received (duplicates excluded).
+	Batches uint64 `json:"batches"`
+	// DuplicateBatches counts redelivered batches, which were not counted.
+	DuplicateBatches uint64 `json:"duplicate_batches"`
+}
+
+// ReasonUnspecified is the by_reason key for events with missing fields but
+// no reason (event.ReasonNone).
+const ReasonUnspecified = "unspecified"
+
+// reasonKey is the by_reason key of r.
+func reasonKey(r event.Reason) string {
+	if r == event.ReasonNone {
+		return ReasonUnspecified
+	}
+	return r.String()
+}
+
+// maxTrackedGaps bounds the per-run set of missing sequence numbers kept to
+// recognise late (reordered) batches; gaps beyond it are still counted.
+const maxTrackedGaps = 1 << 16
+
+type runKey struct {
+	boot    string
+	startNs uint64
+}
+
+// runState is one sensor run (boot id, sensor start time): batch sequence
+// tracking and the latest counters.
+type runState struct {
+	seen           bool   // at least one sequenced batch
+	minSeq, maxSeq uint64 // range of sequence numbers seen
+	missing        map[uint64]struct{}
+	untracked      uint64 // gaps not in missing (set full)
+
+	counters event.Counters // element-wise max of all cumulative readings
+
+	haveStats     bool
+	batches       uint64
+	publishErrors uint64
+	lastBatchSeq  uint64
+	final         bool
+}
+
+func (r *runState) gaps() uint64 {
+	g := uint64(len(r.missing)) + r.untracked
+	if r.seen && r.final && r.lastBatchSeq > r.maxSeq {
+		g += r.lastBatchSeq - r.maxSeq
+	}
+	return g
+}
+
+func (r *runState) addGap(seq uint64) {
+	if len(r.missing) < maxTrackedGaps {
+		if r.missing == nil {
+			r.missing = make(map[uint64]struct{})
+		}
+		r.missing[seq] = struct{}{}
+	} else {
+		r.untracked++
+	}
+}
+
+// addRange records lo..hi (inclusive) as missing.
+func (r *runState) addRange(lo, hi uint64) {
+	for s := lo; s <= hi; s++ {
+		if len(r.missing) >= maxTrackedGaps {
+			r.untracked += hi - s + 1
+			return
+		}
+		r.addGap(s)
+	}
+}
+
+// observe records sequence number seq and reports whether the batch is new
+// (false: a duplicate). Seq 0 means unsequenced and is always new.
+func (r *runState) observe(seq uint64) bool {
+	if seq == 0 {
+		return true
+	}
+	switch {
+	case !r.seen:
+		r.seen, r.minSeq, r.maxSeq = true, seq, seq
+	case seq > r.maxSeq:
+		if seq > r.maxSeq+1 {
+			r.addRange(r.maxSeq+1, seq-1)
+		}
+		r.maxSeq = seq
+	case seq < r.minSeq:
+		if seq+1 < r.minSeq {
+			r.addRange(seq+1, r.minSeq-1)
+		}
+		r.minSeq = seq
+	default:
+		if _, ok := r.missing[seq]; ok {
+			delete(r.missing, seq) // a late batch fills its gap
+			return true
+		}
+		return false
+	}
+	return true
+}
+
+func maxCounters(dst *event.Counters, c *event.Counters) {
+	for i := range event.NumCategories {
+		dst.Attempted[i] = max(dst.Attempted[i], c.Attempted[i])
+		dst.Dropped[i] = max(dst.Dropped[i], c.Dropped[i])
+		dst.Shed[i] = max(dst.Shed[i], c.Shed[i])
+		dst.Delivered[i] = max(dst.Delivered[i], c.Delivered[i])
+	}
+}
+
+// nodeState is everything counted for one node.
+type nodeState struct {
+	events, missing uint64
+	byField         [8]uint64   // per Field bit
+	byReason        [256]uint64 // per Reason, missing events only
+	batches, dups   uint64
+	enricherEvents  uint64
+	runs            map[runKey]*runState
+	latestRun       *runState        // run of the most recent stats or new run
+	ring            event.RingConfig // from the most recent stats
+}
+
+func (n *nodeState) run(boot string, startNs uint64) *runState {
+	k := runKey{boot, startNs}
+	r := n.runs[k]
+	if r == nil {
+		r = &runState{}
+		n.runs[k] = r
+		n.latestRun = r
+	}
+	return r
+}
+
+// Aggregator counts enriched events and sensor stats per node. It is not
+// safe for concurrent use; the caller locks.
+type Aggregator struct {
+	nodes map[string]*nodeState
+}
+
+// NewAggregator returns an empty Aggregator.
+func NewAggregator() *Aggregator {
+	return &Aggregator{nodes: make(map[string]*nodeState)}
+}
+
+func (a *Aggregator) node(name string) *nodeState {
+	n := a.nodes[name]
+	if n == nil {
+		n = &nodeState{runs: make(map[runKey]*runState)}
+		a.nodes[name] = n
+	}
+	return n
+}
+
+// AddBatch counts the events of b: all events, events with missing fields,
+// per field and per reason. It records b's cumulative counters for the
+// sensor run and tracks b.RawSeq: a skipped sequence number is a lost batch,
+// a repeated one a redelivery whose events are not counted again.
+func (a *Aggregator) AddBatch(b *event.EnrichedBatch) {
+	if b == nil {
+		return
+	}
+	n := a.node(b.Node)
+	r := n.run(b.BootID, b.SensorStartNs)
+	maxCounters(&r.counters, &b.Counters)
+	if !r.observe(b.RawSeq) {
+		n.dups++
+		return
+	}
+	n.batches++
+	n.events += uint64(len(b.Events))
+	for i := range b.Events {
+		e := &b.Events[i]
+		if e.Missing == 0 {
+			continue
+		}
+		n.missing++
+		n.byReason[e.Reason]++
+		for bit := 0; bit < 8; bit++ {
+			if e.Missing&(1<<bit) != 0 {
+				n.byField[bit]++
+			}
+		}
+	}
+}
+
+// AddStats records the latest stats of s's node and sensor run: counters,
+// ring configuration, batch and publish-error counts, and the Final flag.
+func (a *Aggregator) AddStats(s *event.Stats) {
+	if s == nil {
+		return
+	}
+	n := a.node(s.Node)
+	r := n.run(s.BootID, s.SensorStartNs)
+	n.latestRun = r
+	maxCounters(&r.counters, &s.Counters)
+	r.batches = max(r.batches, s.Batches)
+	r.publishErrors = max(r.publishErrors, s.PublishErrors)
+	r.lastBatchSeq = max(r.lastBatchSeq, s.LastBatchSeq)
+	r.final = r.final || s.Final
+	r.haveStats = true
+	n.ring = s.Ring
+}
+
+// SetEnricherEvents records the enricher's own event count for node; it is
+// reported as enricher.events.
+func (a *Aggregator) SetEnricherEvents(node string, events uint64) {
+	a.node(node).enricherEvents = events
+}
+
+// Nodes returns the names of the nodes seen, sorted.
+func (a *Aggregator) Nodes() []string {
+	out := make([]string, 0, len(a.nodes))
+	for name := range a.nodes {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Summary reports on node. With node "" it reports on the only node seen, or,
+// when several were seen, merges all of them (Node "" and Nodes set; the
+// ring is the common one, or layout "mixed" if they differ). An unknown node
+// yields an empty summary with its name.
+func (a *Aggregator) Summary(node string) Summary {
+	if node != "" || len(a.nodes) <= 1 {
+		if node == "" {
+			for name := range a.nodes {
+				node = name
+			}
+		}
+		s := newSummary(node)
+		if n := a.nodes[node]; n != nil {
+			n.addTo(&s)
+			s.Ring = n.ring
+			s.Sensor.Final = n.final()
+		}
+		s.finish()
+		return s
+	}
+	s := newSummary("")
+	s.Nodes = a.Nodes()
+	for i, name := range s.Nodes {
+		n := a.nodes[name]
+		n.addTo(&s)
+		s.Sensor.Final = n.final() && (i == 0 || s.Sensor.Final)
+		switch {
+		case i == 0:
+			s.Ring = n.ring
+		case s.Ring != n.ring:
+			s.Ring = event.RingConfig{Layout: "mixed"}
+		}
+	}
+	s.finish()
+	return s
+}
+
+func newSummary(node string) Summary {
+	return Summary{
+		Node: node,
+		Analyzer: AnalyzerSummary{
+			ByField:  map[string]uint64{},
+			ByReason: map[string]uint64{},
+		},
+	}
+}
+
+// addTo adds n's counts into s.
+func (n *nodeState) addTo(s *Summary) {
+	an := &s.Analyzer
+	an.Events += n.events
+	an.Missing += n.missing
+	an.Batches += n.batches
+	an.DuplicateBatches += n.dups
+	for bit, c := range n.byField {
+		if c == 0 {
+			continue
+		}
+		name := event.Field(1 << bit).String()
+		if name == "" {
+			name = "unknown_field"
+		}
+		an.ByField[name] += c
+	}
+	for r, c := range n.byReason {
+		if c == 0 {
+			continue
+		}
+		an.ByReason[reasonKey(event.Reason(r))] += c
+		if event.Reason(r).LifecycleLoss() {
+			an.LifecycleAttributed += c
+		}
+	}
+	s.Enricher.Events += n.enricherEvents
+
+	se := &s.Sensor
+	for _, r := range n.runs {
+		c := &r.counters
+		se.AttemptedLifecycle += c.Attempted[event.CategoryLifecycle]
+		se.AttemptedSyscall += c.Attempted[event.CategorySyscall]
+		se.Attempted += event.Sum(c.Attempted)
+		se.Delivered += event.Sum(c.Delivered)
+		se.Dropped += event.Sum(c.Dropped)
+		se.DroppedLifecycle += c.Dropped[event.CategoryLifecycle]
+		se.DroppedSyscall += c.Dropped[event.CategorySyscall]
+		se.Shed += event.Sum(c.Shed)
+		if r.haveStats {
+			se.Batches += max(r.batches, r.maxSeq)
+		} else {
+			se.Batches += r.maxSeq
+		}
+		se.PublishErrors += r.publishErrors
+		an.BatchGaps += r.gaps()
+	}
+	se.Runs += len(n.runs)
+}
+
+// final reports whether n's latest sensor run sent its final stats.
+func (n *nodeState) final() bool { return n.latestRun != nil && n.latestRun.final }
+
+func pct(num, den uint64) float64 {
+	if den == 0 {
+		return 0
+	}
+	return 100 * float64(num) / float64(den)
+}
+
+// finish fills the derived percentages.
+func (s *Summary) finish() {
+	s.Analyzer.MissingPct = pct(s.Analyzer.Missing, s.Analyzer.Events)
+	s.Sensor.DropPct = pct(s.Sensor.Dropped, s.Sensor.Attempted)
+	s.Sensor.LifecycleDropPct = pct(s.Sensor.DroppedLifecycle, s.Sensor.AttemptedLifecycle)
+}

@@ -1,0 +1,115 @@
+package report
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ringwise/ringwise/services/event"
+)
+
+func TestReadTruth(t *testing.T) {
+	lines := `{"pid":101,"ppid":100,"comm":"rwflood","exe":"/tmp/f/rwflood"}
+
+{"pid":102,"ppid":100,"comm":"rwflood","exe":"/tmp/f/rwflood"}
+`
+	procs, err := ReadTruth(strings.NewReader(lines))
+	if err != nil || len(procs) != 2 || procs[1] != (TruthProc{102, 100, "rwflood", "/tmp/f/rwflood"}) {
+		t.Fatalf("%v %+v", err, procs)
+	}
+	procs, err = ReadTruth(strings.NewReader(` [{"pid":5,"ppid":1,"comm":"c","exe":"/e"}]`))
+	if err != nil || len(procs) != 1 || procs[0].Pid != 5 {
+		t.Fatalf("array: %v %+v", err, procs)
+	}
+	if procs, err := ReadTruth(strings.NewReader("")); err != nil || len(procs) != 0 {
+		t.Fatalf("empty: %v %+v", err, procs)
+	}
+	if _, err := ReadTruth(strings.NewReader(`{"pid":1}` + "\n" + `{"pid":`)); err == nil || !strings.Contains(err.Error(), "record 2") {
+		t.Fatalf("truncated: %v", err)
+	}
+	if _, err := ReadTruth(strings.NewReader(`{"ppid":1}`)); err == nil {
+		t.Fatal("pid 0 accepted")
+	}
+}
+
+func TestTruthChecker(t *testing.T) {
+	const (
+		parent  = 100
+		pre     = 1 // the flood's ExecID: children's pre-exec events
+		post    = 2 // after the helper's exec
+		comm    = "rwflood"
+		exe     = "/tmp/f/rwflood"
+		parComm = "ringwise"
+		parExe  = "/usr/bin/ringwise"
+	)
+	procs := []TruthProc{
+		{101, parent, comm, exe}, // matched
+		{102, parent, comm, exe}, // missing only: neither matched nor wrong
+		{103, parent, comm, exe}, // stale pre-exec name on a post-exec event: wrong
+		{104, parent, comm, exe}, // wrong ppid on a pre-exec event: wrong
+		{105, parent, comm, exe}, // never seen
+	}
+	tc := NewTruthChecker(procs)
+	b := batch("n", 1,
+		// 101: fork (parent's name), exec, syscall: all right.
+		known(event.TypeFork, 101, pre, parent, parComm, parExe),
+		known(event.TypeExec, 101, post, parent, comm, exe),
+		known(event.TypeSyscall, 101, post, parent, comm, exe),
+		// an unrelated process
+		known(event.TypeSyscall, 999, 7, 1, "other", "/other"),
+		// 102: fork lost; everything is missing.
+		ev(event.TypeSyscall, 102, post, event.AllFields, event.ReasonForkDropped),
+		ev(event.TypeExit, 102, post, event.AllFields, event.ReasonForkDropped),
+	)
+	// 103: exec lost, yet the enricher kept the pre-exec name: wrong.
+	stale := known(event.TypeSyscall, 103, post, parent, parComm, parExe)
+	b2 := batch("n", 2,
+		known(event.TypeFork, 103, pre, parent, parComm, parExe),
+		stale,
+		// and with the name missing but exepath stale: still wrong.
+		func() event.Enriched {
+			e := known(event.TypeSyscall, 103, post, parent, "", parExe)
+			e.Missing = event.FieldName
+			return e
+		}(),
+		// 104: pre-exec event with a wrong ppid (pid reuse gone wrong).
+		known(event.TypeSyscall, 104, pre, 4242, parComm, parExe),
+		// 104: post-exec event partly missing but right where known.
+		func() event.Enriched {
+			e := known(event.TypeSyscall, 104, post, parent, comm, "")
+			e.Missing = event.FieldExePath | event.FieldCmdline
+			return e
+		}(),
+	)
+	// Post-exec events before the exec that reveals the post-exec id are
+	// judged correctly too: the exec arrives only in the next batch.
+	tc.AddBatch(b2)
+	tc.AddBatch(b)
+	tc.AddBatch(nil)
+
+	got := tc.Result()
+	want := TruthResult{Processes: 5, Matched: 1, Wrong: 2, WrongEvents: 3, Events: 10, MissingEvents: 4, Unseen: 1, PostExecID: post}
+	if got != want {
+		t.Errorf("result\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+func TestTruthCheckerNoExecSeen(t *testing.T) {
+	tc := NewTruthChecker([]TruthProc{{1, 9, "c", "/e"}})
+	tc.AddBatch(batch("n", 1,
+		known(event.TypeSyscall, 1, 1, 9, "parent", "/p"), // can't tell pre from post: only ppid checked
+		known(event.TypeSyscall, 1, 1, 8, "parent", "/p"),
+	))
+	got := tc.Result()
+	if got.Events != 2 || got.WrongEvents != 1 || got.Wrong != 1 || got.Matched != 0 || got.PostExecID != 0 {
+		t.Errorf("%+v", got)
+	}
+}
+
+func TestTruthCommTruncation(t *testing.T) {
+	long := "a-very-long-helper-name"
+	tc := NewTruthChecker([]TruthProc{{1, 9, long, "/e"}})
+	tc.AddBatch(batch("n", 1, known(event.TypeExec, 1, 2, 9, long[:event.CommLen-1], "/e")))
+	if r := tc.Result(); r.Matched != 1 || r.Wrong != 0 {
+		t.Errorf("%+v", r)
+	}
+}
