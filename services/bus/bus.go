@@ -85,7 +85,7 @@ func ValidNode(name string) error {
 type StreamOptions struct {
 	// Memory keeps streams in memory (all-in-one runs); otherwise on file.
 	Memory   bool
-	MaxBytes int64         // per stream; default 1 GiB
+	MaxBytes int64         // per stream; default 1 GiB on file, 512 MiB in memory
 	MaxAge   time.Duration // default 1h
 	Replicas int           // default 1
 }
@@ -95,6 +95,9 @@ type StreamOptions struct {
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
 	if o.MaxBytes == 0 {
 		o.MaxBytes = 1 << 30
+		if o.Memory {
+			o.MaxBytes = 512 << 20 // three streams fit the embedded 2 GiB
+		}
 	}
 	if o.MaxAge == 0 {
 		o.MaxAge = time.Hour

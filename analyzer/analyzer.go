@@ -1,0 +1,326 @@
+// Package analyzer flags enriched events with missing metadata, counts them
+// per node by field and by reason, ties them to the sensor's ring drops,
+// checks flood processes against ground truth, and recommends a ring size
+// from the node's own measured load. It serves the summary over HTTP.
+package analyzer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ringwise/ringwise/analyzer/report"
+	"github.com/ringwise/ringwise/services/bus"
+	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/ringmodel"
+)
+
+// DefaultDurable is the analyzer's durable consumer name.
+const DefaultDurable = "ringwise-analyzer"
+
+// maxStatsPerNode bounds the stats messages kept for the ring model (about
+// an hour at one per second).
+const maxStatsPerNode = 3600
+
+// Config configures an analyzer.
+type Config struct {
+	JS      jetstream.JetStream
+	Durable string // default DefaultDurable
+	// HTTPAddr serves /api/summary and /api/recommendation ("" = no HTTP).
+	HTTPAddr string
+	// Truth, when set, checks these processes against their ground truth.
+	Truth []report.TruthProc
+	// Recommend configures the live recommendation.
+	Recommend ringmodel.Options
+	// OnBatch, when set, sees every enriched batch (e.g. to print events).
+	// It runs on the consumer goroutine; the batch is reused afterwards.
+	OnBatch func(*event.EnrichedBatch)
+	Logger  *slog.Logger
+}
+
+// Analyzer aggregates enriched batches and stats.
+type Analyzer struct {
+	cfg   Config
+	log   *slog.Logger
+	codec *event.Codec
+	batch event.EnrichedBatch
+
+	mu       sync.Mutex
+	agg      *report.Aggregator
+	truth    *report.TruthChecker
+	stats    map[string][]event.Stats // per node, current sensor run
+	badInput map[string]uint64
+	httpAddr string
+}
+
+// New returns an analyzer.
+func New(cfg Config) *Analyzer {
+	if cfg.Durable == "" {
+		cfg.Durable = DefaultDurable
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &Analyzer{cfg: cfg, log: cfg.Logger, codec: event.NewCodec(), agg: report.NewAggregator(),
+		stats: map[string][]event.Stats{}, badInput: map[string]uint64{}}
+	if len(cfg.Truth) > 0 {
+		a.truth = report.NewTruthChecker(cfg.Truth)
+	}
+	return a
+}
+
+// Run consumes RINGWISE_ENRICHED and RINGWISE_STATS until ctx is done, and
+// serves HTTP if configured.
+func (a *Analyzer) Run(ctx context.Context) error {
+	if a.cfg.JS == nil {
+		return errors.New("analyzer: no JetStream context")
+	}
+	if a.cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("analyzer: listen on %s: %w", a.cfg.HTTPAddr, err)
+		}
+		a.mu.Lock()
+		a.httpAddr = ln.Addr().String()
+		a.mu.Unlock()
+		srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		a.log.Info("analyzer HTTP", "addr", ln.Addr().String())
+	}
+	var ccs []jetstream.ConsumeContext
+	for _, sub := range []struct {
+		stream, name string
+		handle       func(jetstream.Msg) error
+	}{
+		{bus.StreamEnriched, a.cfg.Durable, func(m jetstream.Msg) error { return a.HandleEnriched(m.Subject(), m.Data()) }},
+		{bus.StreamStats, a.cfg.Durable + "-stats", func(m jetstream.Msg) error { return a.HandleStats(m.Data()) }},
+	} {
+		cons, err := a.cfg.JS.CreateOrUpdateConsumer(ctx, sub.stream, jetstream.ConsumerConfig{
+			Durable: sub.name, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 2 * time.Minute,
+			MaxAckPending: 4096, DeliverPolicy: jetstream.DeliverAllPolicy,
+		})
+		if err != nil {
+			return fmt.Errorf("analyzer: consumer %s on stream %s: %w", sub.name, sub.stream, err)
+		}
+		handle := sub.handle
+		cc, err := cons.Consume(func(m jetstream.Msg) {
+			if err := handle(m); err != nil {
+				_ = m.Term() // bad input is counted; never redelivered
+				return
+			}
+			_ = m.Ack()
+		}, jetstream.PullMaxMessages(256))
+		if err != nil {
+			return fmt.Errorf("analyzer: consume %s: %w", sub.stream, err)
+		}
+		ccs = append(ccs, cc)
+	}
+	<-ctx.Done()
+	for _, cc := range ccs {
+		cc.Drain()
+		<-cc.Closed()
+	}
+	return nil
+}
+
+// HTTPAddr returns the address the HTTP server listens on, once running.
+func (a *Analyzer) HTTPAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.httpAddr
+}
+
+// HandleEnriched processes one enriched batch message.
+func (a *Analyzer) HandleEnriched(subject string, data []byte) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.codec.DecodeEnriched(data, &a.batch); err != nil {
+		a.bad(err, subject)
+		return err
+	}
+	if node := bus.NodeFromSubject(subject); node != a.batch.Node {
+		err := fmt.Errorf("enriched batch on %s claims node %q: %w", subject, a.batch.Node, event.ErrMalformed)
+		a.bad(err, subject)
+		return err
+	}
+	a.agg.AddBatch(&a.batch)
+	if a.truth != nil {
+		a.truth.AddBatch(&a.batch)
+	}
+	if a.cfg.OnBatch != nil {
+		a.cfg.OnBatch(&a.batch)
+	}
+	return nil
+}
+
+// HandleStats processes one stats message.
+func (a *Analyzer) HandleStats(data []byte) error {
+	var st event.Stats
+	if err := json.Unmarshal(data, &st); err != nil {
+		err = fmt.Errorf("stats: %w: %v", event.ErrMalformed, err)
+		a.mu.Lock()
+		a.bad(err, "stats")
+		a.mu.Unlock()
+		return err
+	}
+	if err := bus.ValidNode(st.Node); err != nil {
+		err = fmt.Errorf("stats: %w: %v", event.ErrMalformed, err)
+		a.mu.Lock()
+		a.bad(err, "stats")
+		a.mu.Unlock()
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.agg.AddStats(&st)
+	list := a.stats[st.Node]
+	if len(list) > 0 && (list[0].SensorStartNs != st.SensorStartNs || list[0].BootID != st.BootID) {
+		list = nil // a new sensor run: its load replaces the old one
+	}
+	if len(list) >= maxStatsPerNode {
+		list = list[1:]
+	}
+	a.stats[st.Node] = append(list, st)
+	return nil
+}
+
+func (a *Analyzer) bad(err error, where string) {
+	k := "malformed"
+	switch {
+	case errors.Is(err, event.ErrSchemaVersion):
+		k = "schema_version"
+	case errors.Is(err, event.ErrOversized):
+		k = "oversized"
+	case errors.Is(err, event.ErrInvalidEvent):
+		k = "invalid_event"
+	}
+	a.badInput[k]++
+	a.log.Warn("bad input", "kind", k, "where", where, "err", err)
+}
+
+// BadInput returns the bad-input counters by kind.
+func (a *Analyzer) BadInput() map[string]uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]uint64, len(a.badInput))
+	for k, v := range a.badInput {
+		out[k] = v
+	}
+	return out
+}
+
+// Summary returns the report for node ("" = merged over all nodes).
+func (a *Analyzer) Summary(node string) report.Summary {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.agg.Summary(node)
+	if a.truth != nil {
+		s.Truth = a.truth.Result()
+	}
+	return s
+}
+
+// SetEnricherEvents records the enricher's own event count for node.
+func (a *Analyzer) SetEnricherEvents(node string, n uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.agg.SetEnricherEvents(node, n)
+}
+
+// Load returns the measured load of node's current sensor run.
+func (a *Analyzer) Load(node string) ringmodel.Load {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return ringmodel.LoadFromStats(a.stats[node])
+}
+
+// Recommendation recommends a ring for node from its measured load,
+// calibrated by the enricher's attribution of missing metadata to drops.
+func (a *Analyzer) Recommendation(node string) (ringmodel.Recommendation, error) {
+	a.mu.Lock()
+	if node == "" {
+		if nodes := a.agg.Nodes(); len(nodes) > 0 {
+			node = nodes[0]
+		}
+	}
+	stats := a.stats[node]
+	sum := a.agg.Summary(node)
+	a.mu.Unlock()
+	if len(stats) == 0 {
+		return ringmodel.Recommendation{}, fmt.Errorf("no stats from node %q yet", node)
+	}
+	load := ringmodel.LoadFromStats(stats)
+	cal := ringmodel.Learn([]ringmodel.Observation{{
+		LifecycleDropped:           float64(sum.Sensor.DroppedLifecycle),
+		MissingLifecycleAttributed: float64(sum.Analyzer.LifecycleAttributed),
+		Delivered:                  float64(sum.Sensor.Delivered),
+	}})
+	return ringmodel.Recommend(load, cal, a.cfg.Recommend), nil
+}
+
+// Handler serves /api/summary[?node=N], /api/recommendation[?node=N] and
+// /api/nodes.
+func (a *Analyzer) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/summary", func(w http.ResponseWriter, r *http.Request) {
+		node := r.URL.Query().Get("node")
+		if node != "" && !a.knows(node) {
+			httpError(w, http.StatusNotFound, fmt.Sprintf("unknown node %q", node))
+			return
+		}
+		writeJSON(w, a.Summary(node))
+	})
+	mux.HandleFunc("GET /api/recommendation", func(w http.ResponseWriter, r *http.Request) {
+		node := r.URL.Query().Get("node")
+		if node != "" && !a.knows(node) {
+			httpError(w, http.StatusNotFound, fmt.Sprintf("unknown node %q", node))
+			return
+		}
+		rec, err := a.Recommendation(node)
+		if err != nil {
+			httpError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		writeJSON(w, rec)
+	})
+	mux.HandleFunc("GET /api/nodes", func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		nodes := a.agg.Nodes()
+		a.mu.Unlock()
+		writeJSON(w, nodes)
+	})
+	return mux
+}
+
+func (a *Analyzer) knows(node string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, n := range a.agg.Nodes() {
+		if n == node {
+			return true
+		}
+	}
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ringwise/ringwise/bpf"
+	"github.com/ringwise/ringwise/sensor"
+)
+
+// sizeFlag is a ring size in bytes given with a unit (64KiB, 16MiB).
+type sizeFlag struct{ n *int }
+
+func (s sizeFlag) String() string {
+	if s.n == nil || *s.n == 0 {
+		return ""
+	}
+	return bpf.FormatSize(*s.n)
+}
+
+func (s sizeFlag) Set(v string) error {
+	n, err := bpf.ParseSize(v)
+	if err != nil {
+		return err
+	}
+	*s.n = n
+	return nil
+}
+
+// sensorFlags are the flags every command that runs a sensor shares.
+type sensorFlags struct {
+	node          string
+	ringSize      int
+	preset        int
+	layout        string
+	lifecycleSize int
+	hints         bool
+	excludeSelf   bool
+	consumerCost  time.Duration
+	shedHigh      float64
+	shedLow       float64
+	shedSyscalls  string
+	batchEvents   int
+	batchDelay    time.Duration
+}
+
+// DefaultShedSyscalls are low-value, high-volume syscalls shed under
+// pressure: read, write, close, fstat, lseek, mmap, mprotect, munmap, brk,
+// rt_sigaction, rt_sigprocmask, access, newfstatat, pread64 (x86_64).
+const DefaultShedSyscalls = "0,1,3,5,8,9,10,11,12,13,14,17,21,262"
+
+func (f *sensorFlags) register(fs *flag.FlagSet) {
+	host, _ := os.Hostname()
+	fs.StringVar(&f.node, "node", host, "node name used in subjects (default: hostname)")
+	fs.Var(sizeFlag{&f.ringSize}, "ring-size", "ring size in bytes, a power of two with an optional unit: 64KiB, 16MiB (overrides --buf-size-preset)")
+	fs.IntVar(&f.preset, "buf-size-preset", 4, "ring size as Falco's bufSizePreset: 1=1MiB 2=2MiB 3=4MiB 4=8MiB 5=16MiB … 10=512MiB")
+	fs.StringVar(&f.layout, "layout", "shared", "ring layout: shared (one ring, like Falco) or split (lifecycle events get their own ring)")
+	fs.Var(sizeFlag{&f.lifecycleSize}, "lifecycle-ring-size", "lifecycle ring size of the split layout (default 1MiB)")
+	fs.BoolVar(&f.hints, "hints", false, "syscall records carry comm, ppid and uid read in the kernel (+32 bytes per record)")
+	fs.BoolVar(&f.excludeSelf, "exclude-self", true, "leave this process's own threads out of capture, in the kernel")
+	fs.DurationVar(&f.consumerCost, "consumer-cost", 0, "LAB KNOB: busy work added per event in the sensor's reader to emulate a loaded monitor (e.g. 20us)")
+	fs.Float64Var(&f.shedHigh, "shed-high", 0, "adaptive shedding: ring fill fraction above which low-value syscalls are shed (0 = off; e.g. 0.75)")
+	fs.Float64Var(&f.shedLow, "shed-low", 0.25, "adaptive shedding: ring fill fraction below which shedding stops")
+	fs.StringVar(&f.shedSyscalls, "shed-syscalls", DefaultShedSyscalls, "comma-separated syscall numbers eligible for shedding")
+	fs.IntVar(&f.batchEvents, "batch-events", 1024, "max events per published batch")
+	fs.DurationVar(&f.batchDelay, "batch-delay", 20*time.Millisecond, "max time an event waits in an open batch")
+}
+
+// config turns the flags into a sensor configuration.
+func (f *sensorFlags) config() (sensor.Config, error) {
+	size := f.ringSize
+	if size == 0 {
+		n, err := bpf.PresetSize(f.preset)
+		if err != nil {
+			return sensor.Config{}, fmt.Errorf("--buf-size-preset: %w", err)
+		}
+		size = n
+	}
+	if f.consumerCost < 0 {
+		return sensor.Config{}, fmt.Errorf("--consumer-cost %v: must be >= 0", f.consumerCost)
+	}
+	layout := bpf.Layout(f.layout)
+	if layout != bpf.LayoutShared && layout != bpf.LayoutSplit {
+		return sensor.Config{}, fmt.Errorf("--layout %q: want shared or split", f.layout)
+	}
+	var shed []uint32
+	for _, s := range strings.Split(f.shedSyscalls, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		var nr uint32
+		if _, err := fmt.Sscanf(s, "%d", &nr); err != nil || nr > 1024 {
+			return sensor.Config{}, fmt.Errorf("--shed-syscalls: %q is not a syscall number", s)
+		}
+		shed = append(shed, nr)
+	}
+	cfg := sensor.Config{
+		Node: f.node,
+		Probe: bpf.Config{RingSize: size, LifecycleRingSize: f.lifecycleSize, Layout: layout, Hints: f.hints,
+			ShedSyscalls: shed},
+		ExcludeSelf:    f.excludeSelf,
+		ConsumerCost:   f.consumerCost,
+		BatchMaxEvents: f.batchEvents,
+		BatchMaxDelay:  f.batchDelay,
+	}
+	if f.shedHigh > 0 {
+		cfg.ShedHighWater, cfg.ShedLowWater = f.shedHigh, f.shedLow
+	}
+	return cfg, nil
+}

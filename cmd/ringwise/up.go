@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/ringwise/ringwise/analyzer/report"
+	"github.com/ringwise/ringwise/bpf"
+	"github.com/ringwise/ringwise/internal/flood"
+	"github.com/ringwise/ringwise/internal/pipeline"
+)
+
+func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("up", "up [--duration 20s] [--flood N] [--ring-size SIZE | --buf-size-preset N] [--output json] [--summary FILE]", stderr)
+	var sf sensorFlags
+	sf.register(fs)
+	natsURL := fs.String("nats", "", "NATS URL; empty starts an embedded NATS server with JetStream")
+	duration := fs.Duration("duration", 0, "stop after this long (0 = until Ctrl-C); the pipeline drains before exiting")
+	procs := fs.Int("flood", 0, "run a process flood of N children inside, once capture is attached")
+	parallel := fs.Int("flood-parallel", 4, "flood: concurrent spawners")
+	burst := fs.Int("flood-burst", 0, "flood: children per burst (0 = one burst)")
+	pause := fs.Duration("flood-pause", 0, "flood: pause between bursts")
+	output := fs.String("output", "text", "text: a report at the end; json: every enriched event as a Falco-like JSON line on stdout, report on stderr")
+	summary := fs.String("summary", "", "write the summary JSON to FILE at the end")
+	httpAddr := fs.String("http", "", "serve /api/summary and /api/recommendation on this address (e.g. 127.0.0.1:8080)")
+	verbose := fs.Bool("v", false, "log to stderr")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	if *output != "text" && *output != "json" {
+		return fmt.Errorf("--output %q: want text or json", *output)
+	}
+	if *duration < 0 {
+		return fmt.Errorf("--duration %v: must be >= 0", *duration)
+	}
+	scfg, err := sf.config()
+	if err != nil {
+		return err
+	}
+	opts := pipeline.Options{NATSURL: *natsURL, Sensor: scfg, Duration: *duration, HTTPAddr: *httpAddr}
+	if *verbose {
+		opts.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	if *procs < 0 {
+		return fmt.Errorf("--flood %d: must be >= 0", *procs)
+	}
+	if *procs > 0 {
+		opts.Flood = &flood.Config{Procs: *procs, Parallel: *parallel, Burst: *burst, Pause: *pause}
+		if err := opts.Flood.Validate(); err != nil {
+			return err
+		}
+	}
+	report := stdout
+	if *output == "json" {
+		opts.Events = stdout
+		report = stderr
+	}
+	fmt.Fprintf(stderr, "ringwise up: node %s, ring %s (%s), consumer-cost %v%s, duration %v\n",
+		scfg.Node, bpf.FormatSize(scfg.Probe.RingSize), scfg.Probe.Layout, scfg.ConsumerCost, labKnobNote(scfg.ConsumerCost), durationText(*duration))
+	res, runErr := pipeline.Run(ctx, opts)
+	if runErr != nil && res.Sensor.Ring.SizeBytes == 0 {
+		return runErr
+	}
+	writeSummary(report, res)
+	if *summary != "" {
+		if err := writeJSONFile(*summary, res.Summary); err != nil {
+			return err
+		}
+	}
+	return runErr
+}
+
+func labKnobNote(d time.Duration) string {
+	if d > 0 {
+		return " (lab knob: emulated per-event monitor cost)"
+	}
+	return ""
+}
+
+func durationText(d time.Duration) string {
+	if d == 0 {
+		return "until Ctrl-C"
+	}
+	return d.String()
+}
+
+func writeSummary(w io.Writer, res pipeline.Result) {
+	report.WriteText(w, res.Summary)
+	if res.Flood.Spawned > 0 {
+		fmt.Fprintf(w, "flood: %d children in %v (%d failed)\n", res.Flood.Spawned, res.Flood.Duration.Round(time.Millisecond), res.Flood.Failed)
+	}
+	if res.Recommendation != nil {
+		fmt.Fprintf(w, "recommendation (from this run's measured load): %s\n", res.Recommendation.Verdict)
+	}
+}
+
+func writeJSONFile(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
