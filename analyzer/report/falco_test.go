@@ -43,7 +43,7 @@ func TestAnalyzeFalcoSample(t *testing.T) {
 	}
 	var out bytes.Buffer
 	WriteText(&out, s)
-	for _, want := range []string{"node node-a", "10 analyzed, 7 missing metadata (70.00%)", "proc.name", "fork_dropped", "(lifecycle record dropped)", "no ring counters"} {
+	for _, want := range []string{"node node-a", "10 analyzed, 7 missing metadata (70.00%)", "proc.name", "fork_dropped", "(lifecycle record dropped)", "2 of 7 events missing metadata (28.6%) blame lifecycle records"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, out.String())
 		}

@@ -44,11 +44,11 @@ func WriteText(w io.Writer, s Summary) {
 		fmt.Fprintf(&b, "enricher: %d events enriched\n", s.Enricher.Events)
 	}
 	if len(an.ByField) > 0 {
-		b.WriteString("missing by field:\n")
+		b.WriteString("missing by field (share of missing events):\n")
 		writeCounts(&b, an.ByField, an.Missing, nil)
 	}
 	if len(an.ByReason) > 0 {
-		b.WriteString("missing by reason:\n")
+		b.WriteString("missing by reason (share of missing events):\n")
 		writeCounts(&b, an.ByReason, an.Missing, func(k string) string {
 			if r, ok := event.ReasonByName(k); ok && r.LifecycleLoss() {
 				return "  (lifecycle record dropped)"
@@ -90,6 +90,9 @@ func verdict(s Summary) string {
 		return "no event is missing metadata."
 	case an.Missing == 0:
 		return fmt.Sprintf("no event is missing metadata, although the ring dropped %d lifecycle records.", se.DroppedLifecycle)
+	case se.Attempted == 0 && an.LifecycleAttributed > 0:
+		return fmt.Sprintf("%d of %d events missing metadata (%.1f%%) blame lifecycle records the ring dropped; "+
+			"this input has no ring counters to confirm it.", an.LifecycleAttributed, an.Missing, pct(an.LifecycleAttributed, an.Missing))
 	case se.Attempted == 0:
 		return "no ring counters in this input: compare with the monitor's drop counters " +
 			"(Falco: syscall_event_drops alerts, scap.n_drops_buffer_* metrics) to tie missing metadata to ring overflow."
