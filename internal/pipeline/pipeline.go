@@ -49,12 +49,12 @@ type Options struct {
 
 // Result is a run's outcome.
 type Result struct {
-	Summary        report.Summary           `json:"summary"`
-	Sensor         sensor.Result            `json:"-"`
-	Flood          flood.Result             `json:"-"`
-	Enricher       enricher.Stats           `json:"enricher"`
+	Summary        report.Summary            `json:"summary"`
+	Sensor         sensor.Result             `json:"-"`
+	Flood          flood.Result              `json:"-"`
+	Enricher       enricher.Stats            `json:"enricher"`
 	Recommendation *ringmodel.Recommendation `json:"recommendation,omitempty"`
-	Load           ringmodel.Load           `json:"-"`
+	Load           ringmodel.Load            `json:"-"`
 }
 
 // Run runs the pipeline until ctx is done, Duration passes, or (with
