@@ -97,11 +97,12 @@ func (c *Config) normalize() error {
 // Probe is a loaded and attached sensor. Close it to release the kernel
 // objects.
 type Probe struct {
-	cfg   Config
-	objs  ringwiseObjects
-	mu    sync.Mutex
-	links []link.Link
-	rings []*Ring
+	cfg    Config
+	objs   ringwiseObjects
+	mu     sync.Mutex
+	links  []link.Link
+	rings  []*Ring
+	closed bool
 }
 
 // Load validates cfg, loads the BPF objects with the ring sizes and
@@ -289,8 +290,15 @@ func (p *Probe) Detach() error {
 }
 
 // Close detaches the programs and releases rings and maps. Blocked
-// Ring.Read calls return os.ErrClosed.
+// Ring.Read calls return os.ErrClosed. Closing twice is a no-op.
 func (p *Probe) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
 	errs := []error{p.Detach()}
 	for _, r := range p.rings {
 		errs = append(errs, r.close())
