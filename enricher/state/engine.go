@@ -372,6 +372,9 @@ func (e *Engine) lookup(ctx context.Context, o *event.Enriched) lookupResult {
 	e.st.LookupErrors++
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(lerr, context.DeadlineExceeded) {
 		e.st.LookupTimeouts++
+		// The sensor is slow or gone: do not stall the rest of the batch
+		// on it (each lookup could take LookupTimeout again).
+		e.lookupsLeft = 0
 	}
 	if ctx.Err() != nil {
 		return lookupSkipped // the caller gave up; not the process's fault

@@ -70,7 +70,8 @@ type Config struct {
 	// flood of unknown processes with a slow sensor cannot stall the stream
 	// (each lookup may take LookupTimeout). Processes over the budget get
 	// their reason without a lookup and are not negatively cached, so a later
-	// batch tries again. Default 256.
+	// batch tries again. After a lookup times out, the rest of the batch
+	// makes none. Default 256.
 	MaxLookupsPerBatch int
 	// ReorderWindow is how many following events of the same batch are
 	// searched for a process's own fork or exec record when an event finds no

@@ -499,13 +499,21 @@ func TestLookup(t *testing.T) {
 		f := &fakeLookup{block: true}
 		e := NewEngine(Config{Lookup: f, LookupTimeout: 20 * time.Millisecond})
 		start := time.Now()
-		out := e.Enrich(ctx, batch(0, sysEv(904, 50, 1)), nil)
+		out := e.Enrich(ctx, batch(0, sysEv(904, 50, 1), sysEv(905, 50, 1), sysEv(906, 50, 1)), nil)
 		if d := time.Since(start); d < 20*time.Millisecond || d > 2*time.Second {
-			t.Errorf("lookup took %v, want about 20ms", d)
+			t.Errorf("lookups took %v, want about 20ms (one timeout, then none)", d)
 		}
-		check(t, "0", out[0], missingAll(event.ReasonLookupFailed))
-		if s := e.Stats(); s.LookupTimeouts != 1 {
-			t.Errorf("stats %+v", s)
+		for i := range out {
+			check(t, fmt.Sprint(i), out[i], missingAll(event.ReasonLookupFailed))
+		}
+		if s := e.Stats(); f.calls != 1 || s.LookupTimeouts != 1 || s.LookupsSkipped != 2 || s.NegativeEntries != 1 {
+			t.Errorf("calls %d stats %+v", f.calls, s)
+		}
+		// The next batch tries the skipped ones again, not the timed-out one.
+		f.block = false
+		e.Enrich(ctx, batch(0, sysEv(904, 50, 1), sysEv(905, 50, 1)), out[:0])
+		if f.calls != 2 {
+			t.Errorf("calls %d, want 2", f.calls)
 		}
 	})
 
