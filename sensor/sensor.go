@@ -216,7 +216,7 @@ type sensor struct {
 }
 
 // lifecycleRing is the name of the split layout's lifecycle ring.
-const lifecycleRing = "rb_lifecycle"
+const lifecycleRing = "lifecycle"
 
 // maxSeries bounds the samples kept for the run's result (about 30 min at 10ms).
 const maxSeries = 180_000
