@@ -324,3 +324,10 @@ func httpError(w http.ResponseWriter, code int, msg string) {
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
+
+// SetRecommendTarget sets the recommendation target in percent.
+func (a *Analyzer) SetRecommendTarget(pct float64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cfg.Recommend.TargetPct = pct
+}

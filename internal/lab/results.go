@@ -57,11 +57,11 @@ type Row struct {
 	TruthMatched   float64            `json:"truth_matched"`
 	TruthWrong     float64            `json:"truth_wrong"`
 	ByReason       map[string]float64 `json:"by_reason"`
-	Runs           []Run              `json:"runs"`
+	Runs           []RunResult        `json:"runs"`
 }
 
-// Run is one repeat of a row, as measured.
-type Run struct {
+// RunResult is one repeat of a row, as measured.
+type RunResult struct {
 	Attempted           uint64  `json:"attempted"`
 	Dropped             uint64  `json:"dropped"`
 	DroppedLifecycle    uint64  `json:"dropped_lifecycle"`
@@ -77,6 +77,7 @@ type Run struct {
 	LifecycleAttributed uint64  `json:"lifecycle_attributed"`
 	DurationSec         float64 `json:"duration_sec"`
 	Consistent          bool    `json:"consistent"`
+	attemptedLC         uint64
 }
 
 // Recommendation is the lab's answer: what to set on this node.

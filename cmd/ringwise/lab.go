@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/ringwise/ringwise/internal/lab"
+)
+
+func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("lab", "lab [--sizes 1MiB,2MiB,4MiB,16MiB] [--layouts shared,split] [--repeat R] [--out DIR] [--json] [--source bpf|sim]", stderr)
+	sizes := fs.String("sizes", "1MiB,2MiB,4MiB,16MiB", "ring sizes to compare (the seed table's sizes)")
+	layouts := fs.String("layouts", "shared,split", "layouts to compare: shared, split, shared+hints, shared+shed")
+	var lcSize int
+	fs.Var(sizeFlag{&lcSize}, "lifecycle-ring-size", "lifecycle ring of the split layout (default 1MiB)")
+	procs := fs.Int("procs", lab.DefaultProcs, "flood: children per run")
+	burst := fs.Int("burst", lab.DefaultBurst, "flood: children per burst")
+	pause := fs.Duration("pause", lab.DefaultPause, "flood: pause between bursts")
+	parallel := fs.Int("parallel", lab.DefaultParallel, "flood: concurrent spawners")
+	cost := fs.Duration("consumer-cost", lab.DefaultConsumerCost, "LAB KNOB: emulated per-event cost of a loaded monitor in the sensor's reader; the default puts a 2-core node in the bursty regime where ring size decides")
+	repeat := fs.Int("repeat", lab.DefaultRepeat, "runs per combination; the table shows the mean and the spread (standard deviation)")
+	target := fs.Float64("target", lab.DefaultTargetPct, "recommendation target: highest acceptable % of events missing metadata")
+	source := fs.String("source", "bpf", "bpf: measure on this node (root); sim: the ring model alone, SIMULATED, for machines without BPF")
+	out := fs.String("out", "", "write results.json, loss.svg and report.html into DIR")
+	asJSON := fs.Bool("json", false, "print results.json to stdout instead of the table")
+	shedHigh := fs.Float64("shed-high", 0.5, "shared+shed: ring fill fraction where shedding starts")
+	shedLow := fs.Float64("shed-low", 0.1, "shared+shed: ring fill fraction where shedding stops")
+	shedSys := fs.String("shed-syscalls", DefaultShedSyscalls, "shared+shed: syscall numbers eligible for shedding")
+	node := fs.String("node", hostname(), "node name")
+	verbose := fs.Bool("v", false, "log to stderr")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	cfg := lab.Config{Procs: *procs, Burst: *burst, Pause: *pause, Parallel: *parallel, ConsumerCost: *cost,
+		Repeat: *repeat, TargetPct: *target, Source: *source, Node: *node, LifecycleSize: lcSize,
+		ShedHigh: *shedHigh, ShedLow: *shedLow}
+	var err error
+	if cfg.Sizes, err = lab.ParseSizes(*sizes); err != nil {
+		return fmt.Errorf("--sizes: %w", err)
+	}
+	if cfg.Layouts, err = lab.ParseLayouts(*layouts); err != nil {
+		return fmt.Errorf("--layouts: %w", err)
+	}
+	sf := sensorFlags{shedSyscalls: *shedSys, layout: "shared", preset: 4}
+	sc, err := sf.config()
+	if err != nil {
+		return err
+	}
+	cfg.ShedSyscalls = sc.Probe.ShedSyscalls
+	if *verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	isTerm := false
+	if f, ok := stderr.(*os.File); ok {
+		isTerm = lab.IsTerminal(f)
+	}
+	if cfg.Source == "bpf" {
+		cfg.Progress = lab.NewProgress(stderr, cfg.Runs(), isTerm)
+		fmt.Fprintf(stderr, "ringwise lab: %d runs; flood %d procs in bursts of %d, pause %v, %d parallel; consumer-cost %v (lab knob)\n",
+			cfg.Runs(), cfg.Procs, cfg.Burst, cfg.Pause, cfg.Parallel, cfg.ConsumerCost)
+	} else {
+		fmt.Fprintln(stderr, "ringwise lab: SIMULATED — ring model only, no BPF, nothing measured")
+	}
+	res, err := lab.Run(ctx, cfg)
+	if cfg.Progress != nil {
+		cfg.Progress.Finish()
+	}
+	if err != nil {
+		return err
+	}
+	if *out != "" {
+		if err := lab.WriteOutputs(*out, res); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "wrote %s/results.json, loss.svg, report.html\n", *out)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	lab.WriteTable(stdout, res)
+	return nil
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}

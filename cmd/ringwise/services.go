@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ringwise/ringwise/analyzer"
+	"github.com/ringwise/ringwise/analyzer/report"
+	"github.com/ringwise/ringwise/bpf"
+	"github.com/ringwise/ringwise/enricher"
+	"github.com/ringwise/ringwise/internal/flood"
+	"github.com/ringwise/ringwise/sensor"
+	"github.com/ringwise/ringwise/services/bus"
+)
+
+// connectJS connects to url and makes sure the streams exist.
+func connectJS(ctx context.Context, url, name string, memory bool) (*nats.Conn, jetstream.JetStream, error) {
+	if url == "" {
+		return nil, nil, errors.New("--nats URL is required (e.g. nats://127.0.0.1:4222); 'ringwise up' runs everything with an embedded server")
+	}
+	nc, err := bus.Connect(url, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := bus.EnsureStreams(sctx, js, bus.StreamOptions{Memory: memory}); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+func logger(stderr io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(stderr, nil)) }
+
+func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sensor", "sensor --nats URL [--ring-size SIZE | --buf-size-preset N] [--layout shared|split]", stderr)
+	var sf sensorFlags
+	sf.register(fs)
+	url := fs.String("nats", "", "NATS URL (required)")
+	memory := fs.Bool("memory-streams", false, "create missing streams in memory instead of on file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	cfg, err := sf.config()
+	if err != nil {
+		return err
+	}
+	nc, js, err := connectJS(ctx, *url, "ringwise-sensor-"+cfg.Node, *memory)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	pub := &bus.AsyncPublisher{JS: js}
+	cfg.Publisher, cfg.NC, cfg.Logger = pub, nc, logger(stderr)
+	fmt.Fprintf(stderr, "ringwise sensor: node %s, ring %s (%s), consumer-cost %v%s, publishing to %s\n",
+		cfg.Node, bpf.FormatSize(cfg.Probe.RingSize), cfg.Probe.Layout, cfg.ConsumerCost, labKnobNote(cfg.ConsumerCost), bus.RawSubject(cfg.Node))
+	res, err := sensor.Run(ctx, cfg)
+	if failed, ferr := pub.Flush(); failed > 0 {
+		fmt.Fprintf(stderr, "ringwise sensor: %d publishes failed: %v\n", failed, ferr)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "ringwise sensor: drained; attempted %v delivered %v dropped %v shed %v (lifecycle, syscall); %d batches\n",
+		res.Counters.Attempted, res.Counters.Delivered, res.Counters.Dropped, res.Counters.Shed, res.Batches)
+	return nil
+}
+
+func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("enricher", "enricher --nats URL [--node NAME] [--durable NAME]", stderr)
+	url := fs.String("nats", "", "NATS URL (required)")
+	node := fs.String("node", "", "enrich only this node's events (default: all nodes)")
+	durable := fs.String("durable", enricher.DefaultDurable, "durable consumer name; enrichers with the same name share the work")
+	memory := fs.Bool("memory-streams", false, "create missing streams in memory instead of on file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	nc, js, err := connectJS(ctx, *url, "ringwise-enricher", *memory)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	e, err := enricher.New(enricher.Config{JS: js, NC: nc, Durable: *durable, Node: *node, Logger: logger(stderr)})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "ringwise enricher: consuming %s as %q\n", bus.StreamRaw, *durable)
+	err = e.Run(ctx)
+	st := e.Stats()
+	fmt.Fprintf(stderr, "ringwise enricher: %d batches, %d events, bad input %v, %d sequence gaps\n", st.Batches, st.Events, st.BadInput, st.SeqGaps)
+	return err
+}
+
+func cmdAnalyzer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("analyzer", "analyzer --nats URL [--http ADDR]", stderr)
+	url := fs.String("nats", "", "NATS URL (required)")
+	httpAddr := fs.String("http", "127.0.0.1:8080", "serve /api/summary and /api/recommendation here")
+	durable := fs.String("durable", analyzer.DefaultDurable, "durable consumer name")
+	target := fs.Float64("target", 0.1, "recommendation target: highest acceptable % of events missing metadata")
+	memory := fs.Bool("memory-streams", false, "create missing streams in memory instead of on file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	nc, js, err := connectJS(ctx, *url, "ringwise-analyzer", *memory)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	a := analyzer.New(analyzer.Config{JS: js, Durable: *durable, HTTPAddr: *httpAddr, Logger: logger(stderr)})
+	a.SetRecommendTarget(*target)
+	fmt.Fprintf(stderr, "ringwise analyzer: consuming %s, HTTP on %s\n", bus.StreamEnriched, *httpAddr)
+	err = a.Run(ctx)
+	report.WriteText(stdout, a.Summary(""))
+	return err
+}
+
+func cmdFlood(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("flood", "flood --procs N --parallel P [--burst N --pause D] [--truth FILE]", stderr)
+	procs := fs.Int("procs", 1000, "children in all")
+	parallel := fs.Int("parallel", 4, "concurrent spawners")
+	burst := fs.Int("burst", 0, "children per burst (0 = one burst)")
+	pause := fs.Duration("pause", 0, "pause between bursts")
+	truth := fs.String("truth", "", "write the ground truth (pid, ppid, comm, exe) as JSON lines to FILE ('-' = stdout)")
+	helper := fs.String("helper", "", "program each child execs (default: a copy of /bin/true named rwflood)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	cfg := flood.Config{Procs: *procs, Parallel: *parallel, Burst: *burst, Pause: *pause, Helper: *helper}
+	if *truth != "" {
+		w := stdout
+		if *truth != "-" {
+			f, err := os.Create(*truth)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			bw := bufio.NewWriter(f)
+			defer bw.Flush()
+			w = bw
+		}
+		cfg.Truth = w
+	}
+	res, err := flood.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "ringwise flood: %d children in %v (%.0f/s), %d failed\n", res.Spawned, res.Duration.Round(time.Millisecond),
+		float64(res.Spawned)/res.Duration.Seconds(), res.Failed)
+	return nil
+}
+
+func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("analyze", "analyze [--json] [FILE|-]   (Falco JSON output lines, or 'ringwise up --output json')", stderr)
+	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var in io.Reader = os.Stdin
+	name := "stdin"
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		if p := fs.Arg(0); p != "-" {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			in, name = f, p
+		}
+	default:
+		return fmt.Errorf("want at most one file, got %v", fs.Args())
+	}
+	sum, st, err := report.AnalyzeFalco(in)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if st.Malformed > 0 {
+		fmt.Fprintf(stderr, "ringwise analyze: %s: %d of %d lines malformed and skipped (first: %s)\n", name, st.Malformed, st.Lines, st.FirstError)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}
+	report.WriteText(stdout, sum)
+	return nil
+}

@@ -1,0 +1,462 @@
+// Package lab runs ringwise's buffer-size experiment: each ring size and
+// layout through the real pipeline (real BPF, embedded NATS, enricher,
+// analyzer) under the same bursty process flood with ground truth, and
+// compares measured metadata loss with the ring model's prediction.
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ringwise/ringwise/bpf"
+	"github.com/ringwise/ringwise/internal/flood"
+	"github.com/ringwise/ringwise/internal/pipeline"
+	"github.com/ringwise/ringwise/sensor"
+	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/ringmodel"
+)
+
+// Layout names the lab accepts.
+const (
+	LayoutShared      = "shared"
+	LayoutSplit       = "split"
+	LayoutSharedHints = "shared+hints"
+	LayoutSharedShed  = "shared+shed"
+)
+
+// Defaults of the standard flood and the emulated monitor. On a 2-core
+// machine they put the pipeline in the seed's bursty regime: each burst
+// outruns the consumer for a while (so a 1 MiB shared ring overflows), yet
+// the consumer keeps up with the average rate (so a large ring absorbs it).
+const (
+	DefaultProcs        = 3000
+	DefaultBurst        = 600
+	DefaultPause        = 600 * time.Millisecond
+	DefaultParallel     = 4
+	DefaultConsumerCost = 25 * time.Microsecond
+	DefaultRepeat       = 1
+	DefaultTargetPct    = 0.1
+)
+
+// DefaultSizes are the seed table's sizes.
+func DefaultSizes() []int { return []int{1 << 20, 2 << 20, 4 << 20, 16 << 20} }
+
+// DefaultLayouts are compared by default.
+func DefaultLayouts() []string { return []string{LayoutShared, LayoutSplit} }
+
+// Config configures a lab run.
+type Config struct {
+	Sizes         []int
+	Layouts       []string
+	LifecycleSize int
+	Procs         int
+	Burst         int
+	Pause         time.Duration
+	Parallel      int
+	ConsumerCost  time.Duration
+	Repeat        int
+	TargetPct     float64
+	// Source is "bpf" (measure on this node) or "sim" (ring model only).
+	Source string
+	Node   string
+	// ShedSyscalls and the water marks configure the shared+shed layout.
+	ShedSyscalls      []uint32
+	ShedHigh, ShedLow float64
+	Progress          *Progress
+	Logger            *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if len(c.Sizes) == 0 {
+		c.Sizes = DefaultSizes()
+	}
+	for _, s := range c.Sizes {
+		if err := bpf.ValidateRingSize(s); err != nil {
+			return fmt.Errorf("lab: --sizes: %w", err)
+		}
+	}
+	if len(c.Layouts) == 0 {
+		c.Layouts = DefaultLayouts()
+	}
+	for _, l := range c.Layouts {
+		switch l {
+		case LayoutShared, LayoutSplit, LayoutSharedHints, LayoutSharedShed:
+		default:
+			return fmt.Errorf("lab: --layouts: unknown layout %q (want shared, split, shared+hints or shared+shed)", l)
+		}
+	}
+	if c.LifecycleSize == 0 {
+		c.LifecycleSize = bpf.DefaultLifecycleRingSize
+	}
+	if c.Procs == 0 {
+		c.Procs = DefaultProcs
+	}
+	if c.Burst == 0 {
+		c.Burst = DefaultBurst
+	}
+	if c.Parallel == 0 {
+		c.Parallel = DefaultParallel
+	}
+	if c.Repeat == 0 {
+		c.Repeat = DefaultRepeat
+	}
+	if c.Repeat < 0 || c.Repeat > 100 {
+		return fmt.Errorf("lab: --repeat %d: want 1..100", c.Repeat)
+	}
+	if c.TargetPct == 0 {
+		c.TargetPct = DefaultTargetPct
+	}
+	if c.TargetPct < 0 || c.TargetPct >= 100 {
+		return fmt.Errorf("lab: --target %v: want a percentage in (0, 100)", c.TargetPct)
+	}
+	if c.ConsumerCost < 0 {
+		return fmt.Errorf("lab: --consumer-cost %v: must be >= 0", c.ConsumerCost)
+	}
+	if c.Source == "" {
+		c.Source = "bpf"
+	}
+	if c.Source != "bpf" && c.Source != "sim" {
+		return fmt.Errorf("lab: --source %q: want bpf or sim", c.Source)
+	}
+	if c.ShedHigh == 0 {
+		c.ShedHigh, c.ShedLow = 0.5, 0.1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	fc := flood.Config{Procs: c.Procs, Burst: c.Burst, Pause: c.Pause, Parallel: c.Parallel}
+	return fc.Validate()
+}
+
+// Runs returns how many pipeline runs cfg makes (for a progress bar).
+func (c Config) Runs() int {
+	sizes, layouts, rep := len(c.Sizes), len(c.Layouts), c.Repeat
+	if sizes == 0 {
+		sizes = len(DefaultSizes())
+	}
+	if layouts == 0 {
+		layouts = len(DefaultLayouts())
+	}
+	if rep == 0 {
+		rep = DefaultRepeat
+	}
+	return sizes * layouts * rep
+}
+
+// Run runs the lab and returns its results; the caller writes them.
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	res := &Results{
+		Params: Params{
+			ConsumerCostNs: int64(cfg.ConsumerCost), Procs: cfg.Procs, Burst: cfg.Burst,
+			PauseMs: float64(cfg.Pause) / 1e6, Parallel: cfg.Parallel, Repeat: cfg.Repeat, Source: cfg.Source,
+			Sizes: cfg.Sizes, Layouts: cfg.Layouts, LifecycleSize: cfg.LifecycleSize, TargetPct: cfg.TargetPct,
+		},
+		Seed:      SeedTable(),
+		Node:      cfg.Node,
+		Kernel:    kernelRelease(),
+		StartedAt: started.UTC().Format(time.RFC3339),
+	}
+	var err error
+	if cfg.Source == "sim" {
+		err = runSim(cfg, res)
+	} else {
+		err = runBPF(ctx, cfg, res)
+	}
+	res.DurationSec = time.Since(started).Seconds()
+	return res, err
+}
+
+// measured is one run's raw material for its row and the model.
+type measured struct {
+	run         RunResult
+	load        ringmodel.Load
+	byReason    map[string]uint64
+	truth       struct{ procs, matched, wrong int }
+	recordBytes [event.NumCategories]float64
+}
+
+func runBPF(ctx context.Context, cfg Config, res *Results) error {
+	type key struct {
+		size   int
+		layout string
+	}
+	runs := map[key][]measured{}
+	// Interleave repeats (all combinations once, then again) so that a
+	// drift in the machine's load spreads over every row alike.
+	for rep := 0; rep < cfg.Repeat; rep++ {
+		for _, layout := range cfg.Layouts {
+			for _, size := range cfg.Sizes {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				label := fmt.Sprintf("%s %s #%d", bpf.FormatSize(size), layout, rep+1)
+				if cfg.Progress != nil {
+					cfg.Progress.Start(label)
+				}
+				m, err := runOne(ctx, cfg, size, layout)
+				if err != nil {
+					return fmt.Errorf("lab run %s: %w", label, err)
+				}
+				runs[key{size, layout}] = append(runs[key{size, layout}], m)
+				if cfg.Progress != nil {
+					cfg.Progress.Done(fmt.Sprintf("%-22s attempted %7d  dropped %6.2f%%  lifecycle dropped %6.2f%%  missing %6.2f%%",
+						label, m.run.Attempted, pct(m.run.Dropped, m.run.Attempted), pct(m.run.DroppedLifecycle, m.attemptedLifecycle()), m.run.MissingPct))
+				}
+			}
+		}
+	}
+
+	// Learn the link from lifecycle drops to missing events from every run's
+	// own attribution, then predict each row from its own measured load.
+	var obs []ringmodel.Observation
+	for _, ms := range runs {
+		for _, m := range ms {
+			obs = append(obs, ringmodel.Observation{
+				LifecycleDropped:           float64(m.run.DroppedLifecycle),
+				MissingLifecycleAttributed: float64(m.run.LifecycleAttributed),
+				Delivered:                  float64(m.run.Delivered),
+			})
+		}
+	}
+	cal := ringmodel.Learn(obs)
+	var pooled []ringmodel.Load
+	for _, layout := range cfg.Layouts {
+		for _, size := range cfg.Sizes {
+			ms := runs[key{size, layout}]
+			row := buildRow(size, layout, ms)
+			var preds, dpreds []float64
+			for _, m := range ms {
+				p := ringmodel.Simulate(m.load, modelRing(size, layout, cfg.LifecycleSize))
+				preds = append(preds, cal.MissingPct(p))
+				dpreds = append(dpreds, 100*safeDiv(p.Dropped[0]+p.Dropped[1], p.Attempted[0]+p.Attempted[1]))
+				if layout == LayoutShared || layout == LayoutSplit {
+					pooled = append(pooled, m.load)
+				}
+			}
+			row.PredictedMissingPct, _ = meanStd(preds)
+			row.PredictedDroppedPct, _ = meanStd(dpreds)
+			res.Rows = append(res.Rows, row)
+		}
+	}
+	res.Recommendation = recommend(cfg, pooled, cal)
+	return nil
+}
+
+func (m measured) attemptedLifecycle() uint64 { return m.run.attemptedLC }
+
+func runOne(ctx context.Context, cfg Config, size int, layout string) (measured, error) {
+	pc := bpf.Config{RingSize: size, Layout: bpf.LayoutShared}
+	scfg := sensor.Config{Node: cfg.Node, ExcludeSelf: true, ConsumerCost: cfg.ConsumerCost}
+	switch layout {
+	case LayoutSplit:
+		pc.Layout, pc.LifecycleRingSize = bpf.LayoutSplit, cfg.LifecycleSize
+	case LayoutSharedHints:
+		pc.Hints = true
+	case LayoutSharedShed:
+		pc.ShedSyscalls = cfg.ShedSyscalls
+		scfg.ShedHighWater, scfg.ShedLowWater = cfg.ShedHigh, cfg.ShedLow
+	}
+	scfg.Probe = pc
+	fc := &flood.Config{Procs: cfg.Procs, Burst: cfg.Burst, Pause: cfg.Pause, Parallel: cfg.Parallel}
+	t0 := time.Now()
+	pr, err := pipeline.Run(ctx, pipeline.Options{Sensor: scfg, Flood: fc, StopAfterFlood: true, Tail: 300 * time.Millisecond, Logger: cfg.Logger})
+	if err != nil {
+		return measured{}, err
+	}
+	s := pr.Summary
+	c := pr.Sensor.Counters
+	m := measured{byReason: s.Analyzer.ByReason, recordBytes: pr.Sensor.RecordBytes}
+	m.run = RunResult{
+		Attempted: s.Sensor.Attempted, Dropped: s.Sensor.Dropped, DroppedLifecycle: s.Sensor.DroppedLifecycle,
+		Delivered: s.Sensor.Delivered, Shed: s.Sensor.Shed, Events: s.Analyzer.Events, Missing: s.Analyzer.Missing,
+		MissingPct: s.Analyzer.MissingPct, WrongEvents: s.Truth.WrongEvents, TruthEvents: s.Truth.Events,
+		DrainRate: pr.Sensor.DrainRate, LifecycleAttributed: s.Analyzer.LifecycleAttributed,
+		DurationSec: time.Since(t0).Seconds(), Consistent: pr.Sensor.Consistent,
+		attemptedLC: c.Attempted[event.CategoryLifecycle],
+	}
+	m.truth.procs, m.truth.matched, m.truth.wrong = s.Truth.Processes, s.Truth.Matched, s.Truth.Wrong
+	m.load = ringmodel.LoadFromSamples(pr.Sensor.Series, pr.Sensor.RecordBytes, pr.Sensor.DrainRate)
+	m.run.PeakRate = peakRate(m.load)
+	if s.Analyzer.Events != s.Sensor.Delivered {
+		return m, fmt.Errorf("analyzer saw %d events but the sensor delivered %d: the drain lost events", s.Analyzer.Events, s.Sensor.Delivered)
+	}
+	return m, nil
+}
+
+func buildRow(size int, layout string, ms []measured) Row {
+	row := Row{SizeBytes: size, Layout: layout, ByReason: map[string]float64{}}
+	var att, drop, lcDrop, shed, miss, wrong, bpe, evs, tp, tm, tw []float64
+	for _, m := range ms {
+		r := m.run
+		row.Runs = append(row.Runs, r)
+		att = append(att, float64(r.Attempted))
+		drop = append(drop, pct(r.Dropped, r.Attempted))
+		lcDrop = append(lcDrop, pct(r.DroppedLifecycle, r.attemptedLC))
+		shed = append(shed, pct(r.Shed, r.Attempted+r.Shed))
+		miss = append(miss, r.MissingPct)
+		wrong = append(wrong, pct(uint64(r.WrongEvents), uint64(r.TruthEvents)))
+		evs = append(evs, float64(r.Events))
+		tp = append(tp, float64(m.truth.procs))
+		tm = append(tm, float64(m.truth.matched))
+		tw = append(tw, float64(m.truth.wrong))
+		var b, n float64
+		for c := range m.recordBytes {
+			d := float64(0)
+			if c == int(event.CategoryLifecycle) {
+				d = float64(r.attemptedLC - r.DroppedLifecycle)
+			} else {
+				d = float64(r.Delivered) - float64(r.attemptedLC-r.DroppedLifecycle)
+			}
+			b += m.recordBytes[c] * d
+			n += d
+		}
+		bpe = append(bpe, safeDiv(b, n))
+		for k, v := range m.byReason {
+			row.ByReason[k] += float64(v) / float64(len(ms))
+		}
+	}
+	row.Attempted, _ = meanStd(att)
+	row.DroppedPct, _ = meanStd(drop)
+	row.LifecycleDroppedPct, _ = meanStd(lcDrop)
+	row.ShedPct, _ = meanStd(shed)
+	row.MissingPct, row.MissingPctSpread = meanStd(miss)
+	row.WrongPct, _ = meanStd(wrong)
+	row.BytesPerEvent, _ = meanStd(bpe)
+	row.Events, _ = meanStd(evs)
+	row.TruthProcesses, _ = meanStd(tp)
+	row.TruthMatched, _ = meanStd(tm)
+	row.TruthWrong, _ = meanStd(tw)
+	return row
+}
+
+func modelRing(size int, layout string, lcSize int) ringmodel.Ring {
+	if layout == LayoutSplit {
+		return ringmodel.Ring{SizeBytes: size, LifecycleSizeBytes: lcSize, Layout: ringmodel.LayoutSplit}
+	}
+	return ringmodel.Ring{SizeBytes: size, Layout: ringmodel.LayoutShared}
+}
+
+// recommend runs the recommender over the pooled load of every run (the
+// node's measured load under the standard flood) and phrases the answer.
+func recommend(cfg Config, loads []ringmodel.Load, cal ringmodel.Calibration) Recommendation {
+	load := concatLoads(loads)
+	rec := ringmodel.Recommend(load, cal, ringmodel.Options{TargetPct: cfg.TargetPct, LifecycleSizeBytes: cfg.LifecycleSize})
+	out := Recommendation{SizeBytes: rec.SizeBytes, BufSizePreset: rec.BufSizePreset, Layout: string(rec.Layout),
+		TargetPct: cfg.TargetPct, Evidence: rec}
+	out.Line = rec.Verdict
+	return out
+}
+
+func concatLoads(loads []ringmodel.Load) ringmodel.Load {
+	var out ringmodel.Load
+	var rb [event.NumCategories]float64
+	var drains []float64
+	for _, l := range loads {
+		out.Bins = append(out.Bins, l.Bins...)
+		for c := range rb {
+			rb[c] += l.RecordBytes[c] / float64(len(loads))
+		}
+		if l.DrainRate > 0 {
+			drains = append(drains, l.DrainRate)
+		}
+	}
+	out.RecordBytes = rb
+	out.DrainRate, _ = meanStd(drains)
+	return out
+}
+
+func peakRate(l ringmodel.Load) float64 {
+	var peak float64
+	for _, b := range l.Bins {
+		if b.DurNs == 0 {
+			continue
+		}
+		r := (b.Arrivals[0] + b.Arrivals[1]) / (float64(b.DurNs) / 1e9)
+		peak = max(peak, r)
+	}
+	return peak
+}
+
+func pct(num, den uint64) float64 {
+	if den == 0 {
+		return 0
+	}
+	return 100 * float64(num) / float64(den)
+}
+
+func safeDiv(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// meanStd returns the mean and the sample standard deviation.
+func meanStd(xs []float64) (mean, std float64) {
+	if len(xs) == 0 {
+		return 0, 0
+	}
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= float64(len(xs))
+	if len(xs) < 2 {
+		return mean, 0
+	}
+	var ss float64
+	for _, x := range xs {
+		ss += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(ss / float64(len(xs)-1))
+}
+
+func kernelRelease() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// ParseLayouts splits a comma-separated layout list.
+func ParseLayouts(s string) ([]string, error) {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no layout given")
+	}
+	return out, nil
+}
+
+// ParseSizes splits a comma-separated size list (1MiB,2MiB,...).
+func ParseSizes(s string) ([]int, error) {
+	var out []int
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		n, err := bpf.ParseSize(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no size given")
+	}
+	return out, nil
+}
