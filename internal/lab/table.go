@@ -89,11 +89,17 @@ func renderMs(ms float64) string {
 	if math.IsNaN(ms) || math.IsInf(ms, 0) {
 		return "n/a"
 	}
-	return time.Duration(ms * float64(time.Millisecond)).String()
+	d := time.Duration(ms * float64(time.Millisecond))
+	if d >= time.Second {
+		return d.Round(10 * time.Millisecond).String()
+	}
+	return d.Round(100 * time.Microsecond).String()
 }
 
 // renderTableHeader is the column header shared by text, markdown and HTML.
-var renderTableHeader = []string{"size", "layout", "attempted", "dropped %", "lifecycle dropped %", "missing % (± s.d.)", "wrong %", "predicted missing %"}
+func renderTableHeader() []string {
+	return []string{"size", "layout", "attempted", "dropped %", "lifecycle dropped %", "missing % (± s.d.)", "wrong %", "predicted missing %"}
+}
 
 // renderRowCells is one row's cells, in renderTableHeader's order.
 func renderRowCells(row Row) []string {
@@ -214,7 +220,7 @@ func WriteTable(w io.Writer, r *Results) {
 	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	hdr := append([]string(nil), renderTableHeader...)
+	hdr := append([]string(nil), renderTableHeader()...)
 	if sim {
 		hdr = append(hdr, "source")
 	}
@@ -288,7 +294,7 @@ func WriteMarkdownTable(w io.Writer, r *Results) {
 	}
 	fmt.Fprintln(w, "Parameters: "+strings.Join(ps, ", ")+".")
 	fmt.Fprintln(w)
-	hdr := append([]string(nil), renderTableHeader...)
+	hdr := append([]string(nil), renderTableHeader()...)
 	if sim {
 		hdr = append(hdr, "source")
 	}

@@ -65,6 +65,10 @@ func nonNeg(x float64) float64 {
 	return 0
 }
 
+// MinBinNs is the shortest bin LoadFromSamples emits; closer readings are
+// merged into the following bin.
+const MinBinNs = 2_000_000
+
 // LoadFromSamples turns one sensor run's cumulative counter readings into
 // bins: each bin is the delta of Attempted between two consecutive accepted
 // samples. Attempted is used (not Delivered) because the kernel counts an
@@ -74,6 +78,8 @@ func nonNeg(x float64) float64 {
 // Robustness, because samples arrive over a network and across restarts:
 //   - a sample whose TsNs is not strictly after the last accepted one
 //     (duplicate, redelivered or out of order) is skipped;
+//   - a sample less than MinBinNs after the last accepted one is merged
+//     into the next bin;
 //   - a sample whose counters went backwards while time went forward is a
 //     sensor restart: it becomes the new baseline and no bin is emitted for the
 //     gap (its load is unknown, not zero).
@@ -100,6 +106,12 @@ func LoadFromSamples(samples []event.Sample, recordBytes [event.NumCategories]fl
 			if s.Attempted[c] < prev.Attempted[c] {
 				reset = true
 			}
+		}
+		if !reset && s.TsNs-prev.TsNs < MinBinNs {
+			// Too close to the previous reading: a delay between reading
+			// the counters and the clock would turn into an absurd rate.
+			// Fold this reading into the next bin instead.
+			continue
 		}
 		if !reset {
 			var b Bin

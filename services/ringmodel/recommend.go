@@ -376,8 +376,13 @@ func fmtNum(x float64) string {
 }
 
 func fmtPct(x float64) string {
-	if x == 0 {
+	switch {
+	case x == 0:
 		return "0"
+	case x >= 10:
+		return strconv.FormatFloat(x, 'f', 0, 64) // 100, not 1e+02
+	case x >= 1:
+		return strconv.FormatFloat(x, 'f', 1, 64)
 	}
 	return strconv.FormatFloat(x, 'g', 2, 64)
 }

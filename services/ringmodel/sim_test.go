@@ -176,7 +176,7 @@ func TestRingMemory(t *testing.T) {
 
 func TestLoadFromSamples(t *testing.T) {
 	s := func(ts, a0, a1 uint64) event.Sample {
-		return event.Sample{TsNs: ts, Attempted: [2]uint64{a0, a1}}
+		return event.Sample{TsNs: ts * 1e6, Attempted: [2]uint64{a0, a1}} // ts in ms
 	}
 	samples := []event.Sample{
 		s(100, 0, 0),
@@ -186,12 +186,18 @@ func TestLoadFromSamples(t *testing.T) {
 		s(130, 5, 50),
 		s(140, 0, 3), // restart: new baseline
 		s(150, 1, 13),
+		s(151, 2, 14), // 1 ms later: folded into the next bin
+		s(160, 4, 20),
 	}
 	l := LoadFromSamples(samples, [2]float64{190, 80}, 1e5)
 	want := []Bin{
 		{DurNs: 10, Arrivals: [2]float64{2, 20}},
 		{DurNs: 20, Arrivals: [2]float64{3, 30}},
 		{DurNs: 10, Arrivals: [2]float64{1, 10}},
+		{DurNs: 10, Arrivals: [2]float64{3, 7}},
+	}
+	for i := range want {
+		want[i].DurNs *= 1e6
 	}
 	if len(l.Bins) != len(want) {
 		t.Fatalf("bins = %+v, want %+v", l.Bins, want)
@@ -214,12 +220,12 @@ func TestLoadFromSamples(t *testing.T) {
 
 func TestLoadFromStats(t *testing.T) {
 	stats := []event.Stats{
-		{RecordBytes: [2]float64{200, 80}, DrainRate: 100, Series: []event.Sample{{TsNs: 0}, {TsNs: 10, Attempted: [2]uint64{1, 2}}}},
-		{RecordBytes: [2]float64{0, 100}, DrainRate: 300, Series: []event.Sample{{TsNs: 20, Attempted: [2]uint64{2, 4}}}},
+		{RecordBytes: [2]float64{200, 80}, DrainRate: 100, Series: []event.Sample{{TsNs: 0}, {TsNs: 10e6, Attempted: [2]uint64{1, 2}}}},
+		{RecordBytes: [2]float64{0, 100}, DrainRate: 300, Series: []event.Sample{{TsNs: 20e6, Attempted: [2]uint64{2, 4}}}},
 		{DrainRate: 200},
 	}
 	l := LoadFromStats(stats)
-	if len(l.Bins) != 2 || l.Bins[1] != (Bin{DurNs: 10, Arrivals: [2]float64{1, 2}}) {
+	if len(l.Bins) != 2 || l.Bins[1] != (Bin{DurNs: 10e6, Arrivals: [2]float64{1, 2}}) {
 		t.Errorf("bins %+v", l.Bins)
 	}
 	if l.RecordBytes != [2]float64{200, 90} || l.DrainRate != 200 {
