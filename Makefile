@@ -1,0 +1,58 @@
+# ringwise — build, lab, tests, benchmarks.
+#
+#   make lab        build and run the lab (embedded NATS), results in out/
+#   make test       install test deps, go vet, all tests, fuzz smoke (CI runs this)
+#   make bench      benchmarks → bench/raw.txt and BENCHMARKS.md
+#   make generate   regenerate the BPF objects/bindings (needs clang, see bpf/README.md)
+
+export PATH := /usr/local/go/bin:$(PATH)
+SHELL := /bin/bash
+
+GO ?= go
+# Every module of the go.work workspace (the root pattern ./... stops at the
+# nested modules, so each needs its own).
+PKGS := ./... ./services/... ./bpf/... ./sensor/... ./enricher/... ./analyzer/...
+TEST_TIMEOUT ?= 20m
+TESTFLAGS ?=
+FUZZTIME ?= 5s
+
+.PHONY: all build lab test test-go vet fuzz-smoke generate bench deps clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ringwise ./cmd/ringwise
+
+lab: build
+	./bin/ringwise lab --out out
+
+deps:
+	bash scripts/ci-deps.sh
+
+vet:
+	$(GO) vet $(PKGS)
+
+test-go:
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) $(PKGS)
+
+fuzz-smoke:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) bash scripts/fuzz-smoke.sh
+
+# deps must succeed; vet, fuzz smoke and the tests all run even if an earlier
+# one failed, the test run comes last (its ok/FAIL lines end the output) and
+# the target fails if any of them did.
+test: deps
+	@status=0; \
+	$(MAKE) --no-print-directory vet || status=1; \
+	$(MAKE) --no-print-directory fuzz-smoke || status=1; \
+	$(MAKE) --no-print-directory test-go || status=1; \
+	exit $$status
+
+generate:
+	$(MAKE) -C bpf generate
+
+bench:
+	bash scripts/bench.sh
+
+clean:
+	rm -rf bin out bench

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Runs the workspace's benchmarks and writes BENCHMARKS.md.
+#
+#   scripts/bench.sh            (or: make bench)
+#
+# Every package with a `func Benchmark…` runs
+#   go test -run '^$' -bench . -benchmem -count $BENCH_COUNT -cpu $BENCH_CPU
+# one package at a time. The raw output goes to bench/raw.txt (benchstat
+# format); BENCHMARKS.md gets the median of the counts per benchmark and the
+# performance targets checked against it.
+#
+# BENCH_CPU defaults to 1 (GOMAXPROCS=1) so that events/s really is per core
+# (the benchmarks are single-goroutine; with more Ps the GC's background work
+# would run on other cores). BENCH_COUNT defaults to 3. BENCH_OUT (default
+# BENCHMARKS.md) is the markdown file written.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+
+GO=${GO:-go}
+COUNT=${BENCH_COUNT:-3}
+CPU=${BENCH_CPU:-1}
+OUT=${BENCH_OUT:-BENCHMARKS.md}
+RAW=bench/raw.txt
+mkdir -p bench
+
+# Packages (as ./dir) holding benchmarks.
+mapfile -t pkgs < <(grep -rl --include='*_test.go' -E '^func Benchmark' . |
+	grep -v -e '/testdata/' -e '/vendor/' | xargs -n1 dirname | sort -u |
+	sed -E 's#^\./##; s#^#./#; s#^\./\.$#.#')
+if [ ${#pkgs[@]} -eq 0 ]; then
+	echo "bench: no benchmarks found" >&2
+	exit 1
+fi
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+started=$(date -u '+%Y-%m-%d %H:%M UTC')
+: >"$RAW"
+status=0
+for p in "${pkgs[@]}"; do
+	echo "=== bench $p" >&2
+	if ! "$GO" test -run '^$' -bench . -benchmem -count "$COUNT" -cpu "$CPU" ${BENCH_TIME:+-benchtime "$BENCH_TIME"} -timeout 60m "$p" 2>&1 | tee -a "$RAW"; then
+		echo "bench: $p FAILED" >&2
+		status=1
+	fi
+done
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# pkg<TAB>benchmark<TAB>unit<TAB>median<TAB>max<TAB>n, one row per metric, in
+# first-seen order.
+stats=$(awk -v cpu="$CPU" '
+	/^pkg: / { pkg = $2; next }
+	/^Benchmark/ && NF >= 4 && $2 ~ /^[0-9]+$/ {
+		name = $1
+		if (cpu != 1) sub("-" cpu "$", "", name)
+		key = pkg SUBSEP name
+		if (!(key in seen)) { seen[key] = 1; order[++nk] = key }
+		for (i = 3; i + 1 <= NF; i += 2) {
+			u = $(i + 1)
+			k = key SUBSEP u
+			if (!(k in cnt)) { units[key] = units[key] " " u }
+			vals[k, ++cnt[k]] = $i + 0
+		}
+	}
+	END {
+		for (o = 1; o <= nk; o++) {
+			key = order[o]; split(key, kp, SUBSEP)
+			nu = split(units[key], ul, " ")
+			for (j = 1; j <= nu; j++) {
+				k = key SUBSEP ul[j]; n = cnt[k]
+				for (a = 1; a <= n; a++) v[a] = vals[k, a]
+				for (a = 2; a <= n; a++) { x = v[a]; b = a - 1
+					while (b >= 1 && v[b] > x) { v[b + 1] = v[b]; b-- }
+					v[b + 1] = x }
+				med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+				printf "%s\t%s\t%s\t%.6g\t%.6g\t%d\n", kp[1], kp[2], ul[j], med, v[n], n
+			}
+		}
+	}' "$RAW")
+
+if [ -z "$stats" ]; then
+	echo "bench: no benchmark results parsed from $RAW" >&2
+	exit 1
+fi
+
+modprefix=$(awk '/^module /{print $2; exit}' go.mod)
+
+# metric PKGSUFFIX BENCH UNIT FIELD(4 median, 5 max): prints the value or nothing.
+metric() {
+	awk -F'\t' -v p="$modprefix${1:+/$1}" -v b="$2" -v u="$3" -v f="$4" \
+		'$1 == p && $2 == b && $3 == u { print $f; exit }' <<<"$stats"
+}
+# ge A B: A >= B (floats)
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
+fmt_rate() { awk -v x="$1" 'BEGIN { if (x >= 1e6) printf "%.2fM", x / 1e6; else if (x >= 1e3) printf "%.1fk", x / 1e3; else printf "%.0f", x }'; }
+
+target_rows=()
+met_all=1
+rate_target() { # label pkg bench
+	local v
+	v=$(metric "$2" "$3" events/s 4)
+	if [ -z "$v" ]; then
+		target_rows+=("| $1 | ≥ 1M events/s per core | not measured | **NOT MET** |")
+		met_all=0
+	elif ge "$v" 1e6; then
+		target_rows+=("| $1 | ≥ 1M events/s per core | $(fmt_rate "$v") events/s | met |")
+	else
+		target_rows+=("| $1 | ≥ 1M events/s per core | $(fmt_rate "$v") events/s | **NOT MET** |")
+		met_all=0
+	fi
+}
+rate_target "enricher hot path (\`enricher/state\` BenchmarkEnrichHotPath)" enricher/state BenchmarkEnrichHotPath
+rate_target "batch decode (\`services/event\` BenchmarkDecodePerEvent)" services/event BenchmarkDecodePerEvent
+
+# Sensor read path: every BenchmarkDecodeRecord sub-benchmark, worst count.
+dec=$(awk -F'\t' -v p="$modprefix/bpf" '$1 == p && $2 ~ /^BenchmarkDecodeRecord(\/|$)/ && $3 == "allocs/op" { print $2 "\t" $5 }' <<<"$stats")
+if [ -z "$dec" ]; then
+	target_rows+=("| sensor read path (\`bpf\` BenchmarkDecodeRecord) | 0 allocs per record | not measured | **NOT MET** |")
+	met_all=0
+else
+	worst=$(awk -F'\t' 'BEGIN { m = 0 } { if ($2 + 0 > m) m = $2 + 0 } END { print m }' <<<"$dec")
+	nsub=$(wc -l <<<"$dec")
+	if ge 0 "$worst"; then
+		target_rows+=("| sensor read path (\`bpf\` BenchmarkDecodeRecord, $nsub record kinds) | 0 allocs per record | $worst allocs/op (worst of all runs) | met |")
+	else
+		target_rows+=("| sensor read path (\`bpf\` BenchmarkDecodeRecord, $nsub record kinds) | 0 allocs per record | $worst allocs/op (worst of all runs) | **NOT MET** |")
+		met_all=0
+	fi
+fi
+
+cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+[ -n "$cpu_model" ] || cpu_model=$(awk -F': *' '/^(Hardware|CPU part|uarch)/ { print $2; exit }' /proc/cpuinfo)
+[ -n "$cpu_model" ] || cpu_model=unknown
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
+
+tmp=$(mktemp)
+{
+	echo "# Benchmarks"
+	echo
+	echo "Generated by \`scripts/bench.sh\` (\`make bench\`) — do not edit by hand; rerun the script."
+	echo
+	echo "- Date: $started"
+	echo "- Machine: $(nproc) CPUs, $cpu_model; kernel $(uname -srm)"
+	echo "- Go: $("$GO" env GOVERSION) ($("$GO" env GOOS)/$("$GO" env GOARCH))"
+	echo "- Commit: $commit"
+	echo "- Command: \`go test -run '^\$' -bench . -benchmem -count $COUNT -cpu $CPU <pkg>\`, one package at a time; values are the median of the $COUNT runs (raw output: \`bench/raw.txt\`, not committed)."
+	echo "- GOMAXPROCS=$CPU: the benchmarks are single-goroutine, so events/s is per core. ns/op is per benchmark iteration, which for the batch benchmarks is a whole batch (events/s is per event)."
+	echo "- Caveat: the machine may have been busy with other work while this ran (load average $load_start at start, $load_end at the end), so numbers can be low and noisy; compare runs on a quiet machine before drawing conclusions."
+	echo
+	echo "## Targets"
+	echo
+	echo "| target | goal | measured (median) | status |"
+	echo "|---|---|---|---|"
+	printf '%s\n' "${target_rows[@]}"
+	echo
+	if [ "$met_all" = 1 ]; then echo "All targets met."; else echo "**Some targets are not met.**"; fi
+	if [ "$status" != 0 ]; then echo; echo "**Some benchmark packages failed; see \`bench/raw.txt\`.**"; fi
+	echo
+	echo "## Results"
+	awk -F'\t' -v pre="$modprefix" '
+		function rate(x) { if (x == "") return "—"; if (x >= 1e6) return sprintf("%.2fM", x / 1e6); if (x >= 1e3) return sprintf("%.1fk", x / 1e3); return sprintf("%.0f", x) }
+		function ns(x) { if (x == "") return "—"; if (x < 10) return sprintf("%.2f", x); if (x < 100) return sprintf("%.1f", x); return sprintf("%.0f", x) }
+		function num(x) { return x == "" ? "—" : sprintf("%.0f", x) }
+		{
+			if (!($1 in pseen)) { pseen[$1] = 1; porder[++np] = $1 }
+			k = $1 SUBSEP $2
+			if (!(k in bseen)) { bseen[k] = 1; border[$1, ++nb[$1]] = $2 }
+			val[k, $3] = $4
+		}
+		END {
+			for (i = 1; i <= np; i++) {
+				p = porder[i]; short = p
+				if (index(p, pre "/") == 1) short = substr(p, length(pre) + 2)
+				else if (p == pre) short = "(root)"
+				printf "\n### `%s`\n\n", short
+				print "| benchmark | ns/op | events/s | B/op | allocs/op |"
+				print "|---|---:|---:|---:|---:|"
+				for (j = 1; j <= nb[p]; j++) {
+					b = border[p, j]; k = p SUBSEP b
+					printf "| %s | %s | %s | %s | %s |\n", b, ns(val[k, "ns/op"]), rate(val[k, "events/s"]), num(val[k, "B/op"]), num(val[k, "allocs/op"])
+				}
+			}
+		}' <<<"$stats"
+} >"$tmp"
+mv "$tmp" "$OUT"
+echo "bench: wrote $OUT and $RAW" >&2
+exit $status
