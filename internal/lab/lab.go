@@ -50,7 +50,17 @@ func DefaultSizes() []int { return []int{1 << 20, 2 << 20, 4 << 20, 16 << 20} }
 // DefaultLayouts are compared by default.
 func DefaultLayouts() []string { return []string{LayoutShared, LayoutSplit} }
 
-// Config configures a lab run.
+// DefaultConfig is the standard lab: the seed's sizes, both layouts, the
+// standard flood and the default emulated monitor cost.
+func DefaultConfig() Config {
+	return Config{Sizes: DefaultSizes(), Layouts: DefaultLayouts(), Procs: DefaultProcs, Burst: DefaultBurst,
+		Pause: DefaultPause, Parallel: DefaultParallel, ConsumerCost: DefaultConsumerCost, Repeat: DefaultRepeat,
+		TargetPct: DefaultTargetPct, Source: "bpf"}
+}
+
+// Config configures a lab run. Zero fields take the defaults, except
+// Pause and ConsumerCost, for which zero is a meaningful value; start from
+// DefaultConfig for the standard lab.
 type Config struct {
 	Sizes         []int
 	Layouts       []string
