@@ -486,8 +486,20 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 	b.Seq = s.lastSeq.Load() + 1
 	full := b.Events
 	b.Events = full[:n]
+	if len(s.rings) > 1 {
+		// Chunks are sorted as they are read, but a batch spans several
+		// chunks (and force flushes cut them), so merge the whole batch.
+		sortByTime(b.Events)
+	}
 	b.FirstTsNs, b.LastTsNs = b.Events[0].TsNs, b.Events[n-1].TsNs
 	b.Counters = s.counters()
+	// The sampler's reading can be a SampleInterval old (or absent before
+	// the first sample): the enricher blames fork drops on these counters,
+	// so read the kernel's now. Delivered was read first, so attempted >=
+	// delivered + dropped still holds.
+	if c, err := s.probe.Counters(); err == nil {
+		b.Counters.Attempted, b.Counters.Dropped, b.Counters.Shed = c.Attempted, c.Dropped, c.Shed
+	}
 	data, err := s.codec.Encode(b)
 	b.Events = full
 	if err != nil {

@@ -167,7 +167,7 @@ func htmlBuildView(r *Results) htmlView {
 		Title:     "ringwise lab: events missing metadata by ring size",
 		Params:    renderParams(r),
 		RunInfo:   renderRunInfo(r),
-		Header:    renderTableHeader,
+		Header:    renderTableHeader(),
 		RecLine:   renderRecLine(r),
 		SeedLabel: "The " + renderSeedLabel + ".",
 		Seed:      renderSeed(r),

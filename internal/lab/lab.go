@@ -364,6 +364,16 @@ func recommend(cfg Config, loads []ringmodel.Load, cal ringmodel.Calibration) Re
 	out := Recommendation{SizeBytes: rec.SizeBytes, BufSizePreset: rec.BufSizePreset, Layout: string(rec.Layout),
 		TargetPct: cfg.TargetPct, Evidence: rec}
 	out.Line = rec.Verdict
+	if rec.Layout == ringmodel.LayoutSplit && !rec.Evidence.ConsumerTooSlow {
+		// Falco and most monitors have one shared ring: say what that needs.
+		for _, c := range rec.Candidates {
+			if c.Layout == ringmodel.LayoutShared && c.PredictedMissingPct <= cfg.TargetPct {
+				out.Line += fmt.Sprintf("; with a single shared ring (as in Falco) set bufSizePreset %d (%s): predicted %.2f%% missing",
+					c.Preset, bpf.FormatSize(c.SizeBytes), c.PredictedMissingPct)
+				break
+			}
+		}
+	}
 	return out
 }
 

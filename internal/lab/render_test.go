@@ -146,7 +146,7 @@ func TestRenderMarkdownTable(t *testing.T) {
 			t.Errorf("pipe not escaped")
 		}
 		var rows, seed int
-		want := len(renderTableHeader) + 1
+		want := len(renderTableHeader()) + 1
 		if src == "sim" {
 			want++
 		}
