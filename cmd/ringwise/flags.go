@@ -54,7 +54,7 @@ const DefaultShedSyscalls = "0,1,3,5,8,9,10,11,12,13,14,17,21,262"
 
 func (f *sensorFlags) register(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
-	fs.StringVar(&f.node, "node", host, "node name used in subjects (default: hostname)")
+	fs.StringVar(&f.node, "node", host, "node name, the last token of every subject")
 	fs.Var(sizeFlag{&f.ringSize}, "ring-size", "ring size in bytes, a power of two with an optional unit: 64KiB, 16MiB (overrides --buf-size-preset)")
 	fs.IntVar(&f.preset, "buf-size-preset", 4, "ring size as Falco's bufSizePreset: 1=1MiB 2=2MiB 3=4MiB 4=8MiB 5=16MiB … 10=512MiB")
 	fs.StringVar(&f.layout, "layout", "shared", "ring layout: shared (one ring, like Falco) or split (lifecycle events get their own ring)")
