@@ -48,8 +48,8 @@ char __license[] SEC("license") = "Dual MIT/GPL";
 /* ---- records (little endian, naturally aligned, sizes multiple of 8) ---- */
 
 struct rec_hdr {
-	u64 ts_ns;    /* 0  bpf_ktime_get_ns */
-	u64 start_ns; /* 8  group_leader->start_time */
+	u64 ts_ns;    /* 0  bpf_ktime_get_boot_ns */
+	u64 start_ns; /* 8  group_leader->start_boottime (the clock of /proc start times) */
 	u32 tid;      /* 16 task->pid */
 	u32 pid;      /* 20 task->tgid */
 	u32 exec_id;  /* 24 (u32)task->self_exec_id */
@@ -195,8 +195,8 @@ static __always_inline void lc_submit(void *r)
 
 static __always_inline void fill_hdr(struct rec_hdr *h, struct task_struct *t, u8 type)
 {
-	h->ts_ns = bpf_ktime_get_ns();
-	h->start_ns = BPF_CORE_READ(t, group_leader, start_time);
+	h->ts_ns = bpf_ktime_get_boot_ns();
+	h->start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
 	h->tid = BPF_CORE_READ(t, pid);
 	h->pid = BPF_CORE_READ(t, tgid);
 	h->exec_id = (u32)BPF_CORE_READ(t, self_exec_id);

@@ -167,10 +167,12 @@ type Result struct {
 	Consistent bool
 }
 
-// MonotonicNs reads CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
+// MonotonicNs reads CLOCK_BOOTTIME, the clock of the records' timestamps
+// (bpf_ktime_get_boot_ns) and of task start times: ns since boot, counting
+// suspend, as /proc's start times do.
 func MonotonicNs() uint64 {
 	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
 	return uint64(ts.Nano())
 }
 

@@ -95,6 +95,7 @@ struct task_struct {
 	pid_t tgid;
 	int exit_code;
 	u64 start_time;
+	u64 start_boottime;
 	u64 self_exec_id;
 	char comm[16];
 	struct task_struct *real_parent;

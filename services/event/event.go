@@ -96,8 +96,8 @@ const CommLen = 16
 
 // Header is common to every record.
 type Header struct {
-	TsNs    uint64 // CLOCK_MONOTONIC (bpf_ktime_get_ns), ns since boot
-	StartNs uint64 // process (thread-group leader) start time, ns since boot
+	TsNs    uint64 // CLOCK_BOOTTIME (bpf_ktime_get_boot_ns), ns since boot
+	StartNs uint64 // process (thread-group leader) start_boottime, ns since boot
 	Tid     uint32
 	Pid     uint32 // thread-group id
 	ExecID  uint32 // task->self_exec_id: bumps on every exec
