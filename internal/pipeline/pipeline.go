@@ -287,24 +287,21 @@ func CheckTruth(ctx context.Context, js jetstream.JetStream, node string, procs 
 	if err != nil {
 		return report.TruthResult{}, fmt.Errorf("truth: ordered consumer on %s: %w", bus.EnrichedSubject(node), err)
 	}
+	it, err := cons.Messages()
+	if err != nil {
+		return report.TruthResult{}, fmt.Errorf("truth: read %s: %w", bus.EnrichedSubject(node), err)
+	}
+	defer it.Stop()
 	codec := event.NewCodec()
 	var b event.EnrichedBatch
-	for got := uint64(0); got < want; {
-		batch, err := cons.Fetch(int(min(want-got, 500)), jetstream.FetchMaxWait(5*time.Second))
+	for got := uint64(0); got < want; got++ {
+		m, err := it.Next(jetstream.NextMaxWait(10 * time.Second))
 		if err != nil {
-			return report.TruthResult{}, fmt.Errorf("truth: fetch %s: %w", bus.EnrichedSubject(node), err)
+			return report.TruthResult{}, fmt.Errorf("truth: %s: read %d of %d messages: %w", bus.EnrichedSubject(node), got, want, err)
 		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			if err := codec.DecodeEnriched(m.Data(), &b); err == nil {
-				tc.AddBatch(&b)
-			}
+		if err := codec.DecodeEnriched(m.Data(), &b); err == nil {
+			tc.AddBatch(&b)
 		}
-		if n == 0 {
-			return report.TruthResult{}, fmt.Errorf("truth: %s: got %d of %d messages", bus.EnrichedSubject(node), got, want)
-		}
-		got += uint64(n)
 	}
 	return tc.Result(), nil
 }
