@@ -75,6 +75,9 @@ type nodeState struct {
 	bootID  string
 	startNs uint64
 	lastSeq uint64
+	// retry holds sequence numbers whose enriched publish failed; their
+	// redelivery (after newer batches) is not a duplicate.
+	retry map[uint64]struct{}
 }
 
 // New returns an enricher; Run consumes with it.
@@ -177,7 +180,7 @@ func (e *Enricher) handleSnapshot(node string, data []byte) error {
 	defer e.mu.Unlock()
 	ns := e.node(node)
 	ns.table.Seed(s.Procs)
-	ns.bootID, ns.startNs, ns.lastSeq = s.BootID, s.SensorStartNs, 0
+	ns.bootID, ns.startNs, ns.lastSeq, ns.retry = s.BootID, s.SensorStartNs, 0, nil
 	e.stats.Snapshots++
 	e.log.Info("seeded process table from snapshot", "node", node, "processes", len(s.Procs))
 	return nil
@@ -215,13 +218,14 @@ func (e *Enricher) handleBatch(ctx context.Context, node string, data []byte) er
 	if ns.bootID != b.BootID || ns.startNs != b.SensorStartNs {
 		// A sensor run we have no snapshot for (or a restart): keep the
 		// table, track the new sequence.
-		ns.bootID, ns.startNs, ns.lastSeq = b.BootID, b.SensorStartNs, 0
+		ns.bootID, ns.startNs, ns.lastSeq, ns.retry = b.BootID, b.SensorStartNs, 0, nil
 	}
-	if b.Seq <= ns.lastSeq {
+	_, retrying := ns.retry[b.Seq]
+	if b.Seq <= ns.lastSeq && !retrying {
 		e.mu.Unlock()
 		return nil // duplicate re-delivery; already enriched
 	}
-	if b.Seq != ns.lastSeq+1 {
+	if !retrying && b.Seq != ns.lastSeq+1 {
 		e.stats.SeqGaps += b.Seq - ns.lastSeq - 1
 		e.log.Warn("raw batches lost", "node", node, "after_seq", ns.lastSeq, "got_seq", b.Seq)
 	}
@@ -241,11 +245,19 @@ func (e *Enricher) handleBatch(ctx context.Context, node string, data []byte) er
 	if err := e.cfg.Publisher.Publish(ctx, bus.Msg{Subject: bus.EnrichedSubject(node), ID: out.MsgID(), Header: hdr, Data: payload}); err != nil {
 		e.mu.Lock()
 		e.stats.PubErrors++
+		// It will be redelivered, possibly after newer batches: remember
+		// it, and do not count a gap when the next one arrives.
+		if ns.retry == nil {
+			ns.retry = map[uint64]struct{}{}
+		}
+		ns.retry[b.Seq] = struct{}{}
+		ns.lastSeq = max(ns.lastSeq, b.Seq)
 		e.mu.Unlock()
 		return err
 	}
 	e.mu.Lock()
-	ns.lastSeq = b.Seq
+	delete(ns.retry, b.Seq)
+	ns.lastSeq = max(ns.lastSeq, b.Seq)
 	e.stats.Batches++
 	e.stats.Events += uint64(len(out.Events))
 	e.mu.Unlock()

@@ -210,6 +210,10 @@ type sensor struct {
 	lastSeq     atomic.Uint64
 	busyNs      atomic.Int64 // reader time not spent waiting
 
+	// pubMu serializes publishes: the reader and the sampler both
+	// publish, and a bus.Publisher need only be safe for one goroutine.
+	pubMu sync.Mutex
+
 	mu          sync.Mutex
 	backlogNs   uint64 // time spent with a backlog in the ring(s)
 	backlogRecs uint64 // records read meanwhile
@@ -510,13 +514,19 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 	}
 	hdr := nats.Header{}
 	hdr.Set(bus.HeaderKind, "batch")
-	if err := s.cfg.Publisher.Publish(ctx, bus.Msg{Subject: bus.RawSubject(s.cfg.Node), ID: b.MsgID(), Header: hdr, Data: data}); err != nil {
+	if err := s.publish(ctx, bus.Msg{Subject: bus.RawSubject(s.cfg.Node), ID: b.MsgID(), Header: hdr, Data: data}); err != nil {
 		s.pubErrors.Add(1)
 		return err
 	}
 	s.lastSeq.Store(b.Seq)
 	s.batches.Add(1)
 	return nil
+}
+
+func (s *sensor) publish(ctx context.Context, m bus.Msg) error {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	return s.cfg.Publisher.Publish(ctx, m)
 }
 
 // sample reads the kernel counters every SampleInterval (the arrival
@@ -659,7 +669,7 @@ func (s *sensor) publishStats(ctx context.Context, final bool) error {
 		return err
 	}
 	id := fmt.Sprintf("%s.%s.%d.stats.%d", s.cfg.Node, s.cfg.BootID, s.startNs, st.TimeUnixNs)
-	return s.cfg.Publisher.Publish(ctx, bus.Msg{Subject: bus.StatsSubject(s.cfg.Node), ID: id, Data: data})
+	return s.publish(ctx, bus.Msg{Subject: bus.StatsSubject(s.cfg.Node), ID: id, Data: data})
 }
 
 func (s *sensor) finish() (Result, error) {

@@ -27,7 +27,7 @@ func (s *sensor) publishSnapshot(ctx context.Context) error {
 	hdr := nats.Header{}
 	hdr.Set(bus.HeaderKind, "snapshot")
 	id := fmt.Sprintf("%s.%s.%d.snapshot", s.cfg.Node, s.cfg.BootID, s.startNs)
-	if err := s.cfg.Publisher.Publish(ctx, bus.Msg{Subject: bus.SnapshotSubject(s.cfg.Node), ID: id, Header: hdr, Data: data}); err != nil {
+	if err := s.publish(ctx, bus.Msg{Subject: bus.SnapshotSubject(s.cfg.Node), ID: id, Header: hdr, Data: data}); err != nil {
 		return fmt.Errorf("sensor: publish snapshot of %d processes: %w", len(procs), err)
 	}
 	s.log.Info("published /proc snapshot", "processes", len(procs))

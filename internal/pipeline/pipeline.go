@@ -112,8 +112,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				return
 			}
 			for i := range b.Events {
+				// AppendFalcoJSON ends the line itself.
 				lineBuf = report.AppendFalcoJSON(lineBuf[:0], &b.Events[i], b.WallOffsetNs, b.Node)
-				lineBuf = append(lineBuf, '\n')
 				_, _ = o.Events.Write(lineBuf)
 			}
 		},
