@@ -129,7 +129,7 @@ func TestLabRealBPF(t *testing.T) {
 		switch {
 		case r.Layout == LayoutSplit:
 			if r.LifecycleDroppedPct != 0 || r.MissingPct > 0.1 {
-				t.Errorf("split %d: lifecycle dropped %.2f%%, missing %.2f%%", r.SizeBytes, r.LifecycleDroppedPct, r.MissingPct)
+				t.Errorf("split %d: lifecycle dropped %.2f%%, missing %.2f%% (by reason %v)", r.SizeBytes, r.LifecycleDroppedPct, r.MissingPct, r.ByReason)
 			}
 		case r.Layout == LayoutShared && r.SizeBytes == 64<<10:
 			if r.DroppedPct == 0 || r.MissingPct == 0 {
