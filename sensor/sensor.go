@@ -215,8 +215,8 @@ type sensor struct {
 	pubMu sync.Mutex
 
 	mu          sync.Mutex
-	backlogNs   uint64 // time spent with a backlog in the ring(s)
-	backlogRecs uint64 // records read meanwhile
+	backlogNs   uint64         // time spent with a backlog in the ring(s)
+	backlogRecs uint64         // records read meanwhile
 	kernel      event.Counters // latest kernel reading
 	series      []event.Sample // all samples (bounded)
 	unpublished int            // index into series of the first unpublished sample
