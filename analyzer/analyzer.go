@@ -259,8 +259,17 @@ func (a *Analyzer) Recommendation(node string) (ringmodel.Recommendation, error)
 		return ringmodel.Recommendation{}, fmt.Errorf("no stats from node %q yet", node)
 	}
 	load := ringmodel.LoadFromStats(stats)
+	// Fit the missing-per-lifecycle-drop factor against the drops the model
+	// predicts for the node's current ring, so the model's own category
+	// split does not bias the prediction (see the lab).
+	last := stats[len(stats)-1].Ring
+	cur := ringmodel.Ring{SizeBytes: last.SizeBytes, LifecycleSizeBytes: last.LifecycleSizeBytes, Layout: ringmodel.Layout(last.Layout)}
+	predicted := ringmodel.Simulate(load, cur).Dropped[event.CategoryLifecycle]
+	if sum.Sensor.DroppedLifecycle == 0 {
+		predicted = 0 // nothing was lost: nothing to learn from
+	}
 	cal := ringmodel.Learn([]ringmodel.Observation{{
-		LifecycleDropped:           float64(sum.Sensor.DroppedLifecycle),
+		LifecycleDropped:           predicted,
 		MissingLifecycleAttributed: float64(sum.Analyzer.LifecycleAttributed),
 		Delivered:                  float64(sum.Sensor.Delivered),
 	}})

@@ -217,6 +217,8 @@ type sensor struct {
 	mu          sync.Mutex
 	backlogNs   uint64         // time spent with a backlog in the ring(s)
 	backlogRecs uint64         // records read meanwhile
+	loadedNs    uint64         // backlogged time while records kept arriving
+	loadedRecs  uint64         // records read meanwhile
 	kernel      event.Counters // latest kernel reading
 	series      []event.Sample // all samples (bounded)
 	unpublished int            // index into series of the first unpublished sample
@@ -552,10 +554,14 @@ func (s *sensor) sample(ctx context.Context) {
 }
 
 func (s *sensor) takeSample() event.Sample {
-	// The time is read before the counters: a preemption in between then
-	// stretches the bin instead of compressing it into an absurd rate.
-	ts := MonotonicNs()
+	// The reading is stamped with the middle of the counter read; a reading
+	// that took long (the sampler was preempted) has no precise time and is
+	// left out of the series, whose bins would otherwise show absurd rates.
+	t0 := MonotonicNs()
 	c, err := s.probe.Counters()
+	t1 := MonotonicNs()
+	ts := t0 + (t1-t0)/2
+	reliable := t1-t0 < 1_000_000
 	if err != nil {
 		s.log.Warn("read counters", "err", err)
 		return event.Sample{}
@@ -574,13 +580,23 @@ func (s *sensor) takeSample() event.Sample {
 		// Between two readings that both found a backlog the reader never
 		// waited for data: what it read then is its true drain rate, under
 		// whatever CPU contention the burst brought.
+		// Inside a burst (records still arriving at least as fast as they
+		// are read) the reader also competes with the burst's processes for
+		// the CPU, so that rate, not the one in the quiet after it, is what
+		// decides whether a ring overflows.
 		prev := s.series[n-1]
 		if thr := s.backlogThreshold(); prev.FillBytes >= thr && smp.FillBytes >= thr && smp.TsNs > prev.TsNs {
-			s.backlogNs += smp.TsNs - prev.TsNs
-			s.backlogRecs += event.Sum(smp.Delivered) - event.Sum(prev.Delivered)
+			dt := smp.TsNs - prev.TsNs
+			read := event.Sum(smp.Delivered) - event.Sum(prev.Delivered)
+			s.backlogNs += dt
+			s.backlogRecs += read
+			if event.Sum(smp.Attempted)-event.Sum(prev.Attempted) >= read {
+				s.loadedNs += dt
+				s.loadedRecs += read
+			}
 		}
 	}
-	if len(s.series) < maxSeries {
+	if reliable && len(s.series) < maxSeries {
 		s.series = append(s.series, smp)
 	}
 	shedding := s.shedding
@@ -645,12 +661,17 @@ func (s *sensor) backlogThreshold() int {
 }
 
 // drainRate is the reader's capacity in records per second. Preferably it is
-// measured over the intervals in which the ring held a backlog (at least
-// 100 ms of them); otherwise it is estimated from the reader's busy time.
+// measured over the intervals in which the ring held a backlog while records
+// kept arriving (at least 100 ms of them), else over any backlog, else it is
+// estimated from the reader's busy time.
 func (s *sensor) drainRate() float64 {
 	s.mu.Lock()
 	bn, br := s.backlogNs, s.backlogRecs
+	ln, lr := s.loadedNs, s.loadedRecs
 	s.mu.Unlock()
+	if ln >= 100e6 && lr > 0 {
+		return float64(lr) / (float64(ln) / 1e9)
+	}
 	if bn >= 100e6 && br > 0 {
 		return float64(br) / (float64(bn) / 1e9)
 	}
