@@ -98,7 +98,7 @@ func renderMs(ms float64) string {
 
 // renderTableHeader is the column header shared by text, markdown and HTML.
 func renderTableHeader() []string {
-	return []string{"size", "layout", "attempted", "dropped %", "lifecycle dropped %", "missing % (± s.d.)", "wrong %", "predicted missing %"}
+	return []string{"size", "layout", "attempted", "dropped %", "lifecycle dropped %", "shed %", "bytes/record", "missing % (± s.d.)", "wrong %", "predicted missing %"}
 }
 
 // renderRowCells is one row's cells, in renderTableHeader's order.
@@ -109,6 +109,8 @@ func renderRowCells(row Row) []string {
 		renderCount(row.Attempted),
 		renderPct(row.DroppedPct),
 		renderPct(row.LifecycleDroppedPct),
+		renderPct(row.ShedPct),
+		strconv.FormatFloat(row.BytesPerEvent, 'f', 1, 64),
 		renderMissing(row),
 		renderPct(row.WrongPct),
 		renderPct(row.PredictedMissingPct),
