@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -60,7 +61,10 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	report := stdout
 	if *output == "json" {
-		opts.Events = stdout
+		// One write per event would cost a syscall each; buffer them.
+		bw := bufio.NewWriterSize(stdout, 1<<20)
+		defer bw.Flush()
+		opts.Events = bw
 		report = stderr
 	}
 	fmt.Fprintf(stderr, "ringwise up: node %s, ring %s (%s), consumer-cost %v%s, duration %v\n",
