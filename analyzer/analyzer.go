@@ -194,15 +194,7 @@ func (a *Analyzer) HandleStats(data []byte) error {
 }
 
 func (a *Analyzer) bad(err error, where string) {
-	k := "malformed"
-	switch {
-	case errors.Is(err, event.ErrSchemaVersion):
-		k = "schema_version"
-	case errors.Is(err, event.ErrOversized):
-		k = "oversized"
-	case errors.Is(err, event.ErrInvalidEvent):
-		k = "invalid_event"
-	}
+	k := event.ErrorKind(err)
 	a.badInput[k]++
 	a.log.Warn("bad input", "kind", k, "where", where, "err", err)
 }

@@ -271,18 +271,7 @@ func (e *Enricher) bad(kind string, err error) {
 	e.log.Warn("bad input", "kind", kind, "err", err)
 }
 
-func kind(err error) string {
-	switch {
-	case errors.Is(err, event.ErrSchemaVersion):
-		return "schema_version"
-	case errors.Is(err, event.ErrOversized):
-		return "oversized"
-	case errors.Is(err, event.ErrInvalidEvent):
-		return "invalid_event"
-	default:
-		return "malformed"
-	}
-}
+func kind(err error) string { return event.ErrorKind(err) }
 
 // Stats returns a copy of the counters.
 func (e *Enricher) Stats() Stats {

@@ -27,6 +27,20 @@ var (
 	ErrInvalidEvent  = errors.New("invalid event")
 )
 
+// ErrorKind names the kind of a decode error for bad-input counters:
+// "schema_version", "oversized", "invalid_event" or "malformed".
+func ErrorKind(err error) string {
+	switch {
+	case errors.Is(err, ErrSchemaVersion):
+		return "schema_version"
+	case errors.Is(err, ErrOversized):
+		return "oversized"
+	case errors.Is(err, ErrInvalidEvent):
+		return "invalid_event"
+	}
+	return "malformed"
+}
+
 const batchFields = 10
 
 // Codec encodes and decodes batches. It holds reusable buffers, so one Codec
@@ -106,12 +120,7 @@ func encodeBatch(e *msgpack.Encoder, b *Batch) error {
 	w.int(b.WallOffsetNs)
 	w.uint(b.FirstTsNs)
 	w.uint(b.LastTsNs)
-	w.arrayLen(4 * NumCategories)
-	for _, row := range [...]*[NumCategories]uint64{&b.Counters.Attempted, &b.Counters.Dropped, &b.Counters.Shed, &b.Counters.Delivered} {
-		for _, v := range row {
-			w.uint(v)
-		}
-	}
+	w.counters(&b.Counters)
 	w.arrayLen(len(b.Events))
 	for i := range b.Events {
 		encodeEvent(&w, &b.Events[i])
@@ -191,21 +200,11 @@ func encodeEvent(w *writer, ev *Event) {
 
 func decodeBatch(d *msgpack.Decoder, b *Batch) error {
 	r := reader{d: d}
-	n := r.arrayLen()
-	if r.err != nil {
-		return fmt.Errorf("decode batch envelope: %w", r.err)
+	schema, err := r.envelope("batch", batchFields)
+	if err != nil {
+		return err
 	}
-	if n != batchFields {
-		return fmt.Errorf("decode batch envelope: %d fields, want %d: %w", n, batchFields, ErrMalformed)
-	}
-	schema := r.uint(0xffff)
-	if r.err != nil {
-		return fmt.Errorf("decode batch schema: %w", r.err)
-	}
-	if schema != SchemaVersion {
-		return fmt.Errorf("decode batch: schema %d, this build reads %d: %w", schema, SchemaVersion, ErrSchemaVersion)
-	}
-	b.Schema = uint16(schema)
+	b.Schema = schema
 	b.Node = r.str(b.Node)
 	b.BootID = r.str(b.BootID)
 	b.Seq = r.uint(^uint64(0))
@@ -213,13 +212,8 @@ func decodeBatch(d *msgpack.Decoder, b *Batch) error {
 	b.WallOffsetNs = r.int()
 	b.FirstTsNs = r.uint(^uint64(0))
 	b.LastTsNs = r.uint(^uint64(0))
-	if cn := r.arrayLen(); r.err == nil && cn != 4*NumCategories {
-		return fmt.Errorf("decode batch seq %d: %d counters, want %d: %w", b.Seq, cn, 4*NumCategories, ErrMalformed)
-	}
-	for _, row := range [...]*[NumCategories]uint64{&b.Counters.Attempted, &b.Counters.Dropped, &b.Counters.Shed, &b.Counters.Delivered} {
-		for i := range row {
-			row[i] = r.uint(^uint64(0))
-		}
+	if err := r.counters(&b.Counters); err != nil {
+		return fmt.Errorf("decode batch seq %d: %w", b.Seq, err)
 	}
 	if r.err != nil {
 		return fmt.Errorf("decode batch envelope: %w", r.err)
@@ -308,6 +302,51 @@ func decodeEvent(r *reader, ev *Event) error {
 		}
 	}
 	return r.err
+}
+
+// counterRows lists a Counters' rows in wire order.
+func counterRows(c *Counters) [4]*[NumCategories]uint64 {
+	return [4]*[NumCategories]uint64{&c.Attempted, &c.Dropped, &c.Shed, &c.Delivered}
+}
+
+func (w *writer) counters(c *Counters) {
+	w.arrayLen(4 * NumCategories)
+	for _, row := range counterRows(c) {
+		for _, v := range row {
+			w.uint(v)
+		}
+	}
+}
+
+func (r *reader) counters(c *Counters) error {
+	if cn := r.arrayLen(); r.err == nil && cn != 4*NumCategories {
+		return fmt.Errorf("%d counters, want %d: %w", cn, 4*NumCategories, ErrMalformed)
+	}
+	for _, row := range counterRows(c) {
+		for i := range row {
+			row[i] = r.uint(^uint64(0))
+		}
+	}
+	return r.err
+}
+
+// envelope reads an envelope's array header and schema version.
+func (r *reader) envelope(what string, fields int) (uint16, error) {
+	n := r.arrayLen()
+	if r.err != nil {
+		return 0, fmt.Errorf("decode %s envelope: %w", what, r.err)
+	}
+	if n != fields {
+		return 0, fmt.Errorf("decode %s envelope: %d fields, want %d: %w", what, n, fields, ErrMalformed)
+	}
+	schema := r.uint(0xffff)
+	if r.err != nil {
+		return 0, fmt.Errorf("decode %s schema: %w", what, r.err)
+	}
+	if schema != SchemaVersion {
+		return 0, fmt.Errorf("decode %s: schema %d, this build reads %d: %w", what, schema, SchemaVersion, ErrSchemaVersion)
+	}
+	return uint16(schema), nil
 }
 
 // writer is a sticky-error msgpack writer.

@@ -26,12 +26,7 @@ func (c *Codec) EncodeEnriched(b *EnrichedBatch) ([]byte, error) {
 	w.uint(b.RawSeq)
 	w.uint(b.SensorStartNs)
 	w.int(b.WallOffsetNs)
-	w.arrayLen(4 * NumCategories)
-	for _, row := range [...]*[NumCategories]uint64{&b.Counters.Attempted, &b.Counters.Dropped, &b.Counters.Shed, &b.Counters.Delivered} {
-		for _, v := range row {
-			w.uint(v)
-		}
-	}
+	w.counters(&b.Counters)
 	w.arrayLen(len(b.Events))
 	for i := range b.Events {
 		e := &b.Events[i]
@@ -77,33 +72,18 @@ func (c *Codec) DecodeEnriched(data []byte, b *EnrichedBatch) error {
 
 func decodeEnrichedBatch(d *msgpack.Decoder, b *EnrichedBatch) error {
 	r := reader{d: d}
-	n := r.arrayLen()
-	if r.err != nil {
-		return fmt.Errorf("decode enriched envelope: %w", r.err)
+	schema, err := r.envelope("enriched batch", enrichedBatchFields)
+	if err != nil {
+		return err
 	}
-	if n != enrichedBatchFields {
-		return fmt.Errorf("decode enriched envelope: %d fields, want %d: %w", n, enrichedBatchFields, ErrMalformed)
-	}
-	schema := r.uint(0xffff)
-	if r.err != nil {
-		return fmt.Errorf("decode enriched schema: %w", r.err)
-	}
-	if schema != SchemaVersion {
-		return fmt.Errorf("decode enriched batch: schema %d, this build reads %d: %w", schema, SchemaVersion, ErrSchemaVersion)
-	}
-	b.Schema = uint16(schema)
+	b.Schema = schema
 	b.Node = r.str(b.Node)
 	b.BootID = r.str(b.BootID)
 	b.RawSeq = r.uint(^uint64(0))
 	b.SensorStartNs = r.uint(^uint64(0))
 	b.WallOffsetNs = r.int()
-	if cn := r.arrayLen(); r.err == nil && cn != 4*NumCategories {
-		return fmt.Errorf("decode enriched batch seq %d: %d counters: %w", b.RawSeq, cn, ErrMalformed)
-	}
-	for _, row := range [...]*[NumCategories]uint64{&b.Counters.Attempted, &b.Counters.Dropped, &b.Counters.Shed, &b.Counters.Delivered} {
-		for i := range row {
-			row[i] = r.uint(^uint64(0))
-		}
+	if err := r.counters(&b.Counters); err != nil {
+		return fmt.Errorf("decode enriched batch seq %d: %w", b.RawSeq, err)
 	}
 	ne := r.arrayLen()
 	if r.err != nil {
