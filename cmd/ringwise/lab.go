@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/ringwise/ringwise/internal/lab"
 )
@@ -79,7 +81,12 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err := lab.WriteOutputs(*out, res); err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "wrote %s/results.json, loss.svg, report.html\n", *out)
+		var md bytes.Buffer
+		lab.WriteMarkdownTable(&md, res)
+		if err := os.WriteFile(filepath.Join(*out, "table.md"), md.Bytes(), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "wrote %s/results.json, loss.svg, report.html, table.md\n", *out)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
