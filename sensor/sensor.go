@@ -115,8 +115,9 @@ func (c *Config) defaults() error {
 	if c.BatchMaxEvents <= 0 {
 		c.BatchMaxEvents = 1024
 	}
-	if c.BatchMaxEvents > event.MaxBatchEvents {
-		return fmt.Errorf("sensor: batch of %d events exceeds the schema limit %d", c.BatchMaxEvents, event.MaxBatchEvents)
+	if 2*c.BatchMaxEvents > event.MaxBatchEvents {
+		return fmt.Errorf("sensor: batch of %d events: at most %d (half the schema limit %d, the rest is room to merge two rings)",
+			c.BatchMaxEvents, event.MaxBatchEvents/2, event.MaxBatchEvents)
 	}
 	if c.BatchMaxDelay <= 0 {
 		c.BatchMaxDelay = 20 * time.Millisecond
@@ -245,7 +246,9 @@ func newSensor(cfg Config, probe Probe) *sensor {
 			s.ringCfg.SizeBytes = r.Size()
 		}
 	}
-	s.batch.Events = make([]event.Event, cfg.BatchMaxEvents)
+	// Twice the batch size: with two rings a batch is only closed between
+	// chunks (see read), and a chunk's lifecycle records may overrun it.
+	s.batch.Events = make([]event.Event, 2*cfg.BatchMaxEvents)
 	return s
 }
 
@@ -306,8 +309,15 @@ func (s *sensor) read(ctx context.Context) error {
 		return nil
 	}
 	// readOne reads one record from r into the batch; false if none came.
+	// It closes the batch itself only when the batch is completely full:
+	// with two rings that can cut a chunk in two and so break the causal
+	// order, which the enricher's reorder window then has to repair.
+	hardCap := len(s.batch.Events)
+	if lifecycle == nil {
+		hardCap = s.cfg.BatchMaxEvents
+	}
 	readOne := func(r Ring, deadline time.Time) (bool, error) {
-		if n >= s.cfg.BatchMaxEvents {
+		if n >= hardCap {
 			if err := flushIfDue(time.Now(), true); err != nil {
 				return false, err
 			}
