@@ -78,7 +78,9 @@ type Config struct {
 	// kernel, so that publishing (and an embedded NATS) never traces itself.
 	ExcludeSelf bool
 
-	BatchMaxEvents int           // default 1024
+	// BatchMaxEvents closes a batch (default 1024). With the split layout a
+	// batch is closed between chunks only, so it may hold up to twice this.
+	BatchMaxEvents int
 	BatchMaxDelay  time.Duration // default 20ms
 	SampleInterval time.Duration // default 10ms
 	StatsInterval  time.Duration // default 1s
@@ -116,7 +118,7 @@ func (c *Config) defaults() error {
 		c.BatchMaxEvents = 1024
 	}
 	if 2*c.BatchMaxEvents > event.MaxBatchEvents {
-		return fmt.Errorf("sensor: batch of %d events: at most %d (half the schema limit %d, the rest is room to merge two rings)",
+		return fmt.Errorf("sensor: batch of %d events exceeds %d (half the schema limit %d; the rest is room to merge two rings)",
 			c.BatchMaxEvents, event.MaxBatchEvents/2, event.MaxBatchEvents)
 	}
 	if c.BatchMaxDelay <= 0 {
