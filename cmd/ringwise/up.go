@@ -82,6 +82,13 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runErr
 }
 
+func hintsNote(on bool) string {
+	if on {
+		return " (with kernel hints: +32 bytes per syscall record)"
+	}
+	return ""
+}
+
 func labKnobNote(d time.Duration) string {
 	if d > 0 {
 		return " (lab knob: emulated per-event monitor cost)"
@@ -98,6 +105,9 @@ func durationText(d time.Duration) string {
 
 func writeSummary(w io.Writer, res pipeline.Result) {
 	report.WriteText(w, res.Summary)
+	if rb := res.Sensor.RecordBytes; res.Sensor.Counters.Delivered != [2]uint64{} {
+		fmt.Fprintf(w, "ring footprint: %.1f bytes/record lifecycle, %.1f bytes/record syscall%s\n", rb[0], rb[1], hintsNote(res.Sensor.Ring.Hints))
+	}
 	if res.Flood.Spawned > 0 {
 		fmt.Fprintf(w, "flood: %d children in %v (%d failed)\n", res.Flood.Spawned, res.Flood.Duration.Round(time.Millisecond), res.Flood.Failed)
 	}

@@ -369,7 +369,9 @@ func recommend(cfg Config, loads []ringmodel.Load, cal ringmodel.Calibration) Re
 	rec := ringmodel.Recommend(load, cal, ringmodel.Options{TargetPct: cfg.TargetPct, LifecycleSizeBytes: cfg.LifecycleSize})
 	out := Recommendation{SizeBytes: rec.SizeBytes, BufSizePreset: rec.BufSizePreset, Layout: string(rec.Layout),
 		TargetPct: cfg.TargetPct, Evidence: rec}
-	out.Line = rec.Verdict
+	ev := rec.Evidence
+	out.Line = fmt.Sprintf("%s [evidence: peak %.0f ev/s, longest burst %.0f ms (%.0f records beyond the drain), drain %.0f ev/s, mean %.0f ev/s, headroom %.2fx]",
+		rec.Verdict, ev.PeakRate, ev.BurstMs, ev.BurstRecords, ev.DrainRate, ev.MeanRate, ev.Headroom)
 	if rec.Layout == ringmodel.LayoutSplit && !rec.Evidence.ConsumerTooSlow {
 		// Falco and most monitors have one shared ring: say what that needs.
 		for _, c := range rec.Candidates {
