@@ -285,7 +285,11 @@ func runOne(ctx context.Context, cfg Config, size int, layout string) (measured,
 	scfg.Probe = pc
 	fc := &flood.Config{Procs: cfg.Procs, Burst: cfg.Burst, Pause: cfg.Pause, Parallel: cfg.Parallel}
 	t0 := time.Now()
-	pr, err := pipeline.Run(ctx, pipeline.Options{Sensor: scfg, Flood: fc, StopAfterFlood: true, Tail: 300 * time.Millisecond, Logger: cfg.Logger})
+	// Capture goes on for one more pause after the last burst, as after
+	// every other: the ring drains in it, and the measured load is the
+	// flood's steady rhythm, not a run cut short at its busiest.
+	tail := max(cfg.Pause, 300*time.Millisecond)
+	pr, err := pipeline.Run(ctx, pipeline.Options{Sensor: scfg, Flood: fc, StopAfterFlood: true, Tail: tail, Logger: cfg.Logger})
 	if err != nil {
 		return measured{}, err
 	}
