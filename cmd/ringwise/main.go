@@ -24,6 +24,7 @@ Usage:
   ringwise sensor   --nats URL [flags]   run the node sensor alone
   ringwise enricher --nats URL [flags]   run an enricher alone
   ringwise analyzer --nats URL [flags]   run the analyzer alone (HTTP /api/summary)
+  ringwise nats     [--listen ADDR]      run an embedded NATS server with JetStream for the services above
 
 Run 'ringwise COMMAND --help' for the flags of a command.
 The sensor needs Linux with BTF (/sys/kernel/btf/vmlinux) and root, or CAP_BPF+CAP_PERFMON.
@@ -48,6 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"sensor":   cmdSensor,
 		"enricher": cmdEnricher,
 		"analyzer": cmdAnalyzer,
+		"nats":     cmdNATS,
 	}
 	name := args[0]
 	switch name {
