@@ -78,9 +78,7 @@ type Config struct {
 	// kernel, so that publishing (and an embedded NATS) never traces itself.
 	ExcludeSelf bool
 
-	// BatchMaxEvents closes a batch (default 1024). With the split layout a
-	// batch is closed between chunks only, so it may hold up to twice this.
-	BatchMaxEvents int
+	BatchMaxEvents int           // default 1024
 	BatchMaxDelay  time.Duration // default 20ms
 	SampleInterval time.Duration // default 10ms
 	StatsInterval  time.Duration // default 1s
@@ -117,9 +115,8 @@ func (c *Config) defaults() error {
 	if c.BatchMaxEvents <= 0 {
 		c.BatchMaxEvents = 1024
 	}
-	if 2*c.BatchMaxEvents > event.MaxBatchEvents {
-		return fmt.Errorf("sensor: batch of %d events exceeds %d (half the schema limit %d; the rest is room to merge two rings)",
-			c.BatchMaxEvents, event.MaxBatchEvents/2, event.MaxBatchEvents)
+	if c.BatchMaxEvents > event.MaxBatchEvents {
+		return fmt.Errorf("sensor: batch of %d events exceeds the schema limit %d", c.BatchMaxEvents, event.MaxBatchEvents)
 	}
 	if c.BatchMaxDelay <= 0 {
 		c.BatchMaxDelay = 20 * time.Millisecond
@@ -248,9 +245,7 @@ func newSensor(cfg Config, probe Probe) *sensor {
 			s.ringCfg.SizeBytes = r.Size()
 		}
 	}
-	// Twice the batch size: with two rings a batch is only closed between
-	// chunks (see read), and a chunk's lifecycle records may overrun it.
-	s.batch.Events = make([]event.Event, 2*cfg.BatchMaxEvents)
+	s.batch.Events = make([]event.Event, cfg.BatchMaxEvents)
 	return s
 }
 
@@ -283,7 +278,7 @@ func (s *sensor) run(ctx context.Context) (Result, error) {
 	samplerDone := make(chan struct{})
 	go func() { defer close(samplerDone); s.sample(samplerCtx) }()
 
-	readErr := s.read(ctx)
+	readErr := newReader(s).run(ctx)
 
 	stopSampler()
 	<-samplerDone
@@ -292,158 +287,6 @@ func (s *sensor) run(ctx context.Context) (Result, error) {
 		return res, readErr
 	}
 	return res, err
-}
-
-// read is the hot loop: one goroutine reads every ring into the batch's
-// preallocated events, so no record allocates.
-func (s *sensor) read(ctx context.Context) error {
-	var (
-		n     int // events in the current batch
-		first time.Time
-	)
-	lifecycle, syscalls := s.splitRings()
-	flushIfDue := func(now time.Time, force bool) error {
-		if n > 0 && (force || n >= s.cfg.BatchMaxEvents || now.Sub(first) >= s.cfg.BatchMaxDelay) {
-			err := s.publishBatch(ctx, n)
-			n = 0
-			return err
-		}
-		return nil
-	}
-	// readOne reads one record from r into the batch; false if none came.
-	// It closes the batch itself only when the batch is completely full:
-	// with two rings that can cut a chunk in two and so break the causal
-	// order, which the enricher's reorder window then has to repair.
-	hardCap := len(s.batch.Events)
-	if lifecycle == nil {
-		hardCap = s.cfg.BatchMaxEvents
-	}
-	readOne := func(r Ring, deadline time.Time) (bool, error) {
-		if n >= hardCap {
-			if err := flushIfDue(time.Now(), true); err != nil {
-				return false, err
-			}
-		}
-		ev := &s.batch.Events[n]
-		t0 := time.Now()
-		err := r.Read(ev, deadline)
-		t1 := time.Now()
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return false, nil
-			}
-			return false, fmt.Errorf("read ring %s: %w", r.Name(), err)
-		}
-		if n == 0 {
-			first = t1
-		}
-		n++
-		cat := ev.Type.Category()
-		s.delivered[cat].Add(1)
-		s.recordBytes[cat].Add(uint64(bpf.RecordSize(ev.Type, ev.Flags&event.FlagHints != 0)))
-		if s.cfg.ConsumerCost > 0 {
-			spin(s.cfg.ConsumerCost)
-		}
-		// A read that waited for data is idle time, not drain capacity.
-		if d := t1.Sub(t0); d < 200*time.Microsecond {
-			s.busyNs.Add(int64(time.Since(t0)))
-		} else {
-			s.busyNs.Add(int64(time.Since(t1)))
-		}
-		return true, nil
-	}
-	drainNonBlocking := func(r Ring) error {
-		for {
-			ok, err := readOne(r, time.Time{}.Add(1))
-			if err != nil || !ok {
-				return err
-			}
-		}
-	}
-	for {
-		if ctx.Err() != nil {
-			return s.drain(ctx, &n, readOne, flushIfDue)
-		}
-		now := time.Now()
-		if err := flushIfDue(now, false); err != nil {
-			s.log.Warn("publish failed", "err", err)
-		}
-		start := n
-		if lifecycle != nil {
-			// Lifecycle records first, then a chunk of syscalls, then the
-			// lifecycle ring again: every lifecycle record that happened
-			// before a syscall read in this chunk is then in this chunk or an
-			// earlier one, and sorting the chunk by time restores order.
-			if err := drainNonBlocking(lifecycle); err != nil {
-				return err
-			}
-		}
-		got, err := readOne(syscalls, now.Add(s.cfg.PollInterval))
-		if err != nil {
-			return err
-		}
-		if got {
-			for i := 0; i < 255 && n < s.cfg.BatchMaxEvents; i++ {
-				ok, err := readOne(syscalls, time.Time{}.Add(1))
-				if err != nil {
-					return err
-				}
-				if !ok {
-					break
-				}
-			}
-		}
-		if lifecycle != nil {
-			if err := drainNonBlocking(lifecycle); err != nil {
-				return err
-			}
-			if n < start { // a flush happened mid-chunk; order within the new batch
-				start = 0
-			}
-			sortByTime(s.batch.Events[start:n])
-		}
-	}
-}
-
-// drain runs after ctx is done: detach, then read every ring until empty.
-func (s *sensor) drain(ctx context.Context, n *int, readOne func(Ring, time.Time) (bool, error), flush func(time.Time, bool) error) error {
-	if err := s.probe.Detach(); err != nil {
-		s.log.Warn("detach", "err", err)
-	}
-	// Programs already running when the links went away finish within an
-	// RCU grace period; give them that before the final drain.
-	time.Sleep(20 * time.Millisecond)
-	pub := context.WithoutCancel(ctx)
-	for round := 0; round < 3; round++ {
-		for _, r := range s.rings {
-			for {
-				ok, err := readOne(r, time.Time{}.Add(1))
-				if err != nil {
-					return err
-				}
-				if !ok {
-					break
-				}
-			}
-		}
-		if *n > 1 && len(s.rings) > 1 {
-			sortByTime(s.batch.Events[:*n])
-		}
-		c, err := s.probe.Counters()
-		if err != nil {
-			return fmt.Errorf("read final counters: %w", err)
-		}
-		if s.consistent(c) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if *n > 0 {
-		err := s.publishBatch(pub, *n)
-		*n = 0
-		return err
-	}
-	return nil
 }
 
 func (s *sensor) consistent(c event.Counters) bool {
@@ -466,7 +309,7 @@ func (s *sensor) splitRings() (lifecycle, syscalls Ring) {
 	return lifecycle, syscalls
 }
 
-// sortByTime is an insertion sort: chunks are nearly sorted already.
+// sortByTime is an insertion sort: batches are nearly sorted already.
 func sortByTime(evs []event.Event) {
 	for i := 1; i < len(evs); i++ {
 		if evs[i].TsNs >= evs[i-1].TsNs {
@@ -507,8 +350,9 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 	full := b.Events
 	b.Events = full[:n]
 	if len(s.rings) > 1 {
-		// Chunks are sorted as they are read, but a batch spans several
-		// chunks (and force flushes cut them), so merge the whole batch.
+		// The reader merges the rings by time, but records of different
+		// CPUs take their timestamps just before reserving, so neighbours
+		// can be a little out of order; tidy that (nearly sorted: cheap).
 		sortByTime(b.Events)
 	}
 	b.FirstTsNs, b.LastTsNs = b.Events[0].TsNs, b.Events[n-1].TsNs

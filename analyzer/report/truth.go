@@ -17,6 +17,11 @@ type TruthProc struct {
 	PPid uint32 `json:"ppid"`
 	Comm string `json:"comm"`
 	Exe  string `json:"exe"`
+	// ParentComm and ParentExe, when set, are the image the child runs
+	// between fork and exec (its parent's): pre-exec events are checked
+	// against them, so a post-exec image attached too early counts as wrong.
+	ParentComm string `json:"parent_comm,omitempty"`
+	ParentExe  string `json:"parent_exe,omitempty"`
 }
 
 // ReadTruth reads the flood's ground truth: JSON objects separated by
@@ -100,6 +105,7 @@ type execGroup struct {
 	events    int
 	missing   int
 	ppidWrong int  // events whose known ppid is wrong
+	preWrong  int  // events whose known ppid, or name/exepath against the parent's image, is wrong
 	anyWrong  int  // events whose known name, exepath or ppid is wrong
 	full      bool // an event with name, exepath and ppid known and right
 }
@@ -185,6 +191,11 @@ func (t *TruthChecker) AddBatch(b *event.EnrichedBatch) {
 		if ppidWrong {
 			g.ppidWrong++
 		}
+		preNameWrong := nameKnown && st.proc.ParentComm != "" && !commEqual(e.ProcName, st.proc.ParentComm)
+		preExeWrong := exeKnown && st.proc.ParentExe != "" && e.ProcExePath != st.proc.ParentExe
+		if ppidWrong || preNameWrong || preExeWrong {
+			g.preWrong++
+		}
 		if ppidWrong || nameWrong || exeWrong {
 			g.anyWrong++
 		} else if ppidKnown && nameKnown && exeKnown {
@@ -212,7 +223,7 @@ func (t *TruthChecker) Result() TruthResult {
 				wrong += g.anyWrong
 				matched = matched || g.full
 			} else {
-				wrong += g.ppidWrong
+				wrong += g.preWrong
 			}
 		}
 		res.WrongEvents += wrong

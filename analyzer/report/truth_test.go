@@ -13,7 +13,7 @@ func TestReadTruth(t *testing.T) {
 {"pid":102,"ppid":100,"comm":"rwflood","exe":"/tmp/f/rwflood"}
 `
 	procs, err := ReadTruth(strings.NewReader(lines))
-	if err != nil || len(procs) != 2 || procs[1] != (TruthProc{102, 100, "rwflood", "/tmp/f/rwflood"}) {
+	if err != nil || len(procs) != 2 || procs[1] != (TruthProc{Pid: 102, PPid: 100, Comm: "rwflood", Exe: "/tmp/f/rwflood"}) {
 		t.Fatalf("%v %+v", err, procs)
 	}
 	procs, err = ReadTruth(strings.NewReader(` [{"pid":5,"ppid":1,"comm":"c","exe":"/e"}]`))
@@ -42,11 +42,11 @@ func TestTruthChecker(t *testing.T) {
 		parExe  = "/usr/bin/ringwise"
 	)
 	procs := []TruthProc{
-		{101, parent, comm, exe}, // matched
-		{102, parent, comm, exe}, // missing only: neither matched nor wrong
-		{103, parent, comm, exe}, // stale pre-exec name on a post-exec event: wrong
-		{104, parent, comm, exe}, // wrong ppid on a pre-exec event: wrong
-		{105, parent, comm, exe}, // never seen
+		{101, parent, comm, exe, "", ""}, // matched
+		{102, parent, comm, exe, "", ""}, // missing only: neither matched nor wrong
+		{103, parent, comm, exe, "", ""}, // stale pre-exec name on a post-exec event: wrong
+		{104, parent, comm, exe, "", ""}, // wrong ppid on a pre-exec event: wrong
+		{105, parent, comm, exe, "", ""}, // never seen
 	}
 	tc := NewTruthChecker(procs)
 	b := batch("n", 1,
@@ -94,7 +94,7 @@ func TestTruthChecker(t *testing.T) {
 }
 
 func TestTruthCheckerNoExecSeen(t *testing.T) {
-	tc := NewTruthChecker([]TruthProc{{1, 9, "c", "/e"}})
+	tc := NewTruthChecker([]TruthProc{{Pid: 1, PPid: 9, Comm: "c", Exe: "/e"}})
 	tc.AddBatch(batch("n", 1,
 		known(event.TypeSyscall, 1, 1, 9, "parent", "/p"), // can't tell pre from post: only ppid checked
 		known(event.TypeSyscall, 1, 1, 8, "parent", "/p"),
@@ -107,9 +107,29 @@ func TestTruthCheckerNoExecSeen(t *testing.T) {
 
 func TestTruthCommTruncation(t *testing.T) {
 	long := "a-very-long-helper-name"
-	tc := NewTruthChecker([]TruthProc{{1, 9, long, "/e"}})
+	tc := NewTruthChecker([]TruthProc{{Pid: 1, PPid: 9, Comm: long, Exe: "/e"}})
 	tc.AddBatch(batch("n", 1, known(event.TypeExec, 1, 2, 9, long[:event.CommLen-1], "/e")))
 	if r := tc.Result(); r.Matched != 1 || r.Wrong != 0 {
 		t.Errorf("%+v", r)
+	}
+}
+
+// A post-exec image attached to a pre-exec event (the exec record overtook
+// the syscalls made before it) must count as wrong.
+func TestTruthPreExecImage(t *testing.T) {
+	tc := NewTruthChecker([]TruthProc{{Pid: 7, PPid: 1, Comm: "rwflood", Exe: "/t/rwflood", ParentComm: "ringwise", ParentExe: "/bin/ringwise"}})
+	b := &event.EnrichedBatch{Node: "n", RawSeq: 1}
+	ev := func(typ event.Type, execID uint32, name, exe string) event.Enriched {
+		return event.Enriched{Event: event.Event{Header: event.Header{Type: typ, Pid: 7, Tid: 7, ExecID: execID}}, ProcPPid: 1, ProcName: name, ProcExePath: exe}
+	}
+	b.Events = []event.Enriched{
+		ev(event.TypeSyscall, 1, "ringwise", "/bin/ringwise"), // right
+		ev(event.TypeSyscall, 1, "rwflood", "/t/rwflood"),     // pre-exec event, post-exec image: wrong
+		ev(event.TypeExec, 2, "rwflood", "/t/rwflood"),
+	}
+	tc.AddBatch(b)
+	r := tc.Result()
+	if r.WrongEvents != 1 || r.Wrong != 1 || r.Matched != 1 {
+		t.Fatalf("%+v", r)
 	}
 }

@@ -170,9 +170,23 @@ func (e *Engine) enrich(ctx context.Context, b *event.Batch, i int, o *event.Enr
 				return
 			}
 			fill(o, en)
+			if o.ExecID < en.execID {
+				// Made before the exec whose image the table holds: that
+				// image would be wrong for it. Identity fields still hold.
+				setMissing(o, fieldsExec, event.ReasonOutOfOrder)
+				e.hints(o)
+				return
+			}
 			if o.Missing != 0 {
 				e.hints(o)
 			}
+			return
+		}
+		// A record of an older process than the one now holding the pid
+		// arrived late: the entry is right for the newer one, keep it.
+		if o.StartNs < en.startNs && !en.fromProc {
+			setMissing(o, event.AllFields, event.ReasonOutOfOrder)
+			e.hints(o)
 			return
 		}
 		// Another process holds the pid. If it had not exited, its exit was
@@ -467,6 +481,11 @@ func (e *Engine) inherit(ev *event.Event, apply bool) (exe, cmd string, miss eve
 		return "", "", fieldsInherit, event.ReasonParentUnknown
 	}
 	p := &e.t.slab[pi]
+	// A parent that exited, or started after the child, is not the parent
+	// that forked it but an old or new holder of its pid: lend nothing.
+	if p.exited || (!p.fromProc && p.startNs > ev.StartNs) {
+		return "", "", fieldsInherit, event.ReasonParentUnknown
+	}
 	if apply {
 		e.t.touch(pi)
 		if !p.execKnown {

@@ -293,16 +293,46 @@ func scenarios() []scenario {
 				drops: 3,
 				evs: []event.Event{
 					sysEv(900, tickEvent, 7),
-					sysEv(900, tickEvent, 6), // an older thread: fine
+					sysEv(900, tickEvent, 6), // made before exec 7: the image is 7's
 					sysEv(900, tickEvent, 8), // exec 8 lost
 					sysEv(900, tickStart+30_000_000, 7),
 				},
 				want: []want{
 					{name: "sshd", exe: "/usr/sbin/sshd", cmd: "sshd -D", ppid: 1, source: event.SourceSnapshot},
-					{name: "sshd", exe: "/usr/sbin/sshd", cmd: "sshd -D", ppid: 1, source: event.SourceSnapshot},
+					{ppid: 1, missing: fieldsExec, reason: event.ReasonOutOfOrder, source: event.SourceSnapshot},
 					{ppid: 1, missing: fieldsExec, reason: event.ReasonExecDropped, source: event.SourceSnapshot},
 					// another process: /proc's tolerance no longer applies once the exact start is known
 					missingAll(event.ReasonPidReused),
+				},
+			}},
+		},
+		{
+			name: "a record from before an applied exec is not given the new image",
+			steps: []step{{
+				evs: []event.Event{
+					forkEv(1100, 1, t1, 1, "sh"),
+					execEv(1100, 1, t1, 2, "ls", "/usr/bin/ls", "ls"),
+					sysEv(1100, t1, 1), // read late: made by "sh" before the exec
+				},
+				want: []want{
+					{name: "sh", ppid: 1, uid: 1000, missing: fieldsInherit, reason: event.ReasonParentUnknown, source: event.SourceState},
+					known("ls", "/usr/bin/ls", "ls", 1),
+					{ppid: 1, uid: 1000, missing: fieldsExec, reason: event.ReasonOutOfOrder, source: event.SourceState},
+				},
+			}},
+		},
+		{
+			name: "a late record of an older process keeps the newer entry",
+			steps: []step{{
+				evs: []event.Event{
+					execEv(1200, 1, t2, 2, "new", "/bin/new", "new"),
+					sysEv(1200, t1, 2), // the pid's previous holder, read late
+					sysEv(1200, t2, 2),
+				},
+				want: []want{
+					known("new", "/bin/new", "new", 1),
+					missingAll(event.ReasonOutOfOrder),
+					known("new", "/bin/new", "new", 1),
 				},
 			}},
 		},

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -59,6 +60,10 @@ type Proc struct {
 	PPid uint32 `json:"ppid"`
 	Comm string `json:"comm"`
 	Exe  string `json:"exe"`
+	// ParentComm and ParentExe are what the child runs as between its fork
+	// and its exec: this process's comm and executable.
+	ParentComm string `json:"parent_comm"`
+	ParentExe  string `json:"parent_exe"`
 }
 
 // Result summarises a flood.
@@ -87,6 +92,18 @@ func PrepareHelper(dir string) (string, error) {
 	return dst, nil
 }
 
+// selfImage returns this process's comm and executable path, as the kernel
+// reports them (empty when unreadable: then pre-exec images go unchecked).
+func selfImage() (comm, exe string) {
+	if b, err := os.ReadFile("/proc/self/comm"); err == nil {
+		comm = strings.TrimSuffix(string(b), "\n")
+	}
+	if p, err := os.Readlink("/proc/self/exe"); err == nil {
+		exe = strings.TrimSuffix(p, " (deleted)")
+	}
+	return comm, exe
+}
+
 // Run spawns the flood and waits for every child.
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err := cfg.Validate(); err != nil {
@@ -111,6 +128,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		comm = comm[:15]
 	}
 	ppid := uint32(os.Getpid())
+	parentComm, parentExe := selfImage()
 
 	var (
 		mu  sync.Mutex
@@ -126,7 +144,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		err := cmd.Start()
 		var p Proc
 		if err == nil {
-			p = Proc{Pid: uint32(cmd.Process.Pid), PPid: ppid, Comm: comm, Exe: exe}
+			p = Proc{Pid: uint32(cmd.Process.Pid), PPid: ppid, Comm: comm, Exe: exe, ParentComm: parentComm, ParentExe: parentExe}
 			err = cmd.Wait()
 		}
 		mu.Lock()

@@ -271,7 +271,7 @@ func cleanupConsumers(js jetstream.JetStream, names ...string) error {
 func CheckTruth(ctx context.Context, js jetstream.JetStream, node string, procs []flood.Proc) (report.TruthResult, error) {
 	tp := make([]report.TruthProc, len(procs))
 	for i, p := range procs {
-		tp[i] = report.TruthProc{Pid: p.Pid, PPid: p.PPid, Comm: p.Comm, Exe: p.Exe}
+		tp[i] = report.TruthProc{Pid: p.Pid, PPid: p.PPid, Comm: p.Comm, Exe: p.Exe, ParentComm: p.ParentComm, ParentExe: p.ParentExe}
 	}
 	tc := report.NewTruthChecker(tp)
 	stream, err := js.Stream(ctx, bus.StreamEnriched)

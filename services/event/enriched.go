@@ -86,12 +86,16 @@ const (
 	// ReasonNoState: no state and no lifecycle drops to blame; the process
 	// predates the snapshot or lookups are disabled.
 	ReasonNoState
+	// ReasonOutOfOrder: the record arrived after a later exec of its
+	// process (or after a newer process under its pid) had been applied;
+	// the table holds only the newer image, which would be wrong for it.
+	ReasonOutOfOrder
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"", "fork_dropped", "exec_dropped", "process_gone_before_lookup", "table_evicted",
-	"pid_reused", "lookup_failed", "parent_unknown", "no_state",
+	"pid_reused", "lookup_failed", "parent_unknown", "no_state", "out_of_order",
 }
 
 func (r Reason) String() string {
