@@ -136,14 +136,18 @@ func Load(cfg Config) (*Probe, error) {
 		split = 1
 	}
 	spec.Maps[ringwiseMapRbLifecycle].MaxEntries = uint32(lcSize)
+	// Each ring wakes the reader at its own sixteenth: the syscall ring's
+	// threshold may exceed the whole lifecycle ring.
+	lcWakeup := lcSize / 16
 	hints := uint32(0)
 	if cfg.Hints {
 		hints = 1
 	}
 	for name, v := range map[string]any{
-		ringwiseVarSplitLayout: split,
-		ringwiseVarHints:       hints,
-		ringwiseVarWakeupBytes: uint64(cfg.WakeupBytes),
+		ringwiseVarSplitLayout:   split,
+		ringwiseVarHints:         hints,
+		ringwiseVarWakeupBytes:   uint64(cfg.WakeupBytes),
+		ringwiseVarLcWakeupBytes: uint64(lcWakeup),
 	} {
 		vs, ok := spec.Variables[name]
 		if !ok {

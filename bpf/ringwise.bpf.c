@@ -113,8 +113,10 @@ const struct syscall_hints_rec *unused_syscall_hints __attribute__((unused));
 volatile const u32 split_layout = 0;
 /* nonzero: syscall records carry ppid/uid/gid/comm (FlagHints). */
 volatile const u32 hints = 0;
-/* force a wakeup when a ring holds more than this many unread bytes. */
+/* wake the reader when the syscall (or shared) ring's unread bytes cross this. */
 volatile const u64 wakeup_bytes = 4096;
+/* the same for the split layout's lifecycle ring. */
+volatile const u64 lc_wakeup_bytes = 4096;
 
 /* ---- maps ---- */
 
@@ -173,10 +175,15 @@ static __always_inline bool excluded(u32 tgid)
 	return bpf_map_lookup_elem(&excluded_tgids, &tgid) != NULL;
 }
 
-static __always_inline u64 wake_flags(void *rb)
+/* Wake the reader only when this record carries the unread data across the
+ * ring's threshold. Forcing a wakeup for every record above it would cost an
+ * irq_work per record in exactly the bursts that must stay cheap; the reader
+ * keeps reading while there is a backlog and polls with a short deadline, so
+ * nothing waits long if a crossing is missed in a race. */
+static __always_inline u64 wake_flags(void *rb, u64 thr, u64 sz)
 {
-	return bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) > wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-									: BPF_RB_NO_WAKEUP;
+	u64 avail = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA);
+	return (avail >= thr && avail < thr + sz) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 /* Lifecycle reserve/submit: pick the ring by the (load-time constant) layout.
@@ -185,12 +192,12 @@ static __always_inline u64 wake_flags(void *rb)
 	(split_layout ? bpf_ringbuf_reserve(&rb_lifecycle, (sz), 0)                                \
 		      : bpf_ringbuf_reserve(&rb_syscall, (sz), 0))
 
-static __always_inline void lc_submit(void *r)
+static __always_inline void lc_submit(void *r, u64 sz)
 {
 	if (split_layout)
-		bpf_ringbuf_submit(r, wake_flags(&rb_lifecycle));
+		bpf_ringbuf_submit(r, wake_flags(&rb_lifecycle, lc_wakeup_bytes, sz));
 	else
-		bpf_ringbuf_submit(r, wake_flags(&rb_syscall));
+		bpf_ringbuf_submit(r, wake_flags(&rb_syscall, wakeup_bytes, sz));
 }
 
 static __always_inline void fill_hdr(struct rec_hdr *h, struct task_struct *t, u8 type)
@@ -236,7 +243,7 @@ int BPF_PROG(rw_fork, struct task_struct *parent, struct task_struct *child)
 		r->h.flags |= FLAG_THREAD;
 	fill_meta(&r->m, child);
 	r->_pad = 0;
-	lc_submit(r);
+	lc_submit(r, sizeof(*r));
 	return 0;
 }
 
@@ -288,7 +295,7 @@ int BPF_PROG(rw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	if (len > 0 && bpf_probe_read_user(r->args, len, (const void *)start) == 0)
 		r->args_len = (u16)len;
 
-	lc_submit(r);
+	lc_submit(r, sizeof(*r));
 	return 0;
 }
 
@@ -311,7 +318,7 @@ int BPF_PROG(rw_exit, struct task_struct *p)
 		r->h.flags |= FLAG_GROUP_DEAD;
 	fill_meta(&r->m, p);
 	r->exit_code = BPF_CORE_READ(p, exit_code);
-	lc_submit(r);
+	lc_submit(r, sizeof(*r));
 	return 0;
 }
 
@@ -341,7 +348,9 @@ int BPF_PROG(rw_sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	}
 
-	struct task_struct *t = bpf_get_current_task_btf();
+	/* bpf_get_current_task (not _btf, which needs 5.11): every read of t
+	 * goes through BPF_CORE_READ anyway. */
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	struct syscall_rec *s;
 	struct syscall_hints_rec *hr = NULL;
 
@@ -368,6 +377,6 @@ int BPF_PROG(rw_sys_exit, struct pt_regs *regs, long ret)
 		fill_meta(&hr->m, t);
 		hr->_pad = 0;
 	}
-	bpf_ringbuf_submit(s, wake_flags(&rb_syscall));
+	bpf_ringbuf_submit(s, wake_flags(&rb_syscall, wakeup_bytes, hr ? sizeof(*hr) : sizeof(*s)));
 	return 0;
 }

@@ -132,6 +132,7 @@ const (
 	ringwiseProgRwFork            = "rw_fork"
 	ringwiseProgRwSysExit         = "rw_sys_exit"
 	ringwiseVarHints              = "hints"
+	ringwiseVarLcWakeupBytes      = "lc_wakeup_bytes"
 	ringwiseVarSplitLayout        = "split_layout"
 	ringwiseVarUnusedExec         = "unused_exec"
 	ringwiseVarUnusedExit         = "unused_exit"
@@ -206,6 +207,7 @@ type ringwiseMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type ringwiseVariableSpecs struct {
 	Hints              *ebpf.VariableSpec `ebpf:"hints"`
+	LcWakeupBytes      *ebpf.VariableSpec `ebpf:"lc_wakeup_bytes"`
 	SplitLayout        *ebpf.VariableSpec `ebpf:"split_layout"`
 	UnusedExec         *ebpf.VariableSpec `ebpf:"unused_exec"`
 	UnusedExit         *ebpf.VariableSpec `ebpf:"unused_exit"`
@@ -259,6 +261,7 @@ func (m *ringwiseMaps) Close() error {
 // It can be passed to loadRingwiseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ringwiseVariables struct {
 	Hints              *ebpf.Variable `ebpf:"hints"`
+	LcWakeupBytes      *ebpf.Variable `ebpf:"lc_wakeup_bytes"`
 	SplitLayout        *ebpf.Variable `ebpf:"split_layout"`
 	UnusedExec         *ebpf.Variable `ebpf:"unused_exec"`
 	UnusedExit         *ebpf.Variable `ebpf:"unused_exit"`
