@@ -238,7 +238,11 @@ func (e *Enricher) handleBatch(ctx context.Context, node string, data []byte) er
 	out.RawSeq, out.SensorStartNs, out.WallOffsetNs, out.Counters = b.Seq, b.SensorStartNs, b.WallOffsetNs, b.Counters
 	payload, err := e.codec.EncodeEnriched(out)
 	if err != nil {
-		return fmt.Errorf("encode enriched batch %d of %s: %w", b.Seq, node, err)
+		// Retrying cannot help: count it as bad input and move on rather
+		// than block the node's stream on one batch forever.
+		err = fmt.Errorf("encode enriched batch %d of %s: %w", b.Seq, node, err)
+		e.bad("encode_failed", err)
+		return badInput{err}
 	}
 	hdr := nats.Header{}
 	hdr.Set(bus.HeaderKind, "enriched")

@@ -346,7 +346,10 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 	b.Node, b.BootID = s.cfg.Node, s.cfg.BootID
 	b.SensorStartNs = s.startNs
 	b.WallOffsetNs = s.wallOffset
-	b.Seq = s.lastSeq.Load() + 1
+	// Every attempt consumes a sequence number, published or not: a batch
+	// that could not be published is then a gap downstream (counted as
+	// lost), and its Nats-Msg-Id is never reused for different events.
+	b.Seq = s.lastSeq.Add(1)
 	full := b.Events
 	b.Events = full[:n]
 	if len(s.rings) > 1 {
@@ -376,7 +379,6 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 		s.pubErrors.Add(1)
 		return err
 	}
-	s.lastSeq.Store(b.Seq)
 	s.batches.Add(1)
 	return nil
 }

@@ -89,7 +89,7 @@ func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlagSet("enricher", "enricher --nats URL [--node NAME] [--durable NAME]", stderr)
 	url := fs.String("nats", "", "NATS URL (required)")
 	node := fs.String("node", "", "enrich only this node's events (default: all nodes)")
-	durable := fs.String("durable", enricher.DefaultDurable, "durable consumer name; enrichers with the same name share the work")
+	durable := fs.String("durable", enricher.DefaultDurable, "durable consumer name; run one enricher per node (--node) for now: partitioned scale-out with hand-over is a later step")
 	memory := fs.Bool("memory-streams", false, "create missing streams in memory instead of on file")
 	if err := parse(fs, args); err != nil {
 		return err

@@ -126,7 +126,14 @@ func decodeEnrichedBatch(d *msgpack.Decoder, b *EnrichedBatch) error {
 	return nil
 }
 
-func (w *writer) str2(s string) { w.str(s) }
+// str2 writes a process string, refusing what the decoder would refuse.
+func (w *writer) str2(s string) {
+	if len(s) > maxProcStringLen && w.err == nil {
+		w.err = fmt.Errorf("process string of %d bytes: %w (max %d)", len(s), ErrOversized, maxProcStringLen)
+		return
+	}
+	w.str(s)
+}
 
 // str2 decodes a process string of up to maxProcStringLen bytes, reusing
 // prev when equal: consecutive events of one process share their strings.

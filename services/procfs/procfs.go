@@ -15,6 +15,11 @@ import (
 	"github.com/ringwise/ringwise/services/event"
 )
 
+// MaxString bounds the exe path and command line read from /proc (as
+// Falco bounds them): longer ones are cut, so every downstream decoder's
+// limit holds.
+const MaxString = 4096
+
 // ErrNotFound means /proc has no such process (it exited, or never was).
 var ErrNotFound = errors.New("process not found in /proc")
 
@@ -76,10 +81,10 @@ func (f FS) Lookup(pid uint32) (event.ProcInfo, error) {
 		p.UID, p.GID = parseStatusIDs(st)
 	}
 	if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
-		p.ExePath = strings.TrimSuffix(exe, " (deleted)")
+		p.ExePath = cut(strings.TrimSuffix(exe, " (deleted)"))
 	}
 	if cmd, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
-		p.Cmdline = JoinArgs(cmd)
+		p.Cmdline = cut(JoinArgs(cmd))
 	}
 	return p, nil
 }
@@ -145,6 +150,13 @@ func JoinArgs(b []byte) string {
 		return ""
 	}
 	return string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+}
+
+func cut(s string) string {
+	if len(s) > MaxString {
+		return s[:MaxString]
+	}
+	return s
 }
 
 func truncate(b []byte) []byte {
