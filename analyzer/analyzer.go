@@ -34,6 +34,10 @@ const maxStatsPerNode = 3600
 type Config struct {
 	JS      jetstream.JetStream
 	Durable string // default DefaultDurable
+	// FromSeq, when set, gives per stream (RINGWISE_ENRICHED,
+	// RINGWISE_STATS) the first sequence to read; absent streams are read
+	// from the start.
+	FromSeq map[string]uint64
 	// HTTPAddr serves /api/summary and /api/recommendation ("" = no HTTP).
 	HTTPAddr string
 	// Truth, when set, checks these processes against their ground truth.
@@ -104,10 +108,14 @@ func (a *Analyzer) Run(ctx context.Context) error {
 		{bus.StreamEnriched, a.cfg.Durable, func(m jetstream.Msg) error { return a.HandleEnriched(m.Subject(), m.Data()) }},
 		{bus.StreamStats, a.cfg.Durable + "-stats", func(m jetstream.Msg) error { return a.HandleStats(m.Data()) }},
 	} {
-		cons, err := a.cfg.JS.CreateOrUpdateConsumer(ctx, sub.stream, jetstream.ConsumerConfig{
+		ccfg := jetstream.ConsumerConfig{
 			Durable: sub.name, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 2 * time.Minute,
 			MaxAckPending: 4096, DeliverPolicy: jetstream.DeliverAllPolicy,
-		})
+		}
+		if seq := a.cfg.FromSeq[sub.stream]; seq > 0 {
+			ccfg.DeliverPolicy, ccfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq
+		}
+		cons, err := a.cfg.JS.CreateOrUpdateConsumer(ctx, sub.stream, ccfg)
 		if err != nil {
 			return fmt.Errorf("analyzer: consumer %s on stream %s: %w", sub.name, sub.stream, err)
 		}

@@ -38,8 +38,12 @@ type Config struct {
 	// share the work.
 	Durable string
 	// Node limits the enricher to one node's subjects ("" = all nodes).
-	Node  string
-	State state.Config
+	Node string
+	// FromSeq, when set, starts at this sequence of RINGWISE_RAW (a run
+	// against a long-lived NATS must not replay earlier runs); zero reads
+	// everything.
+	FromSeq uint64
+	State   state.Config
 	// Publisher stores enriched batches; default JetStream with ack.
 	Publisher bus.Publisher
 	Logger    *slog.Logger
@@ -109,26 +113,30 @@ func (e *Enricher) Run(ctx context.Context) error {
 	if e.cfg.Node != "" {
 		node = e.cfg.Node
 	}
-	cons, err := e.cfg.JS.CreateOrUpdateConsumer(ctx, bus.StreamRaw, jetstream.ConsumerConfig{
+	cc := jetstream.ConsumerConfig{
 		Durable:        e.cfg.Durable,
 		FilterSubjects: []string{bus.PrefixSnapshot + node, bus.PrefixRaw + node},
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        2 * time.Minute,
 		MaxAckPending:  4096,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
+	}
+	if e.cfg.FromSeq > 0 {
+		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, e.cfg.FromSeq
+	}
+	cons, err := e.cfg.JS.CreateOrUpdateConsumer(ctx, bus.StreamRaw, cc)
 	if err != nil {
 		return fmt.Errorf("enricher: consumer %s on stream %s: %w", e.cfg.Durable, bus.StreamRaw, err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
+	consumeCtx, err := cons.Consume(func(m jetstream.Msg) {
 		e.handleMsg(ctx, m)
 	}, jetstream.PullMaxMessages(256))
 	if err != nil {
 		return fmt.Errorf("enricher: consume %s: %w", bus.StreamRaw, err)
 	}
 	<-ctx.Done()
-	cc.Drain()
-	<-cc.Closed()
+	consumeCtx.Drain()
+	<-consumeCtx.Closed()
 	return nil
 }
 

@@ -91,6 +91,16 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	// Unique consumer names per run, so that runs against a shared NATS do
 	// not steal each other's messages.
+	// This run's messages only: against a long-lived NATS, earlier runs'
+	// batches are still stored.
+	from := map[string]uint64{}
+	for _, st := range []string{bus.StreamRaw, bus.StreamEnriched, bus.StreamStats} {
+		seq, err := bus.NextSeq(setupCtx, js, st)
+		if err != nil {
+			return Result{}, err
+		}
+		from[st] = seq
+	}
 	runID := fmt.Sprintf("%d", time.Now().UnixNano())
 	enrDurable := "ringwise-enricher-up-" + runID
 	anaDurable := "ringwise-analyzer-up-" + runID
@@ -106,7 +116,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	var lineBuf []byte
 	an := analyzer.New(analyzer.Config{
-		JS: js, Durable: anaDurable, HTTPAddr: o.HTTPAddr, Recommend: o.Recommend, Logger: log,
+		JS: js, Durable: anaDurable, FromSeq: from, HTTPAddr: o.HTTPAddr, Recommend: o.Recommend, Logger: log,
 		OnBatch: func(b *event.EnrichedBatch) {
 			if o.Events == nil {
 				return
@@ -118,7 +128,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			}
 		},
 	})
-	enr, err := enricher.New(enricher.Config{JS: js, NC: nc, Durable: enrDurable, Node: o.Sensor.Node, Logger: log})
+	enr, err := enricher.New(enricher.Config{JS: js, NC: nc, Durable: enrDurable, Node: o.Sensor.Node, FromSeq: from[bus.StreamRaw], Logger: log})
 	if err != nil {
 		return Result{}, err
 	}
@@ -223,7 +233,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	an.SetEnricherEvents(node, res.Enricher.Events)
 	res.Summary = an.Summary(node)
 	if len(res.Flood.Procs) > 0 {
-		truth, err := CheckTruth(drainCtx, js, node, res.Flood.Procs)
+		truth, err := CheckTruth(drainCtx, js, node, from[bus.StreamEnriched], res.Enricher.Batches, res.Flood.Procs)
 		if err != nil {
 			return res, err
 		}
@@ -267,8 +277,9 @@ func cleanupConsumers(js jetstream.JetStream, names ...string) error {
 	return errors.Join(errs...)
 }
 
-// CheckTruth replays node's enriched stream through a truth checker.
-func CheckTruth(ctx context.Context, js jetstream.JetStream, node string, procs []flood.Proc) (report.TruthResult, error) {
+// CheckTruth replays node's enriched stream from sequence fromSeq (want
+// batches of it) through a truth checker.
+func CheckTruth(ctx context.Context, js jetstream.JetStream, node string, fromSeq, want uint64, procs []flood.Proc) (report.TruthResult, error) {
 	tp := make([]report.TruthProc, len(procs))
 	for i, p := range procs {
 		tp[i] = report.TruthProc{Pid: p.Pid, PPid: p.PPid, Comm: p.Comm, Exe: p.Exe, ParentComm: p.ParentComm, ParentExe: p.ParentExe}
@@ -278,12 +289,10 @@ func CheckTruth(ctx context.Context, js jetstream.JetStream, node string, procs 
 	if err != nil {
 		return report.TruthResult{}, fmt.Errorf("truth: stream %s: %w", bus.StreamEnriched, err)
 	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(bus.EnrichedSubject(node)))
-	if err != nil {
-		return report.TruthResult{}, fmt.Errorf("truth: stream %s info: %w", bus.StreamEnriched, err)
-	}
-	want := info.State.Subjects[bus.EnrichedSubject(node)]
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.EnrichedSubject(node)}})
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.EnrichedSubject(node)},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy, OptStartSeq: fromSeq,
+	})
 	if err != nil {
 		return report.TruthResult{}, fmt.Errorf("truth: ordered consumer on %s: %w", bus.EnrichedSubject(node), err)
 	}

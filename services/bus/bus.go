@@ -282,3 +282,17 @@ func WaitConsumed(ctx context.Context, js jetstream.JetStream, stream, consumer 
 		}
 	}
 }
+
+// NextSeq returns the sequence number the next message stored in stream
+// will get: a consumer starting there sees only what comes after this call.
+func NextSeq(ctx context.Context, js jetstream.JetStream, stream string) (uint64, error) {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s info: %w", stream, err)
+	}
+	return info.State.LastSeq + 1, nil
+}
