@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -133,12 +134,36 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return Result{}, err
 	}
 
+	// The enricher and analyzer run until the drain is complete. If either
+	// fails early, the drain stops waiting for it (failed) and the run
+	// reports its error; every return path waits for both (stopServices).
 	svcCtx, stopSvcs := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSvcs()
-	anaDone := make(chan error, 1)
-	enrDone := make(chan error, 1)
-	go func() { anaDone <- an.Run(svcCtx) }()
-	go func() { enrDone <- enr.Run(svcCtx) }()
+	failed, fail := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer fail(nil)
+	var svcWG sync.WaitGroup
+	for _, svc := range []struct {
+		name string
+		run  func(context.Context) error
+	}{{"analyzer", an.Run}, {"enricher", enr.Run}} {
+		svcWG.Add(1)
+		go func() {
+			defer svcWG.Done()
+			if err := svc.run(svcCtx); err != nil {
+				fail(fmt.Errorf("%s: %w", svc.name, err))
+			} else if svcCtx.Err() == nil {
+				fail(fmt.Errorf("%s stopped early", svc.name))
+			}
+		}()
+	}
+	stopServices := func() error {
+		stopSvcs()
+		svcWG.Wait()
+		if failed.Err() != nil {
+			return context.Cause(failed)
+		}
+		return nil
+	}
+	defer stopServices()
 
 	pub := &bus.AsyncPublisher{JS: js}
 	scfg := o.Sensor
@@ -169,8 +194,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	select {
 	case <-ready:
 	case out := <-sensorDone:
-		stopSvcs()
+		stopServices()
 		return res, out.err
+	case <-failed.Done():
+		stopSensor()
+		<-sensorDone
+		return res, stopServices()
 	}
 
 	floodDone := make(chan struct{})
@@ -205,7 +234,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	// Drain: every stored batch must be enriched, every enriched batch and
 	// stats message analysed, before the summary is read.
-	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+	drainCtx, cancelDrain := context.WithTimeout(failed, 5*time.Minute)
 	defer cancelDrain()
 	if failed, err := pub.Flush(); failed > 0 {
 		res.Sensor.PublishErrors += uint64(failed)
@@ -217,23 +246,24 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		{bus.StreamStats, anaDurable + "-stats"},
 	} {
 		if err := bus.WaitConsumed(drainCtx, js, w.stream, w.consumer); err != nil {
+			if serr := stopServices(); serr != nil {
+				return res, fmt.Errorf("drain: %w", serr)
+			}
 			return res, fmt.Errorf("drain: %w", err)
 		}
 	}
-	stopSvcs()
-	if err := <-enrDone; err != nil {
+	if err := stopServices(); err != nil {
 		return res, err
 	}
-	if err := <-anaDone; err != nil {
-		return res, err
-	}
+	truthCtx, cancelTruth := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+	defer cancelTruth()
 
 	res.Enricher = enr.Stats()
 	node := o.Sensor.Node
 	an.SetEnricherEvents(node, res.Enricher.Events)
 	res.Summary = an.Summary(node)
 	if len(res.Flood.Procs) > 0 {
-		truth, err := CheckTruth(drainCtx, js, node, from[bus.StreamEnriched], res.Enricher.Batches, res.Flood.Procs)
+		truth, err := CheckTruth(truthCtx, js, node, from[bus.StreamEnriched], res.Enricher.Batches, res.Flood.Procs)
 		if err != nil {
 			return res, err
 		}
