@@ -60,8 +60,8 @@ struct rec_hdr {
 
 struct proc_meta {
 	u32 ppid;           /* +0  real_parent->tgid */
-	u32 uid;            /* +4  cred->uid (init userns) */
-	u32 gid;            /* +8  cred->gid (init userns) */
+	u32 uid;            /* +4  cred->euid (init userns) */
+	u32 gid;            /* +8  cred->egid (init userns) */
 	char comm[COMM_LEN]; /* +12 */
 }; /* 28 */
 
@@ -215,8 +215,9 @@ static __always_inline void fill_hdr(struct rec_hdr *h, struct task_struct *t, u
 static __always_inline void fill_meta(struct proc_meta *m, struct task_struct *t)
 {
 	m->ppid = BPF_CORE_READ(t, real_parent, tgid);
-	m->uid = BPF_CORE_READ(t, cred, uid.val);
-	m->gid = BPF_CORE_READ(t, cred, gid.val);
+	/* Effective ids, as Falco's user.uid: what the kernel checks access with. */
+	m->uid = BPF_CORE_READ(t, cred, euid.val);
+	m->gid = BPF_CORE_READ(t, cred, egid.val);
 	if (BPF_CORE_READ_INTO(&m->comm, t, comm))
 		__builtin_memset(m->comm, 0, COMM_LEN);
 }

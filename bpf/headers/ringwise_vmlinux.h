@@ -79,6 +79,8 @@ typedef struct {
 struct cred {
 	kuid_t uid;
 	kgid_t gid;
+	kuid_t euid;
+	kgid_t egid;
 } __attribute__((preserve_access_index));
 
 struct signal_struct {

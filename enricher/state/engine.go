@@ -124,6 +124,10 @@ func (e *Engine) Enrich(ctx context.Context, b *event.Batch, out []event.Enriche
 			}
 		case event.TypeExec:
 			e.applyExec(ev)
+		case event.TypeSyscall:
+			if ev.Ret == 0 {
+				e.applyCreds(ev)
+			}
 		}
 		e.enrich(ctx, b, i, o)
 		if ev.Type == event.TypeExit {
@@ -526,6 +530,54 @@ func (e *Engine) applyExec(ev *event.Event) {
 		cmdline: e.cmdline(ev.Args),
 		source:  event.SourceState,
 	})
+}
+
+// x86_64 numbers of the syscalls that change effective ids.
+const (
+	sysSetuid    = 105
+	sysSetgid    = 106
+	sysSetreuid  = 113
+	sysSetregid  = 114
+	sysSetresuid = 117
+	sysSetresgid = 119
+)
+
+// applyCreds follows a successful setuid-family syscall, as Falco does:
+// without it a worker that drops root (nginx, sshd, postgres) would keep
+// showing uid 0 — known, but wrong. The records are sys_exit records, so
+// the new ids are already in force for this event. Linux ids are per
+// thread, but glibc applies them to every thread of the process, so the
+// process entry follows.
+func (e *Engine) applyCreds(ev *event.Event) {
+	newID := func(arg uint64) (uint32, bool) {
+		id := uint32(arg)
+		return id, id != 0xffffffff // -1: leave unchanged
+	}
+	var id uint32
+	var ok bool
+	switch ev.Syscall {
+	case sysSetuid, sysSetgid:
+		id, ok = newID(ev.SysArgs[0])
+	case sysSetreuid, sysSetresuid, sysSetregid, sysSetresgid:
+		id, ok = newID(ev.SysArgs[1]) // the effective id
+	default:
+		return
+	}
+	if !ok {
+		return
+	}
+	idx, found := e.t.get(ev.Pid)
+	if !found || !e.t.slab[idx].matches(ev.StartNs) {
+		return
+	}
+	en := &e.t.slab[idx]
+	switch ev.Syscall {
+	case sysSetuid, sysSetreuid, sysSetresuid:
+		en.uid = id
+	default:
+		en.gid = id
+	}
+	e.st.CredChanges++
 }
 
 func (e *Engine) applyExit(ev *event.Event) {

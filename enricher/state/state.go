@@ -161,6 +161,8 @@ type Stats struct {
 	// were found under a pid now used by another process (replaced by a fork
 	// or exec, or refused on an event).
 	PidReuseDetected uint64
+	// CredChanges counts successful setuid/setgid-family syscalls applied.
+	CredChanges uint64
 
 	// Procs is the current number of entries, Live those not exited.
 	Procs, Live int

@@ -337,6 +337,25 @@ func scenarios() []scenario {
 			}},
 		},
 		{
+			name: "a worker that drops root shows its new uid",
+			steps: []step{{
+				evs: []event.Event{
+					execEv(1300, 1, t1, 2, "nginx", "/usr/sbin/nginx", "nginx"),
+					func() event.Event { e := sysEv(1300, t1, 2); e.Syscall, e.SysArgs[0] = 105, 33; return e }(), // setuid(33)
+					sysEv(1300, t1, 2),
+					func() event.Event { e := sysEv(1300, t1, 2); e.Syscall, e.Ret, e.SysArgs[0] = 105, -1, 0; return e }(), // failed setuid(0)
+					sysEv(1300, t1, 2),
+				},
+				want: []want{
+					known("nginx", "/usr/sbin/nginx", "nginx", 1),
+					{name: "nginx", exe: "/usr/sbin/nginx", cmd: "nginx", ppid: 1, uid: 33, source: event.SourceState},
+					{name: "nginx", exe: "/usr/sbin/nginx", cmd: "nginx", ppid: 1, uid: 33, source: event.SourceState},
+					{name: "nginx", exe: "/usr/sbin/nginx", cmd: "nginx", ppid: 1, uid: 33, source: event.SourceState},
+					{name: "nginx", exe: "/usr/sbin/nginx", cmd: "nginx", ppid: 1, uid: 33, source: event.SourceState},
+				},
+			}},
+		},
+		{
 			name: "fork of an unknown parent",
 			steps: []step{{
 				evs: []event.Event{

@@ -132,9 +132,11 @@ func parseStatusIDs(b []byte) (uid, gid uint32) {
 		default:
 			continue
 		}
+		// "Uid: real effective saved fs": take the effective id, as the
+		// sensor's records do (and Falco's user.uid).
 		f := strings.Fields(string(line[4:]))
-		if len(f) > 0 {
-			if v, err := strconv.ParseUint(f[0], 10, 32); err == nil {
+		if len(f) > 1 {
+			if v, err := strconv.ParseUint(f[1], 10, 32); err == nil {
 				*dst = uint32(v)
 			}
 		}
