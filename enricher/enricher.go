@@ -75,6 +75,12 @@ type Enricher struct {
 }
 
 type nodeState struct {
+	// snap gathers the parts of a snapshot until the last one arrives.
+	snap      []event.ProcInfo
+	snapNext  uint32
+	snapBoot  string
+	snapStart uint64
+
 	table   state.Table
 	bootID  string
 	startNs uint64
@@ -184,13 +190,34 @@ func (e *Enricher) handleSnapshot(node string, data []byte) error {
 		e.bad(kind(err), err)
 		return badInput{err}
 	}
+	if s.Node != node {
+		err := fmt.Errorf("snapshot on subject of node %q claims node %q: %w", node, s.Node, event.ErrMalformed)
+		e.bad("node_mismatch", err)
+		return badInput{err}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ns := e.node(node)
-	ns.table.Seed(s.Procs)
+	// Parts arrive in order on the stream; gather them, seed on the last.
+	if s.Part == 1 {
+		ns.snap = ns.snap[:0]
+		ns.snapBoot, ns.snapStart = s.BootID, s.SensorStartNs
+	} else if ns.snapNext != s.Part || ns.snapBoot != s.BootID || ns.snapStart != s.SensorStartNs {
+		ns.snap, ns.snapNext = ns.snap[:0], 0
+		err := fmt.Errorf("snapshot from %s: part %d of %d out of sequence: %w", node, s.Part, s.Parts, event.ErrMalformed)
+		e.badLocked("snapshot_sequence", err)
+		return badInput{err}
+	}
+	ns.snap = append(ns.snap, s.Procs...)
+	ns.snapNext = s.Part + 1
+	if s.Part < s.Parts {
+		return nil
+	}
+	ns.table.Seed(ns.snap)
 	ns.bootID, ns.startNs, ns.lastSeq, ns.retry = s.BootID, s.SensorStartNs, 0, nil
 	e.stats.Snapshots++
-	e.log.Info("seeded process table from snapshot", "node", node, "processes", len(s.Procs))
+	e.log.Info("seeded process table from snapshot", "node", node, "processes", len(ns.snap), "parts", s.Parts)
+	ns.snap, ns.snapNext = nil, 0
 	return nil
 }
 
@@ -278,8 +305,13 @@ func (e *Enricher) handleBatch(ctx context.Context, node string, data []byte) er
 
 func (e *Enricher) bad(kind string, err error) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.badLocked(kind, err)
+}
+
+// badLocked counts bad input; the caller holds mu.
+func (e *Enricher) badLocked(kind string, err error) {
 	e.stats.BadInput[kind]++
-	e.mu.Unlock()
 	e.log.Warn("bad input", "kind", kind, "err", err)
 }
 

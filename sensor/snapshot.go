@@ -19,18 +19,22 @@ func (s *sensor) publishSnapshot(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sensor: %w", err)
 	}
-	snap := event.Snapshot{Schema: event.SchemaVersion, Node: s.cfg.Node, BootID: s.cfg.BootID, SensorStartNs: s.startNs, Procs: procs}
-	data, err := event.EncodeSnapshot(&snap)
-	if err != nil {
-		return fmt.Errorf("sensor: encode snapshot: %w", err)
+	parts := event.SplitSnapshot(procs)
+	for i, part := range parts {
+		snap := event.Snapshot{Schema: event.SchemaVersion, Node: s.cfg.Node, BootID: s.cfg.BootID, SensorStartNs: s.startNs,
+			Part: uint32(i + 1), Parts: uint32(len(parts)), Procs: part}
+		data, err := event.EncodeSnapshot(&snap)
+		if err != nil {
+			return fmt.Errorf("sensor: encode snapshot: %w", err)
+		}
+		hdr := nats.Header{}
+		hdr.Set(bus.HeaderKind, "snapshot")
+		id := fmt.Sprintf("%s.%s.%d.snapshot.%d", s.cfg.Node, s.cfg.BootID, s.startNs, i+1)
+		if err := s.publish(ctx, bus.Msg{Subject: bus.SnapshotSubject(s.cfg.Node), ID: id, Header: hdr, Data: data}); err != nil {
+			return fmt.Errorf("sensor: publish snapshot part %d of %d (%d processes, %d bytes): %w", i+1, len(parts), len(part), len(data), err)
+		}
 	}
-	hdr := nats.Header{}
-	hdr.Set(bus.HeaderKind, "snapshot")
-	id := fmt.Sprintf("%s.%s.%d.snapshot", s.cfg.Node, s.cfg.BootID, s.startNs)
-	if err := s.publish(ctx, bus.Msg{Subject: bus.SnapshotSubject(s.cfg.Node), ID: id, Header: hdr, Data: data}); err != nil {
-		return fmt.Errorf("sensor: publish snapshot of %d processes: %w", len(procs), err)
-	}
-	s.log.Info("published /proc snapshot", "processes", len(procs))
+	s.log.Info("published /proc snapshot", "processes", len(procs), "parts", len(parts))
 	return nil
 }
 

@@ -282,7 +282,7 @@ func BenchmarkDecodePerEvent(b *testing.B) {
 }
 
 func TestSnapshotCodec(t *testing.T) {
-	in := &Snapshot{Node: "n", BootID: "b", SensorStartNs: 5, Procs: []ProcInfo{{Pid: 1, Comm: "init", ExePath: "/sbin/init", StartNs: 10}}}
+	in := &Snapshot{Node: "n", BootID: "b", SensorStartNs: 5, Part: 1, Parts: 1, Procs: []ProcInfo{{Pid: 1, Comm: "init", ExePath: "/sbin/init", StartNs: 10}}}
 	data, err := EncodeSnapshot(in)
 	if err != nil {
 		t.Fatal(err)
@@ -299,6 +299,35 @@ func TestSnapshotCodec(t *testing.T) {
 	}
 	if _, err := DecodeSnapshot([]byte{0xc1}); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("garbage: %v", err)
+	}
+	badPart := *in
+	badPart.Part, badPart.Parts = 3, 2
+	data, _ = EncodeSnapshot(&badPart)
+	if _, err := DecodeSnapshot(data); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("part 3 of 2: %v", err)
+	}
+}
+
+func TestSplitSnapshot(t *testing.T) {
+	long := string(make([]byte, 4000))
+	procs := make([]ProcInfo, 1000)
+	for i := range procs {
+		procs[i] = ProcInfo{Pid: uint32(i + 1), Cmdline: long}
+	}
+	parts := SplitSnapshot(procs)
+	total := 0
+	for i, p := range parts {
+		total += len(p)
+		data, err := EncodeSnapshot(&Snapshot{Node: "n", Part: uint32(i + 1), Parts: uint32(len(parts)), Procs: p})
+		if err != nil || len(data) > 1<<20 {
+			t.Fatalf("part %d: %d bytes (max 1 MiB for a stock NATS server), %v", i+1, len(data), err)
+		}
+	}
+	if total != len(procs) || len(parts) < 7 {
+		t.Fatalf("%d parts holding %d processes", len(parts), total)
+	}
+	if got := SplitSnapshot(nil); len(got) != 1 || len(got[0]) != 0 {
+		t.Fatalf("empty snapshot: %v", got)
 	}
 }
 

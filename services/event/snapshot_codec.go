@@ -32,5 +32,11 @@ func DecodeSnapshot(data []byte) (*Snapshot, error) {
 	if len(s.Procs) > MaxSnapshotProcs {
 		return nil, fmt.Errorf("decode snapshot: %d processes: %w", len(s.Procs), ErrOversized)
 	}
+	if s.Parts == 0 {
+		s.Part, s.Parts = 1, 1
+	}
+	if s.Part == 0 || s.Part > s.Parts || s.Parts > MaxSnapshotProcs {
+		return nil, fmt.Errorf("decode snapshot: part %d of %d: %w", s.Part, s.Parts, ErrMalformed)
+	}
 	return &s, nil
 }

@@ -78,10 +78,35 @@ func SameStart(a, b uint64) bool {
 
 // Snapshot is the sensor's /proc snapshot on ringwise.snapshot.<node>
 // (msgpack), published once capture is attached and before any batch.
+//
+// A large process table is split into parts (Part 1..Parts, in order), each
+// small enough for a stock NATS server's 1 MiB payload limit; a reader seeds
+// its table once the last part arrives. Parts 0 means a single part.
 type Snapshot struct {
 	Schema        uint16     `msgpack:"schema"`
 	Node          string     `msgpack:"node"`
 	BootID        string     `msgpack:"boot_id"`
 	SensorStartNs uint64     `msgpack:"sensor_start_ns"`
+	Part          uint32     `msgpack:"part"`
+	Parts         uint32     `msgpack:"parts"`
 	Procs         []ProcInfo `msgpack:"procs"`
+}
+
+// SnapshotPartBytes is the target encoded size of one snapshot part.
+const SnapshotPartBytes = 512 << 10
+
+// SplitSnapshot cuts procs into parts of about SnapshotPartBytes each.
+func SplitSnapshot(procs []ProcInfo) [][]ProcInfo {
+	var parts [][]ProcInfo
+	start, size := 0, 0
+	for i := range procs {
+		p := &procs[i]
+		n := 48 + len(p.Comm) + len(p.ExePath) + len(p.Cmdline) // msgpack overhead per entry is < 48
+		if size+n > SnapshotPartBytes && i > start {
+			parts = append(parts, procs[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	return append(parts, procs[start:])
 }
