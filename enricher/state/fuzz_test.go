@@ -120,7 +120,7 @@ func FuzzEnrich(f *testing.F) {
 				if o := &out[i]; o.Source == event.SourceState && o.Missing&event.FieldName == 0 && !names[pidStart{o.Pid, o.StartNs}][o.ProcName] {
 					t.Fatalf("event %d (pid %d start %d) named %q: not its own name", i, o.Pid, o.StartNs, o.ProcName)
 				}
-				if out[i].Reason >= event.ReasonNoState+1 {
+				if out[i].Reason > event.ReasonOutOfOrder {
 					t.Fatalf("unknown reason %v", out[i].Reason)
 				}
 			}

@@ -377,6 +377,12 @@ func (w *writer) str(s string) {
 }
 func (w *writer) bytes(b []byte) {
 	if w.err == nil {
+		// EncodeBytes writes nil for a nil slice; write an empty bin, which
+		// is what an empty exe or args means (and what the decoder reads).
+		if b == nil {
+			w.err = w.e.EncodeBytesLen(0)
+			return
+		}
 		w.err = w.e.EncodeBytes(b)
 	}
 }
