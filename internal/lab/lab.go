@@ -308,7 +308,9 @@ func runOne(ctx context.Context, cfg Config, size int, layout string) (measured,
 	m.load = ringmodel.LoadFromSamples(pr.Sensor.Series, pr.Sensor.RecordBytes, pr.Sensor.DrainRate)
 	m.run.PeakRate = peakRate(m.load)
 	if s.Analyzer.Events != s.Sensor.Delivered {
-		return m, fmt.Errorf("analyzer saw %d events but the sensor delivered %d: the drain lost events", s.Analyzer.Events, s.Sensor.Delivered)
+		return m, fmt.Errorf("analyzer saw %d events but the sensor delivered %d: the drain lost events (sensor: %d batches, %d publish errors; enricher: %d batches, %d events, %d sequence gaps, bad input %v; analyzer: %d batches, %d gaps)",
+			s.Analyzer.Events, s.Sensor.Delivered, pr.Sensor.Batches, pr.Sensor.PublishErrors, pr.Enricher.Batches, pr.Enricher.Events,
+			pr.Enricher.SeqGaps, pr.Enricher.BadInput, s.Analyzer.Batches, s.Analyzer.BatchGaps)
 	}
 	return m, nil
 }

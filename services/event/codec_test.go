@@ -338,3 +338,18 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		_, _ = DecodeSnapshot(data)
 	})
 }
+
+// An exec whose argv could not be read has nil Args: our own encoding of it
+// must decode (it once became msgpack nil, which the decoder refuses).
+func TestNilBytesRoundTrip(t *testing.T) {
+	c := NewCodec()
+	b := &Batch{Node: "n", Seq: 1, Events: []Event{{Header: Header{Type: TypeExec, Pid: 1}}}}
+	data, err := c.Encode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Batch
+	if err := NewCodec().Decode(data, &out); err != nil || len(out.Events) != 1 {
+		t.Fatalf("decode: %v", err)
+	}
+}
