@@ -105,6 +105,10 @@ func durationText(d time.Duration) string {
 
 func writeSummary(w io.Writer, res pipeline.Result) {
 	report.WriteText(w, res.Summary)
+	if s := res.Summary; s.Analyzer.Events != s.Sensor.Delivered {
+		fmt.Fprintf(w, "WARNING: the sensor delivered %d events but %d were analysed: enricher bad input %v, %d raw batches missing, %d publish errors\n",
+			s.Sensor.Delivered, s.Analyzer.Events, res.Enricher.BadInput, res.Enricher.SeqGaps, s.Sensor.PublishErrors)
+	}
 	if rb := res.Sensor.RecordBytes; res.Sensor.Counters.Delivered != [2]uint64{} {
 		fmt.Fprintf(w, "ring footprint: %.1f bytes/record lifecycle, %.1f bytes/record syscall%s\n", rb[0], rb[1], hintsNote(res.Sensor.Ring.Hints))
 	}
