@@ -225,6 +225,9 @@ func checkChild(t *testing.T, pid uint32, l *lifecycle, wantRing string) {
 	if l.fork.Flags&event.FlagThread != 0 {
 		t.Errorf("child %d: fork flagged as thread", pid)
 	}
+	if self, err := procStartNs(os.Getpid()); err != nil || l.fork.ForkerPid != me || !event.SameStart(l.fork.ForkerStartNs, self) {
+		t.Errorf("child %d: forker %d started %d, want %d started %d (%v)", pid, l.fork.ForkerPid, l.fork.ForkerStartNs, me, self, err)
+	}
 	if got := l.exec.CommString(); got != "true" {
 		t.Errorf("child %d: exec comm %q, want true", pid, got)
 	}
@@ -599,4 +602,15 @@ func TestExecTruncation(t *testing.T) {
 		string(l.exec.Args) != full[:ArgsMax] {
 		t.Errorf("long argv not truncated: %+v", l.exec)
 	}
+}
+
+// procStartNs reads a process's start time (ns since boot) from /proc.
+func procStartNs(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	ticks, err := strconv.ParseUint(f[19], 10, 64)
+	return ticks * 10_000_000, err
 }

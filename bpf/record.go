@@ -19,7 +19,7 @@ const (
 	// metaSize is struct proc_meta: ppid, uid, gid, comm.
 	metaSize = 28
 
-	ForkRecordSize         = 64  // struct fork_rec
+	ForkRecordSize         = 72  // struct fork_rec
 	ExecRecordSize         = 416 // struct exec_rec
 	ExitRecordSize         = 64  // struct exit_rec
 	SyscallRecordSize      = 72  // struct syscall_rec
@@ -51,6 +51,9 @@ const (
 	offUID  = 4
 	offGID  = 8
 	offComm = 12
+
+	offForkerTgid  = 60
+	offForkerStart = 64
 
 	offExitCode = 60
 	offExeLen   = 60
@@ -136,6 +139,8 @@ func DecodeRecord(raw []byte, ev *event.Event) error {
 	switch t {
 	case event.TypeFork:
 		decodeMeta(raw[offMeta:], ev)
+		ev.ForkerPid = le.Uint32(raw[offForkerTgid:])
+		ev.ForkerStartNs = le.Uint64(raw[offForkerStart:])
 	case event.TypeExit:
 		decodeMeta(raw[offMeta:], ev)
 		ev.ExitCode = int32(le.Uint32(raw[offExitCode:]))

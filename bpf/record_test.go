@@ -33,6 +33,8 @@ func encodeRecord(ev *event.Event) []byte {
 	switch ev.Type {
 	case event.TypeFork:
 		meta(b[32:])
+		le.PutUint32(b[60:], ev.ForkerPid)
+		le.PutUint64(b[64:], ev.ForkerStartNs)
 	case event.TypeExit:
 		meta(b[32:])
 		le.PutUint32(b[60:], uint32(ev.ExitCode))
@@ -65,6 +67,7 @@ func sampleEvents() []event.Event {
 	}
 	fork := mk(event.TypeFork, event.FlagThread)
 	fork.PPid, fork.UID, fork.GID = 1, 1000, 1001
+	fork.ForkerPid, fork.ForkerStartNs = 4240, 55555
 	fork.SetComm("bash")
 	exec := mk(event.TypeExec, 0)
 	exec.PPid, exec.UID, exec.GID = 4200, 0, 0
@@ -184,7 +187,7 @@ func TestRecordSize(t *testing.T) {
 		hints bool
 		want  int
 	}{
-		{event.TypeFork, false, 72}, {event.TypeFork, true, 72},
+		{event.TypeFork, false, 80}, {event.TypeFork, true, 80},
 		{event.TypeExec, false, 424}, {event.TypeExit, false, 72},
 		{event.TypeSyscall, false, 80}, {event.TypeSyscall, true, 112},
 		{event.TypeInvalid, false, 0}, {event.Type(9), true, 0},

@@ -68,8 +68,10 @@ struct proc_meta {
 struct fork_rec {
 	struct rec_hdr h;   /* 0 */
 	struct proc_meta m; /* 32 */
-	u32 _pad;           /* 60 */
-}; /* 64 */
+	u32 forker_tgid;    /* 60 the forking process (== ppid but for CLONE_PARENT) */
+	u64 forker_start;   /* 64 its group_leader->start_boottime: the child's image is
+			     *    the forker's, and this tells a reused pid apart */
+}; /* 72 */
 
 struct exec_rec {
 	struct rec_hdr h;    /* 0 */
@@ -243,7 +245,8 @@ int BPF_PROG(rw_fork, struct task_struct *parent, struct task_struct *child)
 	if (tgid == (u32)BPF_CORE_READ(parent, tgid))
 		r->h.flags |= FLAG_THREAD;
 	fill_meta(&r->m, child);
-	r->_pad = 0;
+	r->forker_tgid = BPF_CORE_READ(parent, tgid);
+	r->forker_start = BPF_CORE_READ(parent, group_leader, start_boottime);
 	lc_submit(r, sizeof(*r));
 	return 0;
 }

@@ -82,7 +82,8 @@ type ringwiseForkRec struct {
 		Gid  uint32
 		Comm [16]int8
 	}
-	Pad uint32
+	ForkerTgid  uint32
+	ForkerStart uint64
 }
 
 type ringwiseSyscallHintsRec struct {

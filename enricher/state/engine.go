@@ -480,11 +480,21 @@ func (e *Engine) applyFork(ev *event.Event) {
 // must agree with the child's exec counter (a child starts with its
 // parent's); otherwise it is stale or outdated and lends nothing.
 func (e *Engine) inherit(ev *event.Event, apply bool) (exe, cmd string, miss event.Field, r event.Reason) {
-	pi, ok := e.t.get(ev.PPid)
+	// The child's image is the forking process's (its parent, unless
+	// CLONE_PARENT). Records that name the forker also give its start time,
+	// which tells it apart from an old or new holder of the same pid.
+	forker := ev.ForkerPid
+	if forker == 0 {
+		forker = ev.PPid
+	}
+	pi, ok := e.t.get(forker)
 	if !ok {
 		return "", "", fieldsInherit, event.ReasonParentUnknown
 	}
 	p := &e.t.slab[pi]
+	if ev.ForkerStartNs != 0 && !p.matches(ev.ForkerStartNs) {
+		return "", "", fieldsInherit, event.ReasonParentUnknown
+	}
 	// A parent that exited, or started after the child, is not the parent
 	// that forked it but an old or new holder of its pid: lend nothing.
 	if p.exited || (!p.fromProc && p.startNs > ev.StartNs) {

@@ -356,6 +356,24 @@ func scenarios() []scenario {
 			}},
 		},
 		{
+			name: "a fork never takes the image of another holder of the parent's pid",
+			steps: []step{{
+				drops: 3, // python3's exit, the new holder's fork and exec were lost
+				evs: []event.Event{
+					execEv(1400, 1, t1, 2, "python3", "/usr/bin/python3", "python3", "job.py"),
+					func() event.Event { // forked by pid 1400, but one that started at t2
+						e := forkEv(1401, 1400, t2+1, 3, "bash")
+						e.ForkerPid, e.ForkerStartNs = 1400, t2
+						return e
+					}(),
+				},
+				want: []want{
+					known("python3", "/usr/bin/python3", "python3 job.py", 1),
+					{name: "bash", ppid: 1400, uid: 1000, missing: fieldsInherit, reason: event.ReasonParentUnknown, source: event.SourceState},
+				},
+			}},
+		},
+		{
 			name: "fork of an unknown parent",
 			steps: []step{{
 				evs: []event.Event{

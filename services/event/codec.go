@@ -133,7 +133,7 @@ func fieldsFor(t Type, flags uint8) int {
 	const hdr = 8
 	switch t {
 	case TypeFork:
-		return hdr + 4
+		return hdr + 6
 	case TypeExec:
 		return hdr + 6
 	case TypeExit:
@@ -170,6 +170,8 @@ func encodeEvent(w *writer, ev *Event) {
 		w.uint(uint64(ev.UID))
 		w.uint(uint64(ev.GID))
 		w.comm(&ev.Comm)
+		w.uint(uint64(ev.ForkerPid))
+		w.uint(ev.ForkerStartNs)
 	case TypeExec:
 		w.uint(uint64(ev.PPid))
 		w.uint(uint64(ev.UID))
@@ -275,6 +277,8 @@ func decodeEvent(r *reader, ev *Event) error {
 		ev.UID = uint32(r.uint(0xffffffff))
 		ev.GID = uint32(r.uint(0xffffffff))
 		r.comm(&ev.Comm)
+		ev.ForkerPid = uint32(r.uint(0xffffffff))
+		ev.ForkerStartNs = r.uint(^uint64(0))
 	case TypeExec:
 		ev.PPid = uint32(r.uint(0xffffffff))
 		ev.UID = uint32(r.uint(0xffffffff))

@@ -145,7 +145,7 @@ func TestDecodeBadInput(t *testing.T) {
 		{"event too few fields", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1)}}), ErrMalformed},
 		{"syscall missing payload", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1, 1, 1, 1, 1, 1)}}), ErrMalformed},
 		{"tid overflow", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1, 1, uint64(1)<<40, 1, 1, 1, 0, 0, 0, 0, 0)}}), ErrMalformed},
-		{"comm too long", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, "01234567890123456789")}}), ErrOversized},
+		{"comm too long", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, "01234567890123456789", 1, 1)}}), ErrOversized},
 		{"exe too long", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(2, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, "x", string(make([]byte, MaxExeLen+1)), "")}}), ErrOversized},
 		{"node name too long", mp(t, []any{1, string(make([]byte, 300)), "b", 1, 0, 0, 0, 0, counters, []any{}}), ErrOversized},
 		{"envelope without events", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters}), ErrMalformed},

@@ -123,6 +123,12 @@ type Event struct {
 	Exe  []byte // path as passed to exec (bprm->filename), bounded
 	Args []byte // argv, NUL-separated, bounded
 
+	// Fork payload: the process that forked (the child's image is its own
+	// until exec) and its start time; the child's PPid differs from it only
+	// under CLONE_PARENT.
+	ForkerPid     uint32
+	ForkerStartNs uint64
+
 	// Exit payload.
 	ExitCode int32
 

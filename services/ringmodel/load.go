@@ -35,11 +35,11 @@ type Load struct {
 
 // DefaultRecordBytes returns the ring footprint of the sensor's fixed-size
 // records without hints, used when a measured mean is missing: lifecycle is
-// the mean of fork (72), exec (424) and exit (72) — one of each per process —
+// the mean of fork (80), exec (424) and exit (72) — one of each per process —
 // and syscall is 80 (72-byte record + 8-byte ringbuf header). A function, not
 // a variable, so that nobody can change it under the model.
 func DefaultRecordBytes() [event.NumCategories]float64 {
-	return [event.NumCategories]float64{(72 + 424 + 72) / 3.0, 80}
+	return [event.NumCategories]float64{(80 + 424 + 72) / 3.0, 80}
 }
 
 // recordBytes returns rb with every unusable entry replaced by its default,
