@@ -26,6 +26,9 @@ import (
 	"github.com/ringwise/ringwise/services/procfs"
 )
 
+// publishAttempts bounds the in-place retries of an enriched publish.
+const publishAttempts = 3
+
 // DefaultDurable is the name of the enrichers' shared durable consumer.
 const DefaultDurable = "ringwise-enricher"
 
@@ -281,7 +284,16 @@ func (e *Enricher) handleBatch(ctx context.Context, node string, data []byte) er
 	}
 	hdr := nats.Header{}
 	hdr.Set(bus.HeaderKind, "enriched")
-	if err := e.cfg.Publisher.Publish(ctx, bus.Msg{Subject: bus.EnrichedSubject(node), ID: out.MsgID(), Header: hdr, Data: payload}); err != nil {
+	// The table already holds this batch's lifecycle events: retry here a
+	// few times before giving the batch back to JetStream, whose redelivery
+	// could come after newer batches. The Nats-Msg-Id makes retries safe.
+	msg := bus.Msg{Subject: bus.EnrichedSubject(node), ID: out.MsgID(), Header: hdr, Data: payload}
+	err = e.cfg.Publisher.Publish(ctx, msg)
+	for attempt := 1; err != nil && attempt < publishAttempts && ctx.Err() == nil; attempt++ {
+		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+		err = e.cfg.Publisher.Publish(ctx, msg)
+	}
+	if err != nil {
 		e.mu.Lock()
 		e.stats.PubErrors++
 		// It will be redelivered, possibly after newer batches: remember

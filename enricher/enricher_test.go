@@ -513,7 +513,8 @@ func TestRedeliveryAfterPublishFailureIsNotLost(t *testing.T) {
 	id := func(seq uint64) string {
 		return (&event.EnrichedBatch{Node: node, BootID: "boot", SensorStartNs: sensorStart, RawSeq: seq}).MsgID()
 	}
-	pub := &flakyPub{failOn: map[string]int{id(2): 1}}
+	// Three failures in a row: more than the enricher retries in place.
+	pub := &flakyPub{failOn: map[string]int{id(2): 3}}
 	en, err := enricher.New(enricher.Config{Publisher: pub})
 	if err != nil {
 		t.Fatal(err)
@@ -547,5 +548,29 @@ func TestRedeliveryAfterPublishFailureIsNotLost(t *testing.T) {
 	st := en.Stats()
 	if st.Batches != 3 || st.Events != 3 || st.PubErrors != 1 || st.SeqGaps != 0 {
 		t.Errorf("Stats = %+v, want 3 batches, 3 events, 1 publish error, no gaps", st)
+	}
+}
+
+// One transient failure is retried in place: no NAK, order kept.
+func TestTransientPublishFailureRetriedInPlace(t *testing.T) {
+	const node = "node-e"
+	codec := event.NewCodec()
+	b := &event.Batch{Node: node, BootID: "boot", SensorStartNs: sensorStart, Seq: 1,
+		Events: []event.Event{sys(sensorStart+1, 100, 10, 0, 1)}}
+	data, err := codec.Encode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := (&event.EnrichedBatch{Node: node, BootID: "boot", SensorStartNs: sensorStart, RawSeq: 1}).MsgID()
+	pub := &flakyPub{failOn: map[string]int{id: 1}}
+	en, err := enricher.New(enricher.Config{Publisher: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := en.Handle(context.Background(), bus.RawSubject(node), bytes.Clone(data)); err != nil {
+		t.Fatalf("a single transient failure was not retried: %v", err)
+	}
+	if len(pub.ok) != 1 || pub.ok[0] != id {
+		t.Fatalf("published %v", pub.ok)
 	}
 }
