@@ -35,7 +35,7 @@ const (
 // outruns the consumer for a while (so a 1 MiB shared ring overflows), yet
 // the consumer keeps up with the average rate (so a large ring absorbs it).
 const (
-	DefaultProcs        = 3600
+	DefaultProcs        = 5400
 	DefaultBurst        = 900
 	DefaultPause        = 3 * time.Second
 	DefaultParallel     = 4
