@@ -50,8 +50,8 @@ func newReader(s *sensor) *reader {
 	return r
 }
 
-// past is a deadline in the past: read only what is already there.
-var past = time.Unix(0, 1)
+// pastDeadline is a deadline in the past: read only what is already there.
+func pastDeadline() time.Time { return time.Unix(0, 1) }
 
 func (r *reader) run(ctx context.Context) error {
 	for {
@@ -141,7 +141,7 @@ func (r *reader) stepShared(ctx context.Context, deadline time.Time) error {
 		if err := r.commit(ctx); err != nil {
 			r.s.log.Warn("publish failed", "err", err)
 		}
-		deadline = past
+		deadline = pastDeadline()
 	}
 	return nil
 }
@@ -173,7 +173,7 @@ func (r *reader) stepSplit(ctx context.Context, deadline time.Time) error {
 		if err := r.appendSwap(ctx, &r.cur); err != nil {
 			r.s.log.Warn("publish failed", "err", err)
 		}
-		deadline = past
+		deadline = pastDeadline()
 	}
 	return nil
 }
@@ -189,7 +189,7 @@ func (r *reader) pullLifecycle(ctx context.Context) error {
 			}
 		}
 		slot := &r.pend[(r.head+r.count)%len(r.pend)]
-		ok, err := r.record(r.lifecycle, slot, past)
+		ok, err := r.record(r.lifecycle, slot, pastDeadline())
 		if err != nil || !ok {
 			return err
 		}
@@ -232,9 +232,9 @@ func (r *reader) drain(ctx context.Context) error {
 			var err error
 			before := s.delivered[0].Load() + s.delivered[1].Load()
 			if r.lifecycle == nil {
-				err = r.stepShared(ctx, past)
+				err = r.stepShared(ctx, pastDeadline())
 			} else {
-				err = r.stepSplit(ctx, past)
+				err = r.stepSplit(ctx, pastDeadline())
 			}
 			if err != nil {
 				return err
