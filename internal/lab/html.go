@@ -52,7 +52,8 @@ h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:
 .rec{background:#eef8f0;border-left:5px solid #27ae60;padding:10px 14px;font-size:15px;margin:8px 0}
 .rec.sim{background:#fdf0ee;border-left-color:#c0392b}
 table{border-collapse:collapse;margin:6px 0}
-th,td{border:1px solid #ddd;padding:4px 10px;text-align:right;white-space:nowrap}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}
+th{white-space:normal;vertical-align:bottom}
 th{background:#f4f4f4;font-weight:600}
 td.l,th.l{text-align:left}
 tr.chosen td{background:#eef8f0;font-weight:600}
