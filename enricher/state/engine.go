@@ -99,8 +99,8 @@ func (e *Engine) Stats() Stats {
 	s := e.st
 	s.Procs = e.t.len()
 	s.Live = e.t.nLive
-	s.Tombstones = len(e.tombs.byPid)
-	s.NegativeEntries = len(e.neg.m)
+	s.Tombstones = e.tombs.len()
+	s.NegativeEntries = e.neg.len()
 	return s
 }
 

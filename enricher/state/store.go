@@ -202,57 +202,80 @@ type pidStart struct {
 	start uint64
 }
 
-// tombstones remembers evicted processes, at most one per pid (the latest),
-// in a bounded ring: the oldest are forgotten first.
-type tombstones struct {
-	byPid map[uint32]tomb
-	ring  []tombSlot
-	next  int
-	seq   uint64
+// boundedMap is a map that remembers at most its capacity of the latest
+// puts, forgetting the oldest first (a ring of keys orders them). A put
+// replaces an older value of the same key, and the ring slot of the older
+// value then no longer removes the newer one.
+type boundedMap[K comparable, V any] struct {
+	m    map[K]boundedVal[V]
+	ring []boundedSlot[K]
+	next int
+	seq  uint64
 }
 
-type tomb struct {
-	start    uint64
-	fromProc bool
-	seq      uint64
-}
-
-type tombSlot struct {
-	pid uint32
+type boundedVal[V any] struct {
+	v   V
 	seq uint64
 }
 
-func newTombstones(n int) tombstones {
-	if n < 0 {
-		n = 0
-	}
-	return tombstones{byPid: make(map[uint32]tomb, min(n, 1024)), ring: make([]tombSlot, n)}
+type boundedSlot[K comparable] struct {
+	key K
+	seq uint64
 }
 
-func (t *tombstones) reset() {
-	clear(t.byPid)
-	clear(t.ring)
-	t.next = 0
+func newBoundedMap[K comparable, V any](n int) boundedMap[K, V] {
+	n = max(n, 0)
+	return boundedMap[K, V]{m: make(map[K]boundedVal[V], min(n, 1024)), ring: make([]boundedSlot[K], n)}
 }
 
-func (t *tombstones) add(en *entry) {
-	if len(t.ring) == 0 {
+func (b *boundedMap[K, V]) reset() {
+	clear(b.m)
+	clear(b.ring)
+	b.next = 0
+}
+
+func (b *boundedMap[K, V]) len() int { return len(b.m) }
+
+func (b *boundedMap[K, V]) get(k K) (V, bool) {
+	v, ok := b.m[k]
+	return v.v, ok
+}
+
+func (b *boundedMap[K, V]) put(k K, v V) {
+	if len(b.ring) == 0 {
 		return
 	}
-	old := t.ring[t.next]
-	if old.seq != 0 {
-		if tb, ok := t.byPid[old.pid]; ok && tb.seq == old.seq {
-			delete(t.byPid, old.pid)
+	if old := b.ring[b.next]; old.seq != 0 {
+		if cur, ok := b.m[old.key]; ok && cur.seq == old.seq {
+			delete(b.m, old.key)
 		}
 	}
-	t.seq++
-	t.ring[t.next] = tombSlot{pid: en.pid, seq: t.seq}
-	t.byPid[en.pid] = tomb{start: en.startNs, fromProc: en.fromProc, seq: t.seq}
-	t.next = (t.next + 1) % len(t.ring)
+	b.seq++
+	b.ring[b.next] = boundedSlot[K]{key: k, seq: b.seq}
+	b.m[k] = boundedVal[V]{v: v, seq: b.seq}
+	b.next = (b.next + 1) % len(b.ring)
+}
+
+func (b *boundedMap[K, V]) delete(k K) { delete(b.m, k) }
+
+// tomb is an evicted process, remembered per pid (the latest), so that a
+// later event of it says ReasonEvicted.
+type tomb struct {
+	start    uint64
+	fromProc bool
+}
+
+// tombstones remembers evicted processes in a bounded map.
+type tombstones struct{ boundedMap[uint32, tomb] }
+
+func newTombstones(n int) tombstones { return tombstones{newBoundedMap[uint32, tomb](n)} }
+
+func (t *tombstones) add(en *entry) {
+	t.put(en.pid, tomb{start: en.startNs, fromProc: en.fromProc})
 }
 
 func (t *tombstones) has(pid uint32, start uint64) bool {
-	tb, ok := t.byPid[pid]
+	tb, ok := t.get(pid)
 	if !ok {
 		return false
 	}
@@ -263,68 +286,15 @@ func (t *tombstones) has(pid uint32, start uint64) bool {
 }
 
 // negCache remembers (pid, start) pairs whose enrichment failed, with the
-// reason, in a bounded ring.
+// reason, in a bounded map.
 type negCache struct {
-	m    map[pidStart]negVal
-	ring []negSlot
-	next int
-	seq  uint64
+	boundedMap[pidStart, event.Reason]
 }
 
-type negVal struct {
-	reason event.Reason
-	seq    uint64
-}
-
-type negSlot struct {
-	key pidStart
-	seq uint64
-}
-
-func newNegCache(n int) negCache {
-	if n < 0 {
-		n = 0
-	}
-	return negCache{m: make(map[pidStart]negVal, min(n, 1024)), ring: make([]negSlot, n)}
-}
-
-func (c *negCache) reset() {
-	clear(c.m)
-	clear(c.ring)
-	c.next = 0
-}
-
-func (c *negCache) get(k pidStart) (event.Reason, bool) {
-	if len(c.m) == 0 {
-		return 0, false
-	}
-	v, ok := c.m[k]
-	return v.reason, ok
-}
-
-func (c *negCache) put(k pidStart, r event.Reason) {
-	if len(c.ring) == 0 {
-		return
-	}
-	old := c.ring[c.next]
-	if old.seq != 0 {
-		if v, ok := c.m[old.key]; ok && v.seq == old.seq {
-			delete(c.m, old.key)
-		}
-	}
-	c.seq++
-	c.ring[c.next] = negSlot{key: k, seq: c.seq}
-	c.m[k] = negVal{reason: r, seq: c.seq}
-	c.next = (c.next + 1) % len(c.ring)
-}
+func newNegCache(n int) negCache { return negCache{newBoundedMap[pidStart, event.Reason](n)} }
 
 // forget drops pid's cached failures (the process got state).
-func (c *negCache) forget(k pidStart) {
-	if len(c.m) == 0 {
-		return
-	}
-	delete(c.m, k)
-}
+func (c *negCache) forget(k pidStart) { c.delete(k) }
 
 // interner shares the strings of recurring comms, paths and command lines
 // (a process flood runs the same binary again and again), so that lifecycle
