@@ -24,8 +24,10 @@ func needRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (CAP_BPF): loads and attaches BPF programs; run `go test` as root")
 	}
+	// BTF is a stated requirement (README "What it needs"): as root, a
+	// kernel without it is a failure to report, not a reason to skip.
 	if _, err := os.Stat(BTFPath); err != nil {
-		t.Skipf("needs kernel BTF at %s: %v", BTFPath, err)
+		t.Fatalf("kernel BTF is required at %s (CONFIG_DEBUG_INFO_BTF=y): %v", BTFPath, err)
 	}
 }
 
@@ -544,14 +546,11 @@ func TestRingReadNoAlloc(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("Ring.Read allocates %.2f times per record, want 0", allocs)
 	}
-	// Empty ring + past deadline: returns at once.
+	// Empty ring + past deadline: returns ErrDeadlineExceeded instead of
+	// waiting (how long it takes is a benchmark's business, not a test's).
 	drain(t, p)
-	start := time.Now()
 	if err := r.Read(&ev, past); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("empty ring, past deadline: %v", err)
-	}
-	if d := time.Since(start); d > 50*time.Millisecond {
-		t.Errorf("non-blocking read took %v", d)
 	}
 	finalCounters(t, p)
 }
@@ -613,4 +612,32 @@ func procStartNs(pid int) (uint64, error) {
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 	ticks, err := strconv.ParseUint(f[19], 10, 64)
 	return ticks * 10_000_000, err
+}
+
+// BenchmarkReadEmptyRing times Ring.Read on an empty ring with a deadline in
+// the past: the non-blocking poll the sensor's drain relies on. (Timing was
+// once a 50 ms assertion in TestRingReadNoAlloc; wall-clock time belongs here.)
+func BenchmarkReadEmptyRing(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root (CAP_BPF): loads BPF programs")
+	}
+	p, err := Load(Config{RingSize: 1 << 20})
+	if err != nil {
+		b.Fatalf("Load: %v", err)
+	}
+	defer p.Close()
+	if err := p.Detach(); err != nil {
+		b.Fatalf("Detach: %v", err)
+	}
+	r := p.Rings()[0]
+	var ev event.Event
+	past := time.Now().Add(-time.Second)
+	for r.Read(&ev, past) == nil { // drain what arrived before Detach
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := r.Read(&ev, past); !errors.Is(err, os.ErrDeadlineExceeded) {
+			b.Fatalf("empty ring, past deadline: %v", err)
+		}
+	}
 }

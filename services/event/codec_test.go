@@ -199,6 +199,35 @@ func TestEncodeRejectsInvalid(t *testing.T) {
 	}
 }
 
+// checkDecodeErr fails unless err wraps exactly one of the error kinds the
+// README promises for bad input (malformed, schema version, oversized,
+// invalid event), so that a service can count it by kind.
+func checkDecodeErr(t *testing.T, err error) {
+	t.Helper()
+	n := 0
+	for _, k := range []error{ErrMalformed, ErrSchemaVersion, ErrOversized, ErrInvalidEvent} {
+		if errors.Is(err, k) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("decode error wraps %d of the error kinds, want exactly 1: %v", n, err)
+	}
+}
+
+// normBytes makes empty and nil byte slices compare equal: the wire format
+// does not tell them apart.
+func normBytes(b *Batch) {
+	for i := range b.Events {
+		if len(b.Events[i].Exe) == 0 {
+			b.Events[i].Exe = nil
+		}
+		if len(b.Events[i].Args) == 0 {
+			b.Events[i].Args = nil
+		}
+	}
+}
+
 func FuzzDecodeBatch(f *testing.F) {
 	good, _ := NewCodec().Encode(sampleBatch())
 	f.Add(append([]byte(nil), good...))
@@ -208,13 +237,15 @@ func FuzzDecodeBatch(f *testing.F) {
 		c := NewCodec()
 		var b Batch
 		if err := c.Decode(data, &b); err != nil {
+			checkDecodeErr(t, err)
 			if len(b.Events) != 0 {
 				t.Fatal("events left after error")
 			}
 			return
 		}
-		// Whatever decodes must re-encode and decode to the same events.
-		again, err := c.Encode(&b)
+		// Whatever decodes must re-encode and decode to the same batch,
+		// field for field.
+		again, err := NewCodec().Encode(&b)
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
@@ -222,8 +253,10 @@ func FuzzDecodeBatch(f *testing.F) {
 		if err := NewCodec().Decode(again, &b2); err != nil {
 			t.Fatalf("re-decode: %v", err)
 		}
-		if len(b2.Events) != len(b.Events) {
-			t.Fatal("event count changed")
+		normBytes(&b)
+		normBytes(&b2)
+		if !reflect.DeepEqual(b, b2) {
+			t.Fatalf("round trip changed the batch:\n%+v\n%+v", b, b2)
 		}
 	})
 }
@@ -236,8 +269,11 @@ func FuzzDecodeEnriched(f *testing.F) {
 	f.Add([]byte{0x98})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var b EnrichedBatch
-		if err := NewCodec().DecodeEnriched(data, &b); err != nil && len(b.Events) != 0 {
-			t.Fatal("events left after error")
+		if err := NewCodec().DecodeEnriched(data, &b); err != nil {
+			checkDecodeErr(t, err)
+			if len(b.Events) != 0 {
+				t.Fatal("events left after error")
+			}
 		}
 	})
 }
@@ -334,8 +370,31 @@ func TestSplitSnapshot(t *testing.T) {
 func FuzzDecodeSnapshot(f *testing.F) {
 	data, _ := EncodeSnapshot(&Snapshot{Node: "n", Procs: []ProcInfo{{Pid: 1}}})
 	f.Add(data)
+	f.Add([]byte{0xc1})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = DecodeSnapshot(data)
+		s, err := DecodeSnapshot(data)
+		if err != nil {
+			checkDecodeErr(t, err)
+			if s != nil {
+				t.Fatal("snapshot returned with an error")
+			}
+			return
+		}
+		// Whatever decodes must re-encode and decode to the same snapshot.
+		again, err := EncodeSnapshot(s)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		s2, err := DecodeSnapshot(again)
+		if err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+		if len(s.Procs) == 0 && len(s2.Procs) == 0 {
+			s.Procs, s2.Procs = nil, nil // nil and empty are one on the wire
+		}
+		if !reflect.DeepEqual(s, s2) {
+			t.Fatalf("round trip changed the snapshot:\n%+v\n%+v", s, s2)
+		}
 	})
 }
 
