@@ -18,6 +18,9 @@ type Summary struct {
 	Enricher EnricherSummary  `json:"enricher"`
 	Analyzer AnalyzerSummary  `json:"analyzer"`
 	Truth    TruthResult      `json:"truth"`
+	// Falco is set for summaries of Falco output (AnalyzeFalco): drop
+	// alerts, causes, skipped lines, metrics snapshots.
+	Falco *FalcoReport `json:"falco,omitempty"`
 }
 
 // SensorSummary holds the sensor's ring counters: for each sensor run the

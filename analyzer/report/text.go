@@ -76,6 +76,9 @@ func WriteText(w io.Writer, s Summary) {
 		fmt.Fprintf(&b, "truth:    %d flood processes, %d matched, %d wrong (%d wrong events of %d), %d unseen\n",
 			t.Processes, t.Matched, t.Wrong, t.WrongEvents, t.Events, t.Unseen)
 	}
+	if s.Falco != nil {
+		writeFalco(&b, s)
+	}
 	b.WriteString("verdict:  " + verdict(s) + "\n")
 	io.WriteString(w, b.String())
 }
@@ -83,6 +86,9 @@ func WriteText(w io.Writer, s Summary) {
 // verdict is the one line tying missing metadata to the ring's drops.
 func verdict(s Summary) string {
 	an, se := &s.Analyzer, &s.Sensor
+	if s.Falco != nil && se.Attempted == 0 {
+		return falcoVerdict(s)
+	}
 	switch {
 	case an.Events == 0:
 		return "no events analyzed."

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -174,43 +173,5 @@ func cmdFlood(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stderr, "ringwise flood: %d children in %v (%.0f/s), %d failed\n", res.Spawned, res.Duration.Round(time.Millisecond),
 		float64(res.Spawned)/res.Duration.Seconds(), res.Failed)
-	return nil
-}
-
-func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("analyze", "analyze [--json] [FILE|-]   (Falco JSON output lines, or 'ringwise up --output json')", stderr)
-	asJSON := fs.Bool("json", false, "print the summary as JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	var in io.Reader = os.Stdin
-	name := "stdin"
-	switch fs.NArg() {
-	case 0:
-	case 1:
-		if p := fs.Arg(0); p != "-" {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			in, name = f, p
-		}
-	default:
-		return fmt.Errorf("want at most one file, got %v", fs.Args())
-	}
-	sum, st, err := report.AnalyzeFalco(in)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	if st.Malformed > 0 {
-		fmt.Fprintf(stderr, "ringwise analyze: %s: %d of %d lines malformed and skipped (first: %s)\n", name, st.Malformed, st.Lines, st.FirstError)
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(sum)
-	}
-	report.WriteText(stdout, sum)
 	return nil
 }
