@@ -263,7 +263,7 @@ func (a *Analyzer) Recommendation(node string) (ringmodel.Recommendation, error)
 	// predicts for the node's current ring, so the model's own category
 	// split does not bias the prediction (see the lab).
 	last := stats[len(stats)-1].Ring
-	cur := ringmodel.Ring{SizeBytes: last.SizeBytes, LifecycleSizeBytes: last.LifecycleSizeBytes, Layout: ringmodel.Layout(last.Layout)}
+	cur := ringmodel.Ring{SizeBytes: last.SizeBytes, LifecycleSizeBytes: last.LifecycleSizeBytes, Layout: last.Layout}
 	predicted := ringmodel.Simulate(load, cur).Dropped[event.CategoryLifecycle]
 	if sum.Sensor.DroppedLifecycle == 0 {
 		predicted = 0 // nothing was lost: nothing to learn from

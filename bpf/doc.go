@@ -5,9 +5,9 @@
 // ringwise_*_bpfel.o) attaches to four BTF tracepoints: sched_process_fork,
 // sched_process_exec, sched_process_exit and sys_exit. Each writes one
 // fixed-size record (see RecordSize and README.md) into a BPF ring buffer:
-// one shared ring (LayoutShared, like Falco) or a lifecycle ring plus a
-// syscall ring (LayoutSplit, so a syscall flood cannot starve the events that
-// build process state).
+// one shared ring (ringspec.LayoutShared, like Falco) or a lifecycle ring
+// plus a syscall ring (ringspec.LayoutSplit, so a syscall flood cannot starve
+// the events that build process state).
 //
 // Every reserve attempt and every failed reserve is counted in the kernel per
 // category, so after Detach and a full drain of the rings

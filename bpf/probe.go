@@ -15,23 +15,8 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
-
-// Layout selects how records are spread over ring buffers.
-type Layout string
-
-const (
-	// LayoutShared puts every record in one ring, as Falco does: under a
-	// syscall flood lifecycle events drop like any other.
-	LayoutShared Layout = "shared"
-	// LayoutSplit gives fork/exec/exit their own ring, so a syscall flood
-	// cannot starve the events that build process state.
-	LayoutSplit Layout = "split"
-)
-
-// DefaultLifecycleRingSize is the lifecycle ring size of LayoutSplit when
-// Config.LifecycleRingSize is 0.
-const DefaultLifecycleRingSize = 1 << 20
 
 // BTFPath is where the kernel exposes its BTF; CO-RE relocations and the
 // tp_btf attach points are resolved against it.
@@ -40,13 +25,15 @@ const BTFPath = "/sys/kernel/btf/vmlinux"
 // Config configures Load.
 type Config struct {
 	// RingSize is the size in bytes of the syscall ring (the only ring in
-	// LayoutShared): a power of two, at least a page. See ParseSize.
+	// the shared layout): a power of two, at least a page. See
+	// ringspec.ParseSize.
 	RingSize int
-	// LifecycleRingSize is the lifecycle ring of LayoutSplit; 0 means
-	// DefaultLifecycleRingSize. Ignored by LayoutShared.
+	// LifecycleRingSize is the lifecycle ring of the split layout; 0 means
+	// ringspec.DefaultLifecycleRingSize. Ignored by the shared layout.
 	LifecycleRingSize int
-	// Layout is LayoutShared (the default when empty) or LayoutSplit.
-	Layout Layout
+	// Layout is one of ringspec.ProbeLayouts: ringspec.LayoutShared (the
+	// default when empty) or ringspec.LayoutSplit.
+	Layout ringspec.Layout
 	// Hints makes syscall records carry ppid, uid, gid and comm read in the
 	// kernel (FlagHints): 32 more bytes per record, but metadata survives a
 	// lost lifecycle event.
@@ -67,21 +54,20 @@ type Config struct {
 }
 
 func (c *Config) normalize() error {
-	switch c.Layout {
-	case "":
-		c.Layout = LayoutShared
-	case LayoutShared, LayoutSplit:
-	default:
-		return fmt.Errorf("ringwise bpf: unknown layout %q (want %q or %q)", c.Layout, LayoutShared, LayoutSplit)
+	if c.Layout == "" {
+		c.Layout = ringspec.DefaultLayout
 	}
-	if err := ValidateRingSize(c.RingSize); err != nil {
+	if _, err := ringspec.ParseLayout(string(c.Layout), ringspec.ProbeLayouts()...); err != nil {
+		return fmt.Errorf("ringwise bpf: %w", err)
+	}
+	if err := ringspec.ValidateRingSize(c.RingSize); err != nil {
 		return fmt.Errorf("ringwise bpf: ring size %w", err)
 	}
-	if c.Layout == LayoutSplit {
+	if c.Layout.HasLifecycleRing() {
 		if c.LifecycleRingSize == 0 {
-			c.LifecycleRingSize = DefaultLifecycleRingSize
+			c.LifecycleRingSize = ringspec.DefaultLifecycleRingSize
 		}
-		if err := ValidateRingSize(c.LifecycleRingSize); err != nil {
+		if err := ringspec.ValidateRingSize(c.LifecycleRingSize); err != nil {
 			return fmt.Errorf("ringwise bpf: lifecycle ring size %w", err)
 		}
 	}
@@ -131,7 +117,7 @@ func Load(cfg Config) (*Probe, error) {
 	spec.Maps[ringwiseMapRbSyscall].MaxEntries = uint32(cfg.RingSize)
 	lcSize := os.Getpagesize() // unused in the shared layout: keep it minimal
 	split := uint32(0)
-	if cfg.Layout == LayoutSplit {
+	if cfg.Layout.HasLifecycleRing() {
 		lcSize = cfg.LifecycleRingSize
 		split = 1
 	}
@@ -189,7 +175,7 @@ func Load(cfg Config) (*Probe, error) {
 	}
 
 	// Readers first, so nothing written after attach can be missed.
-	if cfg.Layout == LayoutSplit {
+	if cfg.Layout.HasLifecycleRing() {
 		lc, err := newRing("lifecycle", p.objs.RbLifecycle)
 		if err != nil {
 			return nil, err
@@ -264,7 +250,7 @@ func effectiveCaps() (uint64, error) {
 // Config returns the normalized configuration the probe was loaded with.
 func (p *Probe) Config() Config { return p.cfg }
 
-// Rings returns the probe's rings: one for LayoutShared, two for LayoutSplit
+// Rings returns the probe's rings: one for the shared layout, two for split
 // (lifecycle first, then syscall). Read each from one goroutine.
 func (p *Probe) Rings() []*Ring { return p.rings }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 // sysGetpid is getpid's syscall number, the syscall the shedding test floods.
@@ -291,9 +292,9 @@ func TestLifecycleShared(t *testing.T) {
 
 func TestSplitLayout(t *testing.T) {
 	needRoot(t)
-	p := load(t, Config{RingSize: 256 << 10, Layout: LayoutSplit, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
+	p := load(t, Config{RingSize: 256 << 10, Layout: ringspec.LayoutSplit, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
 	rs := p.Rings()
-	if len(rs) != 2 || rs[0].Name() != "lifecycle" || rs[1].Name() != "syscall" || rs[0].Size() != DefaultLifecycleRingSize {
+	if len(rs) != 2 || rs[0].Name() != "lifecycle" || rs[1].Name() != "syscall" || rs[0].Size() != ringspec.DefaultLifecycleRingSize {
 		t.Fatalf("rings: %d", len(rs))
 	}
 	c := collect(p)
@@ -320,7 +321,7 @@ func TestSplitLayout(t *testing.T) {
 func TestThreadsAndExcludedForks(t *testing.T) {
 	needRoot(t)
 	// Not excluded this time: the test's own new threads show as thread forks.
-	p := load(t, Config{RingSize: 1 << 20, Layout: LayoutSplit})
+	p := load(t, Config{RingSize: 1 << 20, Layout: ringspec.LayoutSplit})
 	c := collect(p)
 	var wg sync.WaitGroup
 	for range 8 {
@@ -402,7 +403,7 @@ func TestDropsShared(t *testing.T) {
 
 func TestDropsSplit(t *testing.T) {
 	needRoot(t)
-	p := load(t, Config{RingSize: 8192, Layout: LayoutSplit, LifecycleRingSize: 32 << 20,
+	p := load(t, Config{RingSize: 8192, Layout: ringspec.LayoutSplit, LifecycleRingSize: 32 << 20,
 		ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
 	pids := storm(t, 200)
 	recs := drain(t, p)
@@ -511,7 +512,7 @@ func TestLoadErrors(t *testing.T) {
 		{RingSize: 0},
 		{RingSize: 12345},
 		{RingSize: 1 << 16, Layout: "ring-per-cpu"},
-		{RingSize: 1 << 16, Layout: LayoutSplit, LifecycleRingSize: 3000},
+		{RingSize: 1 << 16, Layout: ringspec.LayoutSplit, LifecycleRingSize: 3000},
 		{RingSize: 1 << 16, WakeupBytes: -1},
 	} {
 		if p, err := Load(cfg); err == nil {
@@ -570,7 +571,7 @@ func TestExecTruncation(t *testing.T) {
 	if err := os.Symlink("/bin/true", exact); err != nil {
 		t.Fatal(err)
 	}
-	p := load(t, Config{RingSize: 1 << 20, Layout: LayoutSplit, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
+	p := load(t, Config{RingSize: 1 << 20, Layout: ringspec.LayoutSplit, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
 	c := collect(p)
 	args := make([]string, 40)
 	for i := range args {

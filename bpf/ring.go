@@ -39,7 +39,7 @@ func newRing(name string, m *ebpf.Map) (*Ring, error) {
 	}, nil
 }
 
-// Name is "shared" (LayoutShared), or "lifecycle" / "syscall" (LayoutSplit).
+// Name is "shared" (shared layout), or "lifecycle" / "syscall" (split layout).
 func (r *Ring) Name() string { return r.name }
 
 // Size is the ring's data size in bytes.

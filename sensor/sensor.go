@@ -24,6 +24,7 @@ import (
 	"github.com/ringwise/ringwise/services/bus"
 	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/procfs"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 // Ring is one kernel ring as the reader sees it.
@@ -233,9 +234,9 @@ const maxSeries = 180_000
 
 func newSensor(cfg Config, probe Probe) *sensor {
 	s := &sensor{cfg: cfg, probe: probe, rings: probe.Rings(), log: cfg.Logger, codec: event.NewCodec()}
-	layout := string(cfg.Probe.Layout)
+	layout := cfg.Probe.Layout
 	if layout == "" {
-		layout = string(bpf.LayoutShared)
+		layout = ringspec.DefaultLayout
 	}
 	s.ringCfg = event.RingConfig{Layout: layout, Hints: cfg.Probe.Hints, Shedding: cfg.ShedHighWater > 0}
 	for _, r := range s.rings {

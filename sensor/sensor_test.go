@@ -19,6 +19,7 @@ import (
 	"github.com/ringwise/ringwise/services/bus"
 	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/procfs"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 // ---- fake probe -------------------------------------------------------
@@ -411,7 +412,7 @@ func checkCommon(t *testing.T, p published, cfg sensor.Config, res sensor.Result
 		// With two rings a batch closes between chunks only and may hold
 		// up to twice BatchMaxEvents.
 		maxEvents := cfg.BatchMaxEvents
-		if cfg.Probe.Layout == bpf.LayoutSplit {
+		if cfg.Probe.Layout == ringspec.LayoutSplit {
 			maxEvents *= 2
 		}
 		if len(b.Events) == 0 || len(b.Events) > maxEvents {
@@ -530,7 +531,7 @@ func TestRunSplitRingsSortedWithinBatch(t *testing.T) {
 	probe := newFakeProbe(700, dropped, splitByRing(evs), "lifecycle", "syscall")
 	pub := &recPub{}
 	cfg := baseConfig(t, pub)
-	cfg.Probe.Layout = bpf.LayoutSplit
+	cfg.Probe.Layout = ringspec.LayoutSplit
 	cfg.BatchMaxEvents = 7
 	res, err := runSensor(t, cfg, probe)
 	if err != nil {

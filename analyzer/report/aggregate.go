@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 // Summary is the analyzer's report for one node, or merged over all nodes.
@@ -322,7 +323,7 @@ func (a *Aggregator) Summary(node string) Summary {
 		case i == 0:
 			s.Ring = n.ring
 		case s.Ring != n.ring:
-			s.Ring = event.RingConfig{Layout: "mixed"}
+			s.Ring = event.RingConfig{Layout: ringspec.LayoutMixed}
 		}
 	}
 	s.finish()

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 // WriteText writes a human-readable report of s: events and the share
@@ -27,9 +27,9 @@ func WriteText(w io.Writer, s Summary) {
 	}
 	b.WriteString(title + "\n")
 	if s.Ring.SizeBytes > 0 || s.Ring.Layout != "" {
-		fmt.Fprintf(&b, "ring:     %s, layout %s", formatBytes(s.Ring.SizeBytes), orDash(s.Ring.Layout))
+		fmt.Fprintf(&b, "ring:     %s, layout %s", ringspec.ProseSize(s.Ring.SizeBytes), orDash(string(s.Ring.Layout)))
 		if s.Ring.LifecycleSizeBytes > 0 {
-			fmt.Fprintf(&b, " (lifecycle ring %s)", formatBytes(s.Ring.LifecycleSizeBytes))
+			fmt.Fprintf(&b, " (lifecycle ring %s)", ringspec.ProseSize(s.Ring.LifecycleSizeBytes))
 		}
 		if s.Ring.Hints {
 			b.WriteString(", hints")
@@ -140,15 +140,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// formatBytes renders n in MiB/KiB when exact, else bytes.
-func formatBytes(n int) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return strconv.Itoa(n>>20) + " MiB"
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return strconv.Itoa(n>>10) + " KiB"
-	}
-	return strconv.Itoa(n) + " B"
 }

@@ -4,11 +4,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ringwise/ringwise/bpf"
 	"github.com/ringwise/ringwise/sensor"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 // sizeFlag is a ring size in bytes given with a unit (64KiB, 16MiB).
@@ -18,11 +20,11 @@ func (s sizeFlag) String() string {
 	if s.n == nil || *s.n == 0 {
 		return ""
 	}
-	return bpf.FormatSize(*s.n)
+	return ringspec.FlagSize(*s.n)
 }
 
 func (s sizeFlag) Set(v string) error {
-	n, err := bpf.ParseSize(v)
+	n, err := ringspec.ParseSize(v)
 	if err != nil {
 		return err
 	}
@@ -56,14 +58,14 @@ func (f *sensorFlags) register(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
 	fs.StringVar(&f.node, "node", host, "node name, the last token of every subject")
 	fs.Var(sizeFlag{&f.ringSize}, "ring-size", "ring size in bytes, a power of two with an optional unit: 64KiB, 16MiB (overrides --buf-size-preset)")
-	fs.IntVar(&f.preset, "buf-size-preset", 4, "ring size as Falco's bufSizePreset: 1=1MiB 2=2MiB 3=4MiB 4=8MiB 5=16MiB … 10=512MiB")
-	fs.StringVar(&f.layout, "layout", "shared", "ring layout: shared (one ring, like Falco) or split (lifecycle events get their own ring)")
-	fs.Var(sizeFlag{&f.lifecycleSize}, "lifecycle-ring-size", "lifecycle ring size of the split layout (default 1MiB)")
+	fs.IntVar(&f.preset, "buf-size-preset", ringspec.DefaultPreset, "ring size as Falco's bufSizePreset: "+ringspec.PresetHelp())
+	fs.StringVar(&f.layout, "layout", string(ringspec.DefaultLayout), "ring layout: shared (one ring, like Falco) or split (lifecycle events get their own ring)")
+	fs.Var(sizeFlag{&f.lifecycleSize}, "lifecycle-ring-size", "lifecycle ring size of the split layout (default "+ringspec.FlagSize(ringspec.DefaultLifecycleRingSize)+")")
 	fs.BoolVar(&f.hints, "hints", false, "syscall records carry comm, ppid and uid read in the kernel (+32 bytes per record)")
 	fs.BoolVar(&f.excludeSelf, "exclude-self", true, "leave this process's own threads out of capture, in the kernel")
 	fs.DurationVar(&f.consumerCost, "consumer-cost", 0, "LAB KNOB: busy work added per event in the sensor's reader to emulate a loaded monitor (e.g. 20us)")
-	fs.Float64Var(&f.shedHigh, "shed-high", 0, "adaptive shedding: ring fill fraction above which low-value syscalls are shed (0 = off; e.g. 0.75)")
-	fs.Float64Var(&f.shedLow, "shed-low", 0.25, "adaptive shedding: ring fill fraction below which shedding stops")
+	fs.Float64Var(&f.shedHigh, "shed-high", 0, "adaptive shedding: ring fill fraction above which low-value syscalls are shed (0 = off; the lab's shared+shed uses "+strconv.FormatFloat(ringspec.DefaultShedHighWater, 'g', -1, 64)+")")
+	fs.Float64Var(&f.shedLow, "shed-low", ringspec.DefaultShedLowWater, "adaptive shedding: ring fill fraction below which shedding stops")
 	fs.StringVar(&f.shedSyscalls, "shed-syscalls", DefaultShedSyscalls, "comma-separated syscall numbers eligible for shedding")
 	fs.IntVar(&f.batchEvents, "batch-events", 1024, "max events per published batch")
 	fs.DurationVar(&f.batchDelay, "batch-delay", 20*time.Millisecond, "max time an event waits in an open batch")
@@ -73,7 +75,7 @@ func (f *sensorFlags) register(fs *flag.FlagSet) {
 func (f *sensorFlags) config() (sensor.Config, error) {
 	size := f.ringSize
 	if size == 0 {
-		n, err := bpf.PresetSize(f.preset)
+		n, err := ringspec.PresetSize(f.preset)
 		if err != nil {
 			return sensor.Config{}, fmt.Errorf("--buf-size-preset: %w", err)
 		}
@@ -82,9 +84,9 @@ func (f *sensorFlags) config() (sensor.Config, error) {
 	if f.consumerCost < 0 {
 		return sensor.Config{}, fmt.Errorf("--consumer-cost %v: must be >= 0", f.consumerCost)
 	}
-	layout := bpf.Layout(f.layout)
-	if layout != bpf.LayoutShared && layout != bpf.LayoutSplit {
-		return sensor.Config{}, fmt.Errorf("--layout %q: want shared or split", f.layout)
+	layout, err := ringspec.ParseLayout(f.layout, ringspec.ProbeLayouts()...)
+	if err != nil {
+		return sensor.Config{}, fmt.Errorf("--layout: %w", err)
 	}
 	var shed []uint32
 	for _, s := range strings.Split(f.shedSyscalls, ",") {

@@ -11,26 +11,27 @@ import (
 	"path/filepath"
 
 	"github.com/ringwise/ringwise/internal/lab"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("lab", "lab [--sizes 1MiB,2MiB,4MiB,16MiB] [--layouts shared,split] [--repeat R] [--out DIR] [--json] [--source bpf|sim]", stderr)
-	sizes := fs.String("sizes", "1MiB,2MiB,4MiB,16MiB", "ring sizes to compare (the seed table's sizes)")
-	layouts := fs.String("layouts", "shared,split", "layouts to compare: shared, split, shared+hints, shared+shed")
+	sizes := fs.String("sizes", ringspec.FlagSizes(lab.DefaultSizes()), "ring sizes to compare (the seed table's sizes)")
+	layouts := fs.String("layouts", ringspec.JoinLayouts(lab.DefaultLayouts(), ","), "layouts to compare: "+ringspec.JoinLayouts(ringspec.LabLayouts(), ", "))
 	var lcSize int
-	fs.Var(sizeFlag{&lcSize}, "lifecycle-ring-size", "lifecycle ring of the split layout (default 1MiB)")
+	fs.Var(sizeFlag{&lcSize}, "lifecycle-ring-size", "lifecycle ring of the split layout (default "+ringspec.FlagSize(ringspec.DefaultLifecycleRingSize)+")")
 	procs := fs.Int("procs", lab.DefaultProcs, "flood: children per run")
 	burst := fs.Int("burst", lab.DefaultBurst, "flood: children per burst")
 	pause := fs.Duration("pause", lab.DefaultPause, "flood: pause between bursts")
 	parallel := fs.Int("parallel", lab.DefaultParallel, "flood: concurrent spawners")
 	cost := fs.Duration("consumer-cost", lab.DefaultConsumerCost, "LAB KNOB: emulated per-event cost of a loaded monitor in the sensor's reader; the default puts a 2-core node in the bursty regime where ring size decides")
 	repeat := fs.Int("repeat", lab.DefaultRepeat, "runs per combination; the table shows the mean and the spread (standard deviation)")
-	target := fs.Float64("target", lab.DefaultTargetPct, "recommendation target: highest acceptable % of events missing metadata")
+	target := fs.Float64("target", ringspec.DefaultTargetPct, "recommendation target: highest acceptable % of events missing metadata")
 	source := fs.String("source", "bpf", "bpf: measure on this node (root); sim: the ring model alone, SIMULATED, for machines without BPF")
 	out := fs.String("out", "", "write results.json, loss.svg and report.html into DIR")
 	asJSON := fs.Bool("json", false, "print results.json to stdout instead of the table")
-	shedHigh := fs.Float64("shed-high", 0.5, "shared+shed: ring fill fraction where shedding starts")
-	shedLow := fs.Float64("shed-low", 0.1, "shared+shed: ring fill fraction where shedding stops")
+	shedHigh := fs.Float64("shed-high", ringspec.DefaultShedHighWater, "shared+shed: ring fill fraction where shedding starts")
+	shedLow := fs.Float64("shed-low", ringspec.DefaultShedLowWater, "shared+shed: ring fill fraction where shedding stops")
 	shedSys := fs.String("shed-syscalls", DefaultShedSyscalls, "shared+shed: syscall numbers eligible for shedding")
 	node := fs.String("node", hostname(), "node name")
 	verbose := fs.Bool("v", false, "log to stderr")
@@ -44,13 +45,13 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Repeat: *repeat, TargetPct: *target, Source: *source, Node: *node, LifecycleSize: lcSize,
 		ShedHigh: *shedHigh, ShedLow: *shedLow}
 	var err error
-	if cfg.Sizes, err = lab.ParseSizes(*sizes); err != nil {
+	if cfg.Sizes, err = ringspec.ParseSizes(*sizes); err != nil {
 		return fmt.Errorf("--sizes: %w", err)
 	}
-	if cfg.Layouts, err = lab.ParseLayouts(*layouts); err != nil {
+	if cfg.Layouts, err = ringspec.ParseLayouts(*layouts, ringspec.LabLayouts()...); err != nil {
 		return fmt.Errorf("--layouts: %w", err)
 	}
-	sf := sensorFlags{shedSyscalls: *shedSys, layout: "shared", preset: 4}
+	sf := sensorFlags{shedSyscalls: *shedSys, layout: string(ringspec.DefaultLayout), preset: ringspec.DefaultPreset}
 	sc, err := sf.config()
 	if err != nil {
 		return err

@@ -15,11 +15,11 @@ import (
 
 	"github.com/ringwise/ringwise/analyzer"
 	"github.com/ringwise/ringwise/analyzer/report"
-	"github.com/ringwise/ringwise/bpf"
 	"github.com/ringwise/ringwise/enricher"
 	"github.com/ringwise/ringwise/internal/flood"
 	"github.com/ringwise/ringwise/sensor"
 	"github.com/ringwise/ringwise/services/bus"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 // connectJS connects to url and makes sure the streams exist.
@@ -71,7 +71,7 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	pub := &bus.AsyncPublisher{JS: js}
 	cfg.Publisher, cfg.NC, cfg.Logger = pub, nc, logger(stderr)
 	fmt.Fprintf(stderr, "ringwise sensor: node %s, ring %s (%s), consumer-cost %v%s, publishing to %s\n",
-		cfg.Node, bpf.FormatSize(cfg.Probe.RingSize), cfg.Probe.Layout, cfg.ConsumerCost, labKnobNote(cfg.ConsumerCost), bus.RawSubject(cfg.Node))
+		cfg.Node, ringspec.ProseSize(cfg.Probe.RingSize), cfg.Probe.Layout, cfg.ConsumerCost, labKnobNote(cfg.ConsumerCost), bus.RawSubject(cfg.Node))
 	res, err := sensor.Run(ctx, cfg)
 	if failed, ferr := pub.Flush(); failed > 0 {
 		fmt.Fprintf(stderr, "ringwise sensor: %d publishes failed: %v\n", failed, ferr)
@@ -117,7 +117,7 @@ func cmdAnalyzer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	url := fs.String("nats", "", "NATS URL (required)")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "serve /api/summary and /api/recommendation here")
 	durable := fs.String("durable", analyzer.DefaultDurable, "durable consumer name")
-	target := fs.Float64("target", 0.1, "recommendation target: highest acceptable % of events missing metadata")
+	target := fs.Float64("target", ringspec.DefaultTargetPct, "recommendation target: highest acceptable % of events missing metadata")
 	memory := fs.Bool("memory-streams", false, "create missing streams in memory instead of on file")
 	if err := parse(fs, args); err != nil {
 		return err

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/ringwise/ringwise/analyzer/report"
-	"github.com/ringwise/ringwise/bpf"
 	"github.com/ringwise/ringwise/internal/flood"
 	"github.com/ringwise/ringwise/internal/pipeline"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -68,7 +68,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		report = stderr
 	}
 	fmt.Fprintf(stderr, "ringwise up: node %s, ring %s (%s), consumer-cost %v%s, duration %v\n",
-		scfg.Node, bpf.FormatSize(scfg.Probe.RingSize), scfg.Probe.Layout, scfg.ConsumerCost, labKnobNote(scfg.ConsumerCost), durationText(*duration))
+		scfg.Node, ringspec.ProseSize(scfg.Probe.RingSize), scfg.Probe.Layout, scfg.ConsumerCost, labKnobNote(scfg.ConsumerCost), durationText(*duration))
 	res, runErr := pipeline.Run(ctx, opts)
 	if runErr != nil && res.Sensor.Ring.SizeBytes == 0 {
 		return runErr

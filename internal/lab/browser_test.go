@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 // renderChromium returns the path of a Chromium binary, or skips the test.
@@ -124,7 +126,7 @@ func TestBrowserReport(t *testing.T) {
 			renderScreenshot(t, bin, "file://"+filepath.Join(dir, "loss.svg"), filepath.Join(shots, "loss-"+src+".png"), 800, 480)
 
 			dom := string(renderRunChromium(t, bin, "--dump-dom", report))
-			for _, want := range []string{`<table id="results">`, "<svg", "</svg>", "polyline", `<table id="seed">`, `<table id="candidates">`, r.Rows[0].Layout, "seed article (Falco)"} {
+			for _, want := range []string{`<table id="results">`, "<svg", "</svg>", "polyline", `<table id="seed">`, `<table id="candidates">`, string(r.Rows[0].Layout), "seed article (Falco)"} {
 				if !strings.Contains(dom, want) {
 					t.Errorf("DOM lacks %q", want)
 				}
@@ -146,7 +148,7 @@ func TestBrowserWideChart(t *testing.T) {
 	r := renderFixture("bpf")
 	r.Rows = nil
 	for p := 0; p < 10; p++ {
-		for li, l := range []string{"shared", "split"} {
+		for li, l := range ringspec.ProbeLayouts() {
 			m := 30 / float64(p+1+3*li)
 			r.Rows = append(r.Rows, Row{SizeBytes: 1 << (20 + p), Layout: l, MissingPct: m, MissingPctSpread: m / 10, PredictedMissingPct: m * 1.05})
 		}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 // htmlView is what the report template shows, already formatted.
@@ -36,7 +38,7 @@ type htmlCandidate struct {
 }
 
 var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"size": renderSize,
+	"size": ringspec.ProseSize,
 	"pct":  renderPct,
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
@@ -146,7 +148,7 @@ func htmlEvidence(r *Results) ([][2]string, string) {
 		{"calibration", cal},
 	}
 	if rec.SizeBytes > 0 {
-		out = append(out, [2]string{"recommended", fmt.Sprintf("%s %s (bufSizePreset %d)", renderSize(rec.SizeBytes), rec.Layout, rec.BufSizePreset)})
+		out = append(out, [2]string{"recommended", fmt.Sprintf("%s %s (bufSizePreset %d)", ringspec.ProseSize(rec.SizeBytes), rec.Layout, rec.BufSizePreset)})
 	}
 	tp := rec.TargetPct
 	if tp <= 0 {
@@ -185,16 +187,16 @@ func htmlBuildView(r *Results) htmlView {
 	for _, c := range rec.Evidence.Candidates {
 		lc := "—"
 		if c.LifecycleSizeBytes > 0 {
-			lc = renderSize(c.LifecycleSizeBytes)
+			lc = ringspec.ProseSize(c.LifecycleSizeBytes)
 		}
 		v.Candidates = append(v.Candidates, htmlCandidate{
 			Preset:    strconv.Itoa(c.Preset),
-			Size:      renderSize(c.SizeBytes),
+			Size:      ringspec.ProseSize(c.SizeBytes),
 			Layout:    string(c.Layout),
 			Lifecycle: lc,
-			Memory:    renderSize(c.MemoryBytes),
+			Memory:    ringspec.ProseSize(c.MemoryBytes),
 			Missing:   renderPct(c.PredictedMissingPct),
-			Chosen:    rec.SizeBytes > 0 && c.SizeBytes == rec.SizeBytes && string(c.Layout) == rec.Layout,
+			Chosen:    rec.SizeBytes > 0 && c.SizeBytes == rec.SizeBytes && c.Layout == rec.Layout,
 		})
 	}
 	return v

@@ -6,7 +6,6 @@ package lab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -20,14 +19,7 @@ import (
 	"github.com/ringwise/ringwise/sensor"
 	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/ringmodel"
-)
-
-// Layout names the lab accepts.
-const (
-	LayoutShared      = "shared"
-	LayoutSplit       = "split"
-	LayoutSharedHints = "shared+hints"
-	LayoutSharedShed  = "shared+shed"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 // Defaults of the standard flood and the emulated monitor. On a 2-core
@@ -41,21 +33,20 @@ const (
 	DefaultParallel     = 4
 	DefaultConsumerCost = 25 * time.Microsecond
 	DefaultRepeat       = 1
-	DefaultTargetPct    = 0.1
 )
 
 // DefaultSizes are the seed table's sizes.
 func DefaultSizes() []int { return []int{1 << 20, 2 << 20, 4 << 20, 16 << 20} }
 
 // DefaultLayouts are compared by default.
-func DefaultLayouts() []string { return []string{LayoutShared, LayoutSplit} }
+func DefaultLayouts() []ringspec.Layout { return ringspec.ProbeLayouts() }
 
 // DefaultConfig is the standard lab: the seed's sizes, both layouts, the
 // standard flood and the default emulated monitor cost.
 func DefaultConfig() Config {
 	return Config{Sizes: DefaultSizes(), Layouts: DefaultLayouts(), Procs: DefaultProcs, Burst: DefaultBurst,
 		Pause: DefaultPause, Parallel: DefaultParallel, ConsumerCost: DefaultConsumerCost, Repeat: DefaultRepeat,
-		TargetPct: DefaultTargetPct, Source: "bpf"}
+		TargetPct: ringspec.DefaultTargetPct, Source: "bpf"}
 }
 
 // Config configures a lab run. Zero fields take the defaults, except
@@ -63,7 +54,7 @@ func DefaultConfig() Config {
 // DefaultConfig for the standard lab.
 type Config struct {
 	Sizes         []int
-	Layouts       []string
+	Layouts       []ringspec.Layout
 	LifecycleSize int
 	Procs         int
 	Burst         int
@@ -87,7 +78,7 @@ func (c *Config) defaults() error {
 		c.Sizes = DefaultSizes()
 	}
 	for _, s := range c.Sizes {
-		if err := bpf.ValidateRingSize(s); err != nil {
+		if err := ringspec.ValidateRingSize(s); err != nil {
 			return fmt.Errorf("lab: --sizes: %w", err)
 		}
 	}
@@ -95,14 +86,12 @@ func (c *Config) defaults() error {
 		c.Layouts = DefaultLayouts()
 	}
 	for _, l := range c.Layouts {
-		switch l {
-		case LayoutShared, LayoutSplit, LayoutSharedHints, LayoutSharedShed:
-		default:
-			return fmt.Errorf("lab: --layouts: unknown layout %q (want shared, split, shared+hints or shared+shed)", l)
+		if _, err := ringspec.ParseLayout(string(l), ringspec.LabLayouts()...); err != nil {
+			return fmt.Errorf("lab: --layouts: %w", err)
 		}
 	}
 	if c.LifecycleSize == 0 {
-		c.LifecycleSize = bpf.DefaultLifecycleRingSize
+		c.LifecycleSize = ringspec.DefaultLifecycleRingSize
 	}
 	if c.Procs == 0 {
 		c.Procs = DefaultProcs
@@ -120,7 +109,7 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("lab: --repeat %d: want 1..100", c.Repeat)
 	}
 	if c.TargetPct == 0 {
-		c.TargetPct = DefaultTargetPct
+		c.TargetPct = ringspec.DefaultTargetPct
 	}
 	if c.TargetPct < 0 || c.TargetPct >= 100 {
 		return fmt.Errorf("lab: --target %v: want a percentage in (0, 100)", c.TargetPct)
@@ -135,7 +124,7 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("lab: --source %q: want bpf or sim", c.Source)
 	}
 	if c.ShedHigh == 0 {
-		c.ShedHigh, c.ShedLow = 0.5, 0.1
+		c.ShedHigh, c.ShedLow = ringspec.DefaultShedHighWater, ringspec.DefaultShedLowWater
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -198,7 +187,7 @@ type measured struct {
 func runBPF(ctx context.Context, cfg Config, res *Results) error {
 	type key struct {
 		size   int
-		layout string
+		layout ringspec.Layout
 	}
 	runs := map[key][]measured{}
 	// Interleave repeats (all combinations once, then again) so that a
@@ -209,7 +198,7 @@ func runBPF(ctx context.Context, cfg Config, res *Results) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				label := fmt.Sprintf("%s %s #%d", bpf.FormatSize(size), layout, rep+1)
+				label := fmt.Sprintf("%s %s #%d", ringspec.ProseSize(size), layout, rep+1)
 				if cfg.Progress != nil {
 					cfg.Progress.Start(label)
 				}
@@ -255,7 +244,7 @@ func runBPF(ctx context.Context, cfg Config, res *Results) error {
 				p := ringmodel.Simulate(m.load, modelRing(size, layout, cfg.LifecycleSize))
 				preds = append(preds, cal.MissingPct(p))
 				dpreds = append(dpreds, 100*safeDiv(p.Dropped[0]+p.Dropped[1], p.Attempted[0]+p.Attempted[1]))
-				if layout == LayoutShared || layout == LayoutSplit {
+				if layout == ringspec.LayoutShared || layout == ringspec.LayoutSplit {
 					pooled = append(pooled, m.load)
 				}
 			}
@@ -270,15 +259,13 @@ func runBPF(ctx context.Context, cfg Config, res *Results) error {
 
 func (m measured) attemptedLifecycle() uint64 { return m.run.attemptedLC }
 
-func runOne(ctx context.Context, cfg Config, size int, layout string) (measured, error) {
-	pc := bpf.Config{RingSize: size, Layout: bpf.LayoutShared}
+func runOne(ctx context.Context, cfg Config, size int, layout ringspec.Layout) (measured, error) {
+	pc := bpf.Config{RingSize: size, Layout: layout.Base(), Hints: layout.Hints()}
 	scfg := sensor.Config{Node: cfg.Node, ExcludeSelf: true, ConsumerCost: cfg.ConsumerCost}
-	switch layout {
-	case LayoutSplit:
-		pc.Layout, pc.LifecycleRingSize = bpf.LayoutSplit, cfg.LifecycleSize
-	case LayoutSharedHints:
-		pc.Hints = true
-	case LayoutSharedShed:
+	if layout.HasLifecycleRing() {
+		pc.LifecycleRingSize = cfg.LifecycleSize
+	}
+	if layout.Sheds() {
 		pc.ShedSyscalls = cfg.ShedSyscalls
 		scfg.ShedHighWater, scfg.ShedLowWater = cfg.ShedHigh, cfg.ShedLow
 	}
@@ -315,7 +302,7 @@ func runOne(ctx context.Context, cfg Config, size int, layout string) (measured,
 	return m, nil
 }
 
-func buildRow(size int, layout string, ms []measured) Row {
+func buildRow(size int, layout ringspec.Layout, ms []measured) Row {
 	row := Row{SizeBytes: size, Layout: layout, ByReason: map[string]float64{}}
 	var att, drop, lcDrop, shed, miss, wrong, bpe, evs, tp, tm, tw []float64
 	for _, m := range ms {
@@ -361,11 +348,11 @@ func buildRow(size int, layout string, ms []measured) Row {
 	return row
 }
 
-func modelRing(size int, layout string, lcSize int) ringmodel.Ring {
-	if layout == LayoutSplit {
-		return ringmodel.Ring{SizeBytes: size, LifecycleSizeBytes: lcSize, Layout: ringmodel.LayoutSplit}
+func modelRing(size int, layout ringspec.Layout, lcSize int) ringmodel.Ring {
+	if layout.HasLifecycleRing() {
+		return ringmodel.Ring{SizeBytes: size, LifecycleSizeBytes: lcSize, Layout: ringspec.LayoutSplit}
 	}
-	return ringmodel.Ring{SizeBytes: size, Layout: ringmodel.LayoutShared}
+	return ringmodel.Ring{SizeBytes: size, Layout: ringspec.LayoutShared}
 }
 
 // recommend runs the recommender over the pooled load of every run (the
@@ -373,17 +360,17 @@ func modelRing(size int, layout string, lcSize int) ringmodel.Ring {
 func recommend(cfg Config, loads []ringmodel.Load, cal ringmodel.Calibration) Recommendation {
 	load := concatLoads(loads)
 	rec := ringmodel.Recommend(load, cal, ringmodel.Options{TargetPct: cfg.TargetPct, LifecycleSizeBytes: cfg.LifecycleSize})
-	out := Recommendation{SizeBytes: rec.SizeBytes, BufSizePreset: rec.BufSizePreset, Layout: string(rec.Layout),
+	out := Recommendation{SizeBytes: rec.SizeBytes, BufSizePreset: rec.BufSizePreset, Layout: rec.Layout,
 		TargetPct: cfg.TargetPct, Evidence: rec}
 	ev := rec.Evidence
 	out.Line = fmt.Sprintf("%s [evidence: peak %.0f ev/s, longest burst %.0f ms (%.0f records beyond the drain), drain %.0f ev/s, mean %.0f ev/s, headroom %.2fx]",
 		rec.Verdict, ev.PeakRate, ev.BurstMs, ev.BurstRecords, ev.DrainRate, ev.MeanRate, ev.Headroom)
-	if rec.Layout == ringmodel.LayoutSplit && !rec.Evidence.ConsumerTooSlow {
+	if rec.Layout == ringspec.LayoutSplit && !rec.Evidence.ConsumerTooSlow {
 		// Falco and most monitors have one shared ring: say what that needs.
 		for _, c := range rec.Candidates {
-			if c.Layout == ringmodel.LayoutShared && c.PredictedMissingPct <= cfg.TargetPct {
+			if c.Layout == ringspec.LayoutShared && c.PredictedMissingPct <= cfg.TargetPct {
 				out.Line += fmt.Sprintf("; with a single shared ring (as in Falco) set bufSizePreset %d (%s): predicted %.2f%% missing",
-					c.Preset, bpf.FormatSize(c.SizeBytes), c.PredictedMissingPct)
+					c.Preset, ringspec.ProseSize(c.SizeBytes), c.PredictedMissingPct)
 				break
 			}
 		}
@@ -460,37 +447,4 @@ func kernelRelease() string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
-}
-
-// ParseLayouts splits a comma-separated layout list.
-func ParseLayouts(s string) ([]string, error) {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no layout given")
-	}
-	return out, nil
-}
-
-// ParseSizes splits a comma-separated size list (1MiB,2MiB,...).
-func ParseSizes(s string) ([]int, error) {
-	var out []int
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		n, err := bpf.ParseSize(p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no size given")
-	}
-	return out, nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 func TestLabSimulated(t *testing.T) {
@@ -23,7 +25,7 @@ func TestLabSimulated(t *testing.T) {
 	}
 	byKey := map[string]Row{}
 	for _, r := range res.Rows {
-		byKey[r.Layout+"/"+strconv.Itoa(r.SizeBytes)] = r
+		byKey[string(r.Layout)+"/"+strconv.Itoa(r.SizeBytes)] = r
 		if r.MissingPct != r.PredictedMissingPct {
 			t.Errorf("sim row %s %d: measured %v != predicted %v (sim has nothing but the model)", r.Layout, r.SizeBytes, r.MissingPct, r.PredictedMissingPct)
 		}
@@ -33,7 +35,7 @@ func TestLabSimulated(t *testing.T) {
 		t.Errorf("simulated shared layout lacks the seed's shape: 1MiB %.2f%%, 16MiB %.2f%%", small.MissingPct, big.MissingPct)
 	}
 	for _, r := range res.Rows {
-		if r.Layout == LayoutSplit && (r.LifecycleDroppedPct != 0 || r.MissingPct != 0) {
+		if r.Layout == ringspec.LayoutSplit && (r.LifecycleDroppedPct != 0 || r.MissingPct != 0) {
 			t.Errorf("simulated split %d: lifecycle dropped %.2f%%, missing %.2f%%", r.SizeBytes, r.LifecycleDroppedPct, r.MissingPct)
 		}
 	}
@@ -42,7 +44,7 @@ func TestLabSimulated(t *testing.T) {
 	if strings.Count(table.String(), "SIMULATED") < len(res.Rows) {
 		t.Errorf("simulated table is not marked SIMULATED on every row:\n%s", table.String())
 	}
-	if res.Recommendation.Line == "" || res.Recommendation.TargetPct != DefaultTargetPct {
+	if res.Recommendation.Line == "" || res.Recommendation.TargetPct != ringspec.DefaultTargetPct {
 		t.Errorf("recommendation %+v", res.Recommendation)
 	}
 	dir := t.TempDir()
@@ -80,7 +82,7 @@ func TestLabSimulated(t *testing.T) {
 func TestLabConfigErrors(t *testing.T) {
 	for name, cfg := range map[string]Config{
 		"bad size":      {Sizes: []int{3000}},
-		"bad layout":    {Layouts: []string{"triple"}},
+		"bad layout":    {Layouts: []ringspec.Layout{"triple"}},
 		"bad source":    {Source: "cloud"},
 		"bad repeat":    {Repeat: -1},
 		"bad target":    {TargetPct: 150},
@@ -103,7 +105,7 @@ func TestLabRealBPF(t *testing.T) {
 		t.Skip("-short")
 	}
 	cfg := Config{
-		Sizes: []int{64 << 10, 16 << 20}, Layouts: []string{LayoutShared, LayoutSplit, LayoutSharedShed},
+		Sizes: []int{64 << 10, 16 << 20}, Layouts: []ringspec.Layout{ringspec.LayoutShared, ringspec.LayoutSplit, ringspec.LayoutSharedShed},
 		Procs: 600, Burst: 300, Pause: 300 * time.Millisecond, Parallel: 4,
 		ConsumerCost: 25 * time.Microsecond, Node: "labtest",
 		ShedSyscalls: []uint32{0, 1, 3, 5, 8, 9, 10, 11, 12, 13, 14, 17, 21, 262},
@@ -127,15 +129,15 @@ func TestLabRealBPF(t *testing.T) {
 			}
 		}
 		switch {
-		case r.Layout == LayoutSplit:
+		case r.Layout == ringspec.LayoutSplit:
 			if r.LifecycleDroppedPct != 0 || r.MissingPct > 0.1 {
 				t.Errorf("split %d: lifecycle dropped %.2f%%, missing %.2f%% (by reason %v)", r.SizeBytes, r.LifecycleDroppedPct, r.MissingPct, r.ByReason)
 			}
-		case r.Layout == LayoutShared && r.SizeBytes == 64<<10:
+		case r.Layout == ringspec.LayoutShared && r.SizeBytes == 64<<10:
 			if r.DroppedPct == 0 || r.MissingPct == 0 {
 				t.Errorf("64KiB shared under a flood: dropped %.2f%%, missing %.2f%%; want both > 0", r.DroppedPct, r.MissingPct)
 			}
-		case r.Layout == LayoutSharedShed && r.SizeBytes == 64<<10:
+		case r.Layout == ringspec.LayoutSharedShed && r.SizeBytes == 64<<10:
 			if r.ShedPct == 0 {
 				t.Errorf("64KiB shared+shed: nothing shed")
 			}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ringwise/ringwise/services/ringmodel"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 // renderFixture is a hand-built lab result: 2 layouts × 4 sizes.
@@ -23,7 +24,7 @@ func renderFixture(source string) *Results {
 	r := &Results{
 		Params: Params{
 			ConsumerCostNs: 2500, Procs: 5000, Burst: 200, PauseMs: 5, Parallel: 4, Repeat: 3,
-			Source: source, Sizes: sizes, Layouts: []string{"shared", "split"},
+			Source: source, Sizes: sizes, Layouts: ringspec.ProbeLayouts(),
 			LifecycleSize: 256 << 10, TargetPct: 0.1,
 		},
 		Seed:        SeedTable(),
@@ -34,7 +35,7 @@ func renderFixture(source string) *Results {
 	}
 	shared := []float64{18.31, 12.07, 6.02, 0.04}
 	split := []float64{3.12, 1.51, 0.42, 0}
-	for li, l := range []string{"shared", "split"} {
+	for li, l := range ringspec.ProbeLayouts() {
 		miss := shared
 		if li == 1 {
 			miss = split
@@ -59,9 +60,10 @@ func renderFixture(source string) *Results {
 	}
 	cands := []ringmodel.Candidate{}
 	for p := 1; p <= 5; p++ {
-		for _, l := range []ringmodel.Layout{ringmodel.LayoutShared, ringmodel.LayoutSplit} {
-			c := ringmodel.Candidate{Preset: p, SizeBytes: ringmodel.PresetBytes(p), Layout: l, MemoryBytes: ringmodel.PresetBytes(p), PredictedMissingPct: 20 / float64(p*p)}
-			if l == ringmodel.LayoutSplit {
+		for _, l := range ringspec.ProbeLayouts() {
+			size, _ := ringspec.PresetSize(p)
+			c := ringmodel.Candidate{Preset: p, SizeBytes: size, Layout: l, MemoryBytes: size, PredictedMissingPct: 20 / float64(p*p)}
+			if l == ringspec.LayoutSplit {
 				c.LifecycleSizeBytes = 256 << 10
 				c.MemoryBytes += 256 << 10
 				c.PredictedMissingPct /= 5
@@ -73,7 +75,7 @@ func renderFixture(source string) *Results {
 		SizeBytes: 16 << 20, BufSizePreset: 5, Layout: "shared", TargetPct: 0.1,
 		Line: "set bufSizePreset 5 (16 MiB, shared): predicted 0.05 % missing <= 0.1 % target",
 		Evidence: ringmodel.Recommendation{
-			SizeBytes: 16 << 20, BufSizePreset: 5, Layout: ringmodel.LayoutShared, TargetPct: 0.1,
+			SizeBytes: 16 << 20, BufSizePreset: 5, Layout: ringspec.LayoutShared, TargetPct: 0.1,
 			PredictedMissingPct: 0.05, MeetsTarget: true,
 			Evidence: ringmodel.Evidence{
 				PeakRate: 2.4e6, MeanRate: 3.1e5, BurstMs: 42.5, BurstRecords: 81234,
@@ -98,7 +100,7 @@ func TestRenderTableText(t *testing.T) {
 			for _, row := range r.Rows {
 				for _, c := range renderRowCells(row) {
 					if !strings.Contains(out, c) {
-						t.Errorf("table lacks %q of row %s %s", c, renderSize(row.SizeBytes), row.Layout)
+						t.Errorf("table lacks %q of row %s %s", c, ringspec.ProseSize(row.SizeBytes), row.Layout)
 					}
 				}
 			}
@@ -411,14 +413,6 @@ func TestOutputsWrite(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 3 {
 		t.Errorf("%d files after rewrite", len(ents))
-	}
-}
-
-func TestRenderSize(t *testing.T) {
-	for in, want := range map[int]string{1 << 20: "1 MiB", 512 << 10: "512 KiB", 3 << 19: "1.5 MiB", 1 << 30: "1 GiB", 100: "100 B", 0: "0 B"} {
-		if got := renderSize(in); got != want {
-			t.Errorf("renderSize(%d) = %q, want %q", in, got, want)
-		}
 	}
 }
 

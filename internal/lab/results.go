@@ -1,6 +1,9 @@
 package lab
 
-import "github.com/ringwise/ringwise/services/ringmodel"
+import (
+	"github.com/ringwise/ringwise/services/ringmodel"
+	"github.com/ringwise/ringwise/services/ringspec"
+)
 
 // Results is results.json: every row with its parameters, and the
 // recommendation with its evidence. Field names are part of ringwise's
@@ -21,23 +24,25 @@ type Results struct {
 
 // Params are the lab's parameters.
 type Params struct {
-	ConsumerCostNs int64    `json:"consumer_cost_ns"`
-	Procs          int      `json:"procs"`
-	Burst          int      `json:"burst"`
-	PauseMs        float64  `json:"pause_ms"`
-	Parallel       int      `json:"parallel"`
-	Repeat         int      `json:"repeat"`
-	Source         string   `json:"source"` // "bpf" (measured) or "sim" (simulated)
-	Sizes          []int    `json:"sizes"`
-	Layouts        []string `json:"layouts"`
-	LifecycleSize  int      `json:"lifecycle_size_bytes"`
-	TargetPct      float64  `json:"target_pct"`
+	ConsumerCostNs int64             `json:"consumer_cost_ns"`
+	Procs          int               `json:"procs"`
+	Burst          int               `json:"burst"`
+	PauseMs        float64           `json:"pause_ms"`
+	Parallel       int               `json:"parallel"`
+	Repeat         int               `json:"repeat"`
+	Source         string            `json:"source"` // "bpf" (measured) or "sim" (simulated)
+	Sizes          []int             `json:"sizes"`
+	Layouts        []ringspec.Layout `json:"layouts"`
+	LifecycleSize  int               `json:"lifecycle_size_bytes"`
+	TargetPct      float64           `json:"target_pct"`
 }
 
 // Row is one (size, layout) combination, averaged over the repeats.
 type Row struct {
-	SizeBytes int    `json:"size_bytes"`
-	Layout    string `json:"layout"`
+	SizeBytes int             `json:"size_bytes"`
+	Layout    ringspec.Layout `json:"layout"`
+	// Note qualifies the row (e.g. what the simulated lab cannot model).
+	Note string `json:"note,omitempty"`
 	// Attempted is the mean number of records the kernel tried to write.
 	Attempted           float64 `json:"attempted"`
 	DroppedPct          float64 `json:"dropped_pct"`
@@ -82,10 +87,10 @@ type RunResult struct {
 
 // Recommendation is the lab's answer: what to set on this node.
 type Recommendation struct {
-	SizeBytes     int     `json:"size_bytes"`
-	BufSizePreset int     `json:"buf_size_preset"`
-	Layout        string  `json:"layout"`
-	TargetPct     float64 `json:"target_pct"`
+	SizeBytes     int             `json:"size_bytes"`
+	BufSizePreset int             `json:"buf_size_preset"`
+	Layout        ringspec.Layout `json:"layout"`
+	TargetPct     float64         `json:"target_pct"`
 	// Line is the one-line recommendation printed under the table.
 	Line     string                   `json:"line"`
 	Evidence ringmodel.Recommendation `json:"evidence"`

@@ -40,7 +40,7 @@ func runSim(cfg Config, res *Results) error {
 		for _, size := range cfg.Sizes {
 			ring := modelRing(size, layout, cfg.LifecycleSize)
 			l := load
-			if layout == LayoutSharedHints {
+			if layout.Hints() {
 				l.RecordBytes[event.CategorySyscall] = float64(bpf.RecordSize(event.TypeSyscall, true))
 			}
 			p := ringmodel.Simulate(l, ring)
@@ -56,8 +56,8 @@ func runSim(cfg Config, res *Results) error {
 				Events:              p.Delivered()[0] + p.Delivered()[1],
 				ByReason:            map[string]float64{},
 			}
-			if layout == LayoutSharedShed {
-				row.Layout = layout + " (shedding not modelled)"
+			if layout.Sheds() {
+				row.Note = "shedding not modelled"
 			}
 			res.Rows = append(res.Rows, row)
 		}

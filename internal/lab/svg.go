@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 // Chart geometry: the plot on the left, the legend in its own column on the
@@ -37,16 +39,16 @@ func svgFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // svgLayouts returns the layouts in the parameters' order, then any others
 // the rows have, in order of appearance.
-func svgLayouts(r *Results) []string {
-	var out []string
-	seen := map[string]bool{}
+func svgLayouts(r *Results) []ringspec.Layout {
+	var out []ringspec.Layout
+	seen := map[ringspec.Layout]bool{}
 	for _, l := range r.Params.Layouts {
 		if !seen[l] {
 			seen[l] = true
 			out = append(out, l)
 		}
 	}
-	var extra []string
+	var extra []ringspec.Layout
 	for _, row := range r.Rows {
 		if !seen[row.Layout] {
 			seen[row.Layout] = true
@@ -54,7 +56,7 @@ func svgLayouts(r *Results) []string {
 		}
 	}
 	// Drop parameter layouts without rows: an empty legend entry misleads.
-	var res []string
+	var res []ringspec.Layout
 	for _, l := range append(out, extra...) {
 		for _, row := range r.Rows {
 			if row.Layout == l {
@@ -186,7 +188,7 @@ func svgBody(r *Results) []byte {
 		w(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#eeeeee" stroke-width="1"/>`+"\n", svgNum(x), svgNum(svgTop), svgNum(x), svgNum(svgBottom))
 		w(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#444" stroke-width="1"/>`+"\n", svgNum(x), svgNum(svgBottom), svgNum(x), svgNum(svgBottom+5))
 		if (k-k0)%every == 0 {
-			w(`<text x="%s" y="%s">%s</text>`+"\n", svgNum(x), svgNum(svgBottom+18), svgEsc(renderSize(1<<k)))
+			w(`<text x="%s" y="%s">%s</text>`+"\n", svgNum(x), svgNum(svgBottom+18), svgEsc(ringspec.ProseSize(1<<k)))
 		}
 	}
 	w("</g>\n")
@@ -204,9 +206,9 @@ func svgBody(r *Results) []byte {
 			if x > svgRight-90 {
 				anchor, dx = "end", -4
 			}
-			lbl := "recommended " + renderSize(rs)
+			lbl := "recommended " + ringspec.ProseSize(rs)
 			if r.Recommendation.Layout != "" {
-				lbl += " " + r.Recommendation.Layout
+				lbl += " " + string(r.Recommendation.Layout)
 			}
 			w(`<text x="%s" y="%s" font-size="11" fill="#1e8449" text-anchor="%s">%s</text></g>`+"\n", svgNum(x+dx), svgNum(svgTop+12), anchor, svgEsc(lbl))
 		}
@@ -222,7 +224,7 @@ func svgBody(r *Results) []byte {
 		x, y := xOf(s.SizeBytes), yOf(s.MissingPct)
 		seedPts = append(seedPts, svgNum(x)+","+svgNum(y))
 		fmt.Fprintf(&seedMarks, `<path d="%s" fill="#222" stroke="#fff" stroke-width="1"><title>%s</title></path>`+"\n",
-			svgDiamond(x, y, 6), svgEsc(fmt.Sprintf("seed article (Falco): %s → %s %% missing", renderSize(s.SizeBytes), renderPct(s.MissingPct))))
+			svgDiamond(x, y, 6), svgEsc(fmt.Sprintf("seed article (Falco): %s → %s %% missing", ringspec.ProseSize(s.SizeBytes), renderPct(s.MissingPct))))
 	}
 	w(`<g class="seed" data-series="seed">` + "\n")
 	if len(seedPts) > 1 {
@@ -250,18 +252,18 @@ func svgBody(r *Results) []byte {
 				meas = append(meas, svgNum(xOf(row.SizeBytes))+","+svgNum(yOf(row.MissingPct)))
 			}
 		}
-		w(`<g class="layout" data-layout="%s">`+"\n", svgEsc(l))
+		w(`<g class="layout" data-layout="%s">`+"\n", svgEsc(string(l)))
 		w(`<polyline data-series="predicted" data-layout="%s" points="%s" fill="none" stroke="%s" stroke-width="2" stroke-dasharray="7 5" opacity="0.85"/>`+"\n",
-			svgEsc(l), strings.Join(pred, " "), color)
+			svgEsc(string(l)), strings.Join(pred, " "), color)
 		for _, row := range rows {
 			if svgFinite(row.PredictedMissingPct) {
 				x, y := xOf(row.SizeBytes), yOf(row.PredictedMissingPct)
 				w(`<rect x="%s" y="%s" width="6" height="6" fill="#fff" stroke="%s" stroke-width="1.5"><title>%s</title></rect>`+"\n",
-					svgNum(x-3), svgNum(y-3), color, svgEsc(fmt.Sprintf("%s %s predicted: %s %% missing", renderSize(row.SizeBytes), l, renderPct(row.PredictedMissingPct))))
+					svgNum(x-3), svgNum(y-3), color, svgEsc(fmt.Sprintf("%s %s predicted: %s %% missing", ringspec.ProseSize(row.SizeBytes), l, renderPct(row.PredictedMissingPct))))
 			}
 		}
 		w(`<polyline data-series="measured" data-layout="%s" points="%s" fill="none" stroke="%s" stroke-width="2.2"/>`+"\n",
-			svgEsc(l), strings.Join(meas, " "), color)
+			svgEsc(string(l)), strings.Join(meas, " "), color)
 		for _, row := range rows {
 			if !svgFinite(row.MissingPct) {
 				continue
@@ -272,7 +274,7 @@ func svgBody(r *Results) []byte {
 				w(`<path class="errorbar" d="M%s %s V%s M%s %s h8 M%s %s h8" stroke="%s" stroke-width="1.3" fill="none"/>`+"\n",
 					svgNum(x), svgNum(y0), svgNum(y1), svgNum(x-4), svgNum(y0), svgNum(x-4), svgNum(y1), color)
 			}
-			tip := fmt.Sprintf("%s %s measured: %s %% missing", renderSize(row.SizeBytes), l, renderMissing(row))
+			tip := fmt.Sprintf("%s %s measured: %s %% missing", ringspec.ProseSize(row.SizeBytes), l, renderMissing(row))
 			if sim {
 				tip = "SIMULATED " + tip
 			}
@@ -295,11 +297,11 @@ func svgBody(r *Results) []byte {
 		color := svgColors[i%len(svgColors)]
 		w(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="2.2"/>`, svgNum(svgLegendX), svgNum(y), svgNum(svgLegendX+28), svgNum(y), color)
 		w(`<circle cx="%s" cy="%s" r="4.5" fill="%s" stroke="#fff" stroke-width="1.2"/>`, svgNum(svgLegendX+14), svgNum(y), color)
-		w(`<text x="%s" y="%s">%s</text>`+"\n", svgNum(svgLegendX+36), svgNum(y+4), svgEsc(l+" — "+measName))
+		w(`<text x="%s" y="%s">%s</text>`+"\n", svgNum(svgLegendX+36), svgNum(y+4), svgEsc(string(l)+" — "+measName))
 		y += 20
 		w(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="2" stroke-dasharray="7 5"/>`, svgNum(svgLegendX), svgNum(y), svgNum(svgLegendX+28), svgNum(y), color)
 		w(`<rect x="%s" y="%s" width="6" height="6" fill="#fff" stroke="%s" stroke-width="1.5"/>`, svgNum(svgLegendX+11), svgNum(y-3), color)
-		w(`<text x="%s" y="%s">%s</text>`+"\n", svgNum(svgLegendX+36), svgNum(y+4), svgEsc(l+" — predicted"))
+		w(`<text x="%s" y="%s">%s</text>`+"\n", svgNum(svgLegendX+36), svgNum(y+4), svgEsc(string(l)+" — predicted"))
 		y += 20
 	}
 	w(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#777" stroke-width="1.2" stroke-dasharray="1 3"/>`, svgNum(svgLegendX), svgNum(y), svgNum(svgLegendX+28), svgNum(y))
@@ -308,7 +310,7 @@ func svgBody(r *Results) []byte {
 	y += 30
 	notes := []string{"error bars: ±1 s.d.", fmt.Sprintf("over %d repeat(s)", r.Params.Repeat), "predicted: ring model"}
 	if r.Params.LifecycleSize > 0 {
-		notes = append(notes, "lifecycle ring: "+renderSize(r.Params.LifecycleSize))
+		notes = append(notes, "lifecycle ring: "+ringspec.ProseSize(r.Params.LifecycleSize))
 	}
 	if sim {
 		notes = append(notes, "", "SIMULATED: ring model", "only, no BPF")

@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 // renderSimTitle is what every simulated output says, so that nobody takes a
@@ -18,29 +20,6 @@ const renderSimTitle = "SIMULATED (ring model only, no BPF)"
 
 // renderIsSim reports whether r is a simulation rather than a BPF measurement.
 func renderIsSim(r *Results) bool { return r != nil && r.Params.Source == "sim" }
-
-// renderSize formats a byte count the way ring sizes are spoken of: 1 MiB,
-// 512 KiB, 1.5 MiB, 2 GiB.
-func renderSize(b int) string {
-	if b <= 0 {
-		return strconv.Itoa(b) + " B"
-	}
-	units := []struct {
-		n    int
-		name string
-	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}}
-	for _, u := range units {
-		if b >= u.n {
-			if b%u.n == 0 {
-				return strconv.Itoa(b/u.n) + " " + u.name
-			}
-			v := strconv.FormatFloat(float64(b)/float64(u.n), 'f', 2, 64)
-			v = strings.TrimRight(strings.TrimRight(v, "0"), ".")
-			return v + " " + u.name
-		}
-	}
-	return strconv.Itoa(b) + " B"
-}
 
 // renderPct formats a percentage with two decimals; non-finite values as "n/a".
 func renderPct(v float64) string {
@@ -96,6 +75,14 @@ func renderMs(ms float64) string {
 	return d.Round(100 * time.Microsecond).String()
 }
 
+// layoutLabel is the row's layout with its note, if any.
+func (row Row) layoutLabel() string {
+	if row.Note != "" {
+		return string(row.Layout) + " (" + row.Note + ")"
+	}
+	return string(row.Layout)
+}
+
 // renderTableHeader is the column header shared by text, markdown and HTML.
 func renderTableHeader() []string {
 	return []string{"size", "layout", "attempted", "dropped %", "lifecycle dropped %", "shed %", "bytes/record", "missing % (± s.d.)", "wrong %", "predicted missing %"}
@@ -104,8 +91,8 @@ func renderTableHeader() []string {
 // renderRowCells is one row's cells, in renderTableHeader's order.
 func renderRowCells(row Row) []string {
 	return []string{
-		renderSize(row.SizeBytes),
-		row.Layout,
+		ringspec.ProseSize(row.SizeBytes),
+		row.layoutLabel(),
 		renderCount(row.Attempted),
 		renderPct(row.DroppedPct),
 		renderPct(row.LifecycleDroppedPct),
@@ -130,7 +117,7 @@ func renderParams(r *Results) [][2]string {
 		{"source", renderSource(p.Source)},
 	}
 	if p.LifecycleSize > 0 {
-		out = append(out, [2]string{"lifecycle ring (split)", renderSize(p.LifecycleSize)})
+		out = append(out, [2]string{"lifecycle ring (split)", ringspec.ProseSize(p.LifecycleSize)})
 	}
 	if p.TargetPct > 0 {
 		out = append(out, [2]string{"target", renderPct(p.TargetPct) + " % missing"})
@@ -229,7 +216,7 @@ func WriteTable(w io.Writer, r *Results) {
 	// Right-aligned numbers, left-aligned layout: pad the layout column.
 	lw := len(hdr[1])
 	for _, row := range r.Rows {
-		lw = max(lw, utf8.RuneCountInString(row.Layout))
+		lw = max(lw, utf8.RuneCountInString(row.layoutLabel()))
 	}
 	pad := func(s string) string { return s + strings.Repeat(" ", lw-utf8.RuneCountInString(s)) }
 	hdr[1] = pad(hdr[1])
@@ -258,7 +245,7 @@ func WriteTable(w io.Writer, r *Results) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  buffer size\tmissing % (article)\tnote")
 	for _, s := range renderSeed(r) {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", renderSize(s.SizeBytes), renderPct(s.MissingPct), s.Note)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", ringspec.ProseSize(s.SizeBytes), renderPct(s.MissingPct), s.Note)
 	}
 	tw.Flush()
 }
@@ -328,6 +315,6 @@ func WriteMarkdownTable(w io.Writer, r *Results) {
 	fmt.Fprintln(w, "| buffer size | missing % (article) | note |")
 	fmt.Fprintln(w, "|---:|---:|---|")
 	for _, s := range renderSeed(r) {
-		renderMDRow(w, []string{renderSize(s.SizeBytes), renderPct(s.MissingPct), s.Note})
+		renderMDRow(w, []string{ringspec.ProseSize(s.SizeBytes), renderPct(s.MissingPct), s.Note})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/ringwise/ringwise/internal/flood"
 	"github.com/ringwise/ringwise/internal/pipeline"
 	"github.com/ringwise/ringwise/sensor"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 func needRoot(t *testing.T) {
@@ -67,11 +68,11 @@ func TestE2ERealSensor(t *testing.T) {
 
 // tinyRing runs a 64 KiB ring with a slow consumer (20µs/record) under a
 // 1500-process flood: it drops most records.
-func tinyRing(t *testing.T, node string, layout bpf.Layout) report.Summary {
+func tinyRing(t *testing.T, node string, layout ringspec.Layout) report.Summary {
 	t.Helper()
 	pc := bpf.Config{RingSize: 64 << 10, Layout: layout}
-	if layout == bpf.LayoutSplit {
-		pc.LifecycleRingSize = bpf.DefaultLifecycleRingSize
+	if layout == ringspec.LayoutSplit {
+		pc.LifecycleRingSize = ringspec.DefaultLifecycleRingSize
 	}
 	return runFlood(t, sensor.Config{Node: node, Probe: pc, ExcludeSelf: true, ConsumerCost: 20 * time.Microsecond},
 		flood.Config{Procs: 1500, Parallel: 4}).Summary
@@ -101,7 +102,7 @@ func seenFloor(t *testing.T, s report.Summary, frac float64) {
 // (almost) no event lacks metadata and every seen process is named.
 func TestE2ETinyRingDrops(t *testing.T) {
 	needRoot(t)
-	shared := tinyRing(t, "e2e-tiny", bpf.LayoutShared)
+	shared := tinyRing(t, "e2e-tiny", ringspec.LayoutShared)
 	if shared.Sensor.Dropped == 0 || shared.Sensor.DroppedLifecycle == 0 {
 		t.Fatalf("a 64 KiB shared ring with a 20µs consumer dropped %d records (%d lifecycle), want both > 0",
 			shared.Sensor.Dropped, shared.Sensor.DroppedLifecycle)
@@ -112,7 +113,7 @@ func TestE2ETinyRingDrops(t *testing.T) {
 	// Measured: about half of the seen processes are named (438 of 938).
 	seenFloor(t, shared, 0.2)
 
-	split := tinyRing(t, "e2e-tiny-split", bpf.LayoutSplit)
+	split := tinyRing(t, "e2e-tiny-split", ringspec.LayoutSplit)
 	if split.Sensor.DroppedLifecycle != 0 {
 		t.Fatalf("split: %d lifecycle records dropped from their own 1 MiB ring", split.Sensor.DroppedLifecycle)
 	}

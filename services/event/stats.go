@@ -1,5 +1,7 @@
 package event
 
+import "github.com/ringwise/ringwise/services/ringspec"
+
 // Stats is what the sensor publishes on ringwise.stats.<node> about once a
 // second (JSON). It carries the kernel's counters and, finely sampled, the
 // arrival series: the analyzer's ring model replays it to predict what other
@@ -34,11 +36,11 @@ type Stats struct {
 
 // RingConfig describes the sensor's rings.
 type RingConfig struct {
-	SizeBytes          int    `json:"size_bytes"`
-	LifecycleSizeBytes int    `json:"lifecycle_size_bytes,omitempty"`
-	Layout             string `json:"layout"`
-	Hints              bool   `json:"hints"`
-	Shedding           bool   `json:"shedding"`
+	SizeBytes          int             `json:"size_bytes"`
+	LifecycleSizeBytes int             `json:"lifecycle_size_bytes,omitempty"`
+	Layout             ringspec.Layout `json:"layout"`
+	Hints              bool            `json:"hints"`
+	Shedding           bool            `json:"shedding"`
 }
 
 // Sample is one reading of the kernel's cumulative counters.

@@ -5,63 +5,50 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/ringwise/ringwise/services/ringspec"
 )
-
-// MaxPreset is Falco's largest bufSizePreset.
-const MaxPreset = 10
-
-// DefaultTargetPct is the default ceiling on predicted missing metadata.
-const DefaultTargetPct = 0.1
-
-// PresetBytes returns the ring size of Falco's bufSizePreset p: 1 → 1 MiB,
-// doubling to 10 → 512 MiB (4 → 8 MiB is Falco's default). Any other p
-// returns 0, so that a bad preset never silently becomes a ring.
-func PresetBytes(p int) int {
-	if p < 1 || p > MaxPreset {
-		return 0
-	}
-	return 1 << (20 + p - 1)
-}
 
 // Options tune Recommend. Zero values mean the defaults.
 type Options struct {
 	// TargetPct is the highest acceptable predicted share of delivered
-	// events missing metadata, in percent; ≤ 0 means DefaultTargetPct.
+	// events missing metadata, in percent; ≤ 0 means ringspec.DefaultTargetPct.
 	TargetPct float64
 	// Layouts to consider; empty means shared and split. Unknown layouts are
 	// skipped.
-	Layouts []Layout
+	Layouts []ringspec.Layout
 	// LifecycleSizeBytes is the split layout's lifecycle ring; ≤ 0 means
-	// DefaultLifecycleSizeBytes.
+	// ringspec.DefaultLifecycleRingSize.
 	LifecycleSizeBytes int
-	// MaxPreset is the largest preset tried, clamped to 1..10; 0 means 10.
+	// MaxPreset is the largest preset tried, clamped to 1..ringspec.MaxPreset;
+	// 0 means ringspec.MaxPreset.
 	MaxPreset int
 }
 
 func (o Options) withDefaults() Options {
 	if !(o.TargetPct > 0) || math.IsInf(o.TargetPct, 0) {
-		o.TargetPct = DefaultTargetPct
+		o.TargetPct = ringspec.DefaultTargetPct
 	}
-	var ls []Layout
+	var ls []ringspec.Layout
 	for _, l := range o.Layouts {
-		if (l == LayoutShared || l == LayoutSplit) && !containsLayout(ls, l) {
+		if (l == ringspec.LayoutShared || l == ringspec.LayoutSplit) && !containsLayout(ls, l) {
 			ls = append(ls, l)
 		}
 	}
 	if len(ls) == 0 {
-		ls = []Layout{LayoutShared, LayoutSplit}
+		ls = []ringspec.Layout{ringspec.LayoutShared, ringspec.LayoutSplit}
 	}
 	o.Layouts = ls
 	if o.LifecycleSizeBytes <= 0 {
-		o.LifecycleSizeBytes = DefaultLifecycleSizeBytes
+		o.LifecycleSizeBytes = ringspec.DefaultLifecycleRingSize
 	}
-	if o.MaxPreset <= 0 || o.MaxPreset > MaxPreset {
-		o.MaxPreset = MaxPreset
+	if o.MaxPreset <= 0 || o.MaxPreset > ringspec.MaxPreset {
+		o.MaxPreset = ringspec.MaxPreset
 	}
 	return o
 }
 
-func containsLayout(ls []Layout, l Layout) bool {
+func containsLayout(ls []ringspec.Layout, l ringspec.Layout) bool {
 	for _, x := range ls {
 		if x == l {
 			return true
@@ -72,13 +59,13 @@ func containsLayout(ls []Layout, l Layout) bool {
 
 // Candidate is one ring configuration replayed against the load.
 type Candidate struct {
-	Preset              int        `json:"preset"`
-	SizeBytes           int        `json:"size_bytes"`
-	Layout              Layout     `json:"layout"`
-	LifecycleSizeBytes  int        `json:"lifecycle_size_bytes,omitempty"`
-	MemoryBytes         int        `json:"memory_bytes"`
-	Prediction          Prediction `json:"prediction"`
-	PredictedMissingPct float64    `json:"predicted_missing_pct"`
+	Preset              int             `json:"preset"`
+	SizeBytes           int             `json:"size_bytes"`
+	Layout              ringspec.Layout `json:"layout"`
+	LifecycleSizeBytes  int             `json:"lifecycle_size_bytes,omitempty"`
+	MemoryBytes         int             `json:"memory_bytes"`
+	Prediction          Prediction      `json:"prediction"`
+	PredictedMissingPct float64         `json:"predicted_missing_pct"`
 }
 
 // Evidence is the part of the load a human needs to trust the verdict.
@@ -115,15 +102,15 @@ type Evidence struct {
 // PredictedMissingPct is that steady-state prediction for a shared ring, which
 // no size changes. Candidates are still reported.
 type Recommendation struct {
-	SizeBytes           int         `json:"size_bytes"`
-	BufSizePreset       int         `json:"buf_size_preset"`
-	Layout              Layout      `json:"layout"`
-	LifecycleSizeBytes  int         `json:"lifecycle_size_bytes,omitempty"`
-	TargetPct           float64     `json:"target_pct"`
-	PredictedMissingPct float64     `json:"predicted_missing_pct"`
-	MeetsTarget         bool        `json:"meets_target"`
-	Evidence            Evidence    `json:"evidence"`
-	Candidates          []Candidate `json:"candidates"`
+	SizeBytes           int             `json:"size_bytes"`
+	BufSizePreset       int             `json:"buf_size_preset"`
+	Layout              ringspec.Layout `json:"layout"`
+	LifecycleSizeBytes  int             `json:"lifecycle_size_bytes,omitempty"`
+	TargetPct           float64         `json:"target_pct"`
+	PredictedMissingPct float64         `json:"predicted_missing_pct"`
+	MeetsTarget         bool            `json:"meets_target"`
+	Evidence            Evidence        `json:"evidence"`
+	Candidates          []Candidate     `json:"candidates"`
 	// Verdict is one human sentence with the answer and the reason.
 	Verdict string `json:"verdict"`
 }
@@ -150,8 +137,9 @@ func Recommend(load Load, cal Calibration, opt Options) Recommendation {
 	rec := Recommendation{TargetPct: opt.TargetPct, Evidence: ev}
 	for p := 1; p <= opt.MaxPreset; p++ {
 		for _, l := range opt.Layouts {
-			r := Ring{SizeBytes: PresetBytes(p), Layout: l}
-			if l == LayoutSplit {
+			size, _ := ringspec.PresetSize(p) // p is within 1..MaxPreset
+			r := Ring{SizeBytes: size, Layout: l}
+			if l == ringspec.LayoutSplit {
 				r.LifecycleSizeBytes = opt.LifecycleSizeBytes
 			}
 			pred := Simulate(load, r)
@@ -275,11 +263,11 @@ func evidence(load Load) Evidence {
 	return ev
 }
 
-func ringDesc(size int, l Layout, lcSize int) string {
-	if l == LayoutSplit {
-		return fmt.Sprintf("%s, split + %s lifecycle ring", fmtBytes(size), fmtBytes(lcSize))
+func ringDesc(size int, l ringspec.Layout, lcSize int) string {
+	if l == ringspec.LayoutSplit {
+		return fmt.Sprintf("%s, split + %s lifecycle ring", ringspec.ProseSize(size), ringspec.ProseSize(lcSize))
 	}
-	return fmt.Sprintf("%s, %s", fmtBytes(size), l)
+	return fmt.Sprintf("%s, %s", ringspec.ProseSize(size), l)
 }
 
 func loadDesc(ev Evidence) string {
@@ -314,9 +302,9 @@ func verdict(load Load, rec Recommendation, opt Options) string {
 		fmt.Fprintf(&b, "no bufSizePreset up to %d meets the %s%% target: best is %d (%s) with predicted %s%% missing; %s",
 			opt.MaxPreset, fmtPct(rec.TargetPct), rec.BufSizePreset, ring, fmtPct(rec.PredictedMissingPct), loadDesc(ev))
 	}
-	if rec.Layout == LayoutSplit {
+	if rec.Layout == ringspec.LayoutSplit {
 		for _, c := range rec.Candidates {
-			if c.Preset == rec.BufSizePreset && c.Layout == LayoutSplit && c.Prediction.Dropped[sys] > 0 {
+			if c.Preset == rec.BufSizePreset && c.Layout == ringspec.LayoutSplit && c.Prediction.Dropped[sys] > 0 {
 				fmt.Fprintf(&b, " (%s syscall records still dropped)", fmtNum(c.Prediction.Dropped[sys]))
 			}
 		}
@@ -332,7 +320,7 @@ func tooSlowVerdict(ev Evidence, rec Recommendation, opt Options) string {
 	// A split layout is not a bigger ring: it keeps the state-building
 	// records while syscalls are lost, which is worth saying.
 	for _, c := range rec.Candidates {
-		if c.Layout == LayoutSplit && c.PredictedMissingPct <= opt.TargetPct && ev.DrainRate > 0 {
+		if c.Layout == ringspec.LayoutSplit && c.PredictedMissingPct <= opt.TargetPct && ev.DrainRate > 0 {
 			fmt.Fprintf(&b, "; a split layout would keep lifecycle records (predicted %s%% missing) while syscalls are still lost",
 				fmtPct(c.PredictedMissingPct))
 			break
@@ -340,21 +328,6 @@ func tooSlowVerdict(ev Evidence, rec Recommendation, opt Options) string {
 	}
 	b.WriteString(calDesc(ev.Calibration))
 	return b.String()
-}
-
-// fmtBytes prints a power-of-two size the way presets are spoken of.
-func fmtBytes(n int) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // fmtRate prints a rate with a k/M suffix and up to three significant digits.

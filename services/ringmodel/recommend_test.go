@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 func TestLearn(t *testing.T) {
@@ -56,20 +58,6 @@ func TestDefaultCalibration(t *testing.T) {
 	}
 }
 
-func TestPresetBytes(t *testing.T) {
-	want := map[int]int{0: 0, -1: 0, 11: 0, 1: mib, 2: 2 * mib, 3: 4 * mib, 4: 8 * mib, 5: 16 * mib, 10: 512 * mib}
-	for p, w := range want {
-		if got := PresetBytes(p); got != w {
-			t.Errorf("PresetBytes(%d) = %d, want %d", p, got, w)
-		}
-	}
-}
-
-// burstLoad: 100 ms of 2,000 lifecycle × 200 B and 20,000 syscall × 100 B
-// (220k rec/s), then 1 s idle; consumer 100k rec/s. In the burst the
-// consumer reads 10,000 records; at the queue's mix (2.4 MB / 22,000 rec =
-// 109.09 B/rec) that is 1,090,909 B, so the ring must hold 2,400,000 −
-// 1,090,909 = 1,309,091 B: more than 1 MiB, less than 2 MiB.
 func burstLoad() Load {
 	l := Load{RecordBytes: [2]float64{200, 100}, DrainRate: 100_000}
 	l.Bins = append(l.Bins, Bin{DurNs: 100e6, Arrivals: [2]float64{2_000, 20_000}})
@@ -83,19 +71,19 @@ var calibrated = Calibration{MissingPerLifecycleDrop: 10, Samples: 5}
 
 func TestRecommendBurstNeedsPreset2(t *testing.T) {
 	load := burstLoad()
-	p1 := Simulate(load, Ring{SizeBytes: PresetBytes(1)})
+	p1 := Simulate(load, Ring{SizeBytes: 1 * mib})
 	near(t, "1 MiB peak", p1.PeakFillBytes, mib, 1e-12)
 	if !(p1.Dropped[lc] > 0) {
 		t.Fatalf("1 MiB: no lifecycle drops: %+v", p1)
 	}
-	p2 := Simulate(load, Ring{SizeBytes: PresetBytes(2)})
+	p2 := Simulate(load, Ring{SizeBytes: 2 * mib})
 	near(t, "2 MiB peak", p2.PeakFillBytes, 2_400_000-10_000*2_400_000/22_000.0, 1e-9)
 
-	rec := Recommend(load, calibrated, Options{Layouts: []Layout{LayoutShared}})
-	if rec.BufSizePreset != 2 || rec.SizeBytes != 2*mib || rec.Layout != LayoutShared || !rec.MeetsTarget {
+	rec := Recommend(load, calibrated, Options{Layouts: []ringspec.Layout{ringspec.LayoutShared}})
+	if rec.BufSizePreset != 2 || rec.SizeBytes != 2*mib || rec.Layout != ringspec.LayoutShared || !rec.MeetsTarget {
 		t.Fatalf("got preset %d %d %q meets=%v: %s", rec.BufSizePreset, rec.SizeBytes, rec.Layout, rec.MeetsTarget, rec.Verdict)
 	}
-	if rec.PredictedMissingPct != 0 || rec.TargetPct != DefaultTargetPct {
+	if rec.PredictedMissingPct != 0 || rec.TargetPct != ringspec.DefaultTargetPct {
 		t.Errorf("missing %v target %v", rec.PredictedMissingPct, rec.TargetPct)
 	}
 	if len(rec.Candidates) != 10 || rec.Candidates[0].PredictedMissingPct <= 1 {
@@ -121,12 +109,12 @@ func TestRecommendSplitWhenCheaper(t *testing.T) {
 	// lifecycle ring served first it never fills: split preset 1 (1 MiB +
 	// 256 KiB) loses only syscalls and beats shared preset 2 (2 MiB).
 	rec := Recommend(burstLoad(), calibrated, Options{LifecycleSizeBytes: 256 << 10})
-	if rec.BufSizePreset != 1 || rec.Layout != LayoutSplit || rec.LifecycleSizeBytes != 256<<10 {
+	if rec.BufSizePreset != 1 || rec.Layout != ringspec.LayoutSplit || rec.LifecycleSizeBytes != 256<<10 {
 		t.Fatalf("got preset %d %q: %s", rec.BufSizePreset, rec.Layout, rec.Verdict)
 	}
 	var c Candidate
 	for _, x := range rec.Candidates {
-		if x.Preset == 1 && x.Layout == LayoutSplit {
+		if x.Preset == 1 && x.Layout == ringspec.LayoutSplit {
 			c = x
 		}
 	}
@@ -148,7 +136,7 @@ func TestRecommendSharedWinsTieOnMemory(t *testing.T) {
 		load.Bins = append(load.Bins, Bin{DurNs: 10e6, Arrivals: [2]float64{0.1, 10}})
 	}
 	rec := Recommend(load, Calibration{}, Options{})
-	if rec.BufSizePreset != 1 || rec.Layout != LayoutShared || rec.PredictedMissingPct != 0 || !rec.MeetsTarget {
+	if rec.BufSizePreset != 1 || rec.Layout != ringspec.LayoutShared || rec.PredictedMissingPct != 0 || !rec.MeetsTarget {
 		t.Fatalf("got %+v", rec)
 	}
 	if len(rec.Candidates) != 20 {
@@ -165,7 +153,7 @@ func TestRecommendSharedWinsTieOnMemory(t *testing.T) {
 
 func TestRecommendEmptyLoad(t *testing.T) {
 	rec := Recommend(Load{}, Calibration{}, Options{MaxPreset: 3})
-	if rec.BufSizePreset != 1 || rec.Layout != LayoutShared || len(rec.Candidates) != 6 ||
+	if rec.BufSizePreset != 1 || rec.Layout != ringspec.LayoutShared || len(rec.Candidates) != 6 ||
 		rec.Evidence.ConsumerTooSlow || rec.Evidence.Headroom != 0 {
 		t.Fatalf("got %+v", rec)
 	}
@@ -219,7 +207,7 @@ func TestRecommendConsumerTooSlow(t *testing.T) {
 }
 
 func TestRecommendTargetNotMet(t *testing.T) {
-	rec := Recommend(burstLoad(), calibrated, Options{Layouts: []Layout{LayoutShared, "nope"}, MaxPreset: 1})
+	rec := Recommend(burstLoad(), calibrated, Options{Layouts: []ringspec.Layout{ringspec.LayoutShared, "nope"}, MaxPreset: 1})
 	if rec.MeetsTarget || rec.BufSizePreset != 1 || len(rec.Candidates) != 1 {
 		t.Fatalf("got %+v", rec)
 	}
@@ -230,8 +218,8 @@ func TestRecommendTargetNotMet(t *testing.T) {
 
 func TestRecommendFollowsTarget(t *testing.T) {
 	// A lax target accepts the 1 MiB ring's loss.
-	p1 := Recommend(burstLoad(), calibrated, Options{Layouts: []Layout{LayoutShared}, MaxPreset: 1}).PredictedMissingPct
-	rec := Recommend(burstLoad(), calibrated, Options{Layouts: []Layout{LayoutShared}, TargetPct: p1 + 1})
+	p1 := Recommend(burstLoad(), calibrated, Options{Layouts: []ringspec.Layout{ringspec.LayoutShared}, MaxPreset: 1}).PredictedMissingPct
+	rec := Recommend(burstLoad(), calibrated, Options{Layouts: []ringspec.Layout{ringspec.LayoutShared}, TargetPct: p1 + 1})
 	if rec.BufSizePreset != 1 || !rec.MeetsTarget {
 		t.Errorf("target %v: got preset %d", p1+1, rec.BufSizePreset)
 	}
@@ -296,12 +284,12 @@ func TestSimulatedLoad(t *testing.T) {
 func TestSimulatedFloodRecommendation(t *testing.T) {
 	spec := FloodSpec{Procs: 20_000, Burst: 5_000, Pause: time.Second, ProcsPerSec: 50_000, SyscallsPerProc: 40, BaseRate: 10_000}
 	load := SimulatedLoad(spec, DefaultRecordBytes(), 400_000, 0)
-	p4 := Simulate(load, Ring{SizeBytes: PresetBytes(3)})
-	p16 := Simulate(load, Ring{SizeBytes: PresetBytes(5)})
+	p4 := Simulate(load, Ring{SizeBytes: 4 * mib})
+	p16 := Simulate(load, Ring{SizeBytes: 16 * mib})
 	if !(p4.Dropped[lc] > 0) || p16.Dropped[lc] != 0 {
 		t.Fatalf("4 MiB dropped %v, 16 MiB dropped %v", p4.Dropped, p16.Dropped)
 	}
-	rec := Recommend(load, Calibration{}, Options{Layouts: []Layout{LayoutShared}})
+	rec := Recommend(load, Calibration{}, Options{Layouts: []ringspec.Layout{ringspec.LayoutShared}})
 	if rec.BufSizePreset < 4 || rec.BufSizePreset > 5 || !rec.MeetsTarget || rec.Evidence.ConsumerTooSlow {
 		t.Errorf("got %d: %s", rec.BufSizePreset, rec.Verdict)
 	}

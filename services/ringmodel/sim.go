@@ -4,23 +4,8 @@ import (
 	"math"
 
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
-
-// Layout is how the sensor arranges its rings.
-type Layout string
-
-const (
-	// LayoutShared is one ring for everything, like Falco: lifecycle records
-	// compete with syscall records for space and drop like any other.
-	LayoutShared Layout = "shared"
-	// LayoutSplit gives lifecycle records their own ring, so that a syscall
-	// flood cannot starve the records that build process state.
-	LayoutSplit Layout = "split"
-)
-
-// DefaultLifecycleSizeBytes is the lifecycle ring of the split layout when
-// none is given: 1 MiB holds ~5,500 processes' fork+exec+exit.
-const DefaultLifecycleSizeBytes = 1 << 20
 
 // MaxStepNs bounds the model's time step. Within a bin arrivals are assumed
 // uniform; stepping at ≤ 1 ms lets the queue composition (which decides how
@@ -37,18 +22,20 @@ type Ring struct {
 	// buffer: only what the consumer reads at once survives.
 	SizeBytes int
 	// LifecycleSizeBytes is the lifecycle ring of the split layout; ignored
-	// for shared. ≤ 0 means DefaultLifecycleSizeBytes, because a split layout
-	// without a lifecycle ring is a misconfiguration the sensor never runs.
+	// for shared. ≤ 0 means ringspec.DefaultLifecycleRingSize, because a
+	// split layout without a lifecycle ring is a misconfiguration the
+	// sensor never runs.
 	LifecycleSizeBytes int
-	// Layout is LayoutShared or LayoutSplit; anything else (including "") is
-	// simulated as shared, the sensor's and Falco's default.
-	Layout Layout
+	// Layout is ringspec.LayoutShared or ringspec.LayoutSplit; anything
+	// else (including "") is simulated as shared, the sensor's and Falco's
+	// default.
+	Layout ringspec.Layout
 }
 
 // MemoryBytes is the kernel memory the configuration pins.
 func (r Ring) MemoryBytes() int {
 	size := max(r.SizeBytes, 0)
-	if r.Layout == LayoutSplit {
+	if r.Layout == ringspec.LayoutSplit {
 		return size + r.lifecycleSize()
 	}
 	return size
@@ -56,7 +43,7 @@ func (r Ring) MemoryBytes() int {
 
 func (r Ring) lifecycleSize() int {
 	if r.LifecycleSizeBytes <= 0 {
-		return DefaultLifecycleSizeBytes
+		return ringspec.DefaultLifecycleRingSize
 	}
 	return r.LifecycleSizeBytes
 }
@@ -124,7 +111,7 @@ func Simulate(load Load, ring Ring) Prediction {
 	var s sim
 	s.rb = rb
 	s.drain = drain
-	if ring.Layout == LayoutSplit {
+	if ring.Layout == ringspec.LayoutSplit {
 		s.split = true
 		s.cap[lc] = float64(ring.lifecycleSize())
 		s.cap[sys] = float64(max(ring.SizeBytes, 0))

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 const mib = 1 << 20
@@ -27,14 +28,14 @@ func TestNoOverflowWhenCapacityHoldsBurstMinusDrain(t *testing.T) {
 	// ring must hold burst − drain = 500,000 B.
 	load := oneBin(100e6, 0, 10_000, [2]float64{200, 100}, 50_000)
 
-	p := Simulate(load, Ring{SizeBytes: 500_000, Layout: LayoutShared})
+	p := Simulate(load, Ring{SizeBytes: 500_000, Layout: ringspec.LayoutShared})
 	if p.Dropped != [2]float64{} || p.OverflowNs != 0 {
 		t.Fatalf("capacity = burst − drain: dropped %v, overflow %d ns, want none", p.Dropped, p.OverflowNs)
 	}
 	near(t, "peak", p.PeakFillBytes, 500_000, 1e-12)
 
 	// 1,000 B less capacity: exactly 1,000 B = 10 records are dropped.
-	p = Simulate(load, Ring{SizeBytes: 499_000, Layout: LayoutShared})
+	p = Simulate(load, Ring{SizeBytes: 499_000, Layout: ringspec.LayoutShared})
 	near(t, "dropped bytes", p.DroppedBytes[sys], 1_000, 1e-9)
 	near(t, "dropped records", p.Dropped[sys], 10, 1e-9)
 	near(t, "peak", p.PeakFillBytes, 499_000, 1e-12)
@@ -48,7 +49,7 @@ func TestSingleBurstExactDrops(t *testing.T) {
 	// Read in 100 ms: 20,000 records = 1,280,000 B. Dropped = 6,400,000 −
 	// 1,280,000 − 1,048,576 = 4,071,424 B = 63,616 records.
 	load := oneBin(100e6, 0, 100_000, [2]float64{300, 64}, 200_000)
-	p := Simulate(load, Ring{SizeBytes: mib, Layout: LayoutShared})
+	p := Simulate(load, Ring{SizeBytes: mib, Layout: ringspec.LayoutShared})
 	near(t, "dropped bytes", p.DroppedBytes[sys], 4_071_424, 1e-9)
 	near(t, "dropped records", p.Dropped[sys], 63_616, 1e-9)
 	near(t, "peak", p.PeakFillBytes, mib, 1e-12)
@@ -79,7 +80,7 @@ func TestZeroDrainAndCategoryProportions(t *testing.T) {
 	// i.e. 750 lifecycle and 1,500 syscall records — the same fraction (3/4)
 	// of each category's records.
 	load := oneBin(50e6, 1_000, 2_000, [2]float64{200, 100}, 0)
-	p := Simulate(load, Ring{SizeBytes: 100_000, Layout: LayoutShared})
+	p := Simulate(load, Ring{SizeBytes: 100_000, Layout: ringspec.LayoutShared})
 	near(t, "lifecycle dropped", p.Dropped[lc], 750, 1e-9)
 	near(t, "syscall dropped", p.Dropped[sys], 1_500, 1e-9)
 	near(t, "lifecycle dropped bytes", p.DroppedBytes[lc], 150_000, 1e-9)
@@ -99,7 +100,7 @@ func TestDrainFasterThanArrivals(t *testing.T) {
 	for range 100 {
 		load.Bins = append(load.Bins, Bin{DurNs: 10e6, Arrivals: [2]float64{10, 90}})
 	}
-	for _, r := range []Ring{{SizeBytes: 0}, {SizeBytes: 4096}, {SizeBytes: 0, Layout: LayoutSplit, LifecycleSizeBytes: 4096}} {
+	for _, r := range []Ring{{SizeBytes: 0}, {SizeBytes: 4096}, {SizeBytes: 0, Layout: ringspec.LayoutSplit, LifecycleSizeBytes: 4096}} {
 		p := Simulate(load, r)
 		if p.Dropped != [2]float64{} || p.PeakFillBytes != 0 {
 			t.Errorf("%+v: dropped %v peak %v, want nothing", r, p.Dropped, p.PeakFillBytes)
@@ -115,14 +116,14 @@ func TestSplitShieldsLifecycle(t *testing.T) {
 	// syscall ring gets 90k rec/s: reads 9,000 × 80 = 720,000 B of 8,000,000 B;
 	// dropped = 8,000,000 − 720,000 − 1,048,576 = 6,231,424 B = 77,892.8 rec.
 	load := oneBin(100e6, 1_000, 100_000, [2]float64{200, 80}, 100_000)
-	sp := Simulate(load, Ring{SizeBytes: mib, LifecycleSizeBytes: mib, Layout: LayoutSplit})
+	sp := Simulate(load, Ring{SizeBytes: mib, LifecycleSizeBytes: mib, Layout: ringspec.LayoutSplit})
 	if sp.Dropped[lc] != 0 {
 		t.Errorf("split: lifecycle dropped %v, want 0", sp.Dropped[lc])
 	}
 	near(t, "split syscall dropped bytes", sp.DroppedBytes[sys], 6_231_424, 1e-9)
 	near(t, "split syscall dropped", sp.Dropped[sys], 77_892.8, 1e-9)
 
-	sh := Simulate(load, Ring{SizeBytes: mib, Layout: LayoutShared})
+	sh := Simulate(load, Ring{SizeBytes: mib, Layout: ringspec.LayoutShared})
 	if !(sh.Dropped[lc] > 0 && sh.Dropped[sys] > 0) {
 		t.Fatalf("shared: dropped %v, want both categories", sh.Dropped)
 	}
@@ -134,7 +135,7 @@ func TestSplitLifecycleRingTooSmall(t *testing.T) {
 	// No consumer; the lifecycle ring (10,000 B) gets 1,000 × 100 B: 90,000 B
 	// dropped = 900 records. The syscall ring (1 MiB) holds its 500 × 100 B.
 	load := oneBin(10e6, 1_000, 500, [2]float64{100, 100}, 0)
-	p := Simulate(load, Ring{SizeBytes: mib, LifecycleSizeBytes: 10_000, Layout: LayoutSplit})
+	p := Simulate(load, Ring{SizeBytes: mib, LifecycleSizeBytes: 10_000, Layout: ringspec.LayoutSplit})
 	near(t, "lifecycle dropped", p.Dropped[lc], 900, 1e-9)
 	if p.Dropped[sys] != 0 {
 		t.Errorf("syscall dropped %v, want 0", p.Dropped[sys])
@@ -166,10 +167,10 @@ func TestSimulateSanitizesInput(t *testing.T) {
 }
 
 func TestRingMemory(t *testing.T) {
-	if got := (Ring{SizeBytes: 4 * mib, Layout: LayoutShared, LifecycleSizeBytes: mib}).MemoryBytes(); got != 4*mib {
+	if got := (Ring{SizeBytes: 4 * mib, Layout: ringspec.LayoutShared, LifecycleSizeBytes: mib}).MemoryBytes(); got != 4*mib {
 		t.Errorf("shared memory %d", got)
 	}
-	if got := (Ring{SizeBytes: 4 * mib, Layout: LayoutSplit}).MemoryBytes(); got != 5*mib {
+	if got := (Ring{SizeBytes: 4 * mib, Layout: ringspec.LayoutSplit}).MemoryBytes(); got != 5*mib {
 		t.Errorf("split memory %d", got)
 	}
 }
@@ -237,7 +238,7 @@ func BenchmarkSimulate(b *testing.B) {
 	// 60 s of 10 ms bins with a flood every 5 s: 60,000 model steps.
 	load := SimulatedLoad(FloodSpec{Procs: 12_000, Burst: 1_000, Pause: 5e9, ProcsPerSec: 20_000,
 		SyscallsPerProc: 30, BaseRate: 20_000}, DefaultRecordBytes(), 150_000, DefaultBinNs)
-	for _, l := range []Layout{LayoutShared, LayoutSplit} {
+	for _, l := range []ringspec.Layout{ringspec.LayoutShared, ringspec.LayoutSplit} {
 		b.Run(string(l), func(b *testing.B) {
 			for b.Loop() {
 				Simulate(load, Ring{SizeBytes: 4 * mib, Layout: l})

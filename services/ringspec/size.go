@@ -1,4 +1,4 @@
-package bpf
+package ringspec
 
 import (
 	"fmt"
@@ -16,7 +16,8 @@ const MaxRingSize = 1 << 31
 // = 1024²; G, GB, GiB = 1024³ ("MB" is read as MiB because a decimal size could
 // never be a power of two). The kernel requires BPF ring buffers to be a power
 // of two and a multiple of the page size, so anything else is rejected here,
-// with the reason, rather than by an opaque EINVAL at load time.
+// with the reason, rather than by an opaque EINVAL at load time. FlagSize
+// writes what ParseSize reads back.
 func ParseSize(s string) (int, error) {
 	in := strings.TrimSpace(s)
 	if in == "" {
@@ -56,6 +57,26 @@ func ParseSize(s string) (int, error) {
 	return size, nil
 }
 
+// ParseSizes reads a comma-separated list of ring sizes ("1MiB,2MiB").
+// Empty items are skipped; an empty list is an error.
+func ParseSizes(s string) ([]int, error) {
+	var out []int
+	for _, p := range strings.Split(s, ",") {
+		if strings.TrimSpace(p) == "" {
+			continue
+		}
+		n, err := ParseSize(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no size given")
+	}
+	return out, nil
+}
+
 // ValidateRingSize checks the kernel's constraints on a ring buffer size:
 // a power of two, at least one page, at most MaxRingSize.
 func ValidateRingSize(n int) error {
@@ -81,26 +102,47 @@ func prevPow2(n int) int {
 	return p
 }
 
-// PresetSize maps Falco's --buf-size-preset (bufSizePreset) to bytes, so that
-// ringwise runs can be compared with Falco at the same setting: 1→1MiB, 2→2MiB,
-// 3→4MiB, 4→8MiB (Falco's default), 5→16MiB … 10→512MiB. Falco's preset 0
-// (driver-specific custom size) and anything above 10 are rejected.
-func PresetSize(n int) (int, error) {
-	if n < 1 || n > 10 {
-		return 0, fmt.Errorf("buffer size preset %d: want 1..10 (1→1MiB … 4→8MiB default … 10→512MiB)", n)
-	}
-	return 1 << (20 + n - 1), nil
-}
+// units are the binary units both formatters use, largest first.
+var units = [...]struct {
+	n    int
+	name string
+}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}}
 
-// FormatSize renders a ring size with the largest exact binary unit ("16MiB").
-func FormatSize(n int) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return strconv.Itoa(n>>30) + "GiB"
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return strconv.Itoa(n>>20) + "MiB"
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return strconv.Itoa(n>>10) + "KiB"
+// FlagSize renders a size the way flags take it, with the largest exact
+// binary unit and no space: "16MiB", "64KiB", "4097". ParseSize reads it
+// back. Use it in flag defaults and command lines, ProseSize in sentences
+// and tables.
+func FlagSize(n int) string {
+	for _, u := range units {
+		if n >= u.n && n%u.n == 0 {
+			return strconv.Itoa(n/u.n) + u.name
+		}
 	}
 	return strconv.Itoa(n)
+}
+
+// ProseSize renders a size for people: "16 MiB", "512 KiB", "1.5 MiB"
+// (at most two decimals), "100 B".
+func ProseSize(n int) string {
+	for _, u := range units {
+		if n >= u.n {
+			if n%u.n == 0 {
+				return strconv.Itoa(n/u.n) + " " + u.name
+			}
+			v := strconv.FormatFloat(float64(n)/float64(u.n), 'f', 2, 64)
+			v = strings.TrimRight(strings.TrimRight(v, "0"), ".")
+			return v + " " + u.name
+		}
+	}
+	return strconv.Itoa(n) + " B"
+}
+
+// FlagSizes renders sizes as a comma-separated list ParseSizes reads back
+// ("1MiB,2MiB,16MiB").
+func FlagSizes(sizes []int) string {
+	ss := make([]string, len(sizes))
+	for i, n := range sizes {
+		ss[i] = FlagSize(n)
+	}
+	return strings.Join(ss, ",")
 }
