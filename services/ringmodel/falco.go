@@ -6,11 +6,17 @@ import (
 	"strings"
 
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
-// DefaultCPUsPerRing is Falco's engine.modern_ebpf.cpus_for_each_buffer
-// default: one ring per two CPUs.
-const DefaultCPUsPerRing = 2
+// presetBytes is the ring size of bufSizePreset p (0 for an invalid p).
+func presetBytes(p int) int {
+	n, err := ringspec.PresetSize(p)
+	if err != nil {
+		return 0
+	}
+	return n
+}
 
 // FalcoRecordsPerSyscall is the ring records Falco's modern eBPF probe
 // writes per captured syscall: an enter and an exit event.
@@ -47,11 +53,11 @@ func (s CPUSeries) Total(recordBytes [event.NumCategories]float64, drain float64
 
 // Groups splits s into the loads of Falco's rings: ring g holds the records
 // of CPUs g·cpusPerRing … (g+1)·cpusPerRing−1 (Falco selects the ring by the
-// current CPU). cpusPerRing ≤ 0 means DefaultCPUsPerRing. The drain is
+// current CPU). cpusPerRing ≤ 0 means ringspec.DefaultCPUsPerRing. The drain is
 // left whole in each Load: the consumer is shared, see SimulateFalco.
 func (s CPUSeries) Groups(cpusPerRing int, recordBytes [event.NumCategories]float64, drain float64) []Load {
 	if cpusPerRing <= 0 {
-		cpusPerRing = DefaultCPUsPerRing
+		cpusPerRing = ringspec.DefaultCPUsPerRing
 	}
 	n := (len(s.Arrivals) + cpusPerRing - 1) / cpusPerRing
 	loads := make([]Load, n)
@@ -96,7 +102,7 @@ type FalcoRingPrediction struct {
 // all rings, so a ring with more waiting gets more of the reads).
 func SimulateFalco(s CPUSeries, recordBytes [event.NumCategories]float64, drain float64, sizeBytes, cpusPerRing int) FalcoRingPrediction {
 	if cpusPerRing <= 0 {
-		cpusPerRing = DefaultCPUsPerRing
+		cpusPerRing = ringspec.DefaultCPUsPerRing
 	}
 	loads := s.Groups(cpusPerRing, recordBytes, drain)
 	out := FalcoRingPrediction{Rings: len(loads), CPUsPerRing: cpusPerRing, SizeBytes: sizeBytes, PerRingDropped: make([]float64, len(loads))}
@@ -207,25 +213,25 @@ type FalcoRecommendation struct {
 	Verdict string `json:"verdict"`
 }
 
-// RecommendFalco replays s through every preset 1..MaxPreset in Falco's
+// RecommendFalco replays s through every preset 1..ringspec.MaxPreset in Falco's
 // layout (see SimulateFalco) and picks the smallest whose predicted missing
-// metadata is ≤ targetPct (≤ 0: DefaultTargetPct); if none does, the one
+// metadata is ≤ targetPct (≤ 0: ringspec.DefaultTargetPct); if none does, the one
 // with the least. cal with no samples is replaced by DefaultCalibration of
 // the whole load.
 func RecommendFalco(s CPUSeries, recordBytes [event.NumCategories]float64, drain float64, cpusPerRing int, cal Calibration, targetPct float64) FalcoRecommendation {
 	if cpusPerRing <= 0 {
-		cpusPerRing = DefaultCPUsPerRing
+		cpusPerRing = ringspec.DefaultCPUsPerRing
 	}
 	if !(targetPct > 0) || math.IsInf(targetPct, 0) {
-		targetPct = DefaultTargetPct
+		targetPct = ringspec.DefaultTargetPct
 	}
 	if cal.Samples <= 0 {
 		cal = DefaultCalibration(s.Total(recordBytes, drain))
 	}
 	rec := FalcoRecommendation{CPUsPerRing: cpusPerRing, TargetPct: targetPct, Calibration: cal, DrainRate: drain}
 	best := -1
-	for p := 1; p <= MaxPreset; p++ {
-		r := SimulateFalco(s, recordBytes, drain, PresetBytes(p), cpusPerRing)
+	for p := 1; p <= ringspec.MaxPreset; p++ {
+		r := SimulateFalco(s, recordBytes, drain, presetBytes(p), cpusPerRing)
 		var att, drop float64
 		for c := range event.NumCategories {
 			att += r.Prediction.Attempted[c]
@@ -263,18 +269,18 @@ func RecommendFalco(s CPUSeries, recordBytes [event.NumCategories]float64, drain
 func falcoVerdict(rec FalcoRecommendation, ncpu int) string {
 	var b strings.Builder
 	layout := fmt.Sprintf("modeled Falco's layout: %d ring(s) of %s, one per cpus_for_each_buffer=%d CPUs of %d",
-		rec.Rings, fmtBytes(PresetBytes(rec.BufSizePreset)), rec.CPUsPerRing, ncpu)
+		rec.Rings, ringspec.ProseSize(presetBytes(rec.BufSizePreset)), rec.CPUsPerRing, ncpu)
 	if rec.MeetsTarget {
 		fmt.Fprintf(&b, "SIMULATED: set engine.modern_ebpf.buf_size_preset: %d (%s): predicted %s%% missing ≤ %s%% target at drain %s ev/s; %s",
 			rec.BufSizePreset, layout, fmtPct(rec.PredictedMissingPct), fmtPct(rec.TargetPct), fmtRate(rec.DrainRate), layoutMem(rec))
 	} else {
 		fmt.Fprintf(&b, "SIMULATED: no buf_size_preset up to %d meets the %s%% target: best is %d (%s) with predicted %s%% missing at drain %s ev/s: capture fewer syscalls (base_syscalls.custom_set) or lower cpus_for_each_buffer",
-			MaxPreset, fmtPct(rec.TargetPct), rec.BufSizePreset, layout, fmtPct(rec.PredictedMissingPct), fmtRate(rec.DrainRate))
+			ringspec.MaxPreset, fmtPct(rec.TargetPct), rec.BufSizePreset, layout, fmtPct(rec.PredictedMissingPct), fmtRate(rec.DrainRate))
 	}
 	b.WriteString(calDesc(rec.Calibration))
 	return b.String()
 }
 
 func layoutMem(rec FalcoRecommendation) string {
-	return fmt.Sprintf("kernel memory %s", fmtBytes(rec.Rings*PresetBytes(rec.BufSizePreset)))
+	return fmt.Sprintf("kernel memory %s", ringspec.ProseSize(rec.Rings*presetBytes(rec.BufSizePreset)))
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 // series builds ncpu CPUs × bins of 10 ms; f gives the arrivals of a CPU
@@ -38,7 +39,7 @@ func TestFalcoLayoutOnTwoCPUsIsOneSharedRing(t *testing.T) {
 	rb := [2]float64{800, 96}
 	const drain = 150_000.0
 	f := SimulateFalco(s, rb, drain, 1<<20, 2)
-	sh := Simulate(s.Total(rb, drain), Ring{SizeBytes: 1 << 20, Layout: LayoutShared})
+	sh := Simulate(s.Total(rb, drain), Ring{SizeBytes: 1 << 20, Layout: ringspec.LayoutShared})
 	if f.Rings != 1 {
 		t.Fatalf("%d rings", f.Rings)
 	}
@@ -63,7 +64,7 @@ func TestFalcoLayoutOn32CPUs(t *testing.T) {
 			return [2]float64{}
 		})
 	}
-	size := PresetBytes(2)
+	size := presetBytes(2)
 	// The same burst spread over 32 CPUs lands in 16 rings of 2 MiB: 16×
 	// the room of one 2 MiB ring.
 	spread := SimulateFalco(burst(32), rb, drain, size, 2)
@@ -97,7 +98,7 @@ func TestRecommendFalco(t *testing.T) {
 		return [2]float64{0.2, 50}
 	})
 	rec := RecommendFalco(s, rb, 200_000, 2, Calibration{}, 0.1)
-	if !rec.MeetsTarget || rec.Rings != 2 || rec.BufSizePreset < 1 || len(rec.Candidates) != MaxPreset {
+	if !rec.MeetsTarget || rec.Rings != 2 || rec.BufSizePreset < 1 || len(rec.Candidates) != ringspec.MaxPreset {
 		t.Fatalf("%+v", rec)
 	}
 	// The chosen preset meets the target and the one below does not.
