@@ -21,6 +21,7 @@ Usage:
   ringwise up       [flags]   run sensor + enricher + analyzer in one process (embedded NATS)
   ringwise flood    [flags]   spawn a process flood and record its ground truth
   ringwise analyze  [FILE|-]  analyse Falco JSON output (or ringwise's) for missing metadata
+  ringwise measure  [flags]   count this node's syscall/lifecycle load (no records, no ring) and recommend Falco's buf_size_preset
   ringwise sensor   --nats URL [flags]   run the node sensor alone
   ringwise enricher --nats URL [flags]   run an enricher alone
   ringwise analyzer --nats URL [flags]   run the analyzer alone (HTTP /api/summary)
@@ -46,6 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"lab":      cmdLab,
 		"flood":    cmdFlood,
 		"analyze":  cmdAnalyze,
+		"measure":  cmdMeasure,
 		"sensor":   cmdSensor,
 		"enricher": cmdEnricher,
 		"analyzer": cmdAnalyzer,

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ringwise/ringwise/analyzer/report"
+	"github.com/ringwise/ringwise/sensor"
+	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/ringmodel"
+	"github.com/ringwise/ringwise/services/ringspec"
+)
+
+// Defaults of 'ringwise measure'.
+const (
+	DefaultMeasureDuration = 30 * time.Second
+	// DefaultWhatIfTop is how many of the dominant syscalls the what-if
+	// leaves out, one more at a time.
+	DefaultWhatIfTop = 3
+)
+
+// measureOutput is 'ringwise measure --json'.
+type measureOutput struct {
+	Measurement    *sensor.Measurement           `json:"measurement"`
+	TopSyscalls    []namedShare                  `json:"top_syscalls"`
+	DrainSource    string                        `json:"drain_source"`
+	RecordBytes    [event.NumCategories]float64  `json:"falco_record_bytes"`
+	RecordsPerSys  float64                       `json:"falco_records_per_syscall"`
+	Recommendation ringmodel.FalcoRecommendation `json:"recommendation"`
+	WhatIf         []whatIf                      `json:"what_if"`
+	FalcoMetrics   *report.FalcoMetricsReport    `json:"falco_metrics,omitempty"`
+}
+
+type namedShare struct {
+	Name string `json:"name"`
+	sensor.SyscallShare
+}
+
+// whatIf is the recommendation without the top N syscalls.
+type whatIf struct {
+	Without        []string                      `json:"without"`
+	SharePct       float64                       `json:"share_pct"`
+	CustomSet      string                        `json:"base_syscalls_custom_set"`
+	Recommendation ringmodel.FalcoRecommendation `json:"recommendation"`
+}
+
+func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("measure", "measure [--duration 30s] [--falco-metrics FILE|URL | --drain EPS] [--cpus-for-each-buffer 2] [--json]\n\n"+
+		"Counts syscall and lifecycle (fork, exec, exit) arrivals per CPU in the kernel every --interval, with\n"+
+		"no records and no ring, then replays them through Falco's modern eBPF layout (one ring of the preset's\n"+
+		"size per cpus_for_each_buffer CPUs, one consumer) for every bufSizePreset, and recommends one.\n"+
+		"Also answers what ring would do without the dominant syscalls (base_syscalls.custom_set). Needs root.", stderr)
+	duration := fs.Duration("duration", DefaultMeasureDuration, "how long to count (Ctrl-C stops early)")
+	interval := fs.Duration("interval", sensor.DefaultMeasureInterval, "sampling interval: the arrival curve's bin width")
+	metrics := fs.String("falco-metrics", "", "Falco's Prometheus metrics (file or http URL): Falco's drain is read from them")
+	scrapes := fs.Int("scrapes", 2, "with a --falco-metrics URL: scrapes to take (over the measurement)")
+	drain := fs.Float64("drain", 0, "Falco's consumer rate in events/s (overrides --falco-metrics)")
+	cpusPer := fs.Int("cpus-for-each-buffer", ringspec.DefaultCPUsPerRing, "Falco's engine.modern_ebpf.cpus_for_each_buffer")
+	target := fs.Float64("target", ringspec.DefaultTargetPct, "highest acceptable predicted % of events missing metadata")
+	perSys := fs.Float64("records-per-syscall", ringmodel.FalcoRecordsPerSyscall, "ring records Falco writes per captured syscall (enter and exit events)")
+	def := ringmodel.DefaultFalcoRecordBytes()
+	recBytes := fs.String("record-bytes", fmt.Sprintf("%g,%g", def[0], def[1]), "ASSUMED mean ring bytes of a Falco record: lifecycle,syscall")
+	captured := fs.String("falco-syscalls", "", "syscall names Falco captures (its rules ∪ base_syscalls); empty models every syscall counted — an upper bound, since Falco skips I/O syscalls unless -A")
+	top := fs.Int("what-if-top", DefaultWhatIfTop, "what-if: leave out the top 1..N syscalls")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	if *cpusPer < 1 {
+		return fmt.Errorf("--cpus-for-each-buffer %d: want >= 1", *cpusPer)
+	}
+	if *perSys <= 0 {
+		return fmt.Errorf("--records-per-syscall %v: want > 0", *perSys)
+	}
+	var rb [event.NumCategories]float64
+	parts := strings.Split(*recBytes, ",")
+	if len(parts) != 2 {
+		return fmt.Errorf("--record-bytes %q: want LIFECYCLE,SYSCALL", *recBytes)
+	}
+	for i, p := range parts {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || v <= 0 {
+			return fmt.Errorf("--record-bytes %q: %q is not a positive number", *recBytes, p)
+		}
+		rb[i] = v
+	}
+	var only map[uint32]bool
+	if *captured != "" {
+		nrs, err := parseSyscallNames("falco-syscalls", *captured)
+		if err != nil {
+			return err
+		}
+		only = map[uint32]bool{}
+		for _, nr := range nrs {
+			only[nr] = true
+		}
+	}
+	out := measureOutput{RecordBytes: rb, RecordsPerSys: *perSys}
+
+	fmt.Fprintf(stderr, "ringwise measure: counting for %v (every %v)…\n", *duration, *interval)
+	var mreport *report.FalcoMetricsReport
+	var first []report.FalcoCounters
+	isURL := strings.HasPrefix(*metrics, "http://") || strings.HasPrefix(*metrics, "https://")
+	if *metrics != "" && !isURL {
+		rs, err := readFalcoMetrics(ctx, *metrics, 1, time.Second, stderr)
+		if err != nil {
+			return err
+		}
+		first = rs
+	}
+	meas, err := sensor.Measure(ctx, sensor.MeasureConfig{Duration: *duration, Interval: *interval, Started: func() {
+		if isURL { // one scrape at the start, the rest after
+			if rs, err := readFalcoMetrics(ctx, *metrics, 1, time.Second, stderr); err == nil {
+				first = rs
+			} else {
+				fmt.Fprintf(stderr, "ringwise measure: %v\n", err)
+			}
+		}
+	}})
+	if err != nil {
+		return err
+	}
+	if isURL {
+		rs, err := readFalcoMetrics(context.WithoutCancel(ctx), *metrics, max(*scrapes-1, 1), time.Second, stderr)
+		if err != nil {
+			return err
+		}
+		first = append(first, rs...)
+	}
+	if len(first) > 0 {
+		m := report.AnalyzeFalcoCounters(first)
+		mreport = &m
+		out.FalcoMetrics = mreport
+	}
+	out.Measurement = meas
+
+	d := *drain
+	switch {
+	case d > 0:
+		out.DrainSource = "--drain"
+	case mreport != nil && mreport.DrainRate > 0:
+		d, out.DrainSource = mreport.DrainRate, "Falco's metrics: delivered rate while its ring overflowed"
+	case mreport != nil && mreport.DrainLowerBound > 0:
+		d, out.DrainSource = mreport.DrainLowerBound, "Falco's metrics: highest delivered rate, a lower bound (no drops seen)"
+	default:
+		return fmt.Errorf("Falco's drain is unknown: give --drain EVENTS_PER_S or --falco-metrics with Falco's Prometheus text")
+	}
+
+	// Leave out what Falco does not capture.
+	var notCaptured map[uint32]bool
+	if only != nil {
+		notCaptured = map[uint32]bool{}
+		for nr := range meas.BySyscall {
+			if !only[nr] {
+				notCaptured[nr] = true
+			}
+		}
+	}
+	tops := meas.TopSyscalls()
+	for _, s := range tops {
+		if notCaptured[s.Nr] {
+			continue
+		}
+		out.TopSyscalls = append(out.TopSyscalls, namedShare{syscallLabel(s.Nr), s})
+	}
+	out.Recommendation = ringmodel.RecommendFalco(meas.Series(*perSys, notCaptured), rb, d, *cpusPer, ringmodel.Calibration{}, *target)
+	without := map[uint32]bool{}
+	for k, v := range notCaptured {
+		without[k] = v
+	}
+	var names []string
+	var share float64
+	for i := 0; i < *top && i < len(out.TopSyscalls); i++ {
+		s := out.TopSyscalls[i]
+		without[s.Nr] = true
+		names = append(names, s.Name)
+		share += s.Pct
+		neg := make([]string, len(names))
+		for j, n := range names {
+			neg[j] = "!" + n
+		}
+		out.WhatIf = append(out.WhatIf, whatIf{
+			Without: append([]string(nil), names...), SharePct: share,
+			CustomSet:      "[" + strings.Join(neg, ", ") + "]",
+			Recommendation: ringmodel.RecommendFalco(meas.Series(*perSys, without), rb, d, *cpusPer, ringmodel.Calibration{}, *target),
+		})
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	writeMeasure(stdout, &out, *captured)
+	return nil
+}
+
+func writeMeasure(w io.Writer, o *measureOutput, captured string) {
+	var b strings.Builder
+	m := o.Measurement
+	secs := m.Duration.Seconds()
+	rate := func(n uint64) string {
+		if secs <= 0 {
+			return "-"
+		}
+		return strconv.FormatFloat(float64(n)/secs, 'f', 0, 64)
+	}
+	fmt.Fprintf(&b, "measured: %.1f s on %d CPUs, every %v (%d bins), counting only (no records, no ring)\n", secs, m.NumCPU, m.Interval, m.Bins)
+	fmt.Fprintf(&b, "  %d syscalls (%s/s), %d forks (%s/s), %d execs, %d exits\n", m.Syscalls, rate(m.Syscalls), m.Forks, rate(m.Forks), m.Execs, m.Exits)
+	var cpus []string
+	for i, n := range m.PerCPUSyscalls {
+		cpus = append(cpus, fmt.Sprintf("cpu%d %d", i, n))
+	}
+	fmt.Fprintf(&b, "  syscalls per CPU: %s\n", strings.Join(cpus, ", "))
+	if len(o.TopSyscalls) > 0 {
+		var tops []string
+		for i, s := range o.TopSyscalls {
+			if i == 8 {
+				break
+			}
+			tops = append(tops, fmt.Sprintf("%s %.1f%%", s.Name, s.Pct))
+		}
+		fmt.Fprintf(&b, "  dominant syscalls: %s\n", strings.Join(tops, ", "))
+	}
+	if o.FalcoMetrics != nil {
+		var mb strings.Builder
+		report.WriteFalcoMetricsText(&mb, *o.FalcoMetrics)
+		b.WriteString(mb.String())
+	}
+	r := o.Recommendation
+	fmt.Fprintf(&b, "model: Falco's drain %.0f events/s (%s); %g records per syscall; ASSUMED record bytes lifecycle %g, syscall %g",
+		r.DrainRate, o.DrainSource, o.RecordsPerSys, o.RecordBytes[0], o.RecordBytes[1])
+	if captured == "" {
+		b.WriteString("; every counted syscall modeled as captured (an upper bound: Falco skips I/O syscalls unless -A; see --falco-syscalls)")
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "SIMULATED, Falco's layout (%d ring(s), one per cpus_for_each_buffer=%d CPUs, one consumer):\n", r.Rings, r.CPUsPerRing)
+	fmt.Fprintf(&b, "  %-7s %-8s %-9s %12s %12s\n", "preset", "ring", "memory", "drop %", "missing %")
+	for _, c := range r.Candidates {
+		mark := ""
+		if c.Preset == r.BufSizePreset {
+			mark = "  ←"
+		}
+		fmt.Fprintf(&b, "  %-7d %-8s %-9s %11.3f%% %11.3f%%%s\n", c.Preset, ringspec.ProseSize(c.Rings.SizeBytes), ringspec.ProseSize(c.MemoryBytes), c.PredictedDropPct, c.PredictedMissingPct, mark)
+	}
+	if r.TooSlow {
+		b.WriteString("  (sizes that drop nothing here only outlast this measurement: with the mean load above the drain every ring fills in the end)\n")
+	}
+	fmt.Fprintf(&b, "recommendation: %s\n", r.Verdict)
+	for _, wi := range o.WhatIf {
+		rr := wi.Recommendation
+		what := "no preset meets the target"
+		if rr.MeetsTarget {
+			what = fmt.Sprintf("bufSizePreset %d would do (predicted %.3f%% missing)", rr.BufSizePreset, rr.PredictedMissingPct)
+		}
+		fmt.Fprintf(&b, "what-if: without %s (%.0f%% of the load), %s — in Falco: base_syscalls.custom_set: %s (check your rules do not need them)\n",
+			strings.Join(wi.Without, "/"), wi.SharePct, what, wi.CustomSet)
+	}
+	io.WriteString(w, b.String())
+}
