@@ -15,10 +15,18 @@ import (
 
 	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/ringspec"
+	"github.com/ringwise/ringwise/services/syscalls"
 )
 
 // sysGetpid is getpid's syscall number, the syscall the shedding test floods.
-var sysGetpid = map[string]uint32{"amd64": 39, "arm64": 172}[runtime.GOARCH]
+func sysGetpid(t *testing.T) uint32 {
+	t.Helper()
+	nr, ok := syscalls.Number(syscalls.Native(), "getpid")
+	if !ok {
+		t.Fatalf("no getpid syscall on %s", syscalls.Native())
+	}
+	return nr
+}
 
 func needRoot(t *testing.T) {
 	t.Helper()
@@ -451,11 +459,9 @@ func runGetpidFlood(t *testing.T, n int) uint32 {
 
 func TestShedding(t *testing.T) {
 	needRoot(t)
-	if sysGetpid == 0 {
-		t.Skipf("no getpid number for %s", runtime.GOARCH)
-	}
+	getpid := sysGetpid(t)
 	const n = 20000
-	p := load(t, Config{RingSize: 4 << 20, ShedSyscalls: []uint32{sysGetpid},
+	p := load(t, Config{RingSize: 4 << 20, ShedSyscalls: []uint32{getpid},
 		ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
 	if err := p.SetShedding(true); err != nil {
 		t.Fatal(err)
@@ -481,11 +487,11 @@ func TestShedding(t *testing.T) {
 			continue
 		}
 		switch {
-		case r.Pid == shedPid && r.Syscall == sysGetpid:
+		case r.Pid == shedPid && r.Syscall == getpid:
 			shedGetpid++
 		case r.Pid == shedPid:
 			shedOther++
-		case r.Pid == keptPid && r.Syscall == sysGetpid:
+		case r.Pid == keptPid && r.Syscall == getpid:
 			keptGetpid++
 		}
 	}

@@ -69,6 +69,11 @@ func (p probeAdapter) Rings() []Ring {
 	return out
 }
 
+// DefaultShedSyscalls are the low-value, high-volume syscalls shed under
+// pressure, by name so that one list serves every architecture (see
+// syscalls.ParseList; access does not exist on arm64 and is skipped there).
+const DefaultShedSyscalls = "read,write,close,fstat,lseek,mmap,mprotect,munmap,brk,rt_sigaction,rt_sigprocmask,access,newfstatat,pread64"
+
 // Config configures a sensor run.
 type Config struct {
 	Node   string

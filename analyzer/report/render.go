@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/syscalls"
 )
 
 // Falco-style renderings of unknown values in output text.
@@ -35,7 +36,8 @@ const (
 // 4294967295 (uid) in the output text. Wall time is e.TsNs + wallOffsetNs;
 // the text's clock is UTC. "reason" is omitted when nothing is missing and
 // no reason is set; it is "unspecified" when fields are missing without a
-// reason. Syscall numbers are named per x86_64 (see SyscallName). Strings
+// reason. Syscall numbers are named from the syscalls table of the event's
+// ABI (event.Event.ABI), ia32 by its x86_64 equivalent. Strings
 // are JSON-escaped; invalid UTF-8 becomes U+FFFD. It does not allocate when
 // dst has room.
 func AppendFalcoJSON(dst []byte, e *event.Enriched, wallOffsetNs int64, node string) []byte {
@@ -143,8 +145,11 @@ func appendEvtType(dst []byte, e *event.Enriched) []byte {
 	if e.Type != event.TypeSyscall {
 		return appendJSONContent(dst, e.Type.String())
 	}
-	if name := SyscallName(e.Syscall); name != "" {
-		return append(dst, name...)
+	// Falco names ia32 calls by their x86_64 equivalent (setuid32 is
+	// setuid): normalize, then name in the normalized ABI.
+	abi := e.ABI()
+	if nr, ok := syscalls.Normalize(abi, e.Syscall); ok {
+		return append(dst, syscalls.Name(syscalls.NormalABI(abi), nr)...)
 	}
 	dst = append(dst, "syscall_"...)
 	return strconv.AppendUint(dst, uint64(e.Syscall), 10)
@@ -229,184 +234,4 @@ func appendJSONContent(dst []byte, s string) []byte {
 		i += size
 	}
 	return append(dst, s[start:]...)
-}
-
-// SyscallName returns the x86_64 name of syscall number nr for the common
-// syscalls, or "" if it is not in the table.
-func SyscallName(nr uint32) string {
-	switch nr {
-	case 0:
-		return "read"
-	case 1:
-		return "write"
-	case 2:
-		return "open"
-	case 3:
-		return "close"
-	case 4:
-		return "stat"
-	case 5:
-		return "fstat"
-	case 6:
-		return "lstat"
-	case 7:
-		return "poll"
-	case 8:
-		return "lseek"
-	case 9:
-		return "mmap"
-	case 10:
-		return "mprotect"
-	case 11:
-		return "munmap"
-	case 12:
-		return "brk"
-	case 13:
-		return "rt_sigaction"
-	case 14:
-		return "rt_sigprocmask"
-	case 15:
-		return "rt_sigreturn"
-	case 16:
-		return "ioctl"
-	case 17:
-		return "pread64"
-	case 18:
-		return "pwrite64"
-	case 19:
-		return "readv"
-	case 20:
-		return "writev"
-	case 21:
-		return "access"
-	case 22:
-		return "pipe"
-	case 23:
-		return "select"
-	case 24:
-		return "sched_yield"
-	case 32:
-		return "dup"
-	case 33:
-		return "dup2"
-	case 35:
-		return "nanosleep"
-	case 39:
-		return "getpid"
-	case 41:
-		return "socket"
-	case 42:
-		return "connect"
-	case 43:
-		return "accept"
-	case 44:
-		return "sendto"
-	case 45:
-		return "recvfrom"
-	case 46:
-		return "sendmsg"
-	case 47:
-		return "recvmsg"
-	case 49:
-		return "bind"
-	case 50:
-		return "listen"
-	case 56:
-		return "clone"
-	case 57:
-		return "fork"
-	case 58:
-		return "vfork"
-	case 59:
-		return "execve"
-	case 60:
-		return "exit"
-	case 61:
-		return "wait4"
-	case 62:
-		return "kill"
-	case 63:
-		return "uname"
-	case 72:
-		return "fcntl"
-	case 78:
-		return "getdents"
-	case 79:
-		return "getcwd"
-	case 80:
-		return "chdir"
-	case 82:
-		return "rename"
-	case 83:
-		return "mkdir"
-	case 84:
-		return "rmdir"
-	case 87:
-		return "unlink"
-	case 89:
-		return "readlink"
-	case 90:
-		return "chmod"
-	case 92:
-		return "chown"
-	case 95:
-		return "umask"
-	case 96:
-		return "gettimeofday"
-	case 102:
-		return "getuid"
-	case 104:
-		return "getgid"
-	case 105:
-		return "setuid"
-	case 106:
-		return "setgid"
-	case 107:
-		return "geteuid"
-	case 108:
-		return "getegid"
-	case 110:
-		return "getppid"
-	case 158:
-		return "arch_prctl"
-	case 186:
-		return "gettid"
-	case 202:
-		return "futex"
-	case 217:
-		return "getdents64"
-	case 218:
-		return "set_tid_address"
-	case 228:
-		return "clock_gettime"
-	case 230:
-		return "clock_nanosleep"
-	case 231:
-		return "exit_group"
-	case 257:
-		return "openat"
-	case 262:
-		return "newfstatat"
-	case 263:
-		return "unlinkat"
-	case 273:
-		return "set_robust_list"
-	case 288:
-		return "accept4"
-	case 293:
-		return "pipe2"
-	case 302:
-		return "prlimit64"
-	case 318:
-		return "getrandom"
-	case 322:
-		return "execveat"
-	case 332:
-		return "statx"
-	case 334:
-		return "rseq"
-	case 435:
-		return "clone3"
-	}
-	return ""
 }

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/syscalls"
 )
 
 type renderedLine struct {
@@ -49,7 +50,7 @@ func TestAppendFalcoJSONMissing(t *testing.T) {
 	e.Tid = 4322
 	e.TsNs = 432_123_456_789
 	e.StartNs = 400_000_000_000
-	e.Syscall = 257
+	e.Syscall = nativeNr(t, "openat")
 	e.Ret = 3
 	line := AppendFalcoJSON(nil, &e, wallOffset, "node-a")
 	r := decodeLine(t, line)
@@ -128,8 +129,8 @@ func TestAppendFalcoJSONTypes(t *testing.T) {
 		want string
 	}{
 		{event.TypeFork, 0, "clone"}, {event.TypeExit, 0, "procexit"}, {event.TypeExec, 0, "execve"},
-		{event.TypeSyscall, 0, "read"}, {event.TypeSyscall, 59, "execve"}, {event.TypeSyscall, 231, "exit_group"},
-		{event.TypeSyscall, 999, "syscall_999"},
+		{event.TypeSyscall, nativeNr(t, "read"), "read"}, {event.TypeSyscall, nativeNr(t, "execve"), "execve"},
+		{event.TypeSyscall, nativeNr(t, "exit_group"), "exit_group"}, {event.TypeSyscall, 999, "syscall_999"},
 	} {
 		e := ev(tc.typ, 1, 1, event.FieldUID, event.ReasonNone)
 		e.Syscall = tc.nr
@@ -174,4 +175,14 @@ func FuzzAppendFalcoJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// nativeNr is the number of syscall name in the ABI events are read in.
+func nativeNr(t testing.TB, name string) uint32 {
+	t.Helper()
+	nr, ok := syscalls.Number(syscalls.Native(), name)
+	if !ok {
+		t.Fatalf("no %s syscall on %s", name, syscalls.Native())
+	}
+	return nr
 }

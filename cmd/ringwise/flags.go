@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ringwise/ringwise/bpf"
 	"github.com/ringwise/ringwise/sensor"
 	"github.com/ringwise/ringwise/services/ringspec"
+	"github.com/ringwise/ringwise/services/syscalls"
 )
 
 // sizeFlag is a ring size in bytes given with a unit (64KiB, 16MiB).
@@ -49,11 +49,6 @@ type sensorFlags struct {
 	batchDelay    time.Duration
 }
 
-// DefaultShedSyscalls are low-value, high-volume syscalls shed under
-// pressure: read, write, close, fstat, lseek, mmap, mprotect, munmap, brk,
-// rt_sigaction, rt_sigprocmask, access, newfstatat, pread64 (x86_64).
-const DefaultShedSyscalls = "0,1,3,5,8,9,10,11,12,13,14,17,21,262"
-
 func (f *sensorFlags) register(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
 	fs.StringVar(&f.node, "node", host, "node name, the last token of every subject")
@@ -66,7 +61,7 @@ func (f *sensorFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.consumerCost, "consumer-cost", 0, "LAB KNOB: busy work added per event in the sensor's reader to emulate a loaded monitor (e.g. 20us)")
 	fs.Float64Var(&f.shedHigh, "shed-high", 0, "adaptive shedding: ring fill fraction above which low-value syscalls are shed (0 = off; the lab's shared+shed uses "+strconv.FormatFloat(ringspec.DefaultShedHighWater, 'g', -1, 64)+")")
 	fs.Float64Var(&f.shedLow, "shed-low", ringspec.DefaultShedLowWater, "adaptive shedding: ring fill fraction below which shedding stops")
-	fs.StringVar(&f.shedSyscalls, "shed-syscalls", DefaultShedSyscalls, "comma-separated syscall numbers eligible for shedding")
+	fs.StringVar(&f.shedSyscalls, "shed-syscalls", sensor.DefaultShedSyscalls, "comma-separated syscalls (names, or numbers of this machine's ABI) eligible for shedding; names this architecture lacks are skipped")
 	fs.IntVar(&f.batchEvents, "batch-events", 1024, "max events per published batch")
 	fs.DurationVar(&f.batchDelay, "batch-delay", 20*time.Millisecond, "max time an event waits in an open batch")
 }
@@ -88,17 +83,10 @@ func (f *sensorFlags) config() (sensor.Config, error) {
 	if err != nil {
 		return sensor.Config{}, fmt.Errorf("--layout: %w", err)
 	}
-	var shed []uint32
-	for _, s := range strings.Split(f.shedSyscalls, ",") {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		var nr uint32
-		if _, err := fmt.Sscanf(s, "%d", &nr); err != nil || nr > 1024 {
-			return sensor.Config{}, fmt.Errorf("--shed-syscalls: %q is not a syscall number", s)
-		}
-		shed = append(shed, nr)
+	// The sensor traces this machine's syscalls: its own ABI's numbers.
+	shed, _, err := syscalls.ParseList(syscalls.Native(), f.shedSyscalls)
+	if err != nil {
+		return sensor.Config{}, fmt.Errorf("--shed-syscalls: %w", err)
 	}
 	cfg := sensor.Config{
 		Node: f.node,

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/ringwise/ringwise/internal/lab"
+	"github.com/ringwise/ringwise/sensor"
 	"github.com/ringwise/ringwise/services/ringspec"
 )
 
@@ -32,7 +33,7 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	asJSON := fs.Bool("json", false, "print results.json to stdout instead of the table")
 	shedHigh := fs.Float64("shed-high", ringspec.DefaultShedHighWater, "shared+shed: ring fill fraction where shedding starts")
 	shedLow := fs.Float64("shed-low", ringspec.DefaultShedLowWater, "shared+shed: ring fill fraction where shedding stops")
-	shedSys := fs.String("shed-syscalls", DefaultShedSyscalls, "shared+shed: syscall numbers eligible for shedding")
+	shedSys := fs.String("shed-syscalls", sensor.DefaultShedSyscalls, "shared+shed: syscalls (names or numbers) eligible for shedding")
 	node := fs.String("node", hostname(), "node name")
 	verbose := fs.Bool("v", false, "log to stderr")
 	if err := parse(fs, args); err != nil {

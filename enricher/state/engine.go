@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/syscalls"
 )
 
 // Engine is the Table implementation. Its methods are safe for concurrent
@@ -542,16 +543,6 @@ func (e *Engine) applyExec(ev *event.Event) {
 	})
 }
 
-// x86_64 numbers of the syscalls that change effective ids.
-const (
-	sysSetuid    = 105
-	sysSetgid    = 106
-	sysSetreuid  = 113
-	sysSetregid  = 114
-	sysSetresuid = 117
-	sysSetresgid = 119
-)
-
 // applyCreds follows a successful setuid-family syscall, as Falco does:
 // without it a worker that drops root (nginx, sshd, postgres) would keep
 // showing uid 0 — known, but wrong. The records are sys_exit records, so
@@ -559,20 +550,11 @@ const (
 // thread, but glibc applies them to every thread of the process, so the
 // process entry follows.
 func (e *Engine) applyCreds(ev *event.Event) {
-	newID := func(arg uint64) (uint32, bool) {
-		id := uint32(arg)
-		return id, id != 0xffffffff // -1: leave unchanged
-	}
-	var id uint32
-	var ok bool
-	switch ev.Syscall {
-	case sysSetuid, sysSetgid:
-		id, ok = newID(ev.SysArgs[0])
-	case sysSetreuid, sysSetresuid, sysSetregid, sysSetresgid:
-		id, ok = newID(ev.SysArgs[1]) // the effective id
-	default:
+	cred, ok := syscalls.Cred(ev.ABI(), ev.Syscall)
+	if !ok {
 		return
 	}
+	id, ok := cred.NewID(ev.SysArgs) // false: -1, leave unchanged
 	if !ok {
 		return
 	}
@@ -581,10 +563,9 @@ func (e *Engine) applyCreds(ev *event.Event) {
 		return
 	}
 	en := &e.t.slab[idx]
-	switch ev.Syscall {
-	case sysSetuid, sysSetreuid, sysSetresuid:
+	if cred.Kind == syscalls.UID {
 		en.uid = id
-	default:
+	} else {
 		en.gid = id
 	}
 	e.st.CredChanges++

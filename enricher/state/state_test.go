@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/syscalls"
 )
 
 type step struct {
@@ -39,6 +40,7 @@ var (
 )
 
 func scenarios() []scenario {
+	setuidNr, _ := syscalls.Number(syscalls.Native(), "setuid")
 	return []scenario{
 		{
 			name: "normal fork exec syscalls exit",
@@ -341,9 +343,13 @@ func scenarios() []scenario {
 			steps: []step{{
 				evs: []event.Event{
 					execEv(1300, 1, t1, 2, "nginx", "/usr/sbin/nginx", "nginx"),
-					func() event.Event { e := sysEv(1300, t1, 2); e.Syscall, e.SysArgs[0] = 105, 33; return e }(), // setuid(33)
+					func() event.Event { e := sysEv(1300, t1, 2); e.Syscall, e.SysArgs[0] = setuidNr, 33; return e }(), // setuid(33)
 					sysEv(1300, t1, 2),
-					func() event.Event { e := sysEv(1300, t1, 2); e.Syscall, e.Ret, e.SysArgs[0] = 105, -1, 0; return e }(), // failed setuid(0)
+					func() event.Event {
+						e := sysEv(1300, t1, 2)
+						e.Syscall, e.Ret, e.SysArgs[0] = setuidNr, -1, 0
+						return e
+					}(), // failed setuid(0)
 					sysEv(1300, t1, 2),
 				},
 				want: []want{

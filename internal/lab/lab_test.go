@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringwise/ringwise/sensor"
 	"github.com/ringwise/ringwise/services/ringspec"
+	"github.com/ringwise/ringwise/services/syscalls"
 )
 
 func TestLabSimulated(t *testing.T) {
@@ -104,11 +106,15 @@ func TestLabRealBPF(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
+	shed, _, err := syscalls.ParseList(syscalls.Native(), sensor.DefaultShedSyscalls)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{
 		Sizes: []int{64 << 10, 16 << 20}, Layouts: []ringspec.Layout{ringspec.LayoutShared, ringspec.LayoutSplit, ringspec.LayoutSharedShed},
 		Procs: 600, Burst: 300, Pause: 300 * time.Millisecond, Parallel: 4,
 		ConsumerCost: 25 * time.Microsecond, Node: "labtest",
-		ShedSyscalls: []uint32{0, 1, 3, 5, 8, 9, 10, 11, 12, 13, 14, 17, 21, 262},
+		ShedSyscalls: shed,
 	}
 	res, err := Run(context.Background(), cfg)
 	if err != nil {

@@ -9,7 +9,11 @@
 // pre-exec name).
 package event
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/ringwise/ringwise/services/syscalls"
+)
 
 // SchemaVersion is the version of the batch envelope and event encoding.
 // Decoders reject any other version with ErrSchemaVersion.
@@ -137,6 +141,11 @@ type Event struct {
 	Ret     int64
 	SysArgs [3]uint64
 }
+
+// ABI is the syscall numbering of Syscall. Records carry no ABI yet (an
+// ia32 flag in the BPF record is planned), so this is the one place that
+// assumes the sensor ran on this program's architecture (syscalls.Native).
+func (e *Event) ABI() syscalls.ABI { return syscalls.Native() }
 
 // CommString returns Comm up to its first NUL.
 func (e *Event) CommString() string { return CString(e.Comm[:]) }
