@@ -5,16 +5,19 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ringwise/ringwise/analyzer/report"
 	"github.com/ringwise/ringwise/bpf"
+	"github.com/ringwise/ringwise/services/syscalls"
 )
 
-// syscallLabel names syscall nr (x86_64 table), or "syscall_N".
+// The measure mode counts this machine's syscalls: numbers are in the
+// native ABI (syscalls.Native).
+
+// syscallLabel names syscall nr from the native table, or "syscall_N".
 func syscallLabel(nr uint32) string {
 	if nr >= bpf.MeasureMaxNr {
 		return fmt.Sprintf("syscall_%d+", bpf.MeasureMaxNr)
 	}
-	if n := report.SyscallName(nr); n != "" {
+	if n := syscalls.Name(syscalls.Native(), nr); n != "" {
 		return n
 	}
 	return "syscall_" + strconv.FormatUint(uint64(nr), 10)
@@ -25,19 +28,14 @@ func syscallLabel(nr uint32) string {
 // number without a name) into numbers. Numbers are refused: flags take
 // names.
 func parseSyscallNames(flagName, s string) ([]uint32, error) {
-	byName := map[string]uint32{}
-	for nr := range uint32(bpf.MeasureMaxNr) {
-		if n := report.SyscallName(nr); n != "" {
-			byName[n] = nr
-		}
-	}
+	abi := syscalls.Native()
 	var out []uint32
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
 		if f == "" {
 			continue
 		}
-		if nr, ok := byName[f]; ok {
+		if nr, ok := syscalls.Number(abi, f); ok && nr < bpf.MeasureMaxNr {
 			out = append(out, nr)
 			continue
 		}
@@ -50,7 +48,7 @@ func parseSyscallNames(flagName, s string) ([]uint32, error) {
 		if _, err := strconv.Atoi(f); err == nil {
 			return nil, fmt.Errorf("--%s: %q is a number: give syscall names (read, openat, …)", flagName, f)
 		}
-		return nil, fmt.Errorf("--%s: unknown syscall name %q", flagName, f)
+		return nil, fmt.Errorf("--%s: unknown %s syscall name %q", flagName, abi, f)
 	}
 	return out, nil
 }
