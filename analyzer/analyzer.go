@@ -258,22 +258,20 @@ func (a *Analyzer) Recommendation(node string) (ringmodel.Recommendation, error)
 	if len(stats) == 0 {
 		return ringmodel.Recommendation{}, fmt.Errorf("no stats from node %q yet", node)
 	}
-	load := ringmodel.LoadFromStats(stats)
-	// Fit the missing-per-lifecycle-drop factor against the drops the model
-	// predicts for the node's current ring, so the model's own category
-	// split does not bias the prediction (see the lab).
+	// The model's calibration sequence, as in the lab, over the node's one
+	// run: its current ring is a measured ring, which outranks the model.
 	last := stats[len(stats)-1].Ring
-	cur := ringmodel.Ring{SizeBytes: last.SizeBytes, LifecycleSizeBytes: last.LifecycleSizeBytes, Layout: last.Layout}
-	predicted := ringmodel.Simulate(load, cur).Dropped[event.CategoryLifecycle]
-	if sum.Sensor.DroppedLifecycle == 0 {
-		predicted = 0 // nothing was lost: nothing to learn from
-	}
-	cal := ringmodel.Learn([]ringmodel.Observation{{
-		LifecycleDropped:           predicted,
+	as := ringmodel.Assess([]ringmodel.Run{{
+		Ring:                       ringmodel.Ring{SizeBytes: last.SizeBytes, LifecycleSizeBytes: last.LifecycleSizeBytes, Layout: last.Layout},
+		Load:                       ringmodel.LoadFromStats(stats),
+		LifecycleDropped:           float64(sum.Sensor.DroppedLifecycle),
 		MissingLifecycleAttributed: float64(sum.Analyzer.LifecycleAttributed),
 		Delivered:                  float64(sum.Sensor.Delivered),
-	}})
-	return ringmodel.Recommend(load, cal, a.cfg.Recommend), nil
+		MissingPct:                 sum.Analyzer.MissingPct,
+		// Shedding changes the load: its measurement is not of a plain ring.
+		Modified: last.Shedding,
+	}}, a.cfg.Recommend)
+	return as.Recommendation, nil
 }
 
 // Handler serves /api/summary[?node=N], /api/recommendation[?node=N] and

@@ -184,6 +184,12 @@ func TestHandleDirect(t *testing.T) {
 	if preset < 1 || preset > 10 {
 		t.Errorf("buf_size_preset = %d, want a Falco preset 1..10", preset)
 	}
+	// Always an answer: a size and a layout, whatever the verdict.
+	var size int
+	var layout string
+	if json.Unmarshal(rec["size_bytes"], &size) != nil || json.Unmarshal(rec["layout"], &layout) != nil || size <= 0 || layout == "" {
+		t.Errorf("recommendation without a size and a layout: %s", body)
+	}
 	if code, body := get(t, h, "/api/nodes"); code != http.StatusOK || strings.TrimSpace(string(body)) != `[
   "`+node+`"
 ]` {

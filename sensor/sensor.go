@@ -24,6 +24,7 @@ import (
 	"github.com/ringwise/ringwise/services/bus"
 	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/procfs"
+	"github.com/ringwise/ringwise/services/ringmodel"
 	"github.com/ringwise/ringwise/services/ringspec"
 )
 
@@ -521,7 +522,7 @@ func (s *sensor) meanRecordBytes() [event.NumCategories]float64 {
 // backlogThreshold is the ring fill above which the reader counts as
 // backlogged: well above what accumulates between two polls.
 func (s *sensor) backlogThreshold() int {
-	return min(64<<10, s.ringCfg.SizeBytes/4)
+	return ringmodel.BacklogThreshold(s.ringCfg.SizeBytes)
 }
 
 // drainRate is the reader's capacity in records per second. Preferably it is

@@ -33,8 +33,8 @@ type htmlView struct {
 }
 
 type htmlCandidate struct {
-	Preset, Size, Layout, Lifecycle, Memory, Missing string
-	Chosen                                           bool
+	Preset, Size, Layout, Lifecycle, Memory, Missing, Measured, Meets, Basis string
+	Chosen                                                                   bool
 }
 
 var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
@@ -109,16 +109,16 @@ dl.kv dd{margin:0}
 {{if .Candidates}}
 <h2>Candidates the ring model replayed</h2>
 <table id="candidates">
-<thead><tr><th>preset</th><th>size</th><th class="l">layout</th><th>lifecycle ring</th><th>memory</th><th>predicted missing %</th></tr></thead>
+<thead><tr><th>preset</th><th>size</th><th class="l">layout</th><th>lifecycle ring</th><th>memory</th><th>predicted missing %</th><th>measured missing %</th><th>meets target</th><th class="l">decided by</th></tr></thead>
 <tbody>
-{{range .Candidates}}<tr{{if .Chosen}} class="chosen"{{end}}><td>{{.Preset}}</td><td>{{.Size}}</td><td class="l">{{.Layout}}</td><td>{{.Lifecycle}}</td><td>{{.Memory}}</td><td>{{.Missing}}</td></tr>
+{{range .Candidates}}<tr{{if .Chosen}} class="chosen"{{end}}><td>{{.Preset}}</td><td>{{.Size}}</td><td class="l">{{.Layout}}</td><td>{{.Lifecycle}}</td><td>{{.Memory}}</td><td>{{.Missing}}</td><td>{{.Measured}}</td><td>{{.Meets}}</td><td class="l">{{.Basis}}</td></tr>
 {{end}}</tbody>
 </table>
 <p class="note">The highlighted row is the recommendation.</p>
 {{end}}
 
 <h2>How to read this</h2>
-<p>Under a process flood the kernel writes records into the ring faster than the consumer reads them. When the ring is full the kernel drops records; if a dropped record is a fork, exec or exit, the monitor's process table misses that step and later events of the process come out without metadata (<code>null</code>, <code>-1</code>, <code>4294967295</code>). <em>dropped %</em> is the share of records the kernel could not write; <em>lifecycle dropped %</em> the share of fork/exec/exit records lost; <em>missing %</em> the share of delivered events whose process metadata could not be filled (± the standard deviation over repeats); <em>wrong %</em> the share filled with the wrong process; <em>predicted missing %</em> is what the ring model expects for the same load. In the chart, solid lines are {{if .Sim}}the simulation{{else}}the measurement{{end}}, dashed lines the model's prediction, and the black diamonds the seed article's figures for Falco. A larger ring (or a separate ring for lifecycle records, the <em>split</em> layout) bridges longer bursts; if the consumer is slower than the mean arrival rate, no ring size helps.</p>
+<p>Under a process flood the kernel writes records into the ring faster than the consumer reads them. When the ring is full the kernel drops records; if a dropped record is a fork, exec or exit, the monitor's process table misses that step and later events of the process come out without metadata (<code>null</code>, <code>-1</code>, <code>4294967295</code>). <em>dropped %</em> is the share of records the kernel could not write; <em>lifecycle dropped %</em> the share of fork/exec/exit records lost; <em>missing %</em> the share of delivered events whose process metadata could not be filled (± the standard deviation over repeats); <em>wrong %</em> the share filled with the wrong process; <em>predicted missing % (out of sample)</em> is what the ring model expects for the same load, with the missing-per-lost-record factor learned from the other rows only (leave one row out), so the row's own measurement cannot pull the prediction into agreement; <em>in-sample fit %</em> is the same with the factor learned from every row. In the chart, solid lines are {{if .Sim}}the simulation{{else}}the measurement{{end}}, dashed lines the model's prediction, and the black diamonds the seed article's figures for Falco. A larger ring (or a separate ring for lifecycle records, the <em>split</em> layout) bridges longer bursts; only if the backlog never clears (the consumer's capacity over the run, bursts and the quiet between them, is below the mean arrival rate) does no ring size help.</p>
 </body>
 </html>
 `))
@@ -127,12 +127,6 @@ dl.kv dd{margin:0}
 func htmlEvidence(r *Results) ([][2]string, string) {
 	rec := r.Recommendation
 	ev := rec.Evidence.Evidence
-	yes := func(b bool) string {
-		if b {
-			return "yes"
-		}
-		return "no"
-	}
 	cal := "uncalibrated (default factor " + strconv.FormatFloat(ev.Calibration.MissingPerLifecycleDrop, 'g', 4, 64) + ")"
 	if ev.Calibration.Samples > 0 {
 		cal = fmt.Sprintf("%s missing events per lifecycle drop, from %d sample(s)",
@@ -141,9 +135,10 @@ func htmlEvidence(r *Results) ([][2]string, string) {
 	out := [][2]string{
 		{"peak rate", renderRate(ev.PeakRate)},
 		{"mean rate", renderRate(ev.MeanRate)},
-		{"burst length", renderMs(ev.BurstMs) + " (" + renderCount(ev.BurstRecords) + " records beyond the drain)"},
-		{"drain rate", renderRate(ev.DrainRate)},
-		{"headroom (drain / mean)", strconv.FormatFloat(ev.Headroom, 'f', 2, 64) + "×"},
+		{"burst length", renderMs(ev.BurstMs) + " (" + renderCount(ev.BurstRecords) + " records beyond the in-burst drain)"},
+		{"consumer capacity over the run", renderRate(ev.DrainRate) + " (" + renderRate(ev.BurstDrainRate) + " in bursts, " + renderRate(ev.QuietDrainRate) + " between)"},
+		{"headroom (capacity / mean)", strconv.FormatFloat(ev.Headroom, 'f', 2, 64) + "×"},
+		{"backlog (" + ev.BacklogSource + " fill)", fmt.Sprintf("%d backlog(s), %d cleared", ev.Backlog.Episodes, ev.Backlog.Cleared)},
 		{"consumer too slow", yes(ev.ConsumerTooSlow)},
 		{"calibration", cal},
 	}
@@ -157,8 +152,11 @@ func htmlEvidence(r *Results) ([][2]string, string) {
 	if tp > 0 {
 		out = append(out, [2]string{"target", renderPct(tp) + " % missing"})
 	}
+	if m := rec.Evidence.MeasuredMissingPct; m != nil {
+		out = append(out, [2]string{"measured missing", renderPct(*m) + " %"})
+	}
 	out = append(out, [2]string{"predicted missing", renderPct(rec.Evidence.PredictedMissingPct) + " %"},
-		[2]string{"meets target", yes(rec.Evidence.MeetsTarget)})
+		[2]string{"meets target", yes(rec.Evidence.MeetsTarget) + " (" + rec.Evidence.Basis + ")"})
 	return out, rec.Evidence.Verdict
 }
 
@@ -189,6 +187,10 @@ func htmlBuildView(r *Results) htmlView {
 		if c.LifecycleSizeBytes > 0 {
 			lc = ringspec.ProseSize(c.LifecycleSizeBytes)
 		}
+		measured := "—"
+		if c.MeasuredMissingPct != nil {
+			measured = renderPct(*c.MeasuredMissingPct)
+		}
 		v.Candidates = append(v.Candidates, htmlCandidate{
 			Preset:    strconv.Itoa(c.Preset),
 			Size:      ringspec.ProseSize(c.SizeBytes),
@@ -196,6 +198,9 @@ func htmlBuildView(r *Results) htmlView {
 			Lifecycle: lc,
 			Memory:    ringspec.ProseSize(c.MemoryBytes),
 			Missing:   renderPct(c.PredictedMissingPct),
+			Measured:  measured,
+			Meets:     yes(c.MeetsTarget),
+			Basis:     c.Basis,
 			Chosen:    rec.SizeBytes > 0 && c.SizeBytes == rec.SizeBytes && c.Layout == rec.Layout,
 		})
 	}
@@ -259,4 +264,12 @@ func htmlWriteFile(path string, data []byte) error {
 		return fmt.Errorf("%s: %w", filepath.Base(path), werr)
 	}
 	return nil
+}
+
+// yes renders a flag.
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

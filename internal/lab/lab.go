@@ -215,45 +215,51 @@ func runBPF(ctx context.Context, cfg Config, res *Results) error {
 		}
 	}
 
-	// Learn the link from lifecycle drops to missing events from every run's
-	// own attribution, then predict each row from its own measured load.
-	// The factor is fitted against the lifecycle drops the model predicts
-	// for each run's own ring, not the measured ones: the model splits drops
-	// over categories in proportion to arrivals, while the kernel drops
-	// somewhat fewer lifecycle records; fitting on the model's own figure
-	// keeps that bias out of the prediction.
-	var obs []ringmodel.Observation
-	for k, ms := range runs {
-		for _, m := range ms {
-			p := ringmodel.Simulate(m.load, modelRing(k.size, k.layout, cfg.LifecycleSize))
-			obs = append(obs, ringmodel.Observation{
-				LifecycleDropped:           p.Dropped[event.CategoryLifecycle],
-				MissingLifecycleAttributed: float64(m.run.LifecycleAttributed),
-				Delivered:                  float64(m.run.Delivered),
-			})
+	// The model's whole calibration sequence in one call: every run's
+	// predicted lifecycle drops, the missing-per-drop factor learned in
+	// sample and leaving each row out, both predictions per run, and the
+	// recommendation over the pooled load with the measured rows
+	// outranking the model.
+	var mruns []ringmodel.Run
+	for _, layout := range cfg.Layouts {
+		for _, size := range cfg.Sizes {
+			for _, m := range runs[key{size, layout}] {
+				mruns = append(mruns, ringmodel.Run{
+					Row:                        string(layout) + " " + ringspec.FlagSize(size),
+					Ring:                       modelRing(size, layout, cfg.LifecycleSize),
+					Load:                       m.load,
+					LifecycleDropped:           float64(m.run.DroppedLifecycle),
+					MissingLifecycleAttributed: float64(m.run.LifecycleAttributed),
+					Delivered:                  float64(m.run.Delivered),
+					MissingPct:                 m.run.MissingPct,
+					Modified:                   layout != ringspec.LayoutShared && layout != ringspec.LayoutSplit,
+				})
+			}
 		}
 	}
-	cal := ringmodel.Learn(obs)
-	var pooled []ringmodel.Load
+	a := ringmodel.Assess(mruns, ringmodel.Options{TargetPct: cfg.TargetPct, LifecycleSizeBytes: cfg.LifecycleSize})
+	n := 0
 	for _, layout := range cfg.Layouts {
 		for _, size := range cfg.Sizes {
 			ms := runs[key{size, layout}]
 			row := buildRow(size, layout, ms)
-			var preds, dpreds []float64
-			for _, m := range ms {
-				p := ringmodel.Simulate(m.load, modelRing(size, layout, cfg.LifecycleSize))
-				preds = append(preds, cal.MissingPct(p))
-				dpreds = append(dpreds, 100*safeDiv(p.Dropped[0]+p.Dropped[1], p.Attempted[0]+p.Attempted[1]))
-				if layout == ringspec.LayoutShared || layout == ringspec.LayoutSplit {
-					pooled = append(pooled, m.load)
-				}
+			var oos, ins, dpreds []float64
+			row.OutOfSampleCalibrated = true
+			for range ms {
+				rp := a.Runs[n]
+				n++
+				oos = append(oos, rp.OutOfSampleMissingPct)
+				ins = append(ins, rp.InSampleMissingPct)
+				dpreds = append(dpreds, rp.PredictedDroppedPct)
+				row.OutOfSampleCalibrated = row.OutOfSampleCalibrated && rp.OutOfSampleCalibrated
 			}
-			row.PredictedMissingPct, _ = meanStd(preds)
+			row.PredictedMissingPct, _ = meanStd(oos)
+			row.InSampleMissingPct, _ = meanStd(ins)
 			row.PredictedDroppedPct, _ = meanStd(dpreds)
 			res.Rows = append(res.Rows, row)
 		}
 	}
-	res.Recommendation = recommend(cfg, pooled, cal)
+	res.Recommendation = recommendation(cfg, a.Recommendation)
 	return nil
 }
 
@@ -292,7 +298,7 @@ func runOne(ctx context.Context, cfg Config, size int, layout ringspec.Layout) (
 		attemptedLC: c.Attempted[event.CategoryLifecycle],
 	}
 	m.truth.procs, m.truth.matched, m.truth.wrong = s.Truth.Processes, s.Truth.Matched, s.Truth.Wrong
-	m.load = ringmodel.LoadFromSamples(pr.Sensor.Series, pr.Sensor.RecordBytes, pr.Sensor.DrainRate)
+	m.load = ringmodel.LoadFromSamples(pr.Sensor.Series, pr.Sensor.RecordBytes, pr.Sensor.DrainRate, size)
 	m.run.PeakRate = peakRate(m.load)
 	if s.Analyzer.Events != s.Sensor.Delivered {
 		return m, fmt.Errorf("analyzer saw %d events but the sensor delivered %d: the drain lost events (sensor: %d batches, %d publish errors; enricher: %d batches, %d events, %d sequence gaps, bad input %v; analyzer: %d batches, %d gaps)",
@@ -355,44 +361,30 @@ func modelRing(size int, layout ringspec.Layout, lcSize int) ringmodel.Ring {
 	return ringmodel.Ring{SizeBytes: size, Layout: ringspec.LayoutShared}
 }
 
-// recommend runs the recommender over the pooled load of every run (the
-// node's measured load under the standard flood) and phrases the answer.
-func recommend(cfg Config, loads []ringmodel.Load, cal ringmodel.Calibration) Recommendation {
-	load := concatLoads(loads)
-	rec := ringmodel.Recommend(load, cal, ringmodel.Options{TargetPct: cfg.TargetPct, LifecycleSizeBytes: cfg.LifecycleSize})
+// recommendation phrases the model's recommendation for the lab: its
+// verdict, the evidence behind it and, when it is the split layout, what a
+// single shared ring (as in Falco) needs.
+func recommendation(cfg Config, rec ringmodel.Recommendation) Recommendation {
 	out := Recommendation{SizeBytes: rec.SizeBytes, BufSizePreset: rec.BufSizePreset, Layout: rec.Layout,
 		TargetPct: cfg.TargetPct, Evidence: rec}
 	ev := rec.Evidence
-	out.Line = fmt.Sprintf("%s [evidence: peak %.0f ev/s, longest burst %.0f ms (%.0f records beyond the drain), drain %.0f ev/s, mean %.0f ev/s, headroom %.2fx]",
-		rec.Verdict, ev.PeakRate, ev.BurstMs, ev.BurstRecords, ev.DrainRate, ev.MeanRate, ev.Headroom)
-	if rec.Layout == ringspec.LayoutSplit && !rec.Evidence.ConsumerTooSlow {
+	out.Line = fmt.Sprintf("%s [evidence: peak %.0f ev/s, longest burst %.0f ms (%.0f records beyond the in-burst drain), mean %.0f ev/s, consumer capacity over the run %.0f ev/s (%.0f in bursts, %.0f between), headroom %.2fx; %s fill: %d backlogs, %d cleared]",
+		rec.Verdict, ev.PeakRate, ev.BurstMs, ev.BurstRecords, ev.MeanRate, ev.DrainRate, ev.BurstDrainRate, ev.QuietDrainRate, ev.Headroom,
+		ev.BacklogSource, ev.Backlog.Episodes, ev.Backlog.Cleared)
+	if rec.Layout == ringspec.LayoutSplit && !ev.ConsumerTooSlow {
 		// Falco and most monitors have one shared ring: say what that needs.
-		for _, c := range rec.Candidates {
-			if c.Layout == ringspec.LayoutShared && c.PredictedMissingPct <= cfg.TargetPct {
-				out.Line += fmt.Sprintf("; with a single shared ring (as in Falco) set bufSizePreset %d (%s): predicted %.2f%% missing",
-					c.Preset, ringspec.ProseSize(c.SizeBytes), c.PredictedMissingPct)
-				break
+		if c, ok := rec.Best(ringspec.LayoutShared); ok {
+			how := fmt.Sprintf("predicted %.2f%% missing", c.PredictedMissingPct)
+			switch {
+			case c.MeasuredMissingPct != nil:
+				how = fmt.Sprintf("measured %.2f%% missing (predicted %.2f%%)", *c.MeasuredMissingPct, c.PredictedMissingPct)
+			case c.Basis == ringmodel.BasisMeasuredSmall:
+				how += ", a smaller shared ring measured within the target"
 			}
+			out.Line += fmt.Sprintf("; with a single shared ring (as in Falco) set bufSizePreset %d (%s): %s",
+				c.Preset, ringspec.ProseSize(c.SizeBytes), how)
 		}
 	}
-	return out
-}
-
-func concatLoads(loads []ringmodel.Load) ringmodel.Load {
-	var out ringmodel.Load
-	var rb [event.NumCategories]float64
-	var drains []float64
-	for _, l := range loads {
-		out.Bins = append(out.Bins, l.Bins...)
-		for c := range rb {
-			rb[c] += l.RecordBytes[c] / float64(len(loads))
-		}
-		if l.DrainRate > 0 {
-			drains = append(drains, l.DrainRate)
-		}
-	}
-	out.RecordBytes = rb
-	out.DrainRate, _ = meanStd(drains)
 	return out
 }
 

@@ -289,7 +289,7 @@ func TestReportHTML(t *testing.T) {
 				t.Errorf("%s: report lacks markup %q", src, w)
 			}
 		}
-		for _, w := range []string{"How to read this", "peak rate", "burst length", "drain rate", "headroom", "consumer too slow", "calibration",
+		for _, w := range []string{"How to read this", "peak rate", "burst length", "consumer capacity over the run", "headroom", "consumer too slow", "calibration", "decided by",
 			"2.40 M/s", "42.5ms", "400.0 k/s", "1.29×", "from 6 sample(s)", "bufSizePreset 5", "seed article",
 			"Falco default in the article", "preset", "predicted missing %", r.Recommendation.Evidence.Verdict} {
 			if !strings.Contains(out, renderTestEscape(w)) {

@@ -50,9 +50,18 @@ type Row struct {
 	ShedPct             float64 `json:"shed_pct"`
 	MissingPct          float64 `json:"missing_pct"`
 	// MissingPctSpread is the standard deviation over repeats (0 for one).
-	MissingPctSpread    float64 `json:"missing_pct_spread"`
-	WrongPct            float64 `json:"wrong_pct"`
+	MissingPctSpread float64 `json:"missing_pct_spread"`
+	WrongPct         float64 `json:"wrong_pct"`
+	// PredictedMissingPct is the ring model's prediction out of sample:
+	// calibrated on the other rows only (leave one row out), so that this
+	// row's own measurement cannot pull it into agreement.
 	PredictedMissingPct float64 `json:"predicted_missing_pct"`
+	// OutOfSampleCalibrated is false when no other row had lifecycle drops
+	// to calibrate on (the prediction then used the conservative default).
+	OutOfSampleCalibrated bool `json:"out_of_sample_calibrated"`
+	// InSampleMissingPct is the same prediction calibrated on every row,
+	// this one included: a fit, partly in agreement by construction.
+	InSampleMissingPct float64 `json:"in_sample_missing_pct"`
 	// PredictedDroppedPct is the ring model's drop prediction for this row.
 	PredictedDroppedPct float64 `json:"predicted_dropped_pct"`
 	// BytesPerEvent is the mean ring footprint per record (hints cost more).

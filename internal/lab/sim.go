@@ -50,7 +50,7 @@ func runSim(cfg Config, res *Results) error {
 				SizeBytes: size, Layout: layout, Attempted: att,
 				DroppedPct:          100 * safeDiv(p.Dropped[0]+p.Dropped[1], att),
 				LifecycleDroppedPct: 100 * safeDiv(p.Dropped[0], p.Attempted[0]),
-				MissingPct:          miss, PredictedMissingPct: miss,
+				MissingPct:          miss, PredictedMissingPct: miss, InSampleMissingPct: miss, OutOfSampleCalibrated: true,
 				PredictedDroppedPct: 100 * safeDiv(p.Dropped[0]+p.Dropped[1], att),
 				BytesPerEvent:       safeDiv(p.Attempted[0]*l.RecordBytes[0]+p.Attempted[1]*l.RecordBytes[1], att),
 				Events:              p.Delivered()[0] + p.Delivered()[1],
@@ -62,7 +62,8 @@ func runSim(cfg Config, res *Results) error {
 			res.Rows = append(res.Rows, row)
 		}
 	}
-	res.Recommendation = recommend(cfg, []ringmodel.Load{load}, cal)
+	res.Recommendation = recommendation(cfg, ringmodel.Recommend(load, cal,
+		ringmodel.Options{TargetPct: cfg.TargetPct, LifecycleSizeBytes: cfg.LifecycleSize}))
 	if res.Recommendation.Line == "" {
 		return fmt.Errorf("lab: simulated recommendation failed")
 	}

@@ -308,7 +308,7 @@ func svgBody(r *Results) []byte {
 	w(`<path d="%s" fill="#222"/>`, svgDiamond(svgLegendX+14, y, 6))
 	w(`<text x="%s" y="%s">seed article (Falco)</text>`+"\n", svgNum(svgLegendX+36), svgNum(y+4))
 	y += 30
-	notes := []string{"error bars: ±1 s.d.", fmt.Sprintf("over %d repeat(s)", r.Params.Repeat), "predicted: ring model"}
+	notes := []string{"error bars: ±1 s.d.", fmt.Sprintf("over %d repeat(s)", r.Params.Repeat), "predicted: ring model, out of sample"}
 	if r.Params.LifecycleSize > 0 {
 		notes = append(notes, "lifecycle ring: "+ringspec.ProseSize(r.Params.LifecycleSize))
 	}

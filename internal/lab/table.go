@@ -85,7 +85,8 @@ func (row Row) layoutLabel() string {
 
 // renderTableHeader is the column header shared by text, markdown and HTML.
 func renderTableHeader() []string {
-	return []string{"size", "layout", "attempted", "dropped %", "lifecycle dropped %", "shed %", "bytes/record", "missing % (± s.d.)", "wrong %", "predicted missing %"}
+	return []string{"size", "layout", "attempted", "dropped %", "lifecycle dropped %", "shed %", "bytes/record", "missing % (± s.d.)", "wrong %",
+		"predicted missing % (out of sample)", "in-sample fit %"}
 }
 
 // renderRowCells is one row's cells, in renderTableHeader's order.
@@ -100,8 +101,18 @@ func renderRowCells(row Row) []string {
 		strconv.FormatFloat(row.BytesPerEvent, 'f', 1, 64),
 		renderMissing(row),
 		renderPct(row.WrongPct),
-		renderPct(row.PredictedMissingPct),
+		renderOutOfSample(row),
+		renderPct(row.InSampleMissingPct),
 	}
+}
+
+// renderOutOfSample is the out-of-sample prediction, marked when no other
+// row could calibrate it (the conservative default factor was used).
+func renderOutOfSample(row Row) string {
+	if !row.OutOfSampleCalibrated {
+		return renderPct(row.PredictedMissingPct) + " (default factor)"
+	}
+	return renderPct(row.PredictedMissingPct)
 }
 
 // renderParams is the parameter list as label/value pairs.

@@ -25,8 +25,11 @@ type Stats struct {
 	// RecordBytes is the mean ring footprint of one record per category
 	// (payload + 8-byte ring header, 8-aligned), as measured by the reader.
 	RecordBytes [NumCategories]float64 `json:"record_bytes"`
-	// DrainRate is the reader's measured capacity in records per second of
-	// busy time (time not spent waiting for data).
+	// DrainRate is the reader's in-burst drain in records per second: what
+	// it read between samples that both found a backlog while arrivals kept
+	// up with the reads (so under a burst's CPU contention), else an
+	// estimate from its busy time. The ring model measures the quiet rate
+	// between bursts from Series' fill (ringmodel.BacklogFromSamples).
 	DrainRate float64 `json:"drain_rate"`
 	// Series holds the samples taken since the previous Stats message.
 	Series []Sample `json:"series"`

@@ -28,9 +28,177 @@ type Load struct {
 	// (payload + 8-byte ringbuf header, 8-aligned), from event.Stats. A value
 	// ≤ 0 is replaced by DefaultRecordBytes in the model.
 	RecordBytes [event.NumCategories]float64
-	// DrainRate is the records per second the consumer reads while busy, from
-	// event.Stats. ≤ 0 means the consumer reads nothing.
+	// DrainRate is the records per second the consumer reads while records
+	// arrive at least as fast as it reads them: inside a burst, where it
+	// shares the CPU with the burst's own processes. From event.Stats (the
+	// sensor measures it over the sampled intervals with a backlog and
+	// arrivals ≥ reads). ≤ 0 means the consumer reads nothing.
 	DrainRate float64
+	// QuietDrainRate is the records per second the consumer reads with a
+	// backlog while arrivals are slower than that: between bursts, when it
+	// has the CPU to itself. ≤ 0 (never measured) means DrainRate, the
+	// conservative choice. See Load.DrainAt and Evidence.DrainRate.
+	QuietDrainRate float64
+	// Backlog is what the sampled ring fill showed; zero if the samples
+	// carried no fill.
+	Backlog Backlog
+}
+
+// DrainAt is the consumer's drain in a bin with arrivals n over secs
+// seconds: DrainRate while arrivals outpace it (a burst), QuietDrainRate
+// (if measured and higher) otherwise.
+func (l Load) DrainAt(n, secs float64) float64 {
+	burst := l.DrainRate
+	if !finitePos(burst) {
+		burst = 0
+	}
+	quiet := l.QuietDrainRate
+	if !finitePos(quiet) || quiet < burst {
+		quiet = burst
+	}
+	if secs <= 0 {
+		if n > 0 {
+			return burst
+		}
+		return quiet
+	}
+	if n/secs > burst {
+		return burst
+	}
+	return quiet
+}
+
+// CapacityOverRun is the consumer's capacity averaged over the whole load:
+// the time-weighted mean of DrainAt over the bins. This, not the in-burst
+// DrainRate alone, is what the mean arrival rate must stay below for the
+// backlog to clear: between bursts the consumer runs alone and catches up.
+func (l Load) CapacityOverRun() float64 {
+	var recs, secs float64
+	for _, b := range l.Bins {
+		d := float64(b.DurNs) / 1e9
+		recs += l.DrainAt(nonNeg(b.Arrivals[lc])+nonNeg(b.Arrivals[sys]), d) * d
+		secs += d
+	}
+	if secs <= 0 {
+		return max(l.DrainAt(0, 0), 0)
+	}
+	return recs / secs
+}
+
+// BacklogThreshold is the fill, in bytes, above which a ring of sizeBytes
+// counts as backlogged: well above what accumulates between two polls of the
+// reader (64 KiB), and at most a quarter of the ring. The sensor uses the same
+// rule to measure its drain rate.
+func BacklogThreshold(sizeBytes int) int {
+	if sizeBytes <= 0 {
+		return 64 << 10
+	}
+	return min(64<<10, sizeBytes/4)
+}
+
+// Backlog is what a series of fill readings shows about the consumer: how
+// often the ring built up a backlog and whether it cleared again, and the
+// reads in the intervals with a backlog, from which the drain rates follow.
+// All counts add up over runs (see Backlog.Add).
+type Backlog struct {
+	// Samples is the fill readings seen.
+	Samples int `json:"samples"`
+	// Episodes counts the times the fill rose to the backlog threshold.
+	Episodes int `json:"episodes"`
+	// Cleared counts the episodes after which the fill fell back below the
+	// threshold: the consumer caught up.
+	Cleared int `json:"cleared"`
+	// StuckNs is the length of a final episode that never cleared (0 if
+	// the last episode cleared): how long the ring stayed backlogged up to
+	// the last reading.
+	StuckNs uint64 `json:"stuck_ns"`
+	// SpanNs is the time from the first reading to the last.
+	SpanNs uint64 `json:"span_ns"`
+	// BurstReads and BurstNs are the records read, and the time, between
+	// two readings that both found a backlog while arrivals kept up with the
+	// reads; QuietReads and QuietNs the same while arrivals were slower.
+	BurstReads uint64 `json:"burst_reads"`
+	BurstNs    uint64 `json:"burst_ns"`
+	QuietReads uint64 `json:"quiet_reads"`
+	QuietNs    uint64 `json:"quiet_ns"`
+}
+
+// MinDrainNs is the backlogged time a drain rate needs before it is trusted.
+const MinDrainNs = 100_000_000
+
+// BurstRate is the in-burst drain, records/s; 0 if under MinDrainNs of it.
+func (b Backlog) BurstRate() float64 {
+	if b.BurstNs < MinDrainNs || b.BurstReads == 0 {
+		return 0
+	}
+	return float64(b.BurstReads) / (float64(b.BurstNs) / 1e9)
+}
+
+// QuietRate is the between-bursts drain, records/s; 0 if under MinDrainNs.
+func (b Backlog) QuietRate() float64 {
+	if b.QuietNs < MinDrainNs || b.QuietReads == 0 {
+		return 0
+	}
+	return float64(b.QuietReads) / (float64(b.QuietNs) / 1e9)
+}
+
+// Add sums two Backlogs (for several runs); StuckNs and SpanNs keep the
+// longer.
+func (b Backlog) Add(o Backlog) Backlog {
+	return Backlog{Samples: b.Samples + o.Samples, Episodes: b.Episodes + o.Episodes, Cleared: b.Cleared + o.Cleared,
+		StuckNs: max(b.StuckNs, o.StuckNs), SpanNs: max(b.SpanNs, o.SpanNs), BurstReads: b.BurstReads + o.BurstReads, BurstNs: b.BurstNs + o.BurstNs,
+		QuietReads: b.QuietReads + o.QuietReads, QuietNs: b.QuietNs + o.QuietNs}
+}
+
+// BacklogFromSamples reads the fill of one sensor run's samples (in
+// publication order; out-of-order ones are skipped) against thresholdBytes
+// (see BacklogThreshold).
+func BacklogFromSamples(samples []event.Sample, thresholdBytes int) Backlog {
+	var b Backlog
+	var prev, first *event.Sample
+	var start uint64
+	in := false
+	for i := range samples {
+		s := &samples[i]
+		if prev != nil && s.TsNs <= prev.TsNs {
+			continue
+		}
+		b.Samples++
+		if first == nil {
+			first = s
+		}
+		high := s.FillBytes >= thresholdBytes
+		switch {
+		case high && !in:
+			in, start = true, s.TsNs
+			b.Episodes++
+		case !high && in:
+			in = false
+			b.Cleared++
+		}
+		if prev != nil && high && prev.FillBytes >= thresholdBytes {
+			dt := s.TsNs - prev.TsNs
+			read := event.Sum(s.Delivered) - event.Sum(prev.Delivered)
+			arrived := event.Sum(s.Attempted) - event.Sum(prev.Attempted)
+			if event.Sum(s.Delivered) >= event.Sum(prev.Delivered) && event.Sum(s.Attempted) >= event.Sum(prev.Attempted) {
+				if arrived >= read {
+					b.BurstNs += dt
+					b.BurstReads += read
+				} else {
+					b.QuietNs += dt
+					b.QuietReads += read
+				}
+			}
+		}
+		prev = s
+	}
+	if prev != nil {
+		b.SpanNs = prev.TsNs - first.TsNs
+		if in {
+			b.StuckNs = prev.TsNs - start
+		}
+	}
+	return b
 }
 
 // DefaultRecordBytes returns the ring footprint of the sensor's fixed-size
@@ -86,8 +254,18 @@ const MinBinNs = 2_000_000
 //
 // Pass the samples of one node in publication order; a reboot (ktime starting
 // over) must be split off by the caller using event.Stats.BootID.
-func LoadFromSamples(samples []event.Sample, recordBytes [event.NumCategories]float64, drainRate float64) Load {
+//
+// The drain rates: drainRate (the sensor's in-burst figure) is kept unless
+// the samples' own fill, read against BacklogThreshold(ringBytes), measured
+// at least MinDrainNs of in-burst backlog; QuietDrainRate comes from the
+// samples alone. Backlog is set from the same reading.
+func LoadFromSamples(samples []event.Sample, recordBytes [event.NumCategories]float64, drainRate float64, ringBytes int) Load {
 	l := Load{RecordBytes: recordBytes, DrainRate: drainRate}
+	l.Backlog = BacklogFromSamples(samples, BacklogThreshold(ringBytes))
+	if r := l.Backlog.BurstRate(); r > 0 {
+		l.DrainRate = r
+	}
+	l.QuietDrainRate = l.Backlog.QuietRate()
 	if len(samples) > 1 {
 		l.Bins = make([]Bin, 0, len(samples)-1)
 	}
@@ -131,7 +309,12 @@ func LoadFromSamples(samples []event.Sample, recordBytes [event.NumCategories]fl
 // DrainRate from them: the mean of the positive RecordBytes readings per
 // category, and the median of the positive DrainRate readings — the median
 // because the reader's busy-time estimate is noisy when it is mostly idle.
+// The ring size for the backlog threshold is the last message's.
 func LoadFromStats(stats []event.Stats) Load {
+	ringBytes := 0
+	if n := len(stats); n > 0 {
+		ringBytes = stats[n-1].Ring.SizeBytes
+	}
 	var series []event.Sample
 	var rbSum [event.NumCategories]float64
 	var rbN [event.NumCategories]int
@@ -164,7 +347,7 @@ func LoadFromStats(stats []event.Stats) Load {
 			drain = (drains[n/2-1] + drains[n/2]) / 2
 		}
 	}
-	return LoadFromSamples(series, rb, drain)
+	return LoadFromSamples(series, rb, drain, ringBytes)
 }
 
 // totals returns the total arrivals per category and the total duration in

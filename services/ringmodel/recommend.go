@@ -23,6 +23,23 @@ type Options struct {
 	// MaxPreset is the largest preset tried, clamped to 1..ringspec.MaxPreset;
 	// 0 means ringspec.MaxPreset.
 	MaxPreset int
+	// Measured are rings measured under this load. Measurements outrank
+	// the model: a candidate with a measurement meets the target or not by
+	// its measured figure, and one without is bounded by the measured rings
+	// of its layout (a bigger ring never drops more): a smaller measured
+	// ring meeting the target makes it meet, a bigger one missing it makes
+	// it miss. A measured ring meeting the target also rules out "too slow".
+	Measured []Measured
+}
+
+// Measured is one ring configuration measured under the load.
+type Measured struct {
+	Ring Ring `json:"ring"`
+	// MissingPct is the measured share of delivered events missing
+	// metadata (mean over the runs).
+	MissingPct float64 `json:"missing_pct"`
+	// Runs is the number of runs behind MissingPct.
+	Runs int `json:"runs"`
 }
 
 func (o Options) withDefaults() Options {
@@ -66,6 +83,30 @@ type Candidate struct {
 	MemoryBytes         int             `json:"memory_bytes"`
 	Prediction          Prediction      `json:"prediction"`
 	PredictedMissingPct float64         `json:"predicted_missing_pct"`
+	// MeasuredMissingPct is the measurement of this very ring, if any.
+	MeasuredMissingPct *float64 `json:"measured_missing_pct,omitempty"`
+	// MeetsTarget is the decision on this candidate, by Basis.
+	MeetsTarget bool `json:"meets_target"`
+	// Basis says what decided MeetsTarget: "measured" (this ring was
+	// measured), "measured smaller ring" or "measured bigger ring" (bounded
+	// by a measurement of the same layout), or "model".
+	Basis string `json:"basis"`
+}
+
+// Candidate bases.
+const (
+	BasisMeasured       = "measured"
+	BasisMeasuredSmall  = "measured smaller ring"
+	BasisMeasuredBigger = "measured bigger ring"
+	BasisModel          = "model"
+)
+
+// missingPct is the figure that ranks the candidate: measured if measured.
+func (c Candidate) missingPct() float64 {
+	if c.MeasuredMissingPct != nil {
+		return *c.MeasuredMissingPct
+	}
+	return c.PredictedMissingPct
 }
 
 // Evidence is the part of the load a human needs to trust the verdict.
@@ -76,31 +117,60 @@ type Evidence struct {
 	// MeanRate is all arrivals over the whole duration, records/s.
 	MeanRate float64 `json:"mean_rate_eps"`
 	// BurstMs is the longest run of consecutive bins whose arrival rate
-	// exceeds DrainRate: the time the ring must bridge.
+	// exceeds BurstDrainRate: the time the ring must bridge.
 	BurstMs float64 `json:"burst_ms"`
 	// BurstRecords is the records that run brings beyond what the consumer
 	// reads meanwhile: what the ring must hold.
 	BurstRecords float64 `json:"burst_records"`
-	DrainRate    float64 `json:"drain_rate_eps"`
+	// DrainRate is the consumer's capacity over the run
+	// (Load.CapacityOverRun): its in-burst rate during the bursts and its
+	// quiet rate between them, averaged over time. The model drains at
+	// these rates, and the mean must stay below DrainRate for the backlog
+	// to clear.
+	DrainRate float64 `json:"drain_rate_eps"`
+	// BurstDrainRate is the consumer's rate while arrivals outpace it,
+	// sharing the CPU with the burst (Load.DrainRate).
+	BurstDrainRate float64 `json:"burst_drain_rate_eps"`
+	// QuietDrainRate is its rate with a backlog between bursts
+	// (Load.QuietDrainRate; equal to BurstDrainRate if never measured).
+	QuietDrainRate float64 `json:"quiet_drain_rate_eps"`
 	// Headroom is DrainRate / MeanRate; 0 when there was no load.
 	Headroom float64 `json:"headroom"`
-	// ConsumerTooSlow is MeanRate ≥ DrainRate (with some load): the ring
-	// fills for good, whatever its size, and only a faster consumer or fewer
-	// records help.
+	// Backlog is the fill evidence: the sampled fill of the measured ring
+	// (BacklogSource "measured") or, with no fill measured, the model's
+	// replay of the load through an unbounded ring ("model").
+	Backlog       Backlog `json:"backlog"`
+	BacklogSource string  `json:"backlog_source"`
+	// ModelTooSlow is the model's view alone: MeanRate ≥ DrainRate.
+	ModelTooSlow bool `json:"model_too_slow"`
+	// ConsumerTooSlow is the verdict, given only with proof that the
+	// backlog does not clear: Backlog ends in an episode that never cleared
+	// and lasted at least MinStuckNs and half the sampled time, and no
+	// measured ring met the target. Then only a faster consumer or fewer
+	// records help; no ring size does.
 	ConsumerTooSlow bool `json:"consumer_too_slow"`
 	// Calibration is the factor the prediction used; Samples 0 means the
 	// conservative DefaultCalibration.
 	Calibration Calibration `json:"calibration"`
 }
 
-// Recommendation is Recommend's answer.
-//
-// When Evidence.ConsumerTooSlow is set, SizeBytes and BufSizePreset are 0 and
-// Layout is "": no ring size is recommended because none helps — over a
-// finite measurement a huge ring may seem to absorb the overload, but in
-// steady state it fills and drops the same share as a small one. Then
-// PredictedMissingPct is that steady-state prediction for a shared ring, which
-// no size changes. Candidates are still reported.
+// MinStuckNs is the shortest never-clearing backlog that proves a consumer
+// too slow (it must also span half the sampled time).
+const MinStuckNs = 2_000_000_000
+
+// stuck reports whether b proves that the backlog does not clear.
+func (b Backlog) stuck() bool {
+	return b.Episodes > 0 && b.StuckNs >= MinStuckNs && 2*b.StuckNs >= b.SpanNs
+}
+
+// Recommendation is Recommend's answer. It always names a ring: SizeBytes,
+// BufSizePreset and Layout are set in every case, including when the
+// consumer is too slow (Evidence.ConsumerTooSlow); then the ring is the
+// split layout's smallest, which keeps lifecycle records at any size, and
+// PredictedMissingPct and PredictedSyscallDropPct are the steady-state
+// predictions that no size changes (over a finite measurement a huge ring
+// may seem to absorb the overload, but in steady state it fills and drops
+// like a small one).
 type Recommendation struct {
 	SizeBytes           int             `json:"size_bytes"`
 	BufSizePreset       int             `json:"buf_size_preset"`
@@ -108,24 +178,51 @@ type Recommendation struct {
 	LifecycleSizeBytes  int             `json:"lifecycle_size_bytes,omitempty"`
 	TargetPct           float64         `json:"target_pct"`
 	PredictedMissingPct float64         `json:"predicted_missing_pct"`
-	MeetsTarget         bool            `json:"meets_target"`
-	Evidence            Evidence        `json:"evidence"`
-	Candidates          []Candidate     `json:"candidates"`
+	// MeasuredMissingPct is the measurement of the recommended ring, if any.
+	MeasuredMissingPct *float64 `json:"measured_missing_pct,omitempty"`
+	// PredictedSyscallDropPct is the model's share of syscall records the
+	// recommended ring still drops (predicted, not measured).
+	PredictedSyscallDropPct float64 `json:"predicted_syscall_drop_pct"`
+	MeetsTarget             bool    `json:"meets_target"`
+	// Basis is the recommended candidate's Basis.
+	Basis      string      `json:"basis"`
+	Evidence   Evidence    `json:"evidence"`
+	Candidates []Candidate `json:"candidates"`
+	// Disagreements lists, in words, where the model and a measurement
+	// disagreed; the verdict followed the measurement.
+	Disagreements []string `json:"disagreements,omitempty"`
 	// Verdict is one human sentence with the answer and the reason.
 	Verdict string `json:"verdict"`
 }
 
+// Best returns the preferred candidate of layout l that meets the target
+// (by its Basis), if any: e.g. what a single shared ring, as in Falco,
+// needs when the recommendation is split.
+func (r Recommendation) Best(l ringspec.Layout) (Candidate, bool) {
+	var best *Candidate
+	for i := range r.Candidates {
+		c := &r.Candidates[i]
+		if c.Layout == l && c.MeetsTarget && (best == nil || better(*c, *best)) {
+			best = c
+		}
+	}
+	if best == nil {
+		return Candidate{}, false
+	}
+	return *best, true
+}
+
 // Recommend replays load through every preset (1..MaxPreset) and layout and
 // chooses the smallest preset, then the least memory (shared SizeBytes vs
-// split SizeBytes + LifecycleSizeBytes), whose predicted missing metadata is
-// ≤ the target. Smallest preset first because bufSizePreset is the knob users
-// turn and what a Falco deployment can express; memory only breaks ties.
+// split SizeBytes + LifecycleSizeBytes), that meets the target — by
+// measurement where Options.Measured has one, by the model otherwise.
+// Smallest preset first because bufSizePreset is the knob users turn and
+// what a Falco deployment can express; memory only breaks ties.
 //
-// If no candidate meets the target, the one with the lowest predicted
-// missing share (then smallest, then cheapest) is returned with MeetsTarget
-// false. If the consumer is too slow, see Recommendation. If cal has no
-// samples, DefaultCalibration(load) is used and the verdict says
-// "uncalibrated".
+// If no candidate meets the target, the one with the lowest missing share
+// (then smallest, then cheapest) is returned with MeetsTarget false. If the
+// consumer is proven too slow, see Recommendation. If cal has no samples,
+// DefaultCalibration(load) is used and the verdict says "uncalibrated".
 func Recommend(load Load, cal Calibration, opt Options) Recommendation {
 	opt = opt.withDefaults()
 	if cal.Samples <= 0 || !(cal.MissingPerLifecycleDrop >= 0) || math.IsInf(cal.MissingPerLifecycleDrop, 0) {
@@ -143,7 +240,7 @@ func Recommend(load Load, cal Calibration, opt Options) Recommendation {
 				r.LifecycleSizeBytes = opt.LifecycleSizeBytes
 			}
 			pred := Simulate(load, r)
-			rec.Candidates = append(rec.Candidates, Candidate{
+			c := Candidate{
 				Preset:              p,
 				SizeBytes:           r.SizeBytes,
 				Layout:              l,
@@ -151,41 +248,116 @@ func Recommend(load Load, cal Calibration, opt Options) Recommendation {
 				MemoryBytes:         r.MemoryBytes(),
 				Prediction:          pred,
 				PredictedMissingPct: cal.MissingPct(pred),
-			})
+			}
+			judge(&c, r, opt)
+			if c.MeasuredMissingPct != nil && (*c.MeasuredMissingPct <= opt.TargetPct) != (c.PredictedMissingPct <= opt.TargetPct) {
+				rec.Disagreements = append(rec.Disagreements, fmt.Sprintf("at %s the model predicted %s%% missing, measured %s%%",
+					ringDesc(r.SizeBytes, l, r.LifecycleSizeBytes), fmtPct(c.PredictedMissingPct), fmtPct(*c.MeasuredMissingPct)))
+			}
+			rec.Candidates = append(rec.Candidates, c)
 		}
 	}
 
+	// Too slow needs proof, and a measured ring that meets the target
+	// refutes it whatever the model says.
+	measuredMeets := false
+	for _, m := range opt.Measured {
+		if m.Runs > 0 && m.MissingPct <= opt.TargetPct {
+			measuredMeets = true
+		}
+	}
+	ev.ConsumerTooSlow = ev.Backlog.stuck() && !measuredMeets
+	switch {
+	case ev.ModelTooSlow && measuredMeets:
+		rec.Disagreements = append(rec.Disagreements, fmt.Sprintf("the model's capacity over the run (%s ev/s) is below the mean (%s ev/s), but a measured ring met the target",
+			fmtRate(ev.DrainRate), fmtRate(ev.MeanRate)))
+	case ev.ModelTooSlow && !ev.ConsumerTooSlow && ev.BacklogSource == backlogMeasured:
+		rec.Disagreements = append(rec.Disagreements, fmt.Sprintf("the model's capacity over the run (%s ev/s) is below the mean (%s ev/s), but the measured ring emptied again after %d of %d backlogs",
+			fmtRate(ev.DrainRate), fmtRate(ev.MeanRate), ev.Backlog.Cleared, ev.Backlog.Episodes))
+	case !ev.ModelTooSlow && ev.ConsumerTooSlow:
+		rec.Disagreements = append(rec.Disagreements, fmt.Sprintf("the model's capacity over the run (%s ev/s) exceeds the mean (%s ev/s), but the measured ring stayed backlogged for the last %s s",
+			fmtRate(ev.DrainRate), fmtRate(ev.MeanRate), fmtNum(float64(ev.Backlog.StuckNs)/1e9)))
+	}
+	rec.Evidence = ev
+
 	if ev.ConsumerTooSlow {
-		rec.PredictedMissingPct = cal.MissingPct(steadyState(load))
-		rec.Verdict = tooSlowVerdict(ev, rec, opt)
+		tooSlow(load, cal, &rec, opt)
 		return rec
 	}
 
-	best := -1
+	best := 0
 	for i, c := range rec.Candidates {
-		if best < 0 || better(c, rec.Candidates[best], opt.TargetPct) {
+		if better(c, rec.Candidates[best]) {
 			best = i
 		}
 	}
 	c := rec.Candidates[best]
-	rec.SizeBytes, rec.BufSizePreset, rec.Layout = c.SizeBytes, c.Preset, c.Layout
-	rec.LifecycleSizeBytes = c.LifecycleSizeBytes
-	rec.PredictedMissingPct = c.PredictedMissingPct
-	rec.MeetsTarget = c.PredictedMissingPct <= opt.TargetPct
+	rec.choose(c)
 	rec.Verdict = verdict(load, rec, opt)
 	return rec
 }
 
+// choose makes c the recommended ring.
+func (r *Recommendation) choose(c Candidate) {
+	r.SizeBytes, r.BufSizePreset, r.Layout = c.SizeBytes, c.Preset, c.Layout
+	r.LifecycleSizeBytes = c.LifecycleSizeBytes
+	r.PredictedMissingPct = c.PredictedMissingPct
+	r.MeasuredMissingPct = c.MeasuredMissingPct
+	r.PredictedSyscallDropPct = 100 * safeRatio(c.Prediction.Dropped[sys], c.Prediction.Attempted[sys])
+	r.MeetsTarget, r.Basis = c.MeetsTarget, c.Basis
+}
+
+// judge decides whether c (ring r) meets the target: by its own
+// measurement, else bounded by a measured ring of its layout, else by the
+// model (see Options.Measured).
+func judge(c *Candidate, r Ring, opt Options) {
+	sameKind := func(m Ring) bool {
+		if m.Layout != r.Layout && !(m.Layout == "" && r.Layout == ringspec.LayoutShared) {
+			return false
+		}
+		return r.Layout != ringspec.LayoutSplit || m.lifecycleSize() >= r.lifecycleSize()
+	}
+	var exact *Measured
+	smallerMeets, biggerFails := false, false
+	for i := range opt.Measured {
+		m := &opt.Measured[i]
+		if m.Runs <= 0 || !sameKind(m.Ring) {
+			continue
+		}
+		meets := m.MissingPct <= opt.TargetPct
+		switch {
+		case m.Ring.SizeBytes == r.SizeBytes && m.Ring.lifecycleSize() == r.lifecycleSize():
+			exact = m
+		case m.Ring.SizeBytes <= r.SizeBytes && meets:
+			smallerMeets = true
+		case m.Ring.SizeBytes >= r.SizeBytes && !meets:
+			biggerFails = true
+		}
+	}
+	switch {
+	case exact != nil:
+		v := exact.MissingPct
+		c.MeasuredMissingPct = &v
+		c.MeetsTarget, c.Basis = v <= opt.TargetPct, BasisMeasured
+	case biggerFails:
+		c.MeetsTarget, c.Basis = false, BasisMeasuredBigger
+	case smallerMeets:
+		c.MeetsTarget, c.Basis = true, BasisMeasuredSmall
+	default:
+		c.MeetsTarget, c.Basis = c.PredictedMissingPct <= opt.TargetPct, BasisModel
+	}
+}
+
 // better reports whether a is preferred over b: meeting the target first;
 // among those meeting it, the smallest preset, then least memory; among
-// those missing it, the lowest predicted share, then the same order.
-func better(a, b Candidate, target float64) bool {
-	am, bm := a.PredictedMissingPct <= target, b.PredictedMissingPct <= target
-	if am != bm {
-		return am
+// those missing it, the lowest missing share (measured if measured), then
+// the same order.
+func better(a, b Candidate) bool {
+	if a.MeetsTarget != b.MeetsTarget {
+		return a.MeetsTarget
 	}
-	if !am && a.PredictedMissingPct != b.PredictedMissingPct {
-		return a.PredictedMissingPct < b.PredictedMissingPct
+	if !a.MeetsTarget && a.missingPct() != b.missingPct() {
+		return a.missingPct() < b.missingPct()
 	}
 	if a.Preset != b.Preset {
 		return a.Preset < b.Preset
@@ -193,11 +365,36 @@ func better(a, b Candidate, target float64) bool {
 	return a.MemoryBytes < b.MemoryBytes
 }
 
-// steadyState is the drop pattern of a shared ring of any size once a too
-// slow consumer has filled it: the consumer reads DrainRate records/s, and
-// every category loses the same fraction 1 − DrainRate/MeanRate of what it
-// offers (a full ring refuses whatever comes next).
-func steadyState(load Load) Prediction {
+// tooSlow fills rec for a consumer proven too slow: the split layout's
+// smallest ring (size does not matter once the ring fills for good; the
+// split layout keeps lifecycle records as long as the consumer outpaces
+// them alone), with steady-state predictions, and the verdict.
+func tooSlow(load Load, cal Calibration, rec *Recommendation, opt Options) {
+	layout := ringspec.LayoutShared
+	if containsLayout(opt.Layouts, ringspec.LayoutSplit) {
+		layout = ringspec.LayoutSplit
+	}
+	for _, c := range rec.Candidates {
+		if c.Layout == layout {
+			rec.choose(c) // the first is the smallest preset
+			break
+		}
+	}
+	ss := steadyState(load, Ring{SizeBytes: rec.SizeBytes, Layout: layout, LifecycleSizeBytes: rec.LifecycleSizeBytes})
+	rec.PredictedMissingPct = cal.MissingPct(ss)
+	rec.PredictedSyscallDropPct = 100 * safeRatio(ss.Dropped[sys], ss.Attempted[sys])
+	rec.MeetsTarget = rec.PredictedMissingPct <= opt.TargetPct
+	rec.Basis = BasisModel
+	rec.Verdict = tooSlowVerdict(rec.Evidence, *rec)
+}
+
+// steadyState is the drop pattern once a too slow consumer has filled the
+// ring, whatever its size: the consumer reads its capacity over the run, C
+// records/s. A shared ring refuses whatever comes next, so every category
+// loses the same fraction 1 − C/mean of what it offers. The split layout
+// serves the lifecycle ring first: lifecycle loses max(0, 1 − C/lifecycle
+// mean), and syscalls get what capacity is left.
+func steadyState(load Load, ring Ring) Prediction {
 	arr, secs := load.totals()
 	var p Prediction
 	p.Attempted = arr
@@ -205,26 +402,41 @@ func steadyState(load Load) Prediction {
 	if total <= 0 || secs <= 0 {
 		return p
 	}
-	mean := total / secs
-	f := 1.0
-	if d := load.DrainRate; d > 0 {
-		f = max(1-d/mean, 0)
+	capRecs := max(load.CapacityOverRun(), 0) * secs // records the consumer can read
+	if ring.Layout == ringspec.LayoutSplit {
+		p.Dropped[lc] = max(arr[lc]-capRecs, 0)
+		p.Dropped[sys] = max(arr[sys]-max(capRecs-arr[lc], 0), 0)
+	} else {
+		f := max(1-capRecs/total, 0)
+		for c := range arr {
+			p.Dropped[c] = f * arr[c]
+		}
 	}
 	rb := recordBytes(load.RecordBytes)
 	for c := range arr {
-		p.Dropped[c] = f * arr[c]
 		p.DroppedBytes[c] = p.Dropped[c] * rb[c]
 	}
 	return p
 }
 
-// evidence summarises the load; see Evidence.
-func evidence(load Load) Evidence {
-	drain := load.DrainRate
-	if !(drain > 0) || math.IsInf(drain, 0) {
-		drain = 0
+func safeRatio(a, b float64) float64 {
+	if !(b > 0) {
+		return 0
 	}
-	ev := Evidence{DrainRate: drain}
+	return a / b
+}
+
+// Backlog sources.
+const (
+	backlogMeasured = "measured"
+	backlogModel    = "model"
+)
+
+// evidence summarises the load; see Evidence. ConsumerTooSlow is left to
+// Recommend, which knows the measurements.
+func evidence(load Load) Evidence {
+	burst := load.DrainAt(1, 0)
+	ev := Evidence{BurstDrainRate: burst, QuietDrainRate: load.DrainAt(0, 0), DrainRate: load.CapacityOverRun()}
 	arr, secs := load.totals()
 	total := arr[lc] + arr[sys]
 	if secs > 0 {
@@ -244,21 +456,29 @@ func evidence(load Load) Evidence {
 		if secs > 0 {
 			rate := n / secs
 			ev.PeakRate = max(ev.PeakRate, rate)
-			over = rate > drain
+			over = rate > burst
 		} else {
 			over = n > 0 // an instant burst: infinite rate, zero length
 		}
 		if over {
 			runNs += float64(b.DurNs)
-			runRec += n - drain*secs
+			runRec += n - burst*secs
 		} else {
 			flush()
 		}
 	}
 	flush()
 	if ev.MeanRate > 0 {
-		ev.Headroom = drain / ev.MeanRate
-		ev.ConsumerTooSlow = ev.MeanRate >= drain
+		ev.Headroom = ev.DrainRate / ev.MeanRate
+		ev.ModelTooSlow = ev.MeanRate >= ev.DrainRate
+	}
+	// The fill evidence: measured if the samples carried a fill, else the
+	// model's replay through a ring that never drops, read the same way.
+	if load.Backlog.Samples > 0 {
+		ev.Backlog, ev.BacklogSource = load.Backlog, backlogMeasured
+	} else if total > 0 {
+		_, bl := simulate(load, Ring{SizeBytes: math.MaxInt32, Layout: ringspec.LayoutShared}, float64(BacklogThreshold(0)))
+		ev.Backlog, ev.BacklogSource = bl, backlogModel
 	}
 	return ev
 }
@@ -271,11 +491,14 @@ func ringDesc(size int, l ringspec.Layout, lcSize int) string {
 }
 
 func loadDesc(ev Evidence) string {
+	drain := fmt.Sprintf("capacity over the run %s ev/s (%s ev/s in bursts, %s ev/s between)",
+		fmtRate(ev.DrainRate), fmtRate(ev.BurstDrainRate), fmtRate(ev.QuietDrainRate))
 	if ev.BurstMs > 0 || ev.BurstRecords > 0 {
-		return fmt.Sprintf("peak %s ev/s for %s ms vs drain %s ev/s",
-			fmtRate(ev.PeakRate), fmtNum(ev.BurstMs), fmtRate(ev.DrainRate))
+		return fmt.Sprintf("peak %s ev/s for %s ms, mean %s ev/s vs %s",
+			fmtRate(ev.PeakRate), fmtNum(ev.BurstMs), fmtRate(ev.MeanRate), drain)
 	}
-	return fmt.Sprintf("peak %s ev/s never exceeds drain %s ev/s", fmtRate(ev.PeakRate), fmtRate(ev.DrainRate))
+	return fmt.Sprintf("peak %s ev/s never exceeds the in-burst drain %s ev/s; capacity over the run %s ev/s",
+		fmtRate(ev.PeakRate), fmtRate(ev.BurstDrainRate), fmtRate(ev.DrainRate))
 }
 
 func calDesc(cal Calibration) string {
@@ -284,6 +507,24 @@ func calDesc(cal Calibration) string {
 	}
 	return fmt.Sprintf("; uncalibrated: no metadata loss measured yet, assuming %s missing events per lost lifecycle record",
 		fmtNum(cal.MissingPerLifecycleDrop))
+}
+
+// missingDesc is "measured X% (predicted Y%)" or "predicted Y%".
+func missingDesc(rec Recommendation) string {
+	if rec.MeasuredMissingPct != nil {
+		return fmt.Sprintf("measured %s%% missing (predicted %s%%)", fmtPct(*rec.MeasuredMissingPct), fmtPct(rec.PredictedMissingPct))
+	}
+	if rec.Basis == BasisMeasuredSmall {
+		return fmt.Sprintf("predicted %s%% missing (a smaller %s ring was measured within the target)", fmtPct(rec.PredictedMissingPct), rec.Layout)
+	}
+	return fmt.Sprintf("predicted %s%% missing", fmtPct(rec.PredictedMissingPct))
+}
+
+func disagreeDesc(rec Recommendation) string {
+	if len(rec.Disagreements) == 0 {
+		return ""
+	}
+	return "; model and measurement disagree — " + strings.Join(rec.Disagreements, "; ") + " — the verdict follows the measurement"
 }
 
 func verdict(load Load, rec Recommendation, opt Options) string {
@@ -296,36 +537,34 @@ func verdict(load Load, rec Recommendation, opt Options) string {
 		fmt.Fprintf(&b, "set bufSizePreset %d (%s): no load measured, nothing to absorb", rec.BufSizePreset, ring)
 		return b.String()
 	case rec.MeetsTarget:
-		fmt.Fprintf(&b, "set bufSizePreset %d (%s): predicted %s%% missing ≤ %s%% target; %s",
-			rec.BufSizePreset, ring, fmtPct(rec.PredictedMissingPct), fmtPct(rec.TargetPct), loadDesc(ev))
+		fmt.Fprintf(&b, "set bufSizePreset %d (%s) for the %s%% target: %s; %s",
+			rec.BufSizePreset, ring, fmtPct(rec.TargetPct), missingDesc(rec), loadDesc(ev))
 	default:
-		fmt.Fprintf(&b, "no bufSizePreset up to %d meets the %s%% target: best is %d (%s) with predicted %s%% missing; %s",
-			opt.MaxPreset, fmtPct(rec.TargetPct), rec.BufSizePreset, ring, fmtPct(rec.PredictedMissingPct), loadDesc(ev))
+		fmt.Fprintf(&b, "no bufSizePreset up to %d meets the %s%% target: best is %d (%s) with %s; %s",
+			opt.MaxPreset, fmtPct(rec.TargetPct), rec.BufSizePreset, ring, missingDesc(rec), loadDesc(ev))
 	}
-	if rec.Layout == ringspec.LayoutSplit {
-		for _, c := range rec.Candidates {
-			if c.Preset == rec.BufSizePreset && c.Layout == ringspec.LayoutSplit && c.Prediction.Dropped[sys] > 0 {
-				fmt.Fprintf(&b, " (%s syscall records still dropped)", fmtNum(c.Prediction.Dropped[sys]))
-			}
-		}
+	if rec.Layout == ringspec.LayoutSplit && rec.PredictedSyscallDropPct > 0 {
+		fmt.Fprintf(&b, " (predicted: %s%% of syscall records still dropped)", fmtPct(rec.PredictedSyscallDropPct))
 	}
+	b.WriteString(disagreeDesc(rec))
 	b.WriteString(calDesc(ev.Calibration))
 	return b.String()
 }
 
-func tooSlowVerdict(ev Evidence, rec Recommendation, opt Options) string {
+func tooSlowVerdict(ev Evidence, rec Recommendation) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "your consumer is too slow: mean %s ev/s ≥ drain %s ev/s; no ring size helps — shed syscalls or speed up the consumer (predicted %s%% missing at any size)",
-		fmtRate(ev.MeanRate), fmtRate(ev.DrainRate), fmtPct(rec.PredictedMissingPct))
-	// A split layout is not a bigger ring: it keeps the state-building
-	// records while syscalls are lost, which is worth saying.
-	for _, c := range rec.Candidates {
-		if c.Layout == ringspec.LayoutSplit && c.PredictedMissingPct <= opt.TargetPct && ev.DrainRate > 0 {
-			fmt.Fprintf(&b, "; a split layout would keep lifecycle records (predicted %s%% missing) while syscalls are still lost",
-				fmtPct(c.PredictedMissingPct))
-			break
-		}
+	fmt.Fprintf(&b, "your consumer is too slow: the backlog never clears (%s fill: backlogged for the last %s s of %s s; mean %s ev/s vs capacity over the run %s ev/s); no ring size helps",
+		ev.BacklogSource, fmtNum(float64(ev.Backlog.StuckNs)/1e9), fmtNum(float64(ev.Backlog.SpanNs)/1e9), fmtRate(ev.MeanRate), fmtRate(ev.DrainRate))
+	ring := ringDesc(rec.SizeBytes, rec.Layout, rec.LifecycleSizeBytes)
+	if rec.Layout == ringspec.LayoutSplit {
+		fmt.Fprintf(&b, " — set bufSizePreset %d (%s), which keeps lifecycle records at any size (predicted %s%% missing)",
+			rec.BufSizePreset, ring, fmtPct(rec.PredictedMissingPct))
+	} else {
+		fmt.Fprintf(&b, " — bufSizePreset %d (%s) is as good as any (predicted %s%% missing)", rec.BufSizePreset, ring, fmtPct(rec.PredictedMissingPct))
 	}
+	fmt.Fprintf(&b, ", and shed syscalls or speed up the consumer: predicted %s%% of syscall records dropped at any size",
+		fmtPct(rec.PredictedSyscallDropPct))
+	b.WriteString(disagreeDesc(rec))
 	b.WriteString(calDesc(ev.Calibration))
 	return b.String()
 }

@@ -98,7 +98,7 @@ func TestRecommendBurstNeedsPreset2(t *testing.T) {
 	if ev.ConsumerTooSlow || ev.Calibration != calibrated {
 		t.Errorf("evidence %+v", ev)
 	}
-	want := "set bufSizePreset 2 (2 MiB, shared): predicted 0% missing ≤ 0.1% target; peak 220k ev/s for 100 ms vs drain 100k ev/s"
+	want := "set bufSizePreset 2 (2 MiB, shared) for the 0.1% target: predicted 0% missing; peak 220k ev/s for 100 ms, mean 20k ev/s vs capacity over the run 100k ev/s (100k ev/s in bursts, 100k ev/s between)"
 	if rec.Verdict != want {
 		t.Errorf("verdict\n got %q\nwant %q", rec.Verdict, want)
 	}
@@ -121,8 +121,8 @@ func TestRecommendSplitWhenCheaper(t *testing.T) {
 	if c.MemoryBytes != mib+256<<10 || c.Prediction.Dropped[lc] != 0 || !(c.Prediction.Dropped[sys] > 0) {
 		t.Errorf("split candidate %+v", c)
 	}
-	if !strings.HasPrefix(rec.Verdict, "set bufSizePreset 1 (1 MiB, split + 256 KiB lifecycle ring): predicted 0% missing") ||
-		!strings.Contains(rec.Verdict, "syscall records still dropped") {
+	if !strings.HasPrefix(rec.Verdict, "set bufSizePreset 1 (1 MiB, split + 256 KiB lifecycle ring) for the 0.1% target: predicted 0% missing") ||
+		!strings.Contains(rec.Verdict, "(predicted: 7.6% of syscall records still dropped)") {
 		t.Errorf("verdict %q", rec.Verdict)
 	}
 }
@@ -142,7 +142,7 @@ func TestRecommendSharedWinsTieOnMemory(t *testing.T) {
 	if len(rec.Candidates) != 20 {
 		t.Errorf("%d candidates, want 10 presets × 2 layouts", len(rec.Candidates))
 	}
-	if rec.Evidence.BurstMs != 0 || !strings.Contains(rec.Verdict, "never exceeds drain 100k ev/s") ||
+	if rec.Evidence.BurstMs != 0 || !strings.Contains(rec.Verdict, "never exceeds the in-burst drain 100k ev/s") ||
 		!strings.Contains(rec.Verdict, "uncalibrated") {
 		t.Errorf("verdict %q evidence %+v", rec.Verdict, rec.Evidence)
 	}
@@ -166,43 +166,185 @@ func TestRecommendEmptyLoad(t *testing.T) {
 }
 
 func TestRecommendConsumerTooSlow(t *testing.T) {
-	// Steady 150k rec/s against a 100k rec/s consumer for 1 s.
+	// Steady 150k rec/s against a 100k rec/s consumer for 5 s: the model's
+	// unbounded queue never clears (no fill was measured).
 	var load Load
 	load.RecordBytes, load.DrainRate = [2]float64{200, 100}, 100_000
-	for range 100 {
+	for range 500 {
 		load.Bins = append(load.Bins, Bin{DurNs: 10e6, Arrivals: [2]float64{100, 1_400}})
 	}
 	rec := Recommend(load, calibrated, Options{})
 	ev := rec.Evidence
-	if !ev.ConsumerTooSlow || rec.BufSizePreset != 0 || rec.SizeBytes != 0 || rec.Layout != "" || rec.MeetsTarget {
+	// Always an answer: the split layout's smallest ring.
+	if !ev.ConsumerTooSlow || !ev.ModelTooSlow || ev.BacklogSource != "model" || rec.BufSizePreset != 1 || rec.SizeBytes != mib ||
+		rec.Layout != ringspec.LayoutSplit || rec.LifecycleSizeBytes != mib {
 		t.Fatalf("got %+v", rec)
 	}
-	near(t, "mean", ev.MeanRate, 150_000, 1e-12)
+	near(t, "mean", ev.MeanRate, 150_000, 1e-9)
+	near(t, "capacity", ev.DrainRate, 100_000, 1e-9)
 	near(t, "headroom", ev.Headroom, 2.0/3, 1e-12)
-	near(t, "burst ms", ev.BurstMs, 1000, 1e-9)
-	near(t, "burst records", ev.BurstRecords, 50_000, 1e-9)
-	// Steady state: 1/3 of everything is lost: 3,333.3 lifecycle records →
-	// 33,333 missing of 100,000 delivered = 33.3%.
-	near(t, "steady-state missing", rec.PredictedMissingPct, 100.0/3, 1e-9)
-	if len(rec.Candidates) != 20 {
-		t.Errorf("%d candidates", len(rec.Candidates))
+	near(t, "burst ms", ev.BurstMs, 5000, 1e-9)
+	if ev.Backlog.Episodes != 1 || ev.Backlog.Cleared != 0 || ev.Backlog.StuckNs < 4.9e9 {
+		t.Errorf("model backlog %+v", ev.Backlog)
 	}
-	if !strings.HasPrefix(rec.Verdict, "your consumer is too slow: mean 150k ev/s ≥ drain 100k ev/s; no ring size helps — shed syscalls or speed up the consumer") {
-		t.Errorf("verdict %q", rec.Verdict)
+	// Steady state, split: lifecycle (50k of the 500k records the consumer
+	// reads) is served first and never lost; syscalls lose 700k − 450k =
+	// 250k of 700k = 35.7%.
+	near(t, "steady-state missing", rec.PredictedMissingPct, 0, 0)
+	near(t, "steady-state syscall drops", rec.PredictedSyscallDropPct, 100*250.0/700, 1e-9)
+	if !rec.MeetsTarget || len(rec.Candidates) != 20 {
+		t.Errorf("meets %v, %d candidates", rec.MeetsTarget, len(rec.Candidates))
 	}
-	// Lifecycle alone (10k rec/s) is well under the drain, so the split
-	// layout keeps it; the verdict says so without recommending a size.
-	if !strings.Contains(rec.Verdict, "split layout would keep lifecycle records") {
-		t.Errorf("verdict %q", rec.Verdict)
+	for _, want := range []string{
+		"your consumer is too slow: the backlog never clears (model fill: backlogged for the last",
+		"mean 150k ev/s vs capacity over the run 100k ev/s); no ring size helps",
+		"set bufSizePreset 1 (1 MiB, split + 1 MiB lifecycle ring), which keeps lifecycle records at any size (predicted 0% missing)",
+		"shed syscalls or speed up the consumer: predicted 36% of syscall records dropped at any size",
+	} {
+		if !strings.Contains(rec.Verdict, want) {
+			t.Errorf("verdict %q\nlacks %q", rec.Verdict, want)
+		}
 	}
-	// No drain at all: too slow, everything lost.
+	// Shared only: steady state loses 1/3 of everything: 16,667 lifecycle
+	// records → 166,667 missing of 500,000 delivered = 33.3%.
+	rec = Recommend(load, calibrated, Options{Layouts: []ringspec.Layout{ringspec.LayoutShared}})
+	if !rec.Evidence.ConsumerTooSlow || rec.Layout != ringspec.LayoutShared || rec.BufSizePreset != 1 || rec.MeetsTarget {
+		t.Fatalf("shared only: %+v", rec)
+	}
+	near(t, "shared steady-state missing", rec.PredictedMissingPct, 100.0/3, 1e-9)
+	// No drain at all: too slow, everything lost, still an answer.
 	load.DrainRate = 0
 	rec = Recommend(load, calibrated, Options{})
-	if !rec.Evidence.ConsumerTooSlow || rec.PredictedMissingPct != 100 || rec.BufSizePreset != 0 {
+	if !rec.Evidence.ConsumerTooSlow || rec.PredictedMissingPct != 100 || rec.BufSizePreset != 1 || rec.Layout != ringspec.LayoutSplit {
 		t.Errorf("zero drain: %+v", rec)
 	}
 	if _, err := json.Marshal(rec); err != nil {
 		t.Error(err)
+	}
+}
+
+// The issue-6 load: inside a burst the consumer, sharing the CPU with the
+// flood, drains less than the mean arrival rate, but between bursts it runs
+// alone and the ring empties. That is not a consumer too slow: the
+// recommendation names the ring the burst needs.
+func burstyLoad() Load {
+	// 4 bursts: 1 s of 40k rec/s (4k lifecycle + 36k syscall), then 2 s of
+	// 500 rec/s. Mean = (40k + 1k) / 3 = 13.67k rec/s; in-burst drain 11k
+	// rec/s (below the mean), quiet drain 35k rec/s. Capacity over the run:
+	// (11k + 2 × 35k) / 3 = 27k rec/s.
+	l := Load{RecordBytes: [2]float64{190, 80}, DrainRate: 11_000, QuietDrainRate: 35_000}
+	for range 4 {
+		for range 100 {
+			l.Bins = append(l.Bins, Bin{DurNs: 10e6, Arrivals: [2]float64{40, 360}})
+		}
+		for range 200 {
+			l.Bins = append(l.Bins, Bin{DurNs: 10e6, Arrivals: [2]float64{0, 5}})
+		}
+	}
+	return l
+}
+
+func TestRecommendBurstsBelowMeanButRingEmpties(t *testing.T) {
+	load := burstyLoad()
+	ev := evidence(load)
+	if !(ev.BurstDrainRate < ev.MeanRate) {
+		t.Fatalf("in-burst drain %v must be below the mean %v for this test", ev.BurstDrainRate, ev.MeanRate)
+	}
+	near(t, "capacity over the run", ev.DrainRate, 27_000, 1e-6)
+	// Each burst leaves 40k − 11k = 29k records (2.5 MB) that the consumer
+	// clears in under a second of quiet: the model's fill returns to empty.
+	if ev.ModelTooSlow || ev.Backlog.Episodes != 4 || ev.Backlog.Cleared != 4 {
+		t.Fatalf("evidence %+v", ev)
+	}
+	// Measured fill says the same (the ring emptied after each burst).
+	load.Backlog = Backlog{Samples: 1200, Episodes: 4, Cleared: 4, SpanNs: 12e9}
+	rec := Recommend(load, calibrated, Options{Layouts: []ringspec.Layout{ringspec.LayoutShared}})
+	if rec.Evidence.ConsumerTooSlow || rec.Evidence.BacklogSource != "measured" || !rec.MeetsTarget {
+		t.Fatalf("got %+v", rec.Evidence)
+	}
+	// 29k records × 85.5 B (the queue's mix) = 2.48 MB: preset 3 (4 MiB).
+	if rec.BufSizePreset != 3 || rec.SizeBytes != 4*mib || rec.Layout != ringspec.LayoutShared {
+		t.Errorf("got preset %d (%d B, %s): %s", rec.BufSizePreset, rec.SizeBytes, rec.Layout, rec.Verdict)
+	}
+	if !strings.HasPrefix(rec.Verdict, "set bufSizePreset 3 (4 MiB, shared) for the 0.1% target: predicted 0% missing") || strings.Contains(rec.Verdict, "too slow") {
+		t.Errorf("verdict %q", rec.Verdict)
+	}
+
+	// The old rule (mean ≥ in-burst drain ⇒ too slow) would have said too
+	// slow; so does a model that drains at the in-burst rate throughout —
+	// but the measured fill refutes it, and the verdict says so.
+	load.QuietDrainRate = 0
+	rec = Recommend(load, calibrated, Options{Layouts: []ringspec.Layout{ringspec.LayoutShared}})
+	if !rec.Evidence.ModelTooSlow || rec.Evidence.ConsumerTooSlow || rec.SizeBytes == 0 {
+		t.Fatalf("got %+v", rec.Evidence)
+	}
+	if !strings.Contains(rec.Verdict, "model and measurement disagree") || !strings.Contains(rec.Verdict, "emptied again after 4 of 4 backlogs") {
+		t.Errorf("verdict %q", rec.Verdict)
+	}
+}
+
+// Measured rows that contradict the model: the model (drains at the
+// in-burst rate, measured fill stuck) would call the consumer too slow and
+// predict loss at 4 MiB, yet the lab measured 4 MiB and 16 MiB shared at 0%
+// missing. The measurement wins: no "too slow", and the recommendation is the
+// smallest measured ring that met the target.
+func TestRecommendMeasuredRowsOutrankModel(t *testing.T) {
+	load := burstyLoad()
+	load.QuietDrainRate = 0 // the model only knows the in-burst drain
+	load.Backlog = Backlog{Samples: 1200, Episodes: 1, StuckNs: 11e9, SpanNs: 12e9}
+	measured := []Measured{
+		{Ring: Ring{SizeBytes: mib, Layout: ringspec.LayoutShared}, MissingPct: 9.48, Runs: 1},
+		{Ring: Ring{SizeBytes: 2 * mib, Layout: ringspec.LayoutShared}, MissingPct: 4.86, Runs: 1},
+		{Ring: Ring{SizeBytes: 4 * mib, Layout: ringspec.LayoutShared}, MissingPct: 0, Runs: 1},
+		{Ring: Ring{SizeBytes: 16 * mib, Layout: ringspec.LayoutShared}, MissingPct: 0, Runs: 1},
+	}
+	// Without the measurements the model alone (stuck fill, mean ≥
+	// capacity) says too slow.
+	if rec := Recommend(load, calibrated, Options{Layouts: []ringspec.Layout{ringspec.LayoutShared}}); !rec.Evidence.ConsumerTooSlow {
+		t.Fatalf("precondition: the model alone should say too slow: %s", rec.Verdict)
+	}
+	rec := Recommend(load, calibrated, Options{Layouts: []ringspec.Layout{ringspec.LayoutShared}, Measured: measured})
+	if rec.Evidence.ConsumerTooSlow || !rec.MeetsTarget || rec.Basis != BasisMeasured {
+		t.Fatalf("got %+v: %s", rec.Evidence, rec.Verdict)
+	}
+	if rec.BufSizePreset != 3 || rec.SizeBytes != 4*mib || rec.Layout != ringspec.LayoutShared || rec.MeasuredMissingPct == nil || *rec.MeasuredMissingPct != 0 {
+		t.Errorf("got preset %d (%d B %s): %s", rec.BufSizePreset, rec.SizeBytes, rec.Layout, rec.Verdict)
+	}
+	var c4 Candidate
+	for _, c := range rec.Candidates {
+		if c.SizeBytes == 4*mib {
+			c4 = c
+		}
+		// 8 MiB was not measured: bounded by the measured 4 MiB.
+		if c.SizeBytes == 8*mib && (!c.MeetsTarget || c.Basis != BasisMeasuredSmall) {
+			t.Errorf("8 MiB: %+v", c)
+		}
+		// 1 and 2 MiB: measured above the target.
+		if c.SizeBytes <= 2*mib && (c.MeetsTarget || c.Basis != BasisMeasured) {
+			t.Errorf("%d: %+v", c.SizeBytes, c)
+		}
+	}
+	if !(c4.PredictedMissingPct > rec.TargetPct) {
+		t.Fatalf("4 MiB predicted %v: the test needs the model to disagree", c4.PredictedMissingPct)
+	}
+	for _, want := range []string{
+		"set bufSizePreset 3 (4 MiB, shared) for the 0.1% target: measured 0% missing (predicted ",
+		"model and measurement disagree",
+		"at 4 MiB, shared the model predicted ",
+		"but a measured ring met the target",
+		"the verdict follows the measurement",
+	} {
+		if !strings.Contains(rec.Verdict, want) {
+			t.Errorf("verdict %q\nlacks %q", rec.Verdict, want)
+		}
+	}
+	// A measured row above the target bounds the smaller unmeasured rings.
+	rec = Recommend(load, calibrated, Options{Layouts: []ringspec.Layout{ringspec.LayoutShared}, MaxPreset: 5, Measured: []Measured{
+		{Ring: Ring{SizeBytes: 16 * mib, Layout: ringspec.LayoutShared}, MissingPct: 1, Runs: 2}}})
+	for _, c := range rec.Candidates {
+		if c.MeetsTarget || (c.SizeBytes < 16*mib && c.Basis != BasisMeasuredBigger) {
+			t.Errorf("%d: %+v", c.SizeBytes, c)
+		}
 	}
 }
 

@@ -85,10 +85,12 @@ func (p Prediction) Delivered() [event.NumCategories]float64 {
 //     rates, the fill moves monotonically, so clip(fill+in-out, 0, capacity)
 //     and the overflow max(0, fill+in-out-capacity) are the exact fluid
 //     solution; for a single category the result does not depend on the step.
-//   - The consumer reads DrainRate records per second whenever data waits
-//     (DrainRate is measured per second of busy time). Wakeup latency is
-//     ignored: the sensor polls with a short deadline, which is small against
-//     a ring's worth of records.
+//   - The consumer reads whenever data waits: DrainRate records per second
+//     in a bin whose arrivals outpace that (a burst, where the consumer
+//     shares the CPU with the burst), QuietDrainRate in the other bins, where
+//     it runs alone (Load.DrainAt). Wakeup latency is ignored: the sensor
+//     polls with a short deadline, which is small against a ring's worth of
+//     records.
 //   - Shared layout: a read takes records from the categories in proportion
 //     to the records queued (queue + this step's arrivals), not strictly in
 //     FIFO order; that only shifts which category's bytes are freed first,
@@ -103,14 +105,17 @@ func (p Prediction) Delivered() [event.NumCategories]float64 {
 //     arrival rate either way; the priority only matters once the consumer is
 //     slower than lifecycle arrivals alone.
 func Simulate(load Load, ring Ring) Prediction {
+	p, _ := simulate(load, ring, 0)
+	return p
+}
+
+// simulate is Simulate; with trackBytes > 0 it also reads the simulated fill
+// against that threshold after every step, as BacklogFromSamples reads a
+// sensor's samples (Samples counts steps; the drain fields stay 0).
+func simulate(load Load, ring Ring, trackBytes float64) (Prediction, Backlog) {
 	rb := recordBytes(load.RecordBytes)
-	drain := load.DrainRate
-	if !(drain > 0) { // also NaN
-		drain = 0
-	}
 	var s sim
 	s.rb = rb
-	s.drain = drain
 	if ring.Layout == ringspec.LayoutSplit {
 		s.split = true
 		s.cap[lc] = float64(ring.lifecycleSize())
@@ -118,12 +123,33 @@ func Simulate(load Load, ring Ring) Prediction {
 	} else {
 		s.cap[0] = float64(max(ring.SizeBytes, 0))
 	}
+	var bl Backlog
+	var t, start float64
+	backlogged := false
+	track := func() {
+		if trackBytes <= 0 {
+			return
+		}
+		bl.Samples++
+		high := s.q[lc]+s.q[sys] >= trackBytes
+		switch {
+		case high && !backlogged:
+			backlogged, start = true, t
+			bl.Episodes++
+		case !high && backlogged:
+			backlogged = false
+			bl.Cleared++
+		}
+	}
 	for _, b := range load.Bins {
 		var a [event.NumCategories]float64
 		for c := range a {
 			a[c] = nonNeg(b.Arrivals[c])
 			s.p.Attempted[c] += a[c]
 		}
+		// The consumer's drain in this bin: its in-burst rate while the
+		// arrivals outpace it, its quiet rate otherwise (Load.DrainAt).
+		s.drain = load.DrainAt(a[lc]+a[sys], float64(b.DurNs)/1e9)
 		steps := max((b.DurNs+MaxStepNs-1)/MaxStepNs, 1)
 		dt := float64(b.DurNs) / float64(steps) / 1e9
 		var in [event.NumCategories]float64
@@ -133,6 +159,8 @@ func Simulate(load Load, ring Ring) Prediction {
 		// Fast path, exact: an empty ring whose consumer keeps up with the
 		// whole bin stays empty (most bins of a real node).
 		if s.q[lc]+s.q[sys] == 0 && in[lc]+in[sys] <= s.drain*dt {
+			t += float64(b.DurNs)
+			track()
 			continue
 		}
 		for range steps {
@@ -141,10 +169,18 @@ func Simulate(load Load, ring Ring) Prediction {
 			} else {
 				s.stepShared(in, dt)
 			}
+			t += dt * 1e9
+			track()
+		}
+	}
+	if trackBytes > 0 {
+		bl.SpanNs = uint64(math.Round(t))
+		if backlogged {
+			bl.StuckNs = uint64(math.Round(t - start))
 		}
 	}
 	s.p.OverflowNs = uint64(math.Round(s.overflowNs))
-	return s.p
+	return s.p, bl
 }
 
 // sim is the state of one Simulate run.

@@ -190,7 +190,7 @@ func TestLoadFromSamples(t *testing.T) {
 		s(151, 2, 14), // 1 ms later: folded into the next bin
 		s(160, 4, 20),
 	}
-	l := LoadFromSamples(samples, [2]float64{190, 80}, 1e5)
+	l := LoadFromSamples(samples, [2]float64{190, 80}, 1e5, 1<<20)
 	want := []Bin{
 		{DurNs: 10, Arrivals: [2]float64{2, 20}},
 		{DurNs: 20, Arrivals: [2]float64{3, 30}},
@@ -211,10 +211,10 @@ func TestLoadFromSamples(t *testing.T) {
 	if l.RecordBytes != [2]float64{190, 80} || l.DrainRate != 1e5 {
 		t.Errorf("constants not carried: %+v", l)
 	}
-	if got := LoadFromSamples(nil, [2]float64{}, 0); len(got.Bins) != 0 {
+	if got := LoadFromSamples(nil, [2]float64{}, 0, 0); len(got.Bins) != 0 {
 		t.Errorf("nil samples: %+v", got)
 	}
-	if got := LoadFromSamples(samples[:1], [2]float64{}, 0); len(got.Bins) != 0 {
+	if got := LoadFromSamples(samples[:1], [2]float64{}, 0, 0); len(got.Bins) != 0 {
 		t.Errorf("one sample: %+v", got)
 	}
 }
