@@ -166,7 +166,8 @@ func orDefault(cal Calibration, load Load) Calibration {
 }
 
 // PoolLoads concatenates the runs' loads into one (the node's load under the
-// same workload, run after run): bins in order, RecordBytes and the drain
+// same workload, run after run): bins in order, each run's first bin marked
+// Start (the ring was empty when it began), RecordBytes and the drain
 // rates averaged over the runs that measured them. The fill evidence is the
 // runs' with the largest ring: a ring that dropped most of a burst empties
 // quickly whatever the consumer, so only the ring that kept the most tells
@@ -182,7 +183,11 @@ func PoolLoads(runs []Run) Load {
 	}
 	for _, r := range runs {
 		l := r.Load
+		n := len(out.Bins)
 		out.Bins = append(out.Bins, l.Bins...)
+		if n > 0 && len(out.Bins) > n {
+			out.Bins[n].Start = true
+		}
 		for c, v := range l.RecordBytes {
 			if finitePos(v) {
 				rbSum[c] += v

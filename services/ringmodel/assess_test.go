@@ -94,3 +94,21 @@ func TestAssessOutOfSample(t *testing.T) {
 		t.Errorf("one run: %+v", one)
 	}
 }
+
+// Pooled runs each start with an empty ring: what one run left in the ring
+// must not overflow the next.
+func TestPoolLoadsStartsEachRunEmpty(t *testing.T) {
+	one := Load{RecordBytes: [2]float64{200, 100}, DrainRate: 1_000}
+	one.Bins = []Bin{{DurNs: 100e6, Arrivals: [2]float64{0, 10_000}}} // 1 MB left in the ring
+	ring := Ring{SizeBytes: 1_500_000}
+	if p := Simulate(one, ring); p.Dropped[sys] != 0 {
+		t.Fatalf("one run drops %v", p.Dropped)
+	}
+	pooled := PoolLoads([]Run{{Ring: ring, Load: one}, {Ring: ring, Load: one}})
+	if !pooled.Bins[1].Start || pooled.Bins[0].Start {
+		t.Fatalf("bins %+v", pooled.Bins)
+	}
+	if p := Simulate(pooled, ring); p.Dropped[sys] != 0 {
+		t.Errorf("two pooled runs drop %v: the second run inherited the first one's backlog", p.Dropped)
+	}
+}

@@ -18,6 +18,9 @@ const (
 type Bin struct {
 	DurNs    uint64
 	Arrivals [event.NumCategories]float64
+	// Start marks the first bin of a separate run (PoolLoads): the ring
+	// was empty then, whatever the bins before left in it.
+	Start bool
 }
 
 // Load is the measured arrival curve of one node plus the two constants the

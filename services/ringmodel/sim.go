@@ -142,6 +142,9 @@ func simulate(load Load, ring Ring, trackBytes float64) (Prediction, Backlog) {
 		}
 	}
 	for _, b := range load.Bins {
+		if b.Start {
+			s.q = [event.NumCategories]float64{} // a new run starts empty
+		}
 		var a [event.NumCategories]float64
 		for c := range a {
 			a[c] = nonNeg(b.Arrivals[c])
