@@ -253,11 +253,13 @@ func RecommendFalco(s CPUSeries, recordBytes [event.NumCategories]float64, drain
 	c := rec.Candidates[best]
 	rec.BufSizePreset, rec.Rings, rec.PredictedMissingPct = c.Preset, c.Rings.Rings, c.PredictedMissingPct
 	rec.MeetsTarget = c.PredictedMissingPct <= targetPct
-	if ev := evidence(s.Total(recordBytes, drain)); ev.ConsumerTooSlow {
+	// Too slow needs proof: the mean exceeds the drain and the model's
+	// unbounded replay never clears its backlog (no fill is measured here).
+	if ev := evidence(s.Total(recordBytes, drain)); ev.ModelTooSlow && ev.Backlog.stuck() {
 		// Over a finite measurement a huge ring seems to absorb the
 		// overload; in steady state it fills and drops like a small one.
 		rec.TooSlow, rec.MeetsTarget, rec.BufSizePreset = true, false, 0
-		rec.PredictedMissingPct = cal.MissingPct(steadyState(s.Total(recordBytes, drain)))
+		rec.PredictedMissingPct = cal.MissingPct(steadyState(s.Total(recordBytes, drain), Ring{Layout: ringspec.LayoutShared}))
 		rec.Verdict = fmt.Sprintf("SIMULATED: Falco's consumer is too slow for this node: mean %s ev/s ≥ drain %s ev/s, so no buf_size_preset helps (predicted %s%% missing at any size; modeled Falco's layout: %d ring(s), cpus_for_each_buffer=%d) — capture fewer syscalls (base_syscalls.custom_set)",
 			fmtRate(ev.MeanRate), fmtRate(drain), fmtPct(rec.PredictedMissingPct), rec.Rings, cpusPerRing)
 		return rec
