@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -63,6 +64,8 @@ type Analyzer struct {
 	stats    map[string][]event.Stats // per node, current sensor run
 	badInput map[string]uint64
 	httpAddr string
+
+	consumers []*bus.Consumer // set by Run
 }
 
 // New returns an analyzer.
@@ -100,44 +103,64 @@ func (a *Analyzer) Run(ctx context.Context) error {
 		defer srv.Close()
 		a.log.Info("analyzer HTTP", "addr", ln.Addr().String())
 	}
-	var ccs []jetstream.ConsumeContext
-	for _, sub := range []struct {
-		stream, name string
-		handle       func(jetstream.Msg) error
-	}{
-		{bus.StreamEnriched, a.cfg.Durable, func(m jetstream.Msg) error { return a.HandleEnriched(m.Subject(), m.Data()) }},
-		{bus.StreamStats, a.cfg.Durable + "-stats", func(m jetstream.Msg) error { return a.HandleStats(m.Data()) }},
-	} {
-		ccfg := jetstream.ConsumerConfig{
-			Durable: sub.name, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 2 * time.Minute,
-			MaxAckPending: 4096, DeliverPolicy: jetstream.DeliverAllPolicy,
-		}
-		if seq := a.cfg.FromSeq[sub.stream]; seq > 0 {
-			ccfg.DeliverPolicy, ccfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq
-		}
-		cons, err := a.cfg.JS.CreateOrUpdateConsumer(ctx, sub.stream, ccfg)
+	var consumers []*bus.Consumer
+	for _, c := range []struct {
+		spec bus.ConsumerSpec
+		h    bus.Handler
+	}{{a.Specs()[0], a.handleEnriched}, {a.Specs()[1], a.handleStats}} {
+		cons, err := bus.NewConsumer(a.cfg.JS, c.spec, c.h, bus.WithLogger(a.log))
 		if err != nil {
-			return fmt.Errorf("analyzer: consumer %s on stream %s: %w", sub.name, sub.stream, err)
+			return fmt.Errorf("analyzer: %w", err)
 		}
-		handle := sub.handle
-		cc, err := cons.Consume(func(m jetstream.Msg) {
-			if err := handle(m); err != nil {
-				_ = m.Term() // bad input is counted; never redelivered
-				return
+		consumers = append(consumers, cons)
+	}
+	a.mu.Lock()
+	a.consumers = consumers
+	a.mu.Unlock()
+	// Both loops run until ctx is done; if one fails, the other stops too.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(consumers))
+	for _, c := range consumers {
+		go func() {
+			err := c.Run(runCtx)
+			if err != nil {
+				cancel()
 			}
-			_ = m.Ack()
-		}, jetstream.PullMaxMessages(256))
-		if err != nil {
-			return fmt.Errorf("analyzer: consume %s: %w", sub.stream, err)
+			errs <- err
+		}()
+	}
+	var all []error
+	for range consumers {
+		if err := <-errs; err != nil {
+			all = append(all, fmt.Errorf("analyzer: %w", err))
 		}
-		ccs = append(ccs, cc)
 	}
-	<-ctx.Done()
-	for _, cc := range ccs {
-		cc.Drain()
-		<-cc.Closed()
+	return errors.Join(all...)
+}
+
+// statsDurableSuffix names the stats consumer after the enriched one.
+const statsDurableSuffix = "-stats"
+
+// Specs are the consumers the analyzer runs: enriched batches, then stats.
+func (a *Analyzer) Specs() []bus.ConsumerSpec {
+	return []bus.ConsumerSpec{
+		{Stream: bus.StreamEnriched, Durable: a.cfg.Durable, StartSeq: a.cfg.FromSeq[bus.StreamEnriched], Schema: event.SchemaVersion},
+		{Stream: bus.StreamStats, Durable: a.cfg.Durable + statsDurableSuffix, StartSeq: a.cfg.FromSeq[bus.StreamStats]},
 	}
-	return nil
+}
+
+// ConsumerStats returns the consume loops' counters by stream, once Run
+// has started.
+func (a *Analyzer) ConsumerStats() map[string]bus.ConsumerStats {
+	a.mu.Lock()
+	cs := a.consumers
+	a.mu.Unlock()
+	out := map[string]bus.ConsumerStats{}
+	for _, c := range cs {
+		out[c.Spec().Stream] = c.Stats()
+	}
+	return out
 }
 
 // HTTPAddr returns the address the HTTP server listens on, once running.
@@ -149,18 +172,32 @@ func (a *Analyzer) HTTPAddr() string {
 
 // HandleEnriched processes one enriched batch message.
 func (a *Analyzer) HandleEnriched(subject string, data []byte) error {
+	k, node, err := bus.ParseSubject(subject)
+	if err != nil || k != bus.KindEnriched {
+		err = fmt.Errorf("enriched batch on %s: %w: %v", subject, event.ErrMalformed, err)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.bad(bus.ReasonBadSubject, err, subject)
+	}
+	return a.handleEnriched(context.Background(), bus.Delivery{Subject: subject, Kind: k, Node: node, Data: data})
+}
+
+func (a *Analyzer) handleEnriched(_ context.Context, d bus.Delivery) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := a.codec.DecodeEnriched(data, &a.batch); err != nil {
-		a.bad(err, subject)
-		return err
+	if err := a.codec.DecodeEnriched(d.Data, &a.batch); err != nil {
+		return a.bad(event.ErrorKind(err), err, d.Subject)
 	}
-	if node := bus.NodeFromSubject(subject); node != a.batch.Node {
-		err := fmt.Errorf("enriched batch on %s claims node %q: %w", subject, a.batch.Node, event.ErrMalformed)
-		a.bad(err, subject)
-		return err
+	if d.Node != a.batch.Node {
+		err := fmt.Errorf("enriched batch on %s claims node %q: %w", d.Subject, a.batch.Node, event.ErrMalformed)
+		return a.bad("node_mismatch", err, d.Subject)
 	}
 	a.agg.AddBatch(&a.batch)
+	if v := d.Header.Get(bus.HeaderEnricherEvents); v != "" {
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+			a.agg.AddEnricherEvents(a.batch.Node, a.batch.BootID, a.batch.SensorStartNs, n)
+		}
+	}
 	if a.truth != nil {
 		a.truth.AddBatch(&a.batch)
 	}
@@ -172,20 +209,29 @@ func (a *Analyzer) HandleEnriched(subject string, data []byte) error {
 
 // HandleStats processes one stats message.
 func (a *Analyzer) HandleStats(data []byte) error {
+	return a.handleStats(context.Background(), bus.Delivery{Data: data})
+}
+
+// handleStats processes stats; with d.Node set, the stats must be that node's.
+func (a *Analyzer) handleStats(_ context.Context, d bus.Delivery) error {
 	var st event.Stats
-	if err := json.Unmarshal(data, &st); err != nil {
+	if err := json.Unmarshal(d.Data, &st); err != nil {
 		err = fmt.Errorf("stats: %w: %v", event.ErrMalformed, err)
 		a.mu.Lock()
-		a.bad(err, "stats")
-		a.mu.Unlock()
-		return err
+		defer a.mu.Unlock()
+		return a.bad("malformed", err, "stats")
 	}
 	if err := bus.ValidNode(st.Node); err != nil {
 		err = fmt.Errorf("stats: %w: %v", event.ErrMalformed, err)
 		a.mu.Lock()
-		a.bad(err, "stats")
-		a.mu.Unlock()
-		return err
+		defer a.mu.Unlock()
+		return a.bad("malformed", err, "stats")
+	}
+	if d.Node != "" && d.Node != st.Node {
+		err := fmt.Errorf("stats on %s claim node %q: %w", d.Subject, st.Node, event.ErrMalformed)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.bad("node_mismatch", err, d.Subject)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -201,10 +247,12 @@ func (a *Analyzer) HandleStats(data []byte) error {
 	return nil
 }
 
-func (a *Analyzer) bad(err error, where string) {
-	k := event.ErrorKind(err)
-	a.badInput[k]++
-	a.log.Warn("bad input", "kind", k, "where", where, "err", err)
+// bad counts bad input of kind and returns err marked as poison with that
+// reason. The caller holds mu.
+func (a *Analyzer) bad(kind string, err error, where string) error {
+	a.badInput[kind]++
+	a.log.Warn("bad input", "kind", kind, "where", where, "err", err)
+	return bus.PoisonAs(kind, err)
 }
 
 // BadInput returns the bad-input counters by kind.
@@ -227,13 +275,6 @@ func (a *Analyzer) Summary(node string) report.Summary {
 		s.Truth = a.truth.Result()
 	}
 	return s
-}
-
-// SetEnricherEvents records the enricher's own event count for node.
-func (a *Analyzer) SetEnricherEvents(node string, n uint64) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.agg.SetEnricherEvents(node, n)
 }
 
 // Load returns the measured load of node's current sensor run.

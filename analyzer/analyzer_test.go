@@ -6,10 +6,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ringwise/ringwise/analyzer"
@@ -90,6 +92,9 @@ type summaryJSON struct {
 		Final            bool   `json:"final"`
 		DroppedLifecycle uint64 `json:"dropped_lifecycle"`
 	} `json:"sensor"`
+	Enricher struct {
+		Events uint64 `json:"events"`
+	} `json:"enricher"`
 }
 
 func get(t *testing.T, h http.Handler, url string) (int, []byte) {
@@ -219,8 +224,8 @@ func TestBadInputCountedAndSurvived(t *testing.T) {
 		t.Error("HandleEnriched accepted a node mismatch")
 	}
 	bad := a.BadInput()
-	if bad["malformed"] != 4 {
-		t.Errorf("BadInput = %v, want malformed 4", bad)
+	if bad["malformed"] != 3 || bad["node_mismatch"] != 1 || len(bad) != 2 {
+		t.Errorf("BadInput = %v, want malformed 3, node_mismatch 1", bad)
 	}
 	// Nothing of the bad input was counted as events.
 	if s := a.Summary(""); s.Analyzer.Events != 0 {
@@ -241,7 +246,7 @@ func TestBadInputCountedAndSurvived(t *testing.T) {
 	if _, err := a.Recommendation(node); err != nil {
 		t.Errorf("Recommendation after good stats: %v", err)
 	}
-	if got := a.BadInput()["malformed"]; got != 4 {
+	if got := a.BadInput()["malformed"]; got != 3 {
 		t.Errorf("good input changed BadInput: %d", got)
 	}
 }
@@ -267,9 +272,14 @@ func TestRunOverJetStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := bus.JetStreamPublisher{JS: js}
+	var enriched uint64
 	for seq := uint64(1); seq <= 3; seq++ {
 		b := enrichedBatch(seq, 10, int(seq), 2)
-		if err := pub.Publish(ctx, bus.Msg{Subject: bus.EnrichedSubject(node), ID: b.MsgID(), Data: encode(t, b)}); err != nil {
+		// As the enricher does: its running count for the sensor run.
+		enriched += uint64(len(b.Events))
+		h := nats.Header{}
+		h.Set(bus.HeaderEnricherEvents, strconv.FormatUint(enriched, 10))
+		if err := pub.Publish(ctx, bus.Msg{Subject: bus.EnrichedSubject(node), ID: b.MsgID(), Header: h, Data: encode(t, b), Schema: event.SchemaVersion}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -300,8 +310,8 @@ func TestRunOverJetStream(t *testing.T) {
 		}
 	}()
 
-	for _, c := range []struct{ stream, durable string }{{bus.StreamEnriched, "ana-test"}, {bus.StreamStats, "ana-test-stats"}} {
-		if err := bus.WaitConsumed(ctx, js, c.stream, c.durable); err != nil {
+	for _, c := range a.Specs() {
+		if err := bus.WaitConsumed(ctx, js, c.Stream, c.Durable); err != nil {
 			t.Fatalf("analyzer did not consume: %v", err)
 		}
 	}
@@ -345,8 +355,24 @@ func TestRunOverJetStream(t *testing.T) {
 		t.Errorf("GET /api/recommendation: %d %s", resp.StatusCode, body)
 	}
 
+	if s.Enricher.Events != 36 {
+		t.Errorf("enricher.events = %d, want 36 from the batches' %s header", s.Enricher.Events, bus.HeaderEnricherEvents)
+	}
 	if bad := a.BadInput(); bad["malformed"] != 2 {
 		t.Errorf("BadInput = %v, want the 2 poison messages as malformed", bad)
+	}
+	cs := a.ConsumerStats()
+	for _, st := range []string{bus.StreamEnriched, bus.StreamStats} {
+		if cs[st].Poisoned["malformed"] != 1 || cs[st].DeadLettered != 1 {
+			t.Errorf("consumer of %s: %+v, want 1 malformed dead letter", st, cs[st])
+		}
+	}
+	dls, err := bus.ListDeadLetters(ctx, js, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 2 || dls[0].Reason != "malformed" || dls[1].Reason != "malformed" {
+		t.Errorf("DLQ = %+v, want the two poison messages as malformed", dls)
 	}
 }
 

@@ -13,8 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -54,13 +54,18 @@ type Config struct {
 
 // Stats are the enricher's counters.
 type Stats struct {
-	Batches   uint64            `json:"batches"`
-	Events    uint64            `json:"events"`
-	Snapshots uint64            `json:"snapshots"`
+	Batches   uint64 `json:"batches"`
+	Events    uint64 `json:"events"`
+	Snapshots uint64 `json:"snapshots"`
+	// BadInput counts poison by reason: what Run's consume loop refused
+	// and dead-lettered, and what Handle refused when called directly.
 	BadInput  map[string]uint64 `json:"bad_input"`
 	SeqGaps   uint64            `json:"seq_gaps"`
 	Nodes     int               `json:"nodes"`
 	PubErrors uint64            `json:"publish_errors"`
+	// Consumer is the consume loop's account (acked, retried, poisoned
+	// by reason, dead-lettered), once Run has started.
+	Consumer bus.ConsumerStats `json:"consumer"`
 }
 
 // Enricher processes raw batches. Use New and Run, or Handle directly.
@@ -71,10 +76,10 @@ type Enricher struct {
 	raw   event.Batch
 	out   event.EnrichedBatch
 
-	mu     sync.Mutex
-	nodes  map[string]*nodeState
-	stats  Stats
-	events atomic.Uint64
+	mu       sync.Mutex
+	nodes    map[string]*nodeState
+	stats    Stats
+	consumer *bus.Consumer // set by Run
 }
 
 type nodeState struct {
@@ -88,6 +93,8 @@ type nodeState struct {
 	bootID  string
 	startNs uint64
 	lastSeq uint64
+	// runEvents counts the events enriched in the current sensor run.
+	runEvents uint64
 	// retry holds sequence numbers whose enriched publish failed; their
 	// redelivery (after newer batches) is not a duplicate.
 	retry map[uint64]struct{}
@@ -116,87 +123,79 @@ func New(cfg Config) (*Enricher, error) {
 		stats: Stats{BadInput: map[string]uint64{}}}, nil
 }
 
-// Run consumes until ctx is done.
-func (e *Enricher) Run(ctx context.Context) error {
+// Spec is the consumer the enricher runs: the raw and snapshot subjects of
+// its node (or of all nodes) on RINGWISE_RAW.
+func (e *Enricher) Spec() bus.ConsumerSpec {
 	node := ">"
 	if e.cfg.Node != "" {
 		node = e.cfg.Node
 	}
-	cc := jetstream.ConsumerConfig{
+	return bus.ConsumerSpec{
+		Stream:         bus.StreamRaw,
 		Durable:        e.cfg.Durable,
 		FilterSubjects: []string{bus.PrefixSnapshot + node, bus.PrefixRaw + node},
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        2 * time.Minute,
-		MaxAckPending:  4096,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		StartSeq:       e.cfg.FromSeq,
+		// Per-node order matters; with more than one message in flight a
+		// failed batch comes back after newer ones, which handleBatch
+		// tolerates (see nodeState.retry).
+		MaxAckPending: bus.DefaultMaxAckPending,
+		Schema:        event.SchemaVersion,
 	}
-	if e.cfg.FromSeq > 0 {
-		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, e.cfg.FromSeq
-	}
-	cons, err := e.cfg.JS.CreateOrUpdateConsumer(ctx, bus.StreamRaw, cc)
+}
+
+// Run consumes until ctx is done, then drains (see bus.Consumer.Run).
+func (e *Enricher) Run(ctx context.Context) error {
+	c, err := bus.NewConsumer(e.cfg.JS, e.Spec(), e.handle, bus.WithLogger(e.log))
 	if err != nil {
-		return fmt.Errorf("enricher: consumer %s on stream %s: %w", e.cfg.Durable, bus.StreamRaw, err)
+		return fmt.Errorf("enricher: %w", err)
 	}
-	consumeCtx, err := cons.Consume(func(m jetstream.Msg) {
-		e.handleMsg(ctx, m)
-	}, jetstream.PullMaxMessages(256))
-	if err != nil {
-		return fmt.Errorf("enricher: consume %s: %w", bus.StreamRaw, err)
+	e.mu.Lock()
+	e.consumer = c
+	e.mu.Unlock()
+	if err := c.Run(ctx); err != nil {
+		return fmt.Errorf("enricher: %w", err)
 	}
-	<-ctx.Done()
-	consumeCtx.Drain()
-	<-consumeCtx.Closed()
 	return nil
 }
 
-func (e *Enricher) handleMsg(ctx context.Context, m jetstream.Msg) {
-	if err := e.Handle(context.WithoutCancel(ctx), m.Subject(), m.Data()); err != nil {
-		var bad badInput
-		if errors.As(err, &bad) {
-			// Poison: never redeliver; it is counted and logged.
-			_ = m.Term()
-			return
-		}
-		e.log.Warn("enrich failed; will be redelivered", "subject", m.Subject(), "err", err)
-		_ = m.NakWithDelay(time.Second)
-		return
+// Handle processes one message from the raw stream: a snapshot or a batch.
+// Bad input is counted by kind and returned marked by bus.PoisonAs with
+// that kind; it never affects other nodes or later batches. (Run counts
+// through its consume loop instead, which also dead-letters.)
+func (e *Enricher) Handle(ctx context.Context, subject string, data []byte) error {
+	k, node, err := bus.ParseSubject(subject)
+	if err != nil {
+		err = bus.PoisonAs(bus.ReasonBadSubject, err)
+	} else {
+		err = e.handle(ctx, bus.Delivery{Subject: subject, Kind: k, Node: node, Data: data})
 	}
-	_ = m.Ack()
+	if reason, ok := bus.PoisonReason(err); ok {
+		e.mu.Lock()
+		e.stats.BadInput[reason]++
+		e.mu.Unlock()
+	}
+	return err
 }
 
-type badInput struct{ error }
-
-// Handle processes one message from the raw stream: a snapshot or a batch.
-// Bad input is counted by kind and returned wrapped in a badInput error;
-// it never affects other nodes or later batches.
-func (e *Enricher) Handle(ctx context.Context, subject string, data []byte) error {
-	node := bus.NodeFromSubject(subject)
-	if err := bus.ValidNode(node); err != nil {
-		e.bad("bad_subject", err)
-		return badInput{err}
+func (e *Enricher) handle(ctx context.Context, d bus.Delivery) error {
+	switch d.Kind {
+	case bus.KindSnapshot:
+		return e.handleSnapshot(d.Node, d.Data)
+	case bus.KindRaw:
+		return e.handleBatch(ctx, d.Node, d.Data)
 	}
-	switch {
-	case len(subject) > len(bus.PrefixSnapshot) && subject[:len(bus.PrefixSnapshot)] == bus.PrefixSnapshot:
-		return e.handleSnapshot(node, data)
-	case len(subject) > len(bus.PrefixRaw) && subject[:len(bus.PrefixRaw)] == bus.PrefixRaw:
-		return e.handleBatch(ctx, node, data)
-	}
-	err := fmt.Errorf("enricher: unexpected subject %q", subject)
-	e.bad("bad_subject", err)
-	return badInput{err}
+	return bus.PoisonAs(bus.ReasonBadSubject, fmt.Errorf("enricher: unexpected subject %q", d.Subject))
 }
 
 func (e *Enricher) handleSnapshot(node string, data []byte) error {
 	s, err := event.DecodeSnapshot(data)
 	if err != nil {
 		err = fmt.Errorf("snapshot from %s: %w", node, err)
-		e.bad(kind(err), err)
-		return badInput{err}
+		return bus.PoisonAs(event.ErrorKind(err), err)
 	}
 	if s.Node != node {
 		err := fmt.Errorf("snapshot on subject of node %q claims node %q: %w", node, s.Node, event.ErrMalformed)
-		e.bad("node_mismatch", err)
-		return badInput{err}
+		return bus.PoisonAs("node_mismatch", err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -208,8 +207,7 @@ func (e *Enricher) handleSnapshot(node string, data []byte) error {
 	} else if ns.snapNext != s.Part || ns.snapBoot != s.BootID || ns.snapStart != s.SensorStartNs {
 		ns.snap, ns.snapNext = ns.snap[:0], 0
 		err := fmt.Errorf("snapshot from %s: part %d of %d out of sequence: %w", node, s.Part, s.Parts, event.ErrMalformed)
-		e.badLocked("snapshot_sequence", err)
-		return badInput{err}
+		return bus.PoisonAs("snapshot_sequence", err)
 	}
 	ns.snap = append(ns.snap, s.Procs...)
 	ns.snapNext = s.Part + 1
@@ -217,6 +215,9 @@ func (e *Enricher) handleSnapshot(node string, data []byte) error {
 		return nil
 	}
 	ns.table.Seed(ns.snap)
+	if ns.bootID != s.BootID || ns.startNs != s.SensorStartNs {
+		ns.runEvents = 0
+	}
 	ns.bootID, ns.startNs, ns.lastSeq, ns.retry = s.BootID, s.SensorStartNs, 0, nil
 	e.stats.Snapshots++
 	e.log.Info("seeded process table from snapshot", "node", node, "processes", len(ns.snap), "parts", s.Parts)
@@ -242,21 +243,19 @@ func (e *Enricher) node(name string) *nodeState {
 func (e *Enricher) handleBatch(ctx context.Context, node string, data []byte) error {
 	if err := e.codec.Decode(data, &e.raw); err != nil {
 		err = fmt.Errorf("batch from %s: %w", node, err)
-		e.bad(kind(err), err)
-		return badInput{err}
+		return bus.PoisonAs(event.ErrorKind(err), err)
 	}
 	b := &e.raw
 	if b.Node != node {
 		err := fmt.Errorf("batch on subject of node %q claims node %q: %w", node, b.Node, event.ErrMalformed)
-		e.bad("node_mismatch", err)
-		return badInput{err}
+		return bus.PoisonAs("node_mismatch", err)
 	}
 	e.mu.Lock()
 	ns := e.node(node)
 	if ns.bootID != b.BootID || ns.startNs != b.SensorStartNs {
 		// A sensor run we have no snapshot for (or a restart): keep the
 		// table, track the new sequence.
-		ns.bootID, ns.startNs, ns.lastSeq, ns.retry = b.BootID, b.SensorStartNs, 0, nil
+		ns.bootID, ns.startNs, ns.lastSeq, ns.retry, ns.runEvents = b.BootID, b.SensorStartNs, 0, nil, 0
 	}
 	_, retrying := ns.retry[b.Seq]
 	if b.Seq <= ns.lastSeq && !retrying {
@@ -268,6 +267,7 @@ func (e *Enricher) handleBatch(ctx context.Context, node string, data []byte) er
 		e.log.Warn("raw batches lost", "node", node, "after_seq", ns.lastSeq, "got_seq", b.Seq)
 	}
 	table := ns.table
+	runEvents := ns.runEvents
 	e.mu.Unlock()
 
 	out := &e.out
@@ -279,15 +279,16 @@ func (e *Enricher) handleBatch(ctx context.Context, node string, data []byte) er
 		// Retrying cannot help: count it as bad input and move on rather
 		// than block the node's stream on one batch forever.
 		err = fmt.Errorf("encode enriched batch %d of %s: %w", b.Seq, node, err)
-		e.bad("encode_failed", err)
-		return badInput{err}
+		return bus.PoisonAs("encode_failed", err)
 	}
 	hdr := nats.Header{}
-	hdr.Set(bus.HeaderKind, "enriched")
+	// The enricher's own count travels with its output, so an analyzer run
+	// apart reports it too (a maximum: a redelivered batch repeats no count).
+	hdr.Set(bus.HeaderEnricherEvents, strconv.FormatUint(runEvents+uint64(len(out.Events)), 10))
 	// The table already holds this batch's lifecycle events: retry here a
 	// few times before giving the batch back to JetStream, whose redelivery
 	// could come after newer batches. The Nats-Msg-Id makes retries safe.
-	msg := bus.Msg{Subject: bus.EnrichedSubject(node), ID: out.MsgID(), Header: hdr, Data: payload}
+	msg := bus.Msg{Subject: bus.EnrichedSubject(node), ID: out.MsgID(), Header: hdr, Data: payload, Schema: event.SchemaVersion}
 	err = e.cfg.Publisher.Publish(ctx, msg)
 	for attempt := 1; err != nil && attempt < publishAttempts && ctx.Err() == nil; attempt++ {
 		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
@@ -311,23 +312,10 @@ func (e *Enricher) handleBatch(ctx context.Context, node string, data []byte) er
 	ns.lastSeq = max(ns.lastSeq, b.Seq)
 	e.stats.Batches++
 	e.stats.Events += uint64(len(out.Events))
+	ns.runEvents += uint64(len(out.Events))
 	e.mu.Unlock()
 	return nil
 }
-
-func (e *Enricher) bad(kind string, err error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.badLocked(kind, err)
-}
-
-// badLocked counts bad input; the caller holds mu.
-func (e *Enricher) badLocked(kind string, err error) {
-	e.stats.BadInput[kind]++
-	e.log.Warn("bad input", "kind", kind, "err", err)
-}
-
-func kind(err error) string { return event.ErrorKind(err) }
 
 // Stats returns a copy of the counters.
 func (e *Enricher) Stats() Stats {
@@ -337,6 +325,12 @@ func (e *Enricher) Stats() Stats {
 	s.BadInput = make(map[string]uint64, len(e.stats.BadInput))
 	for k, v := range e.stats.BadInput {
 		s.BadInput[k] = v
+	}
+	if e.consumer != nil {
+		s.Consumer = e.consumer.Stats()
+		for k, v := range s.Consumer.Poisoned {
+			s.BadInput[k] += v
+		}
 	}
 	return s
 }

@@ -289,9 +289,36 @@ func TestBadInputDoesNotLoseGoodBatches(t *testing.T) {
 	codec := event.NewCodec()
 	e.publishSnapshot(t, node, event.ProcInfo{Pid: 1, Comm: "init", ExePath: "/sbin/init", StartNs: 10_000_000})
 
+	// Each bad message goes in between good batches, and must end in the
+	// DLQ with its reason, original subject and sequence.
+	type dead struct {
+		reason string
+		seq    uint64
+		size   int
+	}
+	var want []dead
+	bad := func(reason string, data []byte, schemaHeader string) {
+		t.Helper()
+		m := &nats.Msg{Subject: bus.RawSubject(node), Data: data, Header: nats.Header{}}
+		if schemaHeader != "" {
+			m.Header.Set(bus.HeaderSchema, schemaHeader)
+		}
+		ack, err := e.js.PublishMsg(e.ctx, m)
+		if err != nil {
+			t.Fatalf("publish %s (%d bytes): %v", reason, len(data), err)
+		}
+		want = append(want, dead{reason, ack.Sequence, len(data)})
+	}
+
 	e.publishBatch(t, node, good(1))
-	e.publish(t, bus.RawSubject(node), "bad-malformed", []byte{0x93, 0xc1, 0xff, 'x', 'y'})
+	bad("malformed", []byte("garbage, not msgpack at all"), "")
 	e.publishBatch(t, node, good(2))
+
+	full, err := codec.Encode(&event.Batch{Seq: 97, Node: node, BootID: "boot", SensorStartNs: s, Events: good(97).Events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad("malformed", bytes.Clone(full[:len(full)/2]), "") // truncated msgpack
 
 	v2 := good(99)
 	v2.Schema = 2
@@ -300,11 +327,14 @@ func TestBadInputDoesNotLoseGoodBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.publish(t, bus.RawSubject(node), "bad-schema", data)
+	bad("schema_version", data, "") // payload says schema 2
 	e.publishBatch(t, node, good(3))
+	bad("schema_version", bytes.Clone(full), "2") // header says schema 2
 
-	huge := bytes.Repeat([]byte{0x90}, 17<<20) // > event.MaxBatchBytes, < the server's max payload
-	e.publish(t, bus.RawSubject(node), "bad-oversized", huge)
+	// 5 MB: the embedded server takes it (max payload 32 MiB), the loop
+	// refuses it before decoding (bus.DefaultMaxMessageBytes).
+	huge := bytes.Repeat([]byte{0x90}, 5<<20)
+	bad("oversized", huge, "")
 	e.publishBatch(t, node, good(4))
 
 	other := good(98)
@@ -313,7 +343,7 @@ func TestBadInputDoesNotLoseGoodBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.publish(t, bus.RawSubject(node), "bad-node", data)
+	bad("node_mismatch", data, "")
 	e.publishBatch(t, node, good(5))
 
 	en, stop := e.runEnricher(t, enricher.Config{Durable: "enr-bad", Node: node})
@@ -337,14 +367,31 @@ func TestBadInputDoesNotLoseGoodBatches(t *testing.T) {
 		}
 	}
 	st := en.Stats()
-	want := map[string]uint64{"malformed": 1, "schema_version": 1, "oversized": 1, "node_mismatch": 1}
-	for k, v := range want {
-		if st.BadInput[k] != v {
-			t.Errorf("BadInput[%s] = %d, want %d (all: %v)", k, st.BadInput[k], v, st.BadInput)
+	wantBad := map[string]uint64{"malformed": 2, "schema_version": 2, "oversized": 1, "node_mismatch": 1}
+	for k, v := range wantBad {
+		if st.BadInput[k] != v || st.Consumer.Poisoned[k] != v {
+			t.Errorf("BadInput[%s] = %d, consumer poisoned %d, want %d (all: %v)", k, st.BadInput[k], st.Consumer.Poisoned[k], v, st.BadInput)
 		}
 	}
-	if len(st.BadInput) != len(want) {
-		t.Errorf("BadInput = %v, want exactly %v", st.BadInput, want)
+	if len(st.BadInput) != len(wantBad) {
+		t.Errorf("BadInput = %v, want exactly %v", st.BadInput, wantBad)
+	}
+	if st.Consumer.DeadLettered != uint64(len(want)) || st.Consumer.DeadLetterErrors != 0 || st.Consumer.Acked != 6 {
+		t.Errorf("consumer stats %+v; want %d dead letters and 6 acks (snapshot and 5 batches)", st.Consumer, len(want))
+	}
+	dls, err := bus.ListDeadLetters(e.ctx, e.js, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != len(want) {
+		t.Fatalf("DLQ holds %d messages, want %d", len(dls), len(want))
+	}
+	for i, w := range want {
+		d := dls[i]
+		if d.Reason != w.reason || d.OriginalSeq != w.seq || d.OriginalSubject != bus.RawSubject(node) || d.Size != w.size ||
+			d.Subject != "ringwise.dlq.raw."+node || d.OriginalStream != bus.StreamRaw || d.Consumer != "enr-bad" {
+			t.Errorf("dead letter %d = %+v; want reason %s, seq %d, size %d", i, d, w.reason, w.seq, w.size)
+		}
 	}
 	if st.Batches != 5 || st.Events != 15 || st.SeqGaps != 0 {
 		t.Errorf("Stats = %+v, want 5 batches, 15 events, no gaps", st)

@@ -380,9 +380,7 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 		s.pubErrors.Add(1)
 		return err
 	}
-	hdr := nats.Header{}
-	hdr.Set(bus.HeaderKind, "batch")
-	if err := s.publish(ctx, bus.Msg{Subject: bus.RawSubject(s.cfg.Node), ID: b.MsgID(), Header: hdr, Data: data}); err != nil {
+	if err := s.publish(ctx, bus.Msg{Subject: bus.RawSubject(s.cfg.Node), ID: b.MsgID(), Data: data, Schema: event.SchemaVersion}); err != nil {
 		s.pubErrors.Add(1)
 		return err
 	}

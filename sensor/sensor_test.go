@@ -166,7 +166,7 @@ func (r *recPub) Publish(_ context.Context, m bus.Msg) error {
 			return err
 		}
 	}
-	c := bus.Msg{Subject: m.Subject, ID: m.ID, Data: bytes.Clone(m.Data)}
+	c := bus.Msg{Subject: m.Subject, ID: m.ID, Data: bytes.Clone(m.Data), Schema: m.Schema}
 	if m.Header != nil {
 		c.Header = m.Header
 	}
@@ -400,8 +400,8 @@ func checkCommon(t *testing.T, p published, cfg sensor.Config, res sensor.Result
 		if m.ID != b.MsgID() {
 			t.Errorf("batch %d published with id %q, envelope says %q", i, m.ID, b.MsgID())
 		}
-		if m.Header.Get(bus.HeaderKind) != "batch" {
-			t.Errorf("batch %d: %s header = %q", i, bus.HeaderKind, m.Header.Get(bus.HeaderKind))
+		if m.Schema != event.SchemaVersion {
+			t.Errorf("batch %d: published with schema %d, want %d (the %s header)", i, m.Schema, event.SchemaVersion, bus.HeaderSchema)
 		}
 		if b.Node != testNode || b.BootID != cfg.BootID || b.Schema != event.SchemaVersion {
 			t.Errorf("batch %d envelope: node %q boot %q schema %d", i, b.Node, b.BootID, b.Schema)

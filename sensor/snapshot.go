@@ -27,10 +27,8 @@ func (s *sensor) publishSnapshot(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("sensor: encode snapshot: %w", err)
 		}
-		hdr := nats.Header{}
-		hdr.Set(bus.HeaderKind, "snapshot")
 		id := fmt.Sprintf("%s.%s.%d.snapshot.%d", s.cfg.Node, s.cfg.BootID, s.startNs, i+1)
-		if err := s.publish(ctx, bus.Msg{Subject: bus.SnapshotSubject(s.cfg.Node), ID: id, Header: hdr, Data: data}); err != nil {
+		if err := s.publish(ctx, bus.Msg{Subject: bus.SnapshotSubject(s.cfg.Node), ID: id, Data: data, Schema: event.SchemaVersion}); err != nil {
 			return fmt.Errorf("sensor: publish snapshot part %d of %d (%d processes, %d bytes): %w", i+1, len(parts), len(part), len(data), err)
 		}
 	}

@@ -49,7 +49,7 @@ type SensorSummary struct {
 }
 
 // EnricherSummary holds what the enricher reports about itself; the caller
-// fills it (see Aggregator.SetEnricherEvents).
+// fills it (see Aggregator.AddEnricherEvents).
 type EnricherSummary struct {
 	Events uint64 `json:"events"`
 }
@@ -114,6 +114,8 @@ type runState struct {
 	publishErrors uint64
 	lastBatchSeq  uint64
 	final         bool
+
+	enricherEvents uint64 // the enricher's own count for this run
 }
 
 func (r *runState) gaps() uint64 {
@@ -190,7 +192,6 @@ type nodeState struct {
 	byField         [8]uint64   // per Field bit
 	byReason        [256]uint64 // per Reason, missing events only
 	batches, dups   uint64
-	enricherEvents  uint64
 	runs            map[runKey]*runState
 	latestRun       *runState        // run of the most recent stats or new run
 	ring            event.RingConfig // from the most recent stats
@@ -277,10 +278,12 @@ func (a *Aggregator) AddStats(s *event.Stats) {
 	n.ring = s.Ring
 }
 
-// SetEnricherEvents records the enricher's own event count for node; it is
-// reported as enricher.events.
-func (a *Aggregator) SetEnricherEvents(node string, events uint64) {
-	a.node(node).enricherEvents = events
+// AddEnricherEvents records the enricher's own count of events enriched for
+// node's sensor run (boot, startNs), as its enriched batches carry it; the
+// highest count seen per run is reported as enricher.events.
+func (a *Aggregator) AddEnricherEvents(node, boot string, startNs, events uint64) {
+	r := a.node(node).run(boot, startNs)
+	r.enricherEvents = max(r.enricherEvents, events)
 }
 
 // Nodes returns the names of the nodes seen, sorted.
@@ -366,7 +369,6 @@ func (n *nodeState) addTo(s *Summary) {
 			an.LifecycleAttributed += c
 		}
 	}
-	s.Enricher.Events += n.enricherEvents
 
 	se := &s.Sensor
 	for _, r := range n.runs {
@@ -385,6 +387,7 @@ func (n *nodeState) addTo(s *Summary) {
 			se.Batches += r.maxSeq
 		}
 		se.PublishErrors += r.publishErrors
+		s.Enricher.Events += r.enricherEvents
 		an.BatchGaps += r.gaps()
 	}
 	se.Runs += len(n.runs)

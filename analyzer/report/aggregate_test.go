@@ -106,8 +106,13 @@ func TestAggregatorStatsAndNodes(t *testing.T) {
 	a.AddStats(st)
 	a.AddStats(&event.Stats{Node: "b", BootID: "boot-1", SensorStartNs: 1000, Final: true,
 		Ring: event.RingConfig{SizeBytes: 16 << 20, Layout: "split"}})
-	a.SetEnricherEvents("a", 3)
-	a.SetEnricherEvents("b", 4)
+	// The highest count per sensor run counts (batches may come late), and
+	// runs add up.
+	a.AddEnricherEvents("a", "boot-1", 1000, 2)
+	a.AddEnricherEvents("a", "boot-1", 1000, 3)
+	a.AddEnricherEvents("a", "boot-1", 1000, 1)
+	a.AddEnricherEvents("b", "boot-1", 1000, 1)
+	a.AddEnricherEvents("b", "boot-2", 5, 3)
 
 	if got := a.Nodes(); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("nodes %v", got)

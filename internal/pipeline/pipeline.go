@@ -240,12 +240,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		res.Sensor.PublishErrors += uint64(failed)
 		log.Warn("sensor publishes failed", "count", failed, "err", err)
 	}
-	for _, w := range []struct{ stream, consumer string }{
-		{bus.StreamRaw, enrDurable},
-		{bus.StreamEnriched, anaDurable},
-		{bus.StreamStats, anaDurable + "-stats"},
-	} {
-		if err := bus.WaitConsumed(drainCtx, js, w.stream, w.consumer); err != nil {
+	specs := append([]bus.ConsumerSpec{enr.Spec()}, an.Specs()...)
+	for _, w := range specs {
+		if err := bus.WaitConsumed(drainCtx, js, w.Stream, w.Durable); err != nil {
 			if serr := stopServices(); serr != nil {
 				return res, fmt.Errorf("drain: %w", serr)
 			}
@@ -260,7 +257,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	res.Enricher = enr.Stats()
 	node := o.Sensor.Node
-	an.SetEnricherEvents(node, res.Enricher.Events)
 	res.Summary = an.Summary(node)
 	if len(res.Flood.Procs) > 0 {
 		truth, err := CheckTruth(truthCtx, js, node, from[bus.StreamEnriched], res.Enricher.Batches, res.Flood.Procs)
@@ -274,7 +270,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if rec, err := an.Recommendation(node); err == nil {
 		res.Recommendation = &rec
 	}
-	_ = cleanupConsumers(js, enrDurable, anaDurable)
+	_ = cleanupConsumers(js, specs)
 	return res, sensorErr
 }
 
@@ -292,17 +288,14 @@ func fillSensor(s *report.Summary, r *sensor.Result) {
 	s.Sensor.PublishErrors = r.PublishErrors
 }
 
-func cleanupConsumers(js jetstream.JetStream, names ...string) error {
+func cleanupConsumers(js jetstream.JetStream, specs []bus.ConsumerSpec) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var errs []error
-	for _, n := range names {
-		for _, st := range []string{bus.StreamRaw, bus.StreamEnriched, bus.StreamStats} {
-			if err := js.DeleteConsumer(ctx, st, n); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-				errs = append(errs, err)
-			}
+	for _, sp := range specs {
+		if err := js.DeleteConsumer(ctx, sp.Stream, sp.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			errs = append(errs, fmt.Errorf("delete consumer %s on stream %s: %w", sp.Durable, sp.Stream, err))
 		}
-		_ = js.DeleteConsumer(ctx, bus.StreamStats, n+"-stats")
 	}
 	return errors.Join(errs...)
 }

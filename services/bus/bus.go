@@ -12,20 +12,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Subject prefixes. A node name is appended as the last token.
+// Subject prefixes (see Kind and ParseSubject). A node name is appended as
+// the last token.
 const (
-	PrefixRaw      = "ringwise.raw."
-	PrefixSnapshot = "ringwise.snapshot."
-	PrefixEnriched = "ringwise.enriched."
-	PrefixStats    = "ringwise.stats."
-	PrefixProc     = "ringwise.proc."
+	PrefixRaw      = subjectRoot + string(KindRaw) + "."
+	PrefixSnapshot = subjectRoot + string(KindSnapshot) + "."
+	PrefixEnriched = subjectRoot + string(KindEnriched) + "."
+	PrefixStats    = subjectRoot + string(KindStats) + "."
+	PrefixProc     = subjectRoot + string(KindProc) + "."
+	PrefixDLQ      = subjectRoot + "dlq."
 	SubjectAlerts  = "ringwise.alerts"
 )
 
@@ -34,36 +36,37 @@ const (
 	StreamRaw      = "RINGWISE_RAW"
 	StreamEnriched = "RINGWISE_ENRICHED"
 	StreamStats    = "RINGWISE_STATS"
+	// StreamDLQ holds dead letters: messages a consumer loop refused as
+	// poison (see Poison), on ringwise.dlq.<kind>.<node>.
+	StreamDLQ = "RINGWISE_DLQ"
 )
 
 // Header names.
 const (
-	HeaderKind   = "Ringwise-Kind"   // "batch", "snapshot"
-	HeaderSchema = "Ringwise-Schema" // schema version of the payload
+	// HeaderSchema carries the payload's schema version (Msg.Schema sets
+	// it). A consumer loop whose ConsumerSpec.Schema is set poisons a
+	// message that carries another version, as "schema_version".
+	HeaderSchema = "Ringwise-Schema"
+	// HeaderEnricherEvents carries, on an enriched batch, how many events
+	// the enricher has enriched for the batch's node and sensor run so far,
+	// this batch included: the enricher's own count, for the analyzer.
+	HeaderEnricherEvents = "Ringwise-Enricher-Events"
 )
 
 // RawSubject is where the sensor of node publishes raw batches.
-func RawSubject(node string) string { return PrefixRaw + node }
+func RawSubject(node string) string { return Subject(KindRaw, node) }
 
 // SnapshotSubject is where the sensor of node publishes its /proc snapshot.
-func SnapshotSubject(node string) string { return PrefixSnapshot + node }
+func SnapshotSubject(node string) string { return Subject(KindSnapshot, node) }
 
 // EnrichedSubject is where enrichers publish node's enriched batches.
-func EnrichedSubject(node string) string { return PrefixEnriched + node }
+func EnrichedSubject(node string) string { return Subject(KindEnriched, node) }
 
 // StatsSubject is where the sensor of node publishes its counters.
-func StatsSubject(node string) string { return PrefixStats + node }
+func StatsSubject(node string) string { return Subject(KindStats, node) }
 
 // ProcSubject is the request/reply subject of node's /proc lookup service.
-func ProcSubject(node string) string { return PrefixProc + node }
-
-// NodeFromSubject returns the last token of a ringwise subject.
-func NodeFromSubject(subject string) string {
-	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
-		return subject[i+1:]
-	}
-	return subject
-}
+func ProcSubject(node string) string { return Subject(KindProc, node) }
 
 // ValidNode reports whether name can be used as a subject token.
 func ValidNode(name string) error {
@@ -81,6 +84,15 @@ func ValidNode(name string) error {
 	return nil
 }
 
+// Dead-letter stream limits: it keeps the newest dead letters within these
+// bounds and discards the oldest, so a flood of poison cannot fill the
+// server.
+const (
+	DefaultDLQMaxBytes = 64 << 20
+	DefaultDLQMaxMsgs  = 100_000
+	DefaultDLQMaxAge   = 7 * 24 * time.Hour
+)
+
 // StreamOptions sizes the streams.
 type StreamOptions struct {
 	// Memory keeps streams in memory (all-in-one runs); otherwise on file.
@@ -88,10 +100,14 @@ type StreamOptions struct {
 	MaxBytes int64         // per stream; default 1 GiB on file, 512 MiB in memory
 	MaxAge   time.Duration // default 1h
 	Replicas int           // default 1
+	// DLQMaxBytes and DLQMaxAge bound RINGWISE_DLQ (default
+	// DefaultDLQMaxBytes, DefaultDLQMaxAge).
+	DLQMaxBytes int64
+	DLQMaxAge   time.Duration
 }
 
 // EnsureStreams creates or updates RINGWISE_RAW (raw batches and snapshots),
-// RINGWISE_ENRICHED and RINGWISE_STATS.
+// RINGWISE_ENRICHED, RINGWISE_STATS and the dead-letter stream RINGWISE_DLQ.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
 	if o.MaxBytes == 0 {
 		o.MaxBytes = 1 << 30
@@ -104,6 +120,12 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	}
 	if o.Replicas == 0 {
 		o.Replicas = 1
+	}
+	if o.DLQMaxBytes == 0 {
+		o.DLQMaxBytes = DefaultDLQMaxBytes
+	}
+	if o.DLQMaxAge == 0 {
+		o.DLQMaxAge = DefaultDLQMaxAge
 	}
 	storage := jetstream.FileStorage
 	if o.Memory {
@@ -124,6 +146,18 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("stream %s (subjects %v): %w", sc.Name, sc.Subjects, err)
 		}
+	}
+	dlq := jetstream.StreamConfig{
+		Name: StreamDLQ, Subjects: []string{PrefixDLQ + ">"}, Storage: storage, Replicas: o.Replicas,
+		MaxBytes: o.DLQMaxBytes, MaxMsgs: DefaultDLQMaxMsgs, MaxAge: o.DLQMaxAge,
+		// A redelivered poison message is dead-lettered once (its id is
+		// the original stream and sequence).
+		Duplicates: 2 * time.Minute,
+		// The newest dead letters matter most; the DLQ must never refuse one.
+		Discard: jetstream.DiscardOld,
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, dlq); err != nil {
+		return fmt.Errorf("stream %s (subjects %v): %w", dlq.Name, dlq.Subjects, err)
 	}
 	return nil
 }
@@ -151,6 +185,26 @@ type Msg struct {
 	ID     string
 	Header nats.Header
 	Data   []byte
+	// Schema, when not 0, is sent as HeaderSchema.
+	Schema int
+}
+
+// natsMsg builds the message to send; with copyData the data is copied.
+func (m Msg) natsMsg(copyData bool) *nats.Msg {
+	nm := &nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header}
+	if copyData {
+		nm.Data = append([]byte(nil), m.Data...)
+	}
+	if nm.Header == nil {
+		nm.Header = nats.Header{}
+	}
+	if m.Schema != 0 {
+		if m.Header != nil {
+			nm.Header = cloneHeader(m.Header) // never write to the caller's map
+		}
+		nm.Header.Set(HeaderSchema, strconv.Itoa(m.Schema))
+	}
+	return nm
 }
 
 // Publisher publishes messages. Implementations must be safe for use by one
@@ -167,10 +221,7 @@ type JetStreamPublisher struct {
 
 // Publish implements Publisher.
 func (p JetStreamPublisher) Publish(ctx context.Context, m Msg) error {
-	nm := &nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header}
-	if nm.Header == nil {
-		nm.Header = nats.Header{}
-	}
+	nm := m.natsMsg(false)
 	var opts []jetstream.PublishOpt
 	if m.ID != "" {
 		opts = append(opts, jetstream.WithMsgID(m.ID))
@@ -193,10 +244,7 @@ type AsyncPublisher struct {
 
 // Publish implements Publisher.
 func (p *AsyncPublisher) Publish(ctx context.Context, m Msg) error {
-	nm := &nats.Msg{Subject: m.Subject, Data: append([]byte(nil), m.Data...), Header: m.Header}
-	if nm.Header == nil {
-		nm.Header = nats.Header{}
-	}
+	nm := m.natsMsg(true)
 	var opts []jetstream.PublishOpt
 	if m.ID != "" {
 		opts = append(opts, jetstream.WithMsgID(m.ID))
@@ -295,4 +343,12 @@ func NextSeq(ctx context.Context, js jetstream.JetStream, stream string) (uint64
 		return 0, fmt.Errorf("stream %s info: %w", stream, err)
 	}
 	return info.State.LastSeq + 1, nil
+}
+
+func cloneHeader(h nats.Header) nats.Header {
+	out := make(nats.Header, len(h)+1)
+	for k, v := range h {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -91,6 +92,7 @@ func TestEmbeddedJetStreamAndStreams(t *testing.T) {
 		bus.StreamRaw:      {bus.PrefixRaw + ">", bus.PrefixSnapshot + ">"},
 		bus.StreamEnriched: {bus.PrefixEnriched + ">"},
 		bus.StreamStats:    {bus.PrefixStats + ">"},
+		bus.StreamDLQ:      {bus.PrefixDLQ + ">"},
 	}
 	for name, subjects := range want {
 		s, err := js.Stream(ctx, name)
@@ -110,7 +112,12 @@ func TestEmbeddedJetStreamAndStreams(t *testing.T) {
 		if info.Config.Storage != jetstream.MemoryStorage {
 			t.Errorf("stream %s storage = %v, want memory", name, info.Config.Storage)
 		}
-		if info.Config.Discard != jetstream.DiscardNew {
+		if name == bus.StreamDLQ {
+			if info.Config.Discard != jetstream.DiscardOld || info.Config.MaxBytes != bus.DefaultDLQMaxBytes || info.Config.MaxAge != bus.DefaultDLQMaxAge {
+				t.Errorf("stream %s: discard %v, max bytes %d, max age %v; want the newest dead letters kept within the DLQ limits",
+					name, info.Config.Discard, info.Config.MaxBytes, info.Config.MaxAge)
+			}
+		} else if info.Config.Discard != jetstream.DiscardNew {
 			t.Errorf("stream %s discard = %v, want DiscardNew (never drop old data silently)", name, info.Config.Discard)
 		}
 		if info.Config.Duplicates <= 0 {
@@ -121,8 +128,8 @@ func TestEmbeddedJetStreamAndStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if acct.Streams != 3 {
-		t.Errorf("after two EnsureStreams the account has %d streams, want 3", acct.Streams)
+	if acct.Streams != 4 {
+		t.Errorf("after two EnsureStreams the account has %d streams, want 4", acct.Streams)
 	}
 
 	// Each subject family lands in its own stream.
@@ -339,20 +346,43 @@ func TestValidNode(t *testing.T) {
 	}
 }
 
-func TestSubjects(t *testing.T) {
-	for subj, want := range map[string]string{
-		bus.RawSubject("node-1"):      "node-1",
-		bus.SnapshotSubject("node-1"): "node-1",
-		bus.EnrichedSubject("n2"):     "n2",
-		bus.StatsSubject("n3"):        "n3",
-		bus.ProcSubject("n4"):         "n4",
-		"plain":                       "plain",
+func TestParseSubject(t *testing.T) {
+	for _, c := range []struct {
+		subject string
+		kind    bus.Kind
+		node    string
+	}{
+		{bus.RawSubject("node-1"), bus.KindRaw, "node-1"},
+		{bus.SnapshotSubject("node-1"), bus.KindSnapshot, "node-1"},
+		{bus.EnrichedSubject("n2"), bus.KindEnriched, "n2"},
+		{bus.StatsSubject("n3"), bus.KindStats, "n3"},
+		{bus.ProcSubject("n4"), bus.KindProc, "n4"},
+		{"ringwise.raw.ip-10-0-0-1_eu", bus.KindRaw, "ip-10-0-0-1_eu"},
 	} {
-		if got := bus.NodeFromSubject(subj); got != want {
-			t.Errorf("NodeFromSubject(%q) = %q, want %q", subj, got, want)
+		k, node, err := bus.ParseSubject(c.subject)
+		if err != nil || k != c.kind || node != c.node {
+			t.Errorf("ParseSubject(%q) = %q, %q, %v; want %q, %q, nil", c.subject, k, node, err, c.kind, c.node)
+		}
+		if got := bus.Subject(c.kind, c.node); got != c.subject {
+			t.Errorf("Subject(%q, %q) = %q, want %q", c.kind, c.node, got, c.subject)
+		}
+	}
+	for _, bad := range []string{
+		"", "plain", "ringwise", "ringwise.", "ringwise.raw", "ringwise.raw.", "ringwise.raw.a.b",
+		"ringwise.bogus.n1", "ringwise.alerts", "ringwise.dlq.raw.n1", "other.raw.n1", "ringwise.raw.*",
+		"ringwise.raw.>", "RINGWISE.raw.n1", "ringwise.raw." + strings.Repeat("n", 129),
+	} {
+		if k, node, err := bus.ParseSubject(bad); err == nil || !errors.Is(err, bus.ErrSubject) {
+			t.Errorf("ParseSubject(%q) = %q, %q, %v; want an error wrapping ErrSubject", bad, k, node, err)
 		}
 	}
 	if bus.RawSubject("x") != "ringwise.raw.x" || bus.EnrichedSubject("x") != "ringwise.enriched.x" {
 		t.Errorf("subject layout changed: %s %s", bus.RawSubject("x"), bus.EnrichedSubject("x"))
+	}
+	if got := bus.DLQSubject(bus.KindRaw, "n1"); got != "ringwise.dlq.raw.n1" {
+		t.Errorf("DLQSubject = %q", got)
+	}
+	if got := bus.DLQSubject("", "a.b"); got != "ringwise.dlq.unknown.unknown" {
+		t.Errorf("DLQSubject of an unparsed subject = %q", got)
 	}
 }
