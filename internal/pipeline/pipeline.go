@@ -50,12 +50,14 @@ type Options struct {
 
 // Result is a run's outcome.
 type Result struct {
-	Summary        report.Summary            `json:"summary"`
-	Sensor         sensor.Result             `json:"-"`
-	Flood          flood.Result              `json:"-"`
-	Enricher       enricher.Stats            `json:"enricher"`
-	Recommendation *ringmodel.Recommendation `json:"recommendation,omitempty"`
-	Load           ringmodel.Load            `json:"-"`
+	Summary  report.Summary `json:"summary"`
+	Sensor   sensor.Result  `json:"-"`
+	Flood    flood.Result   `json:"-"`
+	Enricher enricher.Stats `json:"enricher"`
+	// Analyzer holds the analyzer's consume loops' counters, by stream.
+	Analyzer       map[string]bus.ConsumerStats `json:"analyzer_consumers"`
+	Recommendation *ringmodel.Recommendation    `json:"recommendation,omitempty"`
+	Load           ringmodel.Load               `json:"-"`
 }
 
 // Run runs the pipeline until ctx is done, Duration passes, or (with
@@ -256,6 +258,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	defer cancelTruth()
 
 	res.Enricher = enr.Stats()
+	res.Analyzer = an.ConsumerStats()
 	node := o.Sensor.Node
 	res.Summary = an.Summary(node)
 	if len(res.Flood.Procs) > 0 {

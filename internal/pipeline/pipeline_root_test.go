@@ -40,7 +40,8 @@ func runFlood(t *testing.T, scfg sensor.Config, fc flood.Config) pipeline.Result
 		t.Error("sensor result not consistent")
 	}
 	if s.Analyzer.Events != s.Sensor.Delivered || s.Enricher.Events != s.Sensor.Delivered {
-		t.Errorf("events: analyzer %d, enricher %d, sensor delivered %d; want all equal", s.Analyzer.Events, s.Enricher.Events, s.Sensor.Delivered)
+		t.Errorf("events: analyzer %d, enricher %d, sensor delivered %d; want all equal (enricher %+v, analyzer loops %+v, analyzer batches %d dups %d gaps %d)",
+			s.Analyzer.Events, s.Enricher.Events, s.Sensor.Delivered, res.Enricher, res.Analyzer, s.Analyzer.Batches, s.Analyzer.DuplicateBatches, s.Analyzer.BatchGaps)
 	}
 	if s.Sensor.Delivered == 0 {
 		t.Error("nothing delivered")
