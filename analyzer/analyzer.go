@@ -145,7 +145,10 @@ const statsDurableSuffix = "-stats"
 // Specs are the consumers the analyzer runs: enriched batches, then stats.
 func (a *Analyzer) Specs() []bus.ConsumerSpec {
 	return []bus.ConsumerSpec{
-		{Stream: bus.StreamEnriched, Durable: a.cfg.Durable, StartSeq: a.cfg.FromSeq[bus.StreamEnriched], Schema: event.SchemaVersion},
+		// An enriched batch carries each event's names and command line,
+		// so it may exceed NATS's default 1 MiB; the decoder's limit rules.
+		{Stream: bus.StreamEnriched, Durable: a.cfg.Durable, StartSeq: a.cfg.FromSeq[bus.StreamEnriched], Schema: event.SchemaVersion,
+			MaxBytes: event.MaxBatchBytes},
 		{Stream: bus.StreamStats, Durable: a.cfg.Durable + statsDurableSuffix, StartSeq: a.cfg.FromSeq[bus.StreamStats]},
 	}
 }
