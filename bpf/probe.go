@@ -43,6 +43,13 @@ type Config struct {
 	// does not feed on itself. Forks *by* them are still recorded: the
 	// subject of a fork is the child.
 	ExcludeTGIDs []uint32
+	// ExcludeSelf adds the loading process's own thread-group id, as the
+	// kernel sees it (GlobalTGID: the initial namespace's id, not
+	// os.Getpid, which in a container is a namespace's), to ExcludeTGIDs.
+	ExcludeSelf bool
+	// ProcRoot is the host's /proc (see procfs.HostProc), read only when
+	// the kernel cannot tell the process its global id (GlobalTGID).
+	ProcRoot string
 	// ShedSyscalls are the syscall numbers dropped by policy while shedding
 	// is on (SetShedding).
 	ShedSyscalls []uint32
@@ -89,7 +96,12 @@ type Probe struct {
 	links  []link.Link
 	rings  []*Ring
 	closed bool
+	self   uint32 // global tgid excluded by ExcludeSelf
 }
+
+// SelfTGID is the loading process's global thread-group id when
+// Config.ExcludeSelf was set (0 otherwise).
+func (p *Probe) SelfTGID() uint32 { return p.self }
 
 // Load validates cfg, loads the BPF objects with the ring sizes and
 // constants of cfg, fills the exclusion and shedding maps, opens the ring
@@ -162,8 +174,18 @@ func Load(cfg Config) (*Probe, error) {
 		}
 	}()
 
+	if cfg.ExcludeSelf {
+		self, err := whoami(p.objs.RwWhoami)
+		if err != nil {
+			if self, err = nsPidOuter(cfg.ProcRoot); err != nil {
+				return nil, fmt.Errorf("ringwise bpf: own global tgid to exclude: %w", err)
+			}
+		}
+		p.self = self
+		p.cfg.ExcludeTGIDs = append(p.cfg.ExcludeTGIDs[:len(p.cfg.ExcludeTGIDs):len(p.cfg.ExcludeTGIDs)], self)
+	}
 	one := uint8(1)
-	for _, tgid := range cfg.ExcludeTGIDs {
+	for _, tgid := range p.cfg.ExcludeTGIDs {
 		if err := p.objs.ExcludedTgids.Put(tgid, one); err != nil {
 			return nil, fmt.Errorf("ringwise bpf: exclude tgid %d: %w", tgid, err)
 		}
@@ -301,20 +323,50 @@ func (p *Probe) Close() error {
 // Attempted (every reserve attempt), Dropped (reserve failed: ring full) and
 // Shed (syscall records not attempted because of SetShedding). Delivered is
 // left zero: the reader fills it (see Ring.Delivered).
+//
+// Within a category Dropped is read before Attempted. The kernel counts an
+// attempt before the reserve and a drop after it fails, so every drop in the
+// Dropped reading has its attempt in the later Attempted reading: a caller
+// that read Delivered first always sees attempted >= delivered + dropped.
 func (p *Probe) Counters() (event.Counters, error) {
-	var c event.Counters
 	var vals []uint64
+	return readCounters(func(key uint32) (uint64, error) {
+		if err := p.objs.Counters.Lookup(key, &vals); err != nil {
+			return 0, err
+		}
+		var s uint64
+		for _, v := range vals {
+			s += v
+		}
+		return s, nil
+	})
+}
+
+// counterKey is the index of a counter in the kernel's counters map
+// (category*3 + kind, as in ringwise.bpf.c).
+func counterKey(cat event.Category, kind int) uint32 { return uint32(int(cat)*3 + kind) }
+
+const (
+	kindAttempted = 0
+	kindDropped   = 1
+	kindShed      = 2
+)
+
+// readCounters reads every counter through lookup (the sum over CPUs of one
+// key), Dropped before Attempted within each category (see Counters).
+func readCounters(lookup func(key uint32) (uint64, error)) (event.Counters, error) {
+	var c event.Counters
 	for cat := range event.NumCategories {
-		for kind, row := range []*[event.NumCategories]uint64{&c.Attempted, &c.Dropped, &c.Shed} {
-			key := uint32(cat*3 + kind)
-			if err := p.objs.Counters.Lookup(key, &vals); err != nil {
+		for _, k := range []struct {
+			kind int
+			row  *[event.NumCategories]uint64
+		}{{kindDropped, &c.Dropped}, {kindAttempted, &c.Attempted}, {kindShed, &c.Shed}} {
+			key := counterKey(event.Category(cat), k.kind)
+			v, err := lookup(key)
+			if err != nil {
 				return c, fmt.Errorf("ringwise bpf: read counter %d: %w", key, err)
 			}
-			var s uint64
-			for _, v := range vals {
-				s += v
-			}
-			row[cat] = s
+			k.row[cat] = v
 		}
 	}
 	return c, nil

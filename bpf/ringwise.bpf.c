@@ -18,6 +18,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include "ringwise_wake.h"
 
 char __license[] SEC("license") = "Dual MIT/GPL";
 
@@ -178,14 +179,16 @@ static __always_inline bool excluded(u32 tgid)
 }
 
 /* Wake the reader only when this record carries the unread data across the
- * ring's threshold. Forcing a wakeup for every record above it would cost an
- * irq_work per record in exactly the bursts that must stay cheap; the reader
- * keeps reading while there is a backlog and polls with a short deadline, so
- * nothing waits long if a crossing is missed in a race. */
+ * ring's threshold (rw_crossed, ringwise_wake.h: the window is the record's
+ * whole footprint in the ring, header and padding included). Forcing a
+ * wakeup for every record above it would cost an irq_work per record in
+ * exactly the bursts that must stay cheap; the reader keeps reading while
+ * there is a backlog and polls with a short deadline, so nothing waits long
+ * if a crossing is missed in a race with another CPU. */
 static __always_inline u64 wake_flags(void *rb, u64 thr, u64 sz)
 {
 	u64 avail = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA);
-	return (avail >= thr && avail < thr + sz) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	return rw_crossed(avail, thr, sz) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 /* Lifecycle reserve/submit: pick the ring by the (load-time constant) layout.
@@ -383,4 +386,14 @@ int BPF_PROG(rw_sys_exit, struct pt_regs *regs, long ret)
 	}
 	bpf_ringbuf_submit(s, wake_flags(&rb_syscall, wakeup_bytes, hr ? sizeof(*hr) : sizeof(*s)));
 	return 0;
+}
+
+/* whoami: run once by the loader (BPF_PROG_RUN) from the sensor's own
+ * thread, it returns the caller's thread-group id as the kernel sees it, in
+ * the initial pid namespace: the id the programs above compare with
+ * excluded_tgids, whatever pid namespace the sensor runs in. */
+SEC("syscall")
+int rw_whoami(void *ctx)
+{
+	return (int)(bpf_get_current_pid_tgid() >> 32);
 }

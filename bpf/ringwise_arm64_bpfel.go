@@ -132,6 +132,7 @@ const (
 	ringwiseProgRwExit            = "rw_exit"
 	ringwiseProgRwFork            = "rw_fork"
 	ringwiseProgRwSysExit         = "rw_sys_exit"
+	ringwiseProgRwWhoami          = "rw_whoami"
 	ringwiseVarHints              = "hints"
 	ringwiseVarLcWakeupBytes      = "lc_wakeup_bytes"
 	ringwiseVarSplitLayout        = "split_layout"
@@ -189,6 +190,7 @@ type ringwiseProgramSpecs struct {
 	RwExit    *ebpf.ProgramSpec `ebpf:"rw_exit"`
 	RwFork    *ebpf.ProgramSpec `ebpf:"rw_fork"`
 	RwSysExit *ebpf.ProgramSpec `ebpf:"rw_sys_exit"`
+	RwWhoami  *ebpf.ProgramSpec `ebpf:"rw_whoami"`
 }
 
 // ringwiseMapSpecs contains maps before they are loaded into the kernel.
@@ -280,6 +282,7 @@ type ringwisePrograms struct {
 	RwExit    *ebpf.Program `ebpf:"rw_exit"`
 	RwFork    *ebpf.Program `ebpf:"rw_fork"`
 	RwSysExit *ebpf.Program `ebpf:"rw_sys_exit"`
+	RwWhoami  *ebpf.Program `ebpf:"rw_whoami"`
 }
 
 func (p *ringwisePrograms) Close() error {
@@ -288,6 +291,7 @@ func (p *ringwisePrograms) Close() error {
 		p.RwExit,
 		p.RwFork,
 		p.RwSysExit,
+		p.RwWhoami,
 	)
 }
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,6 +84,8 @@ type Config struct {
 	Probe bpf.Config
 	// ExcludeSelf leaves this process's own threads out of capture, in the
 	// kernel, so that publishing (and an embedded NATS) never traces itself.
+	// The process is identified by its global tgid (bpf.Config.ExcludeSelf),
+	// so this holds in a container too.
 	ExcludeSelf bool
 
 	BatchMaxEvents int           // default 1024
@@ -108,7 +111,9 @@ type Config struct {
 	// Ready, when set, is called once capture is attached.
 	Ready  func()
 	Logger *slog.Logger
-	// Procfs reads /proc for the snapshot and lookups.
+	// Procfs reads the host's /proc for the snapshot and lookups; default
+	// procfs.HostProc(os.Getenv): $HOST_ROOT/proc in a container, as
+	// Falco reads it.
 	Procfs procfs.FS
 }
 
@@ -140,8 +145,11 @@ func (c *Config) defaults() error {
 	if c.ShedHighWater < 0 || c.ShedHighWater > 1 || c.ShedLowWater < 0 || c.ShedLowWater > c.ShedHighWater {
 		return fmt.Errorf("sensor: shed water marks high=%v low=%v: want 0 <= low <= high <= 1", c.ShedHighWater, c.ShedLowWater)
 	}
+	if c.Procfs.Root == "" {
+		c.Procfs.Root = procfs.HostProc(os.Getenv)
+	}
 	if c.BootID == "" {
-		b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+		b, err := os.ReadFile(filepath.Join(c.Procfs.Root, "sys/kernel/random/boot_id"))
 		if err != nil {
 			return fmt.Errorf("sensor: read boot id: %w", err)
 		}
@@ -154,7 +162,12 @@ func (c *Config) defaults() error {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.ExcludeSelf {
-		c.Probe.ExcludeTGIDs = append(c.Probe.ExcludeTGIDs, uint32(os.Getpid()))
+		// By the global tgid the kernel compares, found by the probe at
+		// load: os.Getpid is a namespace's id in a container.
+		c.Probe.ExcludeSelf = true
+		if c.Probe.ProcRoot == "" {
+			c.Probe.ProcRoot = c.Procfs.Root
+		}
 	}
 	return nil
 }

@@ -27,7 +27,31 @@ var ErrNotFound = errors.New("process not found in /proc")
 // exports USER_HZ=100 on every architecture ringwise supports.
 const userHZ = 100
 
-// FS reads a proc filesystem mounted at Root (default /proc).
+// HostRootEnv is the environment variable that says where the host's root
+// filesystem is mounted when ringwise runs in a container, as in Falco
+// (HOST_ROOT=/host, the host's /proc at /host/proc). Unset, the host's root
+// is /.
+const HostRootEnv = "HOST_ROOT"
+
+// HostProc is the host's /proc given the environment (os.Getenv, or a
+// test's): $HOST_ROOT/proc, or /proc when HOST_ROOT is unset or empty. Every
+// read of the host's processes (snapshot, lookups, cgroups) goes under it,
+// so that a sensor in a container without the host's pid namespace still
+// sees the host's processes and not its own namespace's.
+func HostProc(getenv func(string) string) string {
+	return filepath.Join(HostRoot(getenv), "proc")
+}
+
+// HostRoot is $HOST_ROOT, or / when unset or empty.
+func HostRoot(getenv func(string) string) string {
+	if r := getenv(HostRootEnv); r != "" {
+		return filepath.Clean(r)
+	}
+	return "/"
+}
+
+// FS reads a proc filesystem mounted at Root (default /proc). Use
+// FS{Root: HostProc(os.Getenv)} for the host's processes.
 type FS struct{ Root string }
 
 func (f FS) root() string {
