@@ -49,3 +49,19 @@ func TestLookupSelfAndMissing(t *testing.T) {
 		t.Fatalf("snapshot: %d procs, %v", len(snap), err)
 	}
 }
+
+func TestHostProc(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == HostRootEnv {
+				return v
+			}
+			return ""
+		}
+	}
+	for in, want := range map[string]string{"": "/proc", "/host": "/host/proc", "/host/": "/host/proc", "/": "/proc"} {
+		if got := HostProc(env(in)); got != want {
+			t.Errorf("HOST_ROOT=%q: HostProc = %q, want %q", in, got, want)
+		}
+	}
+}
