@@ -174,8 +174,7 @@ func orDefault(cal Calibration, load Load) Calibration {
 // whether the backlog clears.
 func PoolLoads(runs []Run) Load {
 	var out Load
-	var rbSum [len(out.RecordBytes)]float64
-	var rbN [len(out.RecordBytes)]int
+	var rbs recordBytesMean
 	var drains, quiets []float64
 	largest := 0
 	for _, r := range runs {
@@ -188,12 +187,7 @@ func PoolLoads(runs []Run) Load {
 		if n > 0 && len(out.Bins) > n {
 			out.Bins[n].Start = true
 		}
-		for c, v := range l.RecordBytes {
-			if finitePos(v) {
-				rbSum[c] += v
-				rbN[c]++
-			}
-		}
+		rbs.add(l.RecordBytes)
 		if finitePos(l.DrainRate) {
 			drains = append(drains, l.DrainRate)
 		}
@@ -204,11 +198,7 @@ func PoolLoads(runs []Run) Load {
 			out.Backlog = out.Backlog.Add(l.Backlog)
 		}
 	}
-	for c := range rbSum {
-		if rbN[c] > 0 {
-			out.RecordBytes[c] = rbSum[c] / float64(rbN[c])
-		}
-	}
+	out.RecordBytes = rbs.mean()
 	out.DrainRate, out.QuietDrainRate = mean(drains), mean(quiets)
 	return out
 }

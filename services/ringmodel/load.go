@@ -157,51 +157,66 @@ func (b Backlog) Add(o Backlog) Backlog {
 // publication order; out-of-order ones are skipped) against thresholdBytes
 // (see BacklogThreshold).
 func BacklogFromSamples(samples []event.Sample, thresholdBytes int) Backlog {
-	var b Backlog
-	var prev, first *event.Sample
-	var start uint64
-	in := false
+	var fill fillReader
+	var prev *event.Sample
 	for i := range samples {
 		s := &samples[i]
 		if prev != nil && s.TsNs <= prev.TsNs {
 			continue
 		}
-		b.Samples++
-		if first == nil {
-			first = s
-		}
 		high := s.FillBytes >= thresholdBytes
-		switch {
-		case high && !in:
-			in, start = true, s.TsNs
-			b.Episodes++
-		case !high && in:
-			in = false
-			b.Cleared++
-		}
-		if prev != nil && high && prev.FillBytes >= thresholdBytes {
+		fill.read(s.TsNs, high)
+		b := &fill.b
+		if prev != nil && high && prev.FillBytes >= thresholdBytes &&
+			event.Sum(s.Delivered) >= event.Sum(prev.Delivered) && event.Sum(s.Attempted) >= event.Sum(prev.Attempted) {
 			dt := s.TsNs - prev.TsNs
 			read := event.Sum(s.Delivered) - event.Sum(prev.Delivered)
-			arrived := event.Sum(s.Attempted) - event.Sum(prev.Attempted)
-			if event.Sum(s.Delivered) >= event.Sum(prev.Delivered) && event.Sum(s.Attempted) >= event.Sum(prev.Attempted) {
-				if arrived >= read {
-					b.BurstNs += dt
-					b.BurstReads += read
-				} else {
-					b.QuietNs += dt
-					b.QuietReads += read
-				}
+			if event.Sum(s.Attempted)-event.Sum(prev.Attempted) >= read {
+				b.BurstNs += dt
+				b.BurstReads += read
+			} else {
+				b.QuietNs += dt
+				b.QuietReads += read
 			}
 		}
 		prev = s
 	}
-	if prev != nil {
-		b.SpanNs = prev.TsNs - first.TsNs
-		if in {
-			b.StuckNs = prev.TsNs - start
+	return fill.done()
+}
+
+// fillReader reads a series of fill readings, backlogged (high) or not,
+// into a Backlog's Samples, Episodes, Cleared, StuckNs and SpanNs; for the
+// sensor's samples and the model's simulated fill alike.
+type fillReader struct {
+	b                  Backlog
+	first, last, start uint64
+	in                 bool
+}
+
+func (f *fillReader) read(tsNs uint64, high bool) {
+	if f.b.Samples == 0 {
+		f.first = tsNs
+	}
+	f.b.Samples++
+	f.last = tsNs
+	switch {
+	case high && !f.in:
+		f.in, f.start = true, tsNs
+		f.b.Episodes++
+	case !high && f.in:
+		f.in = false
+		f.b.Cleared++
+	}
+}
+
+func (f *fillReader) done() Backlog {
+	if f.b.Samples > 0 {
+		f.b.SpanNs = f.last - f.first
+		if f.in {
+			f.b.StuckNs = f.last - f.start
 		}
 	}
-	return b
+	return f.b
 }
 
 // DefaultRecordBytes returns the ring footprint of the sensor's fixed-size
@@ -319,28 +334,17 @@ func LoadFromStats(stats []event.Stats) Load {
 		ringBytes = stats[n-1].Ring.SizeBytes
 	}
 	var series []event.Sample
-	var rbSum [event.NumCategories]float64
-	var rbN [event.NumCategories]int
+	var rbs recordBytesMean
 	var drains []float64
 	for i := range stats {
 		st := &stats[i]
 		series = append(series, st.Series...)
-		for c, v := range st.RecordBytes {
-			if finitePos(v) {
-				rbSum[c] += v
-				rbN[c]++
-			}
-		}
+		rbs.add(st.RecordBytes)
 		if finitePos(st.DrainRate) {
 			drains = append(drains, st.DrainRate)
 		}
 	}
-	var rb [event.NumCategories]float64
-	for c := range rb {
-		if rbN[c] > 0 {
-			rb[c] = rbSum[c] / float64(rbN[c])
-		}
-	}
+	rb := rbs.mean()
 	var drain float64
 	if n := len(drains); n > 0 {
 		slices.Sort(drains)
@@ -363,4 +367,31 @@ func (l Load) totals() (arr [event.NumCategories]float64, secs float64) {
 		secs += float64(b.DurNs) / 1e9
 	}
 	return arr, secs
+}
+
+// recordBytesMean averages the positive RecordBytes readings per category
+// (a missing or broken reading does not drag the mean to 0).
+type recordBytesMean struct {
+	sum [event.NumCategories]float64
+	n   [event.NumCategories]int
+}
+
+func (m *recordBytesMean) add(rb [event.NumCategories]float64) {
+	for c, v := range rb {
+		if finitePos(v) {
+			m.sum[c] += v
+			m.n[c]++
+		}
+	}
+}
+
+// mean is the mean per category, 0 where nothing was read.
+func (m *recordBytesMean) mean() [event.NumCategories]float64 {
+	var rb [event.NumCategories]float64
+	for c := range rb {
+		if m.n[c] > 0 {
+			rb[c] = m.sum[c] / float64(m.n[c])
+		}
+	}
+	return rb
 }

@@ -123,24 +123,14 @@ func simulate(load Load, ring Ring, trackBytes float64) (Prediction, Backlog) {
 	} else {
 		s.cap[0] = float64(max(ring.SizeBytes, 0))
 	}
-	var bl Backlog
-	var t, start float64
-	backlogged := false
+	var fill fillReader
+	var t float64 // ns since the start of the load
 	track := func() {
-		if trackBytes <= 0 {
-			return
-		}
-		bl.Samples++
-		high := s.q[lc]+s.q[sys] >= trackBytes
-		switch {
-		case high && !backlogged:
-			backlogged, start = true, t
-			bl.Episodes++
-		case !high && backlogged:
-			backlogged = false
-			bl.Cleared++
+		if trackBytes > 0 {
+			fill.read(uint64(math.Round(t)), s.q[lc]+s.q[sys] >= trackBytes)
 		}
 	}
+	track() // the ring starts empty
 	for _, b := range load.Bins {
 		if b.Start {
 			s.q = [event.NumCategories]float64{} // a new run starts empty
@@ -176,14 +166,8 @@ func simulate(load Load, ring Ring, trackBytes float64) (Prediction, Backlog) {
 			track()
 		}
 	}
-	if trackBytes > 0 {
-		bl.SpanNs = uint64(math.Round(t))
-		if backlogged {
-			bl.StuckNs = uint64(math.Round(t - start))
-		}
-	}
 	s.p.OverflowNs = uint64(math.Round(s.overflowNs))
-	return s.p, bl
+	return s.p, fill.done()
 }
 
 // sim is the state of one Simulate run.
