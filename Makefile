@@ -16,7 +16,7 @@ TEST_TIMEOUT ?= 20m
 TESTFLAGS ?=
 FUZZTIME ?= 5s
 
-.PHONY: all build lab test test-go vet fuzz-smoke generate bench deps clean
+.PHONY: all build lab test test-go vet fuzz-smoke generate bench deps tools clean
 
 all: build
 
@@ -26,8 +26,18 @@ build:
 lab: build
 	./bin/ringwise lab --out out
 
+# deps: apt packages (chromium) and the external programs the tests run
+# (TEST_TOOLS, built once from their Go modules and cached in .cache/tools
+# by scripts/tools.sh: Jaeger's cold build is several minutes, a warm run
+# costs nothing). The tests ask scripts/tools.sh for them as well.
+TEST_TOOLS ?= jaeger
 deps:
 	bash scripts/ci-deps.sh
+	$(MAKE) --no-print-directory tools
+
+tools:
+	@start=$$(date +%s); bash scripts/tools.sh $(TEST_TOOLS) >/dev/null && \
+		echo "tools: $(TEST_TOOLS) ready in $$(( $$(date +%s) - start ))s"
 
 vet:
 	$(GO) vet $(PKGS)
