@@ -22,6 +22,11 @@ type TruthProc struct {
 	// against them, so a post-exec image attached too early counts as wrong.
 	ParentComm string `json:"parent_comm,omitempty"`
 	ParentExe  string `json:"parent_exe,omitempty"`
+	// BornAfterNs and ReapedNs, when set, bound the child's life in
+	// CLOCK_BOOTTIME: an event whose process started outside them belongs
+	// to another holder of the pid and is counted Foreign, not judged.
+	BornAfterNs uint64 `json:"born_after_ns,omitempty"`
+	ReapedNs    uint64 `json:"reaped_ns,omitempty"`
 }
 
 // ReadTruth reads the flood's ground truth: JSON objects separated by
@@ -94,6 +99,10 @@ type TruthResult struct {
 	MissingEvents int `json:"missing_events"`
 	// Unseen counts truth processes without any event.
 	Unseen int `json:"unseen"`
+	// Foreign counts events under a truth pid from a process that started
+	// outside the child's recorded life: another holder of the pid (the
+	// node runs more than the flood), left unjudged.
+	Foreign int `json:"foreign_events"`
 	// PostExecID is the exec counter taken as post-exec (0 if no exec of a
 	// truth pid was seen; then only proc.ppid is checked).
 	PostExecID uint32 `json:"post_exec_id"`
@@ -125,9 +134,11 @@ type truthState struct {
 // known once the exec events have been seen, events are aggregated per
 // (pid, ExecID) and judged in Result.
 //
-// Limitation: a truth pid reused by an unrelated process after the child
-// exited is not told apart (TruthProc carries no start time).
+// A truth pid reused by an unrelated process is told apart by the task
+// start time when the truth records the child's life (BornAfterNs,
+// ReapedNs); such events count as Foreign.
 type TruthChecker struct {
+	foreign  int
 	procs    map[uint32]*truthState
 	haveExec bool
 	postExec uint32
@@ -161,6 +172,10 @@ func (t *TruthChecker) AddBatch(b *event.EnrichedBatch) {
 		e := &b.Events[i]
 		st := t.procs[e.Pid]
 		if st == nil {
+			continue
+		}
+		if p := &st.proc; p.ReapedNs != 0 && (e.StartNs < p.BornAfterNs || e.StartNs > p.ReapedNs) {
+			t.foreign++
 			continue
 		}
 		if e.Type == event.TypeExec && (!t.haveExec || e.ExecID > t.postExec) {
@@ -206,7 +221,7 @@ func (t *TruthChecker) AddBatch(b *event.EnrichedBatch) {
 
 // Result judges the events seen so far.
 func (t *TruthChecker) Result() TruthResult {
-	res := TruthResult{Processes: len(t.procs)}
+	res := TruthResult{Processes: len(t.procs), Foreign: t.foreign}
 	if t.haveExec {
 		res.PostExecID = t.postExec
 	}

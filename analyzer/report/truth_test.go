@@ -42,11 +42,11 @@ func TestTruthChecker(t *testing.T) {
 		parExe  = "/usr/bin/ringwise"
 	)
 	procs := []TruthProc{
-		{101, parent, comm, exe, "", ""}, // matched
-		{102, parent, comm, exe, "", ""}, // missing only: neither matched nor wrong
-		{103, parent, comm, exe, "", ""}, // stale pre-exec name on a post-exec event: wrong
-		{104, parent, comm, exe, "", ""}, // wrong ppid on a pre-exec event: wrong
-		{105, parent, comm, exe, "", ""}, // never seen
+		{101, parent, comm, exe, "", "", 0, 0}, // matched
+		{102, parent, comm, exe, "", "", 0, 0}, // missing only: neither matched nor wrong
+		{103, parent, comm, exe, "", "", 0, 0}, // stale pre-exec name on a post-exec event: wrong
+		{104, parent, comm, exe, "", "", 0, 0}, // wrong ppid on a pre-exec event: wrong
+		{105, parent, comm, exe, "", "", 0, 0}, // never seen
 	}
 	tc := NewTruthChecker(procs)
 	b := batch("n", 1,
@@ -131,5 +131,31 @@ func TestTruthPreExecImage(t *testing.T) {
 	r := tc.Result()
 	if r.WrongEvents != 1 || r.Wrong != 1 || r.Matched != 1 {
 		t.Fatalf("%+v", r)
+	}
+}
+
+// A truth pid later held by an unrelated process: its events (started after
+// the child was reaped) are foreign, not wrong; the child's own are judged.
+func TestTruthPidReusedAfterReap(t *testing.T) {
+	const parent, post = 100, 2
+	procs := []TruthProc{{Pid: 101, PPid: parent, Comm: "rwflood", Exe: "/f/rwflood", BornAfterNs: 1000, ReapedNs: 2000}}
+	tc := NewTruthChecker(procs)
+	child := known(event.TypeExec, 101, post, parent, "rwflood", "/f/rwflood")
+	child.StartNs = 1500
+	// Same pid and exec counter, another image: a later holder of pid 101.
+	later := known(event.TypeSyscall, 101, post, 7, "go", "/usr/local/go/bin/go")
+	later.StartNs = 2500
+	tc.AddBatch(batch("n", 1, child, later))
+	r := tc.Result()
+	if r.Wrong != 0 || r.WrongEvents != 0 || r.Matched != 1 || r.Foreign != 1 || r.Events != 1 {
+		t.Fatalf("got %+v, want 1 matched, 0 wrong, 1 foreign event, 1 judged event", r)
+	}
+	// Without the recorded life the same later event is judged, and wrong:
+	// the check above is what tells them apart.
+	procs[0].BornAfterNs, procs[0].ReapedNs = 0, 0
+	tc = NewTruthChecker(procs)
+	tc.AddBatch(batch("n", 1, child, later))
+	if r := tc.Result(); r.Wrong != 1 || r.Foreign != 0 {
+		t.Fatalf("without lifetimes got %+v, want the later holder judged wrong", r)
 	}
 }

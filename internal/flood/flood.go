@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // HelperName is the comm of every flood child.
@@ -64,6 +66,12 @@ type Proc struct {
 	// and its exec: this process's comm and executable.
 	ParentComm string `json:"parent_comm"`
 	ParentExe  string `json:"parent_exe"`
+	// BornAfterNs and ReapedNs bound the child's life in CLOCK_BOOTTIME
+	// (the kernel's task start time clock): read just before the fork and
+	// just after the wait. Another process that later gets the same pid
+	// starts after ReapedNs, so its events are not this child's.
+	BornAfterNs uint64 `json:"born_after_ns,omitempty"`
+	ReapedNs    uint64 `json:"reaped_ns,omitempty"`
 }
 
 // Result summarises a flood.
@@ -141,11 +149,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	start := time.Now()
 	spawnOne := func() {
 		cmd := exec.Command(exe)
+		born := bootTimeNs()
 		err := cmd.Start()
 		var p Proc
 		if err == nil {
-			p = Proc{Pid: uint32(cmd.Process.Pid), PPid: ppid, Comm: comm, Exe: exe, ParentComm: parentComm, ParentExe: parentExe}
+			p = Proc{Pid: uint32(cmd.Process.Pid), PPid: ppid, Comm: comm, Exe: exe, ParentComm: parentComm, ParentExe: parentExe, BornAfterNs: born}
 			err = cmd.Wait()
+			p.ReapedNs = bootTimeNs()
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -204,4 +214,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, ctx.Err()
 	}
 	return res, nil
+}
+
+// bootTimeNs reads CLOCK_BOOTTIME, the clock of the kernel's task start
+// times (0 if it cannot be read: then the lifetime goes unchecked).
+func bootTimeNs() uint64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
+	}
+	return uint64(ts.Nano())
 }

@@ -308,7 +308,7 @@ func cleanupConsumers(js jetstream.JetStream, specs []bus.ConsumerSpec) error {
 func CheckTruth(ctx context.Context, js jetstream.JetStream, node string, fromSeq, want uint64, procs []flood.Proc) (report.TruthResult, error) {
 	tp := make([]report.TruthProc, len(procs))
 	for i, p := range procs {
-		tp[i] = report.TruthProc{Pid: p.Pid, PPid: p.PPid, Comm: p.Comm, Exe: p.Exe, ParentComm: p.ParentComm, ParentExe: p.ParentExe}
+		tp[i] = report.TruthProc{Pid: p.Pid, PPid: p.PPid, Comm: p.Comm, Exe: p.Exe, ParentComm: p.ParentComm, ParentExe: p.ParentExe, BornAfterNs: p.BornAfterNs, ReapedNs: p.ReapedNs}
 	}
 	tc := report.NewTruthChecker(tp)
 	stream, err := js.Stream(ctx, bus.StreamEnriched)
