@@ -9,6 +9,7 @@ require (
 	github.com/ringwise/ringwise/enricher v0.0.0
 	github.com/ringwise/ringwise/sensor v0.0.0
 	github.com/ringwise/ringwise/services v0.0.0
+	golang.org/x/sync v0.20.0
 )
 
 require (
@@ -24,7 +25,6 @@ require (
 	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
-	golang.org/x/sync v0.20.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 )

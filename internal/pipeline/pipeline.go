@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
+	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ringwise/ringwise/analyzer"
 	"github.com/ringwise/ringwise/analyzer/report"
@@ -60,66 +62,132 @@ type Result struct {
 	Load           ringmodel.Load               `json:"-"`
 }
 
-// Run runs the pipeline until ctx is done, Duration passes, or (with
-// StopAfterFlood) the flood ends; then it drains and reports.
+// Run runs the pipeline in five phases: start (NATS, streams, services),
+// ready (the sensor attached), run (capture, with the flood if any, until
+// ctx is done, Duration passes or, with StopAfterFlood, the flood ends),
+// drain (every delivered event enriched and analysed) and report.
+//
+// The enricher and the analyzer run in an errgroup from start until the
+// drain is complete, independent of ctx, so that Ctrl-C still drains. If
+// either fails, the run stops waiting for it and returns its error.
 func Run(ctx context.Context, o Options) (Result, error) {
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	r := &run{o: o, log: o.Logger}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	defer r.close()
+	if err := r.start(ctx); err != nil {
+		return Result{}, err
+	}
+	if err := r.ready(ctx); err != nil {
+		return r.res, err
+	}
+	sensorErr := r.capture()
+	if err := r.drain(); err != nil {
+		return r.res, fmt.Errorf("drain: %w", err)
+	}
+	if err := r.report(ctx); err != nil {
+		return r.res, err
+	}
+	return r.res, sensorErr
+}
+
+// drainTimeout bounds the drain and the truth check.
+const drainTimeout = 5 * time.Minute
+
+// run is one pipeline run's state, phase by phase.
+type run struct {
+	o   Options
+	log *slog.Logger
+	res Result
+
+	// start
+	closers []func()
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	from    map[string]uint64 // first sequence of this run, per stream
+	enr     *enricher.Enricher
+	an      *analyzer.Analyzer
+	specs   []bus.ConsumerSpec // every consumer of the services
+	// services runs the enricher and the analyzer; svcCtx is done when
+	// either fails or stopServices is called.
+	services     *errgroup.Group
+	svcCtx       context.Context
+	stopServices context.CancelFunc
+	servicesErr  error
+	servicesDone bool
+
+	// ready, run
+	pub        *bus.AsyncPublisher
+	sensorCtx  context.Context
+	stopSensor context.CancelFunc
+	capturing  errgroup.Group // the sensor and the flood
+	sensorDone chan struct{}
+	sensorErr  error
+}
+
+func (r *run) close() {
+	if r.stopSensor != nil {
+		r.stopSensor()
+		_ = r.capturing.Wait()
+	}
+	_ = r.waitServices()
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		r.closers[i]()
+	}
+}
+
+// start connects to NATS (an embedded server without NATSURL), makes sure
+// the streams exist, and starts the enricher and the analyzer on this run's
+// messages only.
+func (r *run) start(ctx context.Context) error {
+	o := r.o
+	if o.Flood != nil {
+		fc := *o.Flood
+		if err := fc.Validate(); err != nil {
+			return err
+		}
+		r.o.Flood = &fc
 	}
 	url := o.NATSURL
 	if url == "" {
 		srv, err := bus.StartEmbedded(bus.EmbeddedOptions{})
 		if err != nil {
-			return Result{}, err
+			return err
 		}
-		defer srv.Shutdown()
+		r.closers = append(r.closers, srv.Shutdown)
 		url = srv.URL()
-		log.Info("embedded NATS with JetStream", "url", url)
+		r.log.Info("embedded NATS with JetStream", "url", url)
 	}
 	nc, err := bus.Connect(url, "ringwise-up")
 	if err != nil {
-		return Result{}, err
+		return err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return Result{}, fmt.Errorf("jetstream: %w", err)
+	r.closers = append(r.closers, nc.Close)
+	r.nc = nc
+	if r.js, err = jetstream.New(nc); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
 	}
-	setupCtx, cancelSetup := context.WithTimeout(ctx, 10*time.Second)
-	defer cancelSetup()
-	if err := bus.EnsureStreams(setupCtx, js, bus.StreamOptions{Memory: o.NATSURL == ""}); err != nil {
-		return Result{}, err
+	setupCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := bus.EnsureStreams(setupCtx, r.js, bus.StreamOptions{Memory: o.NATSURL == ""}); err != nil {
+		return err
 	}
-
-	// Unique consumer names per run, so that runs against a shared NATS do
-	// not steal each other's messages.
 	// This run's messages only: against a long-lived NATS, earlier runs'
-	// batches are still stored.
-	from := map[string]uint64{}
+	// batches are still stored. Unique consumer names per run, so that runs
+	// against a shared NATS do not steal each other's messages.
+	r.from = map[string]uint64{}
 	for _, st := range []string{bus.StreamRaw, bus.StreamEnriched, bus.StreamStats} {
-		seq, err := bus.NextSeq(setupCtx, js, st)
+		seq, err := bus.NextSeq(setupCtx, r.js, st)
 		if err != nil {
-			return Result{}, err
+			return err
 		}
-		from[st] = seq
+		r.from[st] = seq
 	}
-	runID := fmt.Sprintf("%d", time.Now().UnixNano())
-	enrDurable := "ringwise-enricher-up-" + runID
-	anaDurable := "ringwise-analyzer-up-" + runID
-
-	floodCfg := o.Flood
-	if floodCfg != nil {
-		fc := *floodCfg
-		if err := fc.Validate(); err != nil {
-			return Result{}, err
-		}
-		floodCfg = &fc
-	}
-
+	runID := strconv.FormatInt(time.Now().UnixNano(), 10)
 	var lineBuf []byte
-	an := analyzer.New(analyzer.Config{
-		JS: js, Durable: anaDurable, FromSeq: from, HTTPAddr: o.HTTPAddr, Recommend: o.Recommend, Logger: log,
+	r.an = analyzer.New(analyzer.Config{
+		JS: r.js, Durable: "ringwise-analyzer-up-" + runID, FromSeq: r.from, HTTPAddr: o.HTTPAddr, Recommend: o.Recommend, Logger: r.log,
 		OnBatch: func(b *event.EnrichedBatch) {
 			if o.Events == nil {
 				return
@@ -131,150 +199,161 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			}
 		},
 	})
-	enr, err := enricher.New(enricher.Config{JS: js, NC: nc, Durable: enrDurable, Node: o.Sensor.Node, FromSeq: from[bus.StreamRaw], Logger: log})
+	r.enr, err = enricher.New(enricher.Config{JS: r.js, NC: nc, Durable: "ringwise-enricher-up-" + runID,
+		Node: o.Sensor.Node, FromSeq: r.from[bus.StreamRaw], Logger: r.log})
 	if err != nil {
-		return Result{}, err
+		return err
 	}
+	r.specs = append([]bus.ConsumerSpec{r.enr.Spec()}, r.an.Specs()...)
+	r.closers = append(r.closers, func() { _ = cleanupConsumers(r.js, r.specs) })
 
-	// The enricher and analyzer run until the drain is complete. If either
-	// fails early, the drain stops waiting for it (failed) and the run
-	// reports its error; every return path waits for both (stopServices).
-	svcCtx, stopSvcs := context.WithCancel(context.WithoutCancel(ctx))
-	failed, fail := context.WithCancelCause(context.WithoutCancel(ctx))
-	defer fail(nil)
-	var svcWG sync.WaitGroup
+	svcParent, stop := context.WithCancel(context.WithoutCancel(ctx))
+	r.stopServices = stop
+	r.services, r.svcCtx = errgroup.WithContext(svcParent)
 	for _, svc := range []struct {
 		name string
 		run  func(context.Context) error
-	}{{"analyzer", an.Run}, {"enricher", enr.Run}} {
-		svcWG.Add(1)
-		go func() {
-			defer svcWG.Done()
-			if err := svc.run(svcCtx); err != nil {
-				fail(fmt.Errorf("%s: %w", svc.name, err))
-			} else if svcCtx.Err() == nil {
-				fail(fmt.Errorf("%s stopped early", svc.name))
+	}{{"analyzer", r.an.Run}, {"enricher", r.enr.Run}} {
+		r.services.Go(func() error {
+			err := svc.run(r.svcCtx)
+			switch {
+			case err != nil:
+				return fmt.Errorf("%s: %w", svc.name, err)
+			case svcParent.Err() == nil:
+				return fmt.Errorf("%s stopped early", svc.name)
 			}
-		}()
+			return nil
+		})
 	}
-	stopServices := func() error {
-		stopSvcs()
-		svcWG.Wait()
-		if failed.Err() != nil {
-			return context.Cause(failed)
-		}
-		return nil
+	return nil
+}
+
+// waitServices stops the enricher and the analyzer (they drain what they
+// hold) and returns the first error either had.
+func (r *run) waitServices() error {
+	if r.services == nil || r.servicesDone {
+		return r.servicesErr
 	}
-	defer stopServices()
+	r.stopServices()
+	r.servicesErr, r.servicesDone = r.services.Wait(), true
+	return r.servicesErr
+}
 
-	pub := &bus.AsyncPublisher{JS: js}
-	scfg := o.Sensor
-	scfg.Publisher = pub
-	scfg.NC = nc
-	scfg.Logger = log
-	ready := make(chan struct{})
-	scfg.Ready = func() { close(ready) }
+// ready starts the sensor and waits until it has attached and published
+// its snapshot.
+func (r *run) ready(ctx context.Context) error {
+	r.pub = &bus.AsyncPublisher{JS: r.js}
+	scfg := r.o.Sensor
+	scfg.Publisher, scfg.NC, scfg.Logger = r.pub, r.nc, r.log
+	attached := make(chan struct{})
+	scfg.Ready = func() { close(attached) }
 
-	sensorCtx, stopSensor := context.WithCancel(ctx)
-	defer stopSensor()
-	if o.Duration > 0 {
+	r.sensorCtx, r.stopSensor = context.WithCancel(ctx)
+	if r.o.Duration > 0 {
 		var cancel context.CancelFunc
-		sensorCtx, cancel = context.WithTimeout(sensorCtx, o.Duration)
-		defer cancel()
+		r.sensorCtx, cancel = context.WithTimeout(r.sensorCtx, r.o.Duration)
+		r.closers = append(r.closers, cancel)
 	}
-	type sensorOut struct {
-		res sensor.Result
-		err error
-	}
-	sensorDone := make(chan sensorOut, 1)
-	go func() {
-		r, err := sensor.Run(sensorCtx, scfg)
-		sensorDone <- sensorOut{r, err}
-	}()
-
-	var res Result
+	r.sensorDone = make(chan struct{})
+	r.capturing.Go(func() error {
+		defer close(r.sensorDone)
+		r.res.Sensor, r.sensorErr = sensor.Run(r.sensorCtx, scfg)
+		return nil
+	})
 	select {
-	case <-ready:
-	case out := <-sensorDone:
-		stopServices()
-		return res, out.err
-	case <-failed.Done():
-		stopSensor()
-		<-sensorDone
-		return res, stopServices()
+	case <-attached:
+		return nil
+	case <-r.sensorDone:
+		_ = r.waitServices()
+		return r.sensorErr
+	case <-r.svcCtx.Done():
+		r.stopSensor()
+		_ = r.capturing.Wait()
+		return r.waitServices()
 	}
+}
 
-	floodDone := make(chan struct{})
-	if floodCfg != nil {
-		go func() {
-			defer close(floodDone)
-			fr, err := flood.Run(sensorCtx, *floodCfg)
-			res.Flood = fr
+// capture runs the flood, if any, and waits for the sensor to end: at the
+// end of Duration, when ctx is done, or after the flood and Tail with
+// StopAfterFlood. It returns the sensor's error.
+func (r *run) capture() error {
+	if fc := r.o.Flood; fc != nil {
+		r.capturing.Go(func() error {
+			fr, err := flood.Run(r.sensorCtx, *fc)
+			r.res.Flood = fr
 			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-				log.Warn("flood", "err", err)
+				r.log.Warn("flood", "err", err)
 			}
-			if o.StopAfterFlood {
-				tail := o.Tail
+			if r.o.StopAfterFlood {
+				tail := r.o.Tail
 				if tail == 0 {
 					tail = 300 * time.Millisecond
 				}
 				select {
 				case <-time.After(tail):
-				case <-sensorCtx.Done():
+				case <-r.sensorCtx.Done():
 				}
-				stopSensor()
+				r.stopSensor()
 			}
-		}()
-	} else {
-		close(floodDone)
+			return nil
+		})
 	}
+	// A service that fails ends the capture: nothing would be enriched.
+	go func() {
+		select {
+		case <-r.svcCtx.Done():
+			r.stopSensor()
+		case <-r.sensorDone:
+		}
+	}()
+	_ = r.capturing.Wait()
+	return r.sensorErr
+}
 
-	out := <-sensorDone
-	<-floodDone
-	res.Sensor = out.res
-	sensorErr := out.err
-
-	// Drain: every stored batch must be enriched, every enriched batch and
-	// stats message analysed, before the summary is read.
-	drainCtx, cancelDrain := context.WithTimeout(failed, 5*time.Minute)
-	defer cancelDrain()
-	if failed, err := pub.Flush(); failed > 0 {
-		res.Sensor.PublishErrors += uint64(failed)
-		log.Warn("sensor publishes failed", "count", failed, "err", err)
+// drain waits until every published batch is stored, every stored batch
+// enriched and every enriched batch and stats message analysed, then stops
+// the services. A service that fails meanwhile ends the wait.
+func (r *run) drain() error {
+	if failed, err := r.pub.Flush(); failed > 0 {
+		r.res.Sensor.PublishErrors += uint64(failed)
+		r.log.Warn("sensor publishes failed", "count", failed, "err", err)
 	}
-	specs := append([]bus.ConsumerSpec{enr.Spec()}, an.Specs()...)
-	for _, w := range specs {
-		if err := bus.WaitConsumed(drainCtx, js, w.Stream, w.Durable); err != nil {
-			if serr := stopServices(); serr != nil {
-				return res, fmt.Errorf("drain: %w", serr)
+	drainCtx, cancel := context.WithTimeout(r.svcCtx, drainTimeout)
+	defer cancel()
+	for _, sp := range r.specs {
+		if err := bus.WaitConsumed(drainCtx, r.js, sp.Stream, sp.Durable); err != nil {
+			if serr := r.waitServices(); serr != nil {
+				return serr
 			}
-			return res, fmt.Errorf("drain: %w", err)
+			return err
 		}
 	}
-	if err := stopServices(); err != nil {
-		return res, err
-	}
-	truthCtx, cancelTruth := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
-	defer cancelTruth()
+	return r.waitServices()
+}
 
-	res.Enricher = enr.Stats()
-	res.Analyzer = an.ConsumerStats()
-	node := o.Sensor.Node
-	res.Summary = an.Summary(node)
+// report fills the result: the services' counters, the summary with the
+// sensor's own exact account, the ground truth and the recommendation.
+func (r *run) report(ctx context.Context) error {
+	res := &r.res
+	res.Enricher = r.enr.Stats()
+	res.Analyzer = r.an.ConsumerStats()
+	node := r.o.Sensor.Node
+	res.Summary = r.an.Summary(node)
 	if len(res.Flood.Procs) > 0 {
-		truth, err := CheckTruth(truthCtx, js, node, from[bus.StreamEnriched], res.Enricher.Batches, res.Flood.Procs)
+		truthCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+		defer cancel()
+		truth, err := CheckTruth(truthCtx, r.js, node, r.from[bus.StreamEnriched], res.Enricher.Batches, res.Flood.Procs)
 		if err != nil {
-			return res, err
+			return err
 		}
 		res.Summary.Truth = truth
 	}
 	fillSensor(&res.Summary, &res.Sensor)
-	res.Load = an.Load(node)
-	if rec, err := an.Recommendation(node); err == nil {
+	res.Load = r.an.Load(node)
+	if rec, err := r.an.Recommendation(node); err == nil {
 		res.Recommendation = &rec
 	}
-	_ = cleanupConsumers(js, specs)
-	return res, sensorErr
+	return nil
 }
 
 // fillSensor takes the sensor's own final account, exact after the drain.
