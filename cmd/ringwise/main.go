@@ -26,6 +26,7 @@ Usage:
   ringwise enricher --nats URL [flags]   run an enricher alone
   ringwise analyzer --nats URL [flags]   run the analyzer alone (HTTP /api/summary)
   ringwise nats     [--listen ADDR]      run an embedded NATS server with JetStream for the services above
+  ringwise dlq      --nats URL [--json]  list the dead letters: bad input the enricher and analyzer refused
 
 Run 'ringwise COMMAND --help' for the flags of a command.
 The sensor needs Linux with BTF (/sys/kernel/btf/vmlinux) and root, or CAP_BPF+CAP_PERFMON.
@@ -52,6 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"enricher": cmdEnricher,
 		"analyzer": cmdAnalyzer,
 		"nats":     cmdNATS,
+		"dlq":      cmdDLQ,
 	}
 	name := args[0]
 	switch name {
