@@ -16,12 +16,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/ringwise/ringwise/analyzer/alert"
 	"github.com/ringwise/ringwise/analyzer/report"
 	"github.com/ringwise/ringwise/services/bus"
 	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/ringmodel"
+	"github.com/ringwise/ringwise/services/telemetry"
 )
 
 // DefaultDurable is the analyzer's durable consumer name.
@@ -49,6 +53,20 @@ type Config struct {
 	// It runs on the consumer goroutine; the batch is reused afterwards.
 	OnBatch func(*event.EnrichedBatch)
 	Logger  *slog.Logger
+	// Tracing traces each enriched batch's processing, in the consume loop
+	// (nil: no tracing).
+	Tracing *telemetry.Tracing
+	// Metrics, when set, is served as GET /metrics beside the API.
+	Metrics http.Handler
+	// NC publishes alerts on ringwise.alerts (nil: alerts are only logged
+	// and kept, see Alerts).
+	NC *nats.Conn
+	// DropAlert configures the drop alert (Falco's syscall_event_drops);
+	// a zero Rate means alert.DefaultDropConfig().
+	DropAlert alert.Config
+	// MetadataAlert configures the metadata-loss alert (its threshold is
+	// Recommend.TargetPct); a zero Rate means alert.DefaultMetadataConfig().
+	MetadataAlert alert.Config
 }
 
 // Analyzer aggregates enriched batches and stats.
@@ -66,6 +84,13 @@ type Analyzer struct {
 	httpAddr string
 
 	consumers []*bus.Consumer // set by Run
+
+	dropAlerts  map[string]*alert.Drop
+	metaAlerts  map[string]*alert.Metadata
+	alerts      []alert.Alert
+	alertCounts map[alertKey]uint64
+	recommended map[string]ringmodel.Recommendation
+	recAt       time.Time
 }
 
 // New returns an analyzer.
@@ -76,8 +101,19 @@ func New(cfg Config) *Analyzer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Tracing == nil {
+		cfg.Tracing = telemetry.Disabled()
+	}
+	if cfg.DropAlert.Rate == 0 {
+		cfg.DropAlert = alert.DefaultDropConfig()
+	}
+	if cfg.MetadataAlert.Rate == 0 {
+		cfg.MetadataAlert = alert.DefaultMetadataConfig()
+	}
 	a := &Analyzer{cfg: cfg, log: cfg.Logger, codec: event.NewCodec(), agg: report.NewAggregator(),
-		stats: map[string][]event.Stats{}, badInput: map[string]uint64{}}
+		stats: map[string][]event.Stats{}, badInput: map[string]uint64{},
+		dropAlerts: map[string]*alert.Drop{}, metaAlerts: map[string]*alert.Metadata{},
+		alertCounts: map[alertKey]uint64{}, recommended: map[string]ringmodel.Recommendation{}}
 	if len(cfg.Truth) > 0 {
 		a.truth = report.NewTruthChecker(cfg.Truth)
 	}
@@ -107,8 +143,14 @@ func (a *Analyzer) Run(ctx context.Context) error {
 	for _, c := range []struct {
 		spec bus.ConsumerSpec
 		h    bus.Handler
-	}{{a.Specs()[0], a.handleEnriched}, {a.Specs()[1], a.handleStats}} {
-		cons, err := bus.NewConsumer(a.cfg.JS, c.spec, c.h, bus.WithLogger(a.log))
+		opts []bus.ConsumerOption
+	}{
+		// Enriched batches carry the enricher's trace context; stats
+		// carry none and are not traced.
+		{a.Specs()[0], a.handleEnriched, []bus.ConsumerOption{bus.WithTracing(a.cfg.Tracing)}},
+		{a.Specs()[1], a.handleStats, nil},
+	} {
+		cons, err := bus.NewConsumer(a.cfg.JS, c.spec, c.h, append(c.opts, bus.WithLogger(a.log))...)
 		if err != nil {
 			return fmt.Errorf("analyzer: %w", err)
 		}
@@ -120,6 +162,7 @@ func (a *Analyzer) Run(ctx context.Context) error {
 	// Both loops run until ctx is done; if one fails, the other stops too.
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go a.checkPeriodically(runCtx)
 	errs := make(chan error, len(consumers))
 	for _, c := range consumers {
 		go func() {
@@ -137,6 +180,25 @@ func (a *Analyzer) Run(ctx context.Context) error {
 		}
 	}
 	return errors.Join(all...)
+}
+
+// checkPeriodically runs the metadata-loss check and refreshes the
+// recommendation gauge until ctx is done.
+func (a *Analyzer) checkPeriodically(ctx context.Context) {
+	alertTick := time.NewTicker(MetadataCheckInterval)
+	defer alertTick.Stop()
+	recTick := time.NewTicker(recommendEvery)
+	defer recTick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-alertTick.C:
+			a.CheckAlerts()
+		case now := <-recTick.C:
+			a.refreshRecommendations(now)
+		}
+	}
 }
 
 // statsDurableSuffix names the stats consumer after the enriched one.
@@ -185,7 +247,7 @@ func (a *Analyzer) HandleEnriched(subject string, data []byte) error {
 	return a.handleEnriched(context.Background(), bus.Delivery{Subject: subject, Kind: k, Node: node, Data: data})
 }
 
-func (a *Analyzer) handleEnriched(_ context.Context, d bus.Delivery) error {
+func (a *Analyzer) handleEnriched(ctx context.Context, d bus.Delivery) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := a.codec.DecodeEnriched(d.Data, &a.batch); err != nil {
@@ -195,6 +257,7 @@ func (a *Analyzer) handleEnriched(_ context.Context, d bus.Delivery) error {
 		err := fmt.Errorf("enriched batch on %s claims node %q: %w", d.Subject, a.batch.Node, event.ErrMalformed)
 		return a.bad("node_mismatch", err, d.Subject)
 	}
+	telemetry.SetEvents(trace.SpanFromContext(ctx), len(a.batch.Events))
 	a.agg.AddBatch(&a.batch)
 	if v := d.Header.Get(bus.HeaderEnricherEvents); v != "" {
 		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
@@ -237,7 +300,6 @@ func (a *Analyzer) handleStats(_ context.Context, d bus.Delivery) error {
 		return a.bad("node_mismatch", err, d.Subject)
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.agg.AddStats(&st)
 	list := a.stats[st.Node]
 	if len(list) > 0 && (list[0].SensorStartNs != st.SensorStartNs || list[0].BootID != st.BootID) {
@@ -247,6 +309,11 @@ func (a *Analyzer) handleStats(_ context.Context, d bus.Delivery) error {
 		list = list[1:]
 	}
 	a.stats[st.Node] = append(list, st)
+	al, fire := a.observeDrops(&st)
+	a.mu.Unlock()
+	if fire {
+		a.emit(al, a.cfg.DropAlert)
+	}
 	return nil
 }
 
@@ -343,6 +410,9 @@ func (a *Analyzer) Handler() http.Handler {
 		}
 		writeJSON(w, rec)
 	})
+	if a.cfg.Metrics != nil {
+		mux.Handle("GET /metrics", a.cfg.Metrics)
+	}
 	mux.HandleFunc("GET /api/nodes", func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		nodes := a.agg.Nodes()

@@ -19,11 +19,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ringwise/ringwise/enricher/state"
 	"github.com/ringwise/ringwise/services/bus"
 	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/procfs"
+	"github.com/ringwise/ringwise/services/telemetry"
 )
 
 // publishAttempts bounds the in-place retries of an enriched publish.
@@ -50,6 +52,9 @@ type Config struct {
 	// Publisher stores enriched batches; default JetStream with ack.
 	Publisher bus.Publisher
 	Logger    *slog.Logger
+	// Tracing traces each enriched batch's publish, as the child of the
+	// batch's process span in ctx (nil: no tracing).
+	Tracing *telemetry.Tracing
 }
 
 // Stats are the enricher's counters.
@@ -119,6 +124,9 @@ func New(cfg Config) (*Enricher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Tracing == nil {
+		cfg.Tracing = telemetry.Disabled()
+	}
 	return &Enricher{cfg: cfg, log: cfg.Logger, codec: event.NewCodec(), nodes: map[string]*nodeState{},
 		stats: Stats{BadInput: map[string]uint64{}}}, nil
 }
@@ -145,7 +153,7 @@ func (e *Enricher) Spec() bus.ConsumerSpec {
 
 // Run consumes until ctx is done, then drains (see bus.Consumer.Run).
 func (e *Enricher) Run(ctx context.Context) error {
-	c, err := bus.NewConsumer(e.cfg.JS, e.Spec(), e.handle, bus.WithLogger(e.log))
+	c, err := bus.NewConsumer(e.cfg.JS, e.Spec(), e.handle, bus.WithLogger(e.log), bus.WithTracing(e.cfg.Tracing))
 	if err != nil {
 		return fmt.Errorf("enricher: %w", err)
 	}
@@ -289,11 +297,14 @@ func (e *Enricher) handleBatch(ctx context.Context, node string, data []byte) er
 	// few times before giving the batch back to JetStream, whose redelivery
 	// could come after newer batches. The Nats-Msg-Id makes retries safe.
 	msg := bus.Msg{Subject: bus.EnrichedSubject(node), ID: out.MsgID(), Header: hdr, Data: payload, Schema: event.SchemaVersion}
-	err = e.cfg.Publisher.Publish(ctx, msg)
+	telemetry.SetEvents(trace.SpanFromContext(ctx), len(out.Events))
+	pctx, span := e.cfg.Tracing.StartPublish(ctx, telemetry.Batch{Subject: msg.Subject, MsgID: msg.ID, Events: len(out.Events), Node: node}, hdr)
+	err = e.cfg.Publisher.Publish(pctx, msg)
 	for attempt := 1; err != nil && attempt < publishAttempts && ctx.Err() == nil; attempt++ {
 		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
-		err = e.cfg.Publisher.Publish(ctx, msg)
+		err = e.cfg.Publisher.Publish(pctx, msg)
 	}
+	telemetry.EndSpan(span, err)
 	if err != nil {
 		e.mu.Lock()
 		e.stats.PubErrors++

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sys/unix"
 
 	"github.com/ringwise/ringwise/bpf"
@@ -27,6 +28,7 @@ import (
 	"github.com/ringwise/ringwise/services/procfs"
 	"github.com/ringwise/ringwise/services/ringmodel"
 	"github.com/ringwise/ringwise/services/ringspec"
+	"github.com/ringwise/ringwise/services/telemetry"
 )
 
 // Ring is one kernel ring as the reader sees it.
@@ -111,6 +113,11 @@ type Config struct {
 	// Ready, when set, is called once capture is attached.
 	Ready  func()
 	Logger *slog.Logger
+	// Tracing traces each raw batch's publish (nil: no tracing).
+	Tracing *telemetry.Tracing
+	// Meter, when set, gets the sensor's instruments (see docs/metrics.md);
+	// they stay registered after Run returns, reading the final counters.
+	Meter metric.Meter
 	// Procfs reads the host's /proc for the snapshot and lookups; default
 	// procfs.HostProc(os.Getenv): $HOST_ROOT/proc in a container, as
 	// Falco reads it.
@@ -161,6 +168,9 @@ func (c *Config) defaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Tracing == nil {
+		c.Tracing = telemetry.Disabled()
+	}
 	if c.ExcludeSelf {
 		// By the global tgid the kernel compares, found by the probe at
 		// load: os.Getpid is a namespace's id in a container.
@@ -208,6 +218,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer probe.Close()
 	s := newSensor(cfg, probe)
+	if cfg.Meter != nil {
+		if _, err := s.registerMetrics(cfg.Meter); err != nil {
+			return Result{}, err
+		}
+	}
 	return s.run(ctx)
 }
 
@@ -243,6 +258,8 @@ type sensor struct {
 	series      []event.Sample // all samples (bounded)
 	unpublished int            // index into series of the first unpublished sample
 	shedding    bool
+	fillNow     int // ring fill at the latest sample, bytes
+	fillHigh    int // highest fill of any sample
 }
 
 // lifecycleRing is the name of the split layout's lifecycle ring.
@@ -393,7 +410,12 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 		s.pubErrors.Add(1)
 		return err
 	}
-	if err := s.publish(ctx, bus.Msg{Subject: bus.RawSubject(s.cfg.Node), ID: b.MsgID(), Data: data, Schema: event.SchemaVersion}); err != nil {
+	hdr := nats.Header{}
+	msg := bus.Msg{Subject: bus.RawSubject(s.cfg.Node), ID: b.MsgID(), Header: hdr, Data: data, Schema: event.SchemaVersion}
+	_, span := s.cfg.Tracing.StartPublish(ctx, telemetry.Batch{Subject: msg.Subject, MsgID: msg.ID, Events: n, Node: s.cfg.Node}, hdr)
+	err = s.publish(ctx, msg)
+	telemetry.EndSpan(span, err)
+	if err != nil {
 		s.pubErrors.Add(1)
 		return err
 	}
@@ -452,6 +474,7 @@ func (s *sensor) takeSample() event.Sample {
 	}
 	s.mu.Lock()
 	s.kernel = c
+	s.fillNow, s.fillHigh = fill, max(s.fillHigh, fill)
 	if n := len(s.series); n > 0 {
 		// Between two readings that both found a backlog the reader never
 		// waited for data: what it read then is its true drain rate, under

@@ -19,7 +19,9 @@ import (
 	"github.com/ringwise/ringwise/internal/flood"
 	"github.com/ringwise/ringwise/sensor"
 	"github.com/ringwise/ringwise/services/bus"
+	"github.com/ringwise/ringwise/services/ringmodel"
 	"github.com/ringwise/ringwise/services/ringspec"
+	"github.com/ringwise/ringwise/services/telemetry"
 )
 
 // connectJS connects to url and makes sure the streams exist.
@@ -45,14 +47,14 @@ func connectJS(ctx context.Context, url, name string, memory bool) (*nats.Conn, 
 	return nc, js, nil
 }
 
-func logger(stderr io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(stderr, nil)) }
-
 func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sensor", "sensor --nats URL [--ring-size SIZE | --buf-size-preset N] [--layout shared|split]", stderr)
 	var sf sensorFlags
 	sf.register(fs)
 	url := fs.String("nats", "", "NATS URL (required)")
 	memory := fs.Bool("memory-streams", false, "create missing streams in memory instead of on file")
+	var tf telemetryFlags
+	tf.register(fs, true, false)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -63,13 +65,28 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	log, err := tf.logger(stderr, slog.LevelInfo)
+	if err != nil {
+		return err
+	}
+	tr, flush, err := newTracing(ctx, telemetry.ServiceSensor, stderr)
+	if err != nil {
+		return err
+	}
+	defer flush()
+	metrics, err := telemetry.NewMetrics(telemetry.ServiceSensor)
+	if err != nil {
+		return err
+	}
+	tf.serveMetrics(ctx, metrics, stderr)
+	cfg.Tracing, cfg.Meter = tr, metrics.Meter()
 	nc, js, err := connectJS(ctx, *url, "ringwise-sensor-"+cfg.Node, *memory)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	pub := &bus.AsyncPublisher{JS: js}
-	cfg.Publisher, cfg.NC, cfg.Logger = pub, nc, logger(stderr)
+	cfg.Publisher, cfg.NC, cfg.Logger = pub, nc, log
 	fmt.Fprintf(stderr, "ringwise sensor: node %s, ring %s (%s), consumer-cost %v%s, publishing to %s\n",
 		cfg.Node, ringspec.ProseSize(cfg.Probe.RingSize), cfg.Probe.Layout, cfg.ConsumerCost, labKnobNote(cfg.ConsumerCost), bus.RawSubject(cfg.Node))
 	res, err := sensor.Run(ctx, cfg)
@@ -90,21 +107,40 @@ func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	node := fs.String("node", "", "enrich only this node's events (default: all nodes)")
 	durable := fs.String("durable", enricher.DefaultDurable, "durable consumer name; run one enricher per node (--node) for now: partitioned scale-out with hand-over is a later step")
 	memory := fs.Bool("memory-streams", false, "create missing streams in memory instead of on file")
+	var tf telemetryFlags
+	tf.register(fs, true, false)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
+	log, err := tf.logger(stderr, slog.LevelInfo)
+	if err != nil {
+		return err
+	}
+	tr, flush, err := newTracing(ctx, telemetry.ServiceEnricher, stderr)
+	if err != nil {
+		return err
+	}
+	defer flush()
 	nc, js, err := connectJS(ctx, *url, "ringwise-enricher", *memory)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	e, err := enricher.New(enricher.Config{JS: js, NC: nc, Durable: *durable, Node: *node, Logger: logger(stderr)})
+	e, err := enricher.New(enricher.Config{JS: js, NC: nc, Durable: *durable, Node: *node, Logger: log, Tracing: tr})
 	if err != nil {
 		return err
 	}
+	metrics, err := telemetry.NewMetrics(telemetry.ServiceEnricher)
+	if err != nil {
+		return err
+	}
+	if _, err := e.RegisterMetrics(metrics.Meter()); err != nil {
+		return err
+	}
+	tf.serveMetrics(ctx, metrics, stderr)
 	fmt.Fprintf(stderr, "ringwise enricher: consuming %s as %q\n", bus.StreamRaw, *durable)
 	err = e.Run(ctx)
 	st := e.Stats()
@@ -115,23 +151,45 @@ func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) e
 func cmdAnalyzer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("analyzer", "analyzer --nats URL [--http ADDR]", stderr)
 	url := fs.String("nats", "", "NATS URL (required)")
-	httpAddr := fs.String("http", "127.0.0.1:8080", "serve /api/summary and /api/recommendation here")
+	httpAddr := fs.String("http", "127.0.0.1:8080", "serve /api/summary, /api/recommendation and Prometheus /metrics here")
 	durable := fs.String("durable", analyzer.DefaultDurable, "durable consumer name")
-	target := fs.Float64("target", ringspec.DefaultTargetPct, "recommendation target: highest acceptable % of events missing metadata")
+	target := fs.Float64("target", ringspec.DefaultTargetPct, "highest acceptable % of events missing metadata: the recommendation's target and the metadata-loss alert's threshold")
 	memory := fs.Bool("memory-streams", false, "create missing streams in memory instead of on file")
+	var tf telemetryFlags
+	tf.register(fs, false, true)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
+	log, err := tf.logger(stderr, slog.LevelInfo)
+	if err != nil {
+		return err
+	}
+	drop, meta, err := tf.alertConfigs()
+	if err != nil {
+		return err
+	}
+	tr, flush, err := newTracing(ctx, telemetry.ServiceAnalyzer, stderr)
+	if err != nil {
+		return err
+	}
+	defer flush()
 	nc, js, err := connectJS(ctx, *url, "ringwise-analyzer", *memory)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	a := analyzer.New(analyzer.Config{JS: js, Durable: *durable, HTTPAddr: *httpAddr, Logger: logger(stderr)})
-	a.SetRecommendTarget(*target)
+	metrics, err := telemetry.NewMetrics(telemetry.ServiceAnalyzer)
+	if err != nil {
+		return err
+	}
+	a := analyzer.New(analyzer.Config{JS: js, Durable: *durable, HTTPAddr: *httpAddr, Logger: log, Tracing: tr, NC: nc,
+		Metrics: metrics.Handler(), DropAlert: drop, MetadataAlert: meta, Recommend: ringmodel.Options{TargetPct: *target}})
+	if _, err := a.RegisterMetrics(metrics.Meter()); err != nil {
+		return err
+	}
 	fmt.Fprintf(stderr, "ringwise analyzer: consuming %s, HTTP on %s\n", bus.StreamEnriched, *httpAddr)
 	err = a.Run(ctx)
 	report.WriteText(stdout, a.Summary(""))

@@ -13,7 +13,9 @@ import (
 	"github.com/ringwise/ringwise/analyzer/report"
 	"github.com/ringwise/ringwise/internal/flood"
 	"github.com/ringwise/ringwise/internal/pipeline"
+	"github.com/ringwise/ringwise/services/ringmodel"
 	"github.com/ringwise/ringwise/services/ringspec"
+	"github.com/ringwise/ringwise/services/telemetry"
 )
 
 func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -29,7 +31,10 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	output := fs.String("output", "text", "text: a report at the end; json: every enriched event as a Falco-like JSON line on stdout, report on stderr")
 	summary := fs.String("summary", "", "write the summary JSON to FILE at the end")
 	httpAddr := fs.String("http", "", "serve /api/summary and /api/recommendation on this address (e.g. 127.0.0.1:8080)")
-	verbose := fs.Bool("v", false, "log to stderr")
+	verbose := fs.Bool("v", false, "log everything to stderr (default: warnings and alerts only)")
+	target := fs.Float64("target", ringspec.DefaultTargetPct, "highest acceptable % of events missing metadata: the recommendation's target and the metadata-loss alert's threshold")
+	var tf telemetryFlags
+	tf.register(fs, true, true)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -46,10 +51,36 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := pipeline.Options{NATSURL: *natsURL, Sensor: scfg, Duration: *duration, HTTPAddr: *httpAddr}
+	opts := pipeline.Options{NATSURL: *natsURL, Sensor: scfg, Duration: *duration, HTTPAddr: *httpAddr,
+		Recommend: ringmodel.Options{TargetPct: *target}}
+	level := slog.LevelWarn
 	if *verbose {
-		opts.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+		level = slog.LevelInfo
 	}
+	if opts.Logger, err = tf.logger(stderr, level); err != nil {
+		return err
+	}
+	if opts.DropAlert, opts.MetadataAlert, err = tf.alertConfigs(); err != nil {
+		return err
+	}
+	for _, t := range []struct {
+		dst     **telemetry.Tracing
+		service string
+	}{{&opts.SensorTracing, telemetry.ServiceSensor}, {&opts.EnricherTracing, telemetry.ServiceEnricher}, {&opts.AnalyzerTracing, telemetry.ServiceAnalyzer}} {
+		tr, flush, err := newTracing(ctx, t.service, stderr)
+		if err != nil {
+			return err
+		}
+		defer flush()
+		*t.dst = tr
+	}
+	metrics, err := telemetry.NewMetrics("ringwise-up")
+	if err != nil {
+		return err
+	}
+	defer metrics.Shutdown(context.WithoutCancel(ctx))
+	opts.Meter, opts.Metrics = metrics.Meter(), metrics.Handler()
+	tf.serveMetrics(ctx, metrics, stderr)
 	if *procs < 0 {
 		return fmt.Errorf("--flood %d: must be >= 0", *procs)
 	}
@@ -117,6 +148,9 @@ func writeSummary(w io.Writer, res pipeline.Result) {
 	}
 	if res.Recommendation != nil {
 		fmt.Fprintf(w, "recommendation (from this run's measured load): %s\n", res.Recommendation.Verdict)
+	}
+	if n := len(res.Alerts); n > 0 {
+		fmt.Fprintf(w, "alerts: %d raised (log and %s); the last: %s\n", n, "ringwise.alerts", res.Alerts[n-1].Output)
 	}
 }
 

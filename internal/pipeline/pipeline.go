@@ -10,14 +10,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ringwise/ringwise/analyzer"
+	"github.com/ringwise/ringwise/analyzer/alert"
 	"github.com/ringwise/ringwise/analyzer/report"
 	"github.com/ringwise/ringwise/enricher"
 	"github.com/ringwise/ringwise/internal/flood"
@@ -25,6 +28,7 @@ import (
 	"github.com/ringwise/ringwise/services/bus"
 	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/ringmodel"
+	"github.com/ringwise/ringwise/services/telemetry"
 )
 
 // Options configures one run.
@@ -48,6 +52,17 @@ type Options struct {
 	Logger    *slog.Logger
 	// Progress, when set, is told the flood's progress (done, total).
 	Progress func(done, total int)
+
+	// Tracing of each hop (nil: none); see telemetry.NewTracing.
+	SensorTracing, EnricherTracing, AnalyzerTracing *telemetry.Tracing
+	// Meter, when set, gets the sensor's, enricher's and analyzer's
+	// instruments (served as /metrics by the caller).
+	Meter metric.Meter
+	// Metrics, when set, is served as /metrics on HTTPAddr.
+	Metrics http.Handler
+	// DropAlert and MetadataAlert configure the analyzer's alerts (zero:
+	// defaults); alerts go to the log and to ringwise.alerts.
+	DropAlert, MetadataAlert alert.Config
 }
 
 // Result is a run's outcome.
@@ -60,6 +75,8 @@ type Result struct {
 	Analyzer       map[string]bus.ConsumerStats `json:"analyzer_consumers"`
 	Recommendation *ringmodel.Recommendation    `json:"recommendation,omitempty"`
 	Load           ringmodel.Load               `json:"-"`
+	// Alerts are the alerts the analyzer raised during the run.
+	Alerts []alert.Alert `json:"alerts,omitempty"`
 }
 
 // Run runs the pipeline in five phases: start (NATS, streams, services),
@@ -188,6 +205,7 @@ func (r *run) start(ctx context.Context) error {
 	var lineBuf []byte
 	r.an = analyzer.New(analyzer.Config{
 		JS: r.js, Durable: "ringwise-analyzer-up-" + runID, FromSeq: r.from, HTTPAddr: o.HTTPAddr, Recommend: o.Recommend, Logger: r.log,
+		Tracing: o.AnalyzerTracing, NC: nc, Metrics: o.Metrics, DropAlert: o.DropAlert, MetadataAlert: o.MetadataAlert,
 		OnBatch: func(b *event.EnrichedBatch) {
 			if o.Events == nil {
 				return
@@ -200,9 +218,17 @@ func (r *run) start(ctx context.Context) error {
 		},
 	})
 	r.enr, err = enricher.New(enricher.Config{JS: r.js, NC: nc, Durable: "ringwise-enricher-up-" + runID,
-		Node: o.Sensor.Node, FromSeq: r.from[bus.StreamRaw], Logger: r.log})
+		Node: o.Sensor.Node, FromSeq: r.from[bus.StreamRaw], Logger: r.log, Tracing: o.EnricherTracing})
 	if err != nil {
 		return err
+	}
+	if o.Meter != nil {
+		if _, err := r.enr.RegisterMetrics(o.Meter); err != nil {
+			return err
+		}
+		if _, err := r.an.RegisterMetrics(o.Meter); err != nil {
+			return err
+		}
 	}
 	r.specs = append([]bus.ConsumerSpec{r.enr.Spec()}, r.an.Specs()...)
 	r.closers = append(r.closers, func() { _ = cleanupConsumers(r.js, r.specs) })
@@ -245,6 +271,7 @@ func (r *run) ready(ctx context.Context) error {
 	r.pub = &bus.AsyncPublisher{JS: r.js}
 	scfg := r.o.Sensor
 	scfg.Publisher, scfg.NC, scfg.Logger = r.pub, r.nc, r.log
+	scfg.Tracing, scfg.Meter = r.o.SensorTracing, r.o.Meter
 	attached := make(chan struct{})
 	scfg.Ready = func() { close(attached) }
 
@@ -328,6 +355,9 @@ func (r *run) drain() error {
 			return err
 		}
 	}
+	// A last alert check over everything analysed, while NATS is up.
+	r.an.CheckAlerts()
+	r.res.Alerts = r.an.Alerts()
 	return r.waitServices()
 }
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ringwise/ringwise/services/telemetry"
 )
 
 // Defaults of a ConsumerSpec.
@@ -223,6 +225,8 @@ type Consumer struct {
 	spec ConsumerSpec
 	h    Handler
 	log  *slog.Logger
+	// tracing starts each delivery's process span (disabled by default).
+	tracing *telemetry.Tracing
 
 	mu    sync.Mutex
 	stats ConsumerStats
@@ -240,6 +244,20 @@ func WithLogger(log *slog.Logger) ConsumerOption {
 	}
 }
 
+// WithTracing starts a consumer span ("process <subject>") around each
+// delivery: the child of the trace context in the message's headers, and
+// linked to it, with the messaging attributes (the durable is the consumer
+// group). The handler's ctx carries the span: a handler adds the batch's
+// event count with telemetry.SetEvents(trace.SpanFromContext(ctx), n), and
+// spans it starts (a publish) are its children. nil disables tracing.
+func WithTracing(t *telemetry.Tracing) ConsumerOption {
+	return func(c *Consumer) {
+		if t != nil {
+			c.tracing = t
+		}
+	}
+}
+
 // NewConsumer returns the loop of spec with handler h; Run runs it.
 func NewConsumer(js jetstream.JetStream, spec ConsumerSpec, h Handler, opts ...ConsumerOption) (*Consumer, error) {
 	if js == nil {
@@ -249,7 +267,7 @@ func NewConsumer(js jetstream.JetStream, spec ConsumerSpec, h Handler, opts ...C
 		return nil, fmt.Errorf("consumer %q on stream %q: need a stream, a durable name and a handler", spec.Durable, spec.Stream)
 	}
 	c := &Consumer{js: js, spec: spec.withDefaults(), h: h, log: slog.New(slog.DiscardHandler),
-		stats: ConsumerStats{Poisoned: map[string]uint64{}}}
+		tracing: telemetry.Disabled(), stats: ConsumerStats{Poisoned: map[string]uint64{}}}
 	for _, o := range opts {
 		o(c)
 	}
@@ -320,10 +338,17 @@ func (c *Consumer) handle(ctx context.Context, m jetstream.Msg) {
 	if md, err := m.Metadata(); err == nil {
 		d.StreamSeq, d.Delivered = md.Sequence.Stream, md.NumDelivered
 	}
+	var node string
+	if c.tracing.Enabled() {
+		_, node, _ = ParseSubject(d.Subject) // check() refuses a bad one
+	}
+	ctx, span := c.tracing.StartProcess(ctx, telemetry.Batch{Subject: d.Subject, MsgID: d.Header.Get(jetstream.MsgIDHeader),
+		Node: node, Group: c.spec.Durable}, d.Header)
 	err := c.check(&d)
 	if err == nil {
 		err = c.h(ctx, d)
 	}
+	telemetry.EndSpan(span, err)
 	if err == nil {
 		if aerr := m.Ack(); aerr != nil {
 			c.log.Warn("ack", "subject", d.Subject, "seq", d.StreamSeq, "err", aerr)

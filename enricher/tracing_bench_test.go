@@ -1,0 +1,122 @@
+package enricher_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/ringwise/ringwise/enricher"
+	"github.com/ringwise/ringwise/services/bus"
+	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/telemetry"
+)
+
+// benchBatches encodes raw batches of 1024 events from 100 known processes
+// (one exec each, then syscalls), in two sensor runs so that sequence
+// numbers can start over (the enricher resets its sequence on a new run).
+func benchBatches(b *testing.B, n int) [2][][]byte {
+	b.Helper()
+	codec := event.NewCodec()
+	var out [2][][]byte
+	for run := range out {
+		for seq := 1; seq <= n; seq++ {
+			bt := &event.Batch{Schema: event.SchemaVersion, Node: "bench", BootID: "boot", SensorStartNs: uint64(1000 + run), Seq: uint64(seq)}
+			for i := 0; i < 1024; i++ {
+				p := uint32(i*37) % 100
+				ev := event.Event{Header: event.Header{TsNs: uint64(1e9 + i), StartNs: uint64(1e6 + p), Tid: 1000 + p, Pid: 1000 + p, ExecID: 2}}
+				if seq == 1 && i < 100 {
+					p = uint32(i)
+					ev.Header = event.Header{TsNs: uint64(1e9 + i), StartNs: uint64(1e6 + p), Tid: 1000 + p, Pid: 1000 + p, ExecID: 2, Type: event.TypeExec}
+					ev.PPid, ev.UID = 1, 1000
+					ev.SetComm(fmt.Sprint("proc", p))
+					ev.Exe, ev.Args = []byte("/usr/bin/proc"), []byte("proc\x00--id\x00")
+				} else {
+					ev.Type, ev.Syscall, ev.Ret = event.TypeSyscall, uint32(i%300), int64(i)
+				}
+				bt.FirstTsNs, bt.LastTsNs = uint64(1e9), uint64(1e9+i)
+				bt.Events = append(bt.Events, ev)
+			}
+			data, err := codec.Encode(bt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			out[run] = append(out[run], append([]byte(nil), data...))
+		}
+	}
+	return out
+}
+
+type discardPub struct{}
+
+func (discardPub) Publish(context.Context, bus.Msg) error { return nil }
+
+// BenchmarkEnrichTracing is the enricher's per-batch path as the consume
+// loop runs it — extract the context from the headers, start the process
+// span, decode, enrich, encode, start the publish span and inject, publish
+// (to a publisher that discards) — without a tracer provider (no
+// OTEL_EXPORTER_OTLP_ENDPOINT: the default), and with the SDK's provider
+// sampling every batch into an exporter that drops the spans (the cost of
+// the spans themselves, not of the network).
+func BenchmarkEnrichTracing(b *testing.B) {
+	const perRun = 64
+	batches := benchBatches(b, perRun)
+	hdr := nats.Header{}
+	hdr.Set(jetstream.MsgIDHeader, "bench.boot.1000.1")
+	// A sensor's publish span context, as it arrives.
+	hdr.Set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	for _, c := range []struct {
+		name    string
+		tracing func(b *testing.B) *telemetry.Tracing
+	}{
+		{"provider=none", func(b *testing.B) *telemetry.Tracing {
+			b.Setenv(telemetry.EnvEndpoint, "")
+			b.Setenv(telemetry.EnvTracesEndpoint, "")
+			tr, err := telemetry.NewTracing(context.Background(), telemetry.ServiceEnricher)
+			if err != nil || tr.Enabled() {
+				b.Fatalf("want disabled tracing without an endpoint: %v", err)
+			}
+			return tr
+		}},
+		{"provider=sdk-sampled", func(b *testing.B) *telemetry.Tracing {
+			tr, err := telemetry.NewTracing(context.Background(), telemetry.ServiceEnricher,
+				telemetry.WithSpanExporter(tracetest.NewNoopExporter()), telemetry.WithSampler(sdktrace.AlwaysSample()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = tr.Shutdown(context.Background()) })
+			return tr
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			tr := c.tracing(b)
+			en, err := enricher.New(enricher.Config{Publisher: discardPub{}, Tracing: tr})
+			if err != nil {
+				b.Fatal(err)
+			}
+			subject := bus.RawSubject("bench")
+			ctx := context.Background()
+			b.ReportAllocs()
+			n := 0
+			for i := 0; b.Loop(); i++ {
+				data := batches[(i/perRun)%2][i%perRun]
+				pctx, span := tr.StartProcess(ctx, telemetry.Batch{Subject: subject, MsgID: hdr.Get(jetstream.MsgIDHeader),
+					Node: "bench", Group: enricher.DefaultDurable}, hdr)
+				err := en.Handle(pctx, subject, data)
+				telemetry.EndSpan(span, err)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n += 1024
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+			if st := en.Stats(); st.Events == 0 || st.SeqGaps != 0 {
+				b.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}
