@@ -13,9 +13,9 @@
 #                 ~/.docker/cli-plugins/docker-compose for `docker compose`
 #
 # Cache: $RINGWISE_TOOLS_DIR, default <repo>/.cache/tools (git-ignored), one
-# folder per NAME-VERSION with the binary and build.log (how long the cold
-# build took). A binary that is already there is reused as is: a warm run
-# costs nothing. Concurrent callers wait on one lock per tool, so two tests
+# folder per NAME-VERSION with the binary, build.log (how long the cold
+# build took) and recipe (package and link flags). A binary that is already
+# there, built by the same recipe, is reused as is: a warm run costs nothing. Concurrent callers wait on one lock per tool, so two tests
 # asking for Jaeger at once build it once.
 #
 # Builds run under `nice -n 10` (the machine is shared) with CGO_ENABLED=0,
@@ -35,22 +35,33 @@ COMPOSE_VERSION=v2.40.3
 
 log() { echo "tools: $*" >&2; }
 
-# tool_spec NAME → "module version package binary"
+# tool_spec NAME → "module version package binary [version-variable]"; the
+# version variable, when given, is set to the version at link time, as the
+# upstream release builds do (nats-server carries its own).
 tool_spec() {
 	case "$1" in
-	jaeger) echo "github.com/jaegertracing/jaeger $JAEGER_VERSION ./cmd/jaeger jaeger" ;;
+	jaeger) echo "github.com/jaegertracing/jaeger $JAEGER_VERSION ./cmd/jaeger jaeger github.com/jaegertracing/jaeger/internal/version.latestVersion" ;;
 	nats-server) echo "github.com/nats-io/nats-server/v2 $NATS_SERVER_VERSION . nats-server" ;;
-	compose | docker-compose) echo "github.com/docker/compose/v2 $COMPOSE_VERSION ./cmd docker-compose" ;;
+	compose | docker-compose) echo "github.com/docker/compose/v2 $COMPOSE_VERSION ./cmd docker-compose github.com/docker/compose/v2/internal.Version" ;;
 	*) return 1 ;;
 	esac
 }
 
-# build MODULE VERSION PACKAGE BINARY OUTDIR: builds into OUTDIR/BINARY.
+# ldflags VERSION-VARIABLE VERSION → the link flags of a build.
+ldflags() {
+	local f="-s -w"
+	[ -z "$1" ] || f="$f -X $1=$2"
+	echo "$f"
+}
+
+# build MODULE VERSION PACKAGE BINARY OUTDIR LDFLAGS: builds into OUTDIR/BINARY.
 build() {
-	local mod=$1 ver=$2 pkg=$3 bin=$4 out=$5 tmp info dir start secs
+	local mod=$1 ver=$2 pkg=$3 bin=$4 out=$5 flags=$6 tmp info dir start secs
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringwise-tool.XXXXXX")
+	# Once, when build returns (a RETURN trap stays set otherwise, and
+	# would run again, under set -e, when the caller returns).
 	# shellcheck disable=SC2064
-	trap "chmod -R u+w '$tmp' 2>/dev/null; rm -rf '$tmp'" RETURN
+	trap "chmod -R u+w '$tmp' 2>/dev/null || true; rm -rf '$tmp'; trap - RETURN" RETURN
 	start=$(date +%s)
 	log "building $bin from $mod@$ver (cold build; progress in $out/build.log)"
 	mkdir -p "$out"
@@ -69,7 +80,7 @@ build() {
 		chmod -R u+w "$tmp/src"
 		cd "$tmp/src"
 		GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false" \
-			nice -n 10 "$GO" build -trimpath -ldflags "-s -w" -o "$out/$bin.partial" "$pkg"
+			nice -n 10 "$GO" build -trimpath -ldflags "$flags" -o "$out/$bin.partial" "$pkg"
 		echo "# finished $(date -u +%FT%TZ)"
 	} >"$out/build.log" 2>&1 || {
 		tail -n 30 "$out/build.log" >&2
@@ -77,27 +88,34 @@ build() {
 		return 1
 	}
 	mv -f "$out/$bin.partial" "$out/$bin"
+	echo "$pkg $flags" >"$out/recipe"
 	secs=$(($(date +%s) - start))
 	echo "cold build seconds: $secs" >>"$out/build.log"
 	log "built $out/$bin in ${secs}s"
 }
 
+# cached OUTDIR BINARY RECIPE: the binary is there, built by this recipe.
+cached() {
+	[ -x "$1/$2" ] && [ "$(cat "$1/recipe" 2>/dev/null)" = "$3" ]
+}
+
 # ensure NAME: prints the path of NAME's binary, building it first if needed.
 ensure() {
-	local spec mod ver pkg bin out
+	local spec mod ver pkg bin verVar out flags
 	spec=$(tool_spec "$1") || {
 		log "unknown tool '$1' (known: jaeger nats-server compose)"
 		return 2
 	}
-	read -r mod ver pkg bin <<<"$spec"
+	read -r mod ver pkg bin verVar <<<"$spec"
 	out="$CACHE/$bin-$ver"
-	if [ ! -x "$out/$bin" ]; then
+	flags=$(ldflags "$verVar" "$ver")
+	if ! cached "$out" "$bin" "$pkg $flags"; then
 		mkdir -p "$CACHE"
 		exec {lockfd}>"$CACHE/.$bin.lock"
 		flock "$lockfd"
 		# Another caller may have built it while we waited.
-		if [ ! -x "$out/$bin" ]; then
-			build "$mod" "$ver" "$pkg" "$bin" "$out" || {
+		if ! cached "$out" "$bin" "$pkg $flags"; then
+			build "$mod" "$ver" "$pkg" "$bin" "$out" "$flags" || {
 				exec {lockfd}>&-
 				return 1
 			}
@@ -122,9 +140,9 @@ if [ $# -eq 0 ]; then
 fi
 if [ "$1" = --list ]; then
 	for t in jaeger nats-server compose; do
-		read -r mod ver _ bin <<<"$(tool_spec "$t")"
+		read -r mod ver pkg bin verVar <<<"$(tool_spec "$t")"
 		state=missing
-		[ -x "$CACHE/$bin-$ver/$bin" ] && state=cached
+		cached "$CACHE/$bin-$ver" "$bin" "$pkg $(ldflags "$verVar" "$ver")" && state=cached
 		echo "$t $mod@$ver $state"
 	done
 	exit 0
