@@ -6,6 +6,7 @@ package analyzer
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,17 @@ import (
 // DefaultDurable is the analyzer's durable consumer name.
 const DefaultDurable = "ringwise-analyzer"
 
+// DefaultHTTPAddr is where the analyzer serves HTTP: loopback only.
+const DefaultHTTPAddr = "127.0.0.1:8080"
+
+// EnvHTTPToken is the environment variable that may carry the HTTP bearer
+// token (instead of a token file).
+const EnvHTTPToken = "RINGWISE_HTTP_TOKEN"
+
+// ErrHTTPExposed is returned by Run when HTTP would listen beyond loopback
+// without a bearer token.
+var ErrHTTPExposed = errors.New("refusing to serve HTTP beyond loopback without a bearer token")
+
 // maxStatsPerNode bounds the stats messages kept for the ring model (about
 // an hour at one per second).
 const maxStatsPerNode = 3600
@@ -44,7 +56,11 @@ type Config struct {
 	// from the start.
 	FromSeq map[string]uint64
 	// HTTPAddr serves /api/summary and /api/recommendation ("" = no HTTP).
+	// Beyond loopback it needs HTTPToken.
 	HTTPAddr string
+	// HTTPToken, when set, is the bearer token every HTTP request must
+	// carry (Authorization: Bearer TOKEN).
+	HTTPToken string
 	// Truth, when set, checks these processes against their ground truth.
 	Truth []report.TruthProc
 	// Recommend configures the live recommendation.
@@ -59,7 +75,8 @@ type Config struct {
 	// Metrics, when set, is served as GET /metrics beside the API.
 	Metrics http.Handler
 	// NC publishes alerts on ringwise.alerts (nil: alerts are only logged
-	// and kept, see Alerts).
+	// and kept, see Alerts), and receives the services' own counters on
+	// ringwise.svc.> for /api/summary.
 	NC *nats.Conn
 	// DropAlert configures the drop alert (Falco's syscall_event_drops);
 	// a zero Rate means alert.DefaultDropConfig().
@@ -127,6 +144,13 @@ func (a *Analyzer) Run(ctx context.Context) error {
 		return errors.New("analyzer: no JetStream context")
 	}
 	if a.cfg.HTTPAddr != "" {
+		host, _, err := net.SplitHostPort(a.cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("analyzer: HTTP address %q: %w", a.cfg.HTTPAddr, err)
+		}
+		if !bus.IsLoopback(host) && a.cfg.HTTPToken == "" {
+			return fmt.Errorf("analyzer: HTTP on %s: %w (set a token file or $%s)", a.cfg.HTTPAddr, ErrHTTPExposed, EnvHTTPToken)
+		}
 		ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("analyzer: listen on %s: %w", a.cfg.HTTPAddr, err)
@@ -386,8 +410,25 @@ func (a *Analyzer) Recommendation(node string) (ringmodel.Recommendation, error)
 }
 
 // Handler serves /api/summary[?node=N], /api/recommendation[?node=N] and
-// /api/nodes.
+// /api/nodes; with Config.HTTPToken, only to requests that carry it.
 func (a *Analyzer) Handler() http.Handler {
+	mux := a.mux()
+	if a.cfg.HTTPToken == "" {
+		return mux
+	}
+	want := []byte("Bearer " + a.cfg.HTTPToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="ringwise"`)
+			httpError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (a *Analyzer) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/summary", func(w http.ResponseWriter, r *http.Request) {
 		node := r.URL.Query().Get("node")

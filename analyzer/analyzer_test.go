@@ -2,6 +2,7 @@ package analyzer_test
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -379,5 +380,50 @@ func TestRunOverJetStream(t *testing.T) {
 func TestRunNeedsJetStream(t *testing.T) {
 	if err := analyzer.New(analyzer.Config{}).Run(context.Background()); err == nil {
 		t.Error("Run without JetStream returned nil")
+	}
+}
+
+func TestHTTPBearerToken(t *testing.T) {
+	a := analyzer.New(analyzer.Config{HTTPToken: "t0ken"})
+	h := a.Handler()
+	if code, _ := get(t, h, "/api/summary"); code != http.StatusUnauthorized {
+		t.Errorf("no token: status %d, want 401", code)
+	}
+	for _, auth := range []string{"Bearer wrong", "t0ken", "Bearer t0ken2", "Basic dDBrZW4="} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/api/summary", nil)
+		req.Header.Set("Authorization", auth)
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized {
+			t.Errorf("Authorization %q: status %d, want 401", auth, rec.Code)
+		}
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/api/summary", nil)
+	req.Header.Set("Authorization", "Bearer t0ken")
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Errorf("right token: status %d, want 200", rec.Code)
+	}
+}
+
+func TestHTTPBeyondLoopbackNeedsToken(t *testing.T) {
+	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := bus.Connect(srv.URL(), "analyzer-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	err = analyzer.New(analyzer.Config{JS: js, HTTPAddr: "0.0.0.0:0"}).Run(context.Background())
+	if !errors.Is(err, analyzer.ErrHTTPExposed) {
+		t.Errorf("HTTP on 0.0.0.0 without a token: err = %v, want ErrHTTPExposed", err)
+	}
+	if analyzer.DefaultHTTPAddr[:10] != "127.0.0.1:" {
+		t.Errorf("DefaultHTTPAddr = %q, want loopback", analyzer.DefaultHTTPAddr)
 	}
 }

@@ -5,37 +5,192 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ringwise/ringwise/services/bus"
 )
 
+// streamCheckInterval is how often `ringwise nats` checks that its streams
+// still exist, recreating (and reporting) any that vanished.
+const streamCheckInterval = 2 * time.Second
+
 // cmdNATS runs the embedded NATS server on its own, so that the services
 // can run as separate processes without installing nats-server.
 func cmdNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("nats", "nats [--listen 127.0.0.1:4222] [--store DIR]", stderr)
-	listen := fs.String("listen", "127.0.0.1:4222", "client address")
-	store := fs.String("store", "", "JetStream store directory (default: a temporary one, removed at exit)")
+	fs := newFlagSet("nats", "nats [--listen 127.0.0.1:4222] [--store DIR] [--config FILE] | --init-auth DIR --nodes a,b,...", stderr)
+	listen := fs.String("listen", "", "client address (default 127.0.0.1:4222, or the config file's listen)")
+	store := fs.String("store", "", "JetStream store directory (default: the config's store_dir, else a temporary one, removed at exit)")
+	config := fs.String("config", "", "NATS server config file: users, permissions and TLS (see --init-auth)")
+	adminCreds := fs.String("admin-creds", "", "nkey seed of the admin identity with which this server creates, and recreates, the streams (default: admin.nk next to --config, if there)")
+	initAuth := fs.String("init-auth", "", "write a config and one nkey identity per service (admin, enricher, analyzer, a sensor per --nodes) into DIR, then exit")
+	nodes := fs.String("nodes", "", "with --init-auth: comma-separated node names, one sensor identity each")
+	anonymous := fs.Bool("allow-anonymous", false, "let a server that listens beyond loopback admit clients without credentials (refused otherwise)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
-	host, portStr, err := net.SplitHostPort(*listen)
-	if err != nil {
-		return fmt.Errorf("--listen %q: %w", *listen, err)
+	if *initAuth != "" {
+		var list []string
+		for _, n := range strings.Split(*nodes, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				list = append(list, n)
+			}
+		}
+		files, err := bus.WriteAuthConfig(*initAuth, list)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s and %d identities:\n", files.Config, len(files.Seeds))
+		for _, id := range sortedIdentities(files.Seeds) {
+			fmt.Fprintf(stdout, "  %-20s %s\n", id, files.Seeds[id])
+		}
+		fmt.Fprintf(stdout, "run:   ringwise nats --config %s [--listen ADDR]\n", files.Config)
+		fmt.Fprintf(stdout, "then:  ringwise sensor --nats URL --node NODE --nats-creds %s\n", bus.SeedFile(*initAuth, "sensor-NODE"))
+		fmt.Fprintf(stdout, "       ringwise enricher --nats URL --nats-creds %s\n", files.Seeds["enricher"])
+		fmt.Fprintf(stdout, "       ringwise analyzer --nats URL --nats-creds %s\n", files.Seeds["analyzer"])
+		return nil
 	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port <= 0 || port > 65535 {
-		return fmt.Errorf("--listen %q: bad port", *listen)
+	if *nodes != "" {
+		return fmt.Errorf("--nodes goes with --init-auth")
 	}
-	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{Host: host, Port: port, StoreDir: *store})
+	o := bus.EmbeddedOptions{StoreDir: *store, ConfigFile: *config, AllowAnonymous: *anonymous}
+	if *listen == "" && *config == "" {
+		*listen = "127.0.0.1:4222"
+	}
+	if *listen != "" {
+		host, portStr, err := net.SplitHostPort(*listen)
+		if err != nil {
+			return fmt.Errorf("--listen %q: %w", *listen, err)
+		}
+		port, err := strconv.Atoi(portStr)
+		if err != nil || port <= 0 || port > 65535 {
+			return fmt.Errorf("--listen %q: bad port", *listen)
+		}
+		o.Host, o.Port = host, port
+	}
+	srv, err := bus.StartEmbedded(o)
 	if err != nil {
 		return err
 	}
 	defer srv.Shutdown()
+	host := srv.Server().Addr().(*net.TCPAddr).IP.String()
+	if srv.Anonymous() && !bus.IsLoopback(host) {
+		fmt.Fprintf(stderr, "ringwise nats: WARNING: listening on %s WITHOUT AUTHENTICATION: anyone who reaches this port can forge, read and delete every node's data (use --config from 'ringwise nats --init-auth DIR')\n", host)
+	}
+	creds := *adminCreds
+	if creds == "" && *config != "" {
+		if p := bus.SeedFile(filepath.Dir(*config), "admin"); fileExists(p) {
+			creds = p
+		}
+	}
+	nc, err := adminConn(srv, creds)
+	if err != nil {
+		return err
+	}
+	if nc == nil {
+		fmt.Fprintf(stderr, "ringwise nats: the config requires authentication and no admin identity was given (--admin-creds): streams are neither created nor repaired by this server\n")
+	} else {
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return fmt.Errorf("jetstream: %w", err)
+		}
+		if !srv.Anonymous() {
+			// The services' identities cannot create streams: the admin does.
+			// (Anonymous services create them, as ever, in memory or on file.)
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err = bus.EnsureStreams(sctx, js, bus.StreamOptions{})
+			cancel()
+			if err != nil {
+				return err
+			}
+		}
+		go watchStreams(ctx, bus.NewStreamWatcher(js), stderr)
+	}
 	fmt.Fprintf(stderr, "ringwise nats: NATS with JetStream on %s (Ctrl-C to stop)\n", srv.URL())
 	<-ctx.Done()
 	return nil
+}
+
+// adminConn connects in-process as the admin identity; nil without one on
+// a server that requires authentication.
+func adminConn(srv *bus.Embedded, creds string) (*nats.Conn, error) {
+	opts := []nats.Option{nats.InProcessServer(srv.Server()), nats.Name("ringwise-nats-admin"), nats.MaxReconnects(-1)}
+	switch {
+	case creds != "":
+		opt, err := nats.NkeyOptionFromSeed(creds)
+		if err != nil {
+			return nil, fmt.Errorf("--admin-creds %s: %w", creds, err)
+		}
+		opts = append(opts, opt)
+	case !srv.Anonymous():
+		return nil, nil
+	}
+	nc, err := nats.Connect("", opts...)
+	if err != nil {
+		return nil, fmt.Errorf("admin connection to the embedded server: %w", err)
+	}
+	return nc, nil
+}
+
+// watchStreams recreates streams that vanish (deleted by a client, or lost)
+// and reports each on stderr, until ctx is done.
+func watchStreams(ctx context.Context, w *bus.StreamWatcher, stderr io.Writer) {
+	t := time.NewTicker(streamCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		made, err := w.Check(cctx)
+		cancel()
+		for _, name := range made {
+			fmt.Fprintf(stderr, "ringwise nats: stream %s had vanished (deleted, or lost with the store); recreated with its last configuration, empty: what it held is lost\n", name)
+		}
+		if err != nil && ctx.Err() == nil {
+			fmt.Fprintf(stderr, "ringwise nats: checking streams: %v\n", err)
+		}
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func sortedIdentities(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	// admin, enricher, analyzer first as written, then sensors by name.
+	rank := func(s string) string {
+		switch s {
+		case "admin":
+			return "0"
+		case "enricher":
+			return "1"
+		case "analyzer":
+			return "2"
+		}
+		return "3" + s
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && rank(out[j]) < rank(out[j-1]); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
 }

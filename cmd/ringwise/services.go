@@ -3,15 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ringwise/ringwise/analyzer"
 	"github.com/ringwise/ringwise/analyzer/report"
@@ -24,35 +20,14 @@ import (
 	"github.com/ringwise/ringwise/services/telemetry"
 )
 
-// connectJS connects to url and makes sure the streams exist.
-func connectJS(ctx context.Context, url, name string, memory bool) (*nats.Conn, jetstream.JetStream, error) {
-	if url == "" {
-		return nil, nil, errors.New("--nats URL is required (e.g. nats://127.0.0.1:4222); 'ringwise up' runs everything with an embedded server")
-	}
-	nc, err := bus.Connect(url, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("jetstream: %w", err)
-	}
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := bus.EnsureStreams(sctx, js, bus.StreamOptions{Memory: memory}); err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return nc, js, nil
-}
+func logger(stderr io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(stderr, nil)) }
 
 func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sensor", "sensor --nats URL [--ring-size SIZE | --buf-size-preset N] [--layout shared|split]", stderr)
 	var sf sensorFlags
 	sf.register(fs)
-	url := fs.String("nats", "", "NATS URL (required)")
-	memory := fs.Bool("memory-streams", false, "create missing streams in memory instead of on file")
+	var nf natsClientFlags
+	nf.register(fs)
 	var tf telemetryFlags
 	tf.register(fs, true, false)
 	if err := parse(fs, args); err != nil {
@@ -80,7 +55,7 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	tf.serveMetrics(ctx, metrics, stderr)
 	cfg.Tracing, cfg.Meter = tr, metrics.Meter()
-	nc, js, err := connectJS(ctx, *url, "ringwise-sensor-"+cfg.Node, *memory)
+	nc, js, err := connectJS(ctx, &nf, bus.RoleSensor, cfg.Node, "ringwise-sensor-"+cfg.Node)
 	if err != nil {
 		return err
 	}
@@ -103,10 +78,10 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("enricher", "enricher --nats URL [--node NAME] [--durable NAME]", stderr)
-	url := fs.String("nats", "", "NATS URL (required)")
+	var nf natsClientFlags
+	nf.register(fs)
 	node := fs.String("node", "", "enrich only this node's events (default: all nodes)")
 	durable := fs.String("durable", enricher.DefaultDurable, "durable consumer name; run one enricher per node (--node) for now: partitioned scale-out with hand-over is a later step")
-	memory := fs.Bool("memory-streams", false, "create missing streams in memory instead of on file")
 	var tf telemetryFlags
 	tf.register(fs, true, false)
 	if err := parse(fs, args); err != nil {
@@ -124,7 +99,7 @@ func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer flush()
-	nc, js, err := connectJS(ctx, *url, "ringwise-enricher", *memory)
+	nc, js, err := connectJS(ctx, &nf, bus.RoleEnricher, "", "ringwise-enricher")
 	if err != nil {
 		return err
 	}
@@ -150,11 +125,12 @@ func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func cmdAnalyzer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("analyzer", "analyzer --nats URL [--http ADDR]", stderr)
-	url := fs.String("nats", "", "NATS URL (required)")
-	httpAddr := fs.String("http", "127.0.0.1:8080", "serve /api/summary, /api/recommendation and Prometheus /metrics here")
+	var nf natsClientFlags
+	nf.register(fs)
+	httpAddr := fs.String("http", analyzer.DefaultHTTPAddr, "serve /api/summary, /api/recommendation and Prometheus /metrics here; beyond loopback it needs a bearer token (--http-token-file or $"+analyzer.EnvHTTPToken+")")
+	tokenFile := fs.String("http-token-file", "", "file whose first line is the bearer token HTTP clients must send (Authorization: Bearer TOKEN)")
 	durable := fs.String("durable", analyzer.DefaultDurable, "durable consumer name")
 	target := fs.Float64("target", ringspec.DefaultTargetPct, "highest acceptable % of events missing metadata: the recommendation's target and the metadata-loss alert's threshold")
-	memory := fs.Bool("memory-streams", false, "create missing streams in memory instead of on file")
 	var tf telemetryFlags
 	tf.register(fs, false, true)
 	if err := parse(fs, args); err != nil {
@@ -176,7 +152,15 @@ func cmdAnalyzer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer flush()
-	nc, js, err := connectJS(ctx, *url, "ringwise-analyzer", *memory)
+	token := os.Getenv(analyzer.EnvHTTPToken)
+	if *tokenFile != "" {
+		t, err := bus.ReadPasswordFile(*tokenFile)
+		if err != nil {
+			return fmt.Errorf("--http-token-file: %w", err)
+		}
+		token = t
+	}
+	nc, js, err := connectJS(ctx, &nf, bus.RoleAnalyzer, "", "ringwise-analyzer")
 	if err != nil {
 		return err
 	}
@@ -185,7 +169,7 @@ func cmdAnalyzer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	a := analyzer.New(analyzer.Config{JS: js, Durable: *durable, HTTPAddr: *httpAddr, Logger: log, Tracing: tr, NC: nc,
+	a := analyzer.New(analyzer.Config{JS: js, Durable: *durable, HTTPAddr: *httpAddr, HTTPToken: token, Logger: log, Tracing: tr, NC: nc,
 		Metrics: metrics.Handler(), DropAlert: drop, MetadataAlert: meta, Recommend: ringmodel.Options{TargetPct: *target}})
 	if _, err := a.RegisterMetrics(metrics.Meter()); err != nil {
 		return err

@@ -93,6 +93,43 @@ const (
 	DefaultDLQMaxAge   = 7 * 24 * time.Hour
 )
 
+// Per-stream limits. One node's sensor publishes on its own subjects
+// (ringwise.raw.<node>, ringwise.snapshot.<node>, ringwise.stats.<node>),
+// so a per-subject message limit is a per-node limit; with MaxMsgSize it
+// also bounds a node's bytes (JetStream has no per-subject byte limit).
+//
+// Discard policy: DiscardOld. A full stream (or a full subject) drops its
+// oldest message and always accepts the new one. With DiscardNew, junk that
+// fills the stream shuts every well-behaved node out (its publishes are
+// refused for as long as the junk is retained); with DiscardOld the junk
+// can at worst push out old messages — on its own subject first, since its
+// per-subject limit is reached long before the stream's — and what was
+// pushed out before an enricher read it shows as a gap in the raw stream's
+// sequence, counted and reported, never as a refused publish.
+const (
+	// DefaultRawMaxMsgSize bounds a raw batch or snapshot part in the
+	// stream: larger ones are refused to their publisher. It is above the
+	// consume loop's limit (DefaultMaxMessageBytes) on purpose: a message
+	// between the two is stored, then dead-lettered as "oversized" with
+	// its node, subject and sequence, so the mistake is visible on the
+	// consuming side too; 20 MiB of junk is refused outright.
+	DefaultRawMaxMsgSize = 8 << 20
+	// DefaultRawMaxMsgsPerNode bounds one node's raw batches (and, apart,
+	// its snapshot parts) in RINGWISE_RAW: at a batch every 20 ms,
+	// more than half an hour of a node's full-rate flood.
+	DefaultRawMaxMsgsPerNode = 100_000
+	// DefaultEnrichedMaxMsgSize bounds an enriched batch (event.MaxBatchBytes).
+	DefaultEnrichedMaxMsgSize = 16 << 20
+	// DefaultEnrichedMaxMsgsPerNode bounds one node's enriched batches.
+	DefaultEnrichedMaxMsgsPerNode = 100_000
+	// DefaultMaxStatsBytes bounds a stats message (about 100 samples of a
+	// second at the default rates take some 30 KiB).
+	DefaultMaxStatsBytes = 1 << 20
+	// DefaultStatsMaxMsgsPerNode bounds one node's stats messages: about
+	// three hours at one a second.
+	DefaultStatsMaxMsgsPerNode = 10_000
+)
+
 // StreamOptions sizes the streams.
 type StreamOptions struct {
 	// Memory keeps streams in memory (all-in-one runs); otherwise on file.
@@ -104,11 +141,19 @@ type StreamOptions struct {
 	// DefaultDLQMaxBytes, DefaultDLQMaxAge).
 	DLQMaxBytes int64
 	DLQMaxAge   time.Duration
+	// RawMaxMsgSize, RawMaxMsgsPerNode, EnrichedMaxMsgSize,
+	// EnrichedMaxMsgsPerNode, StatsMaxMsgSize and StatsMaxMsgsPerNode
+	// bound each stream per message and per node subject (defaults: the
+	// Default* constants above).
+	RawMaxMsgSize          int32
+	RawMaxMsgsPerNode      int64
+	EnrichedMaxMsgSize     int32
+	EnrichedMaxMsgsPerNode int64
+	StatsMaxMsgSize        int32
+	StatsMaxMsgsPerNode    int64
 }
 
-// EnsureStreams creates or updates RINGWISE_RAW (raw batches and snapshots),
-// RINGWISE_ENRICHED, RINGWISE_STATS and the dead-letter stream RINGWISE_DLQ.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+func (o StreamOptions) withDefaults() StreamOptions {
 	if o.MaxBytes == 0 {
 		o.MaxBytes = 1 << 30
 		if o.Memory {
@@ -127,27 +172,53 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	if o.DLQMaxAge == 0 {
 		o.DLQMaxAge = DefaultDLQMaxAge
 	}
+	def32 := func(v *int32, d int32) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def64 := func(v *int64, d int64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def32(&o.RawMaxMsgSize, DefaultRawMaxMsgSize)
+	def64(&o.RawMaxMsgsPerNode, DefaultRawMaxMsgsPerNode)
+	def32(&o.EnrichedMaxMsgSize, DefaultEnrichedMaxMsgSize)
+	def64(&o.EnrichedMaxMsgsPerNode, DefaultEnrichedMaxMsgsPerNode)
+	def32(&o.StatsMaxMsgSize, DefaultMaxStatsBytes)
+	def64(&o.StatsMaxMsgsPerNode, DefaultStatsMaxMsgsPerNode)
+	return o
+}
+
+// StreamConfigs are the configurations EnsureStreams applies: RINGWISE_RAW
+// (raw batches and snapshots), RINGWISE_ENRICHED, RINGWISE_STATS and the
+// dead-letter stream RINGWISE_DLQ.
+func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
+	o = o.withDefaults()
 	storage := jetstream.FileStorage
 	if o.Memory {
 		storage = jetstream.MemoryStorage
 	}
+	var out []jetstream.StreamConfig
 	for _, sc := range []jetstream.StreamConfig{
-		{Name: StreamRaw, Subjects: []string{PrefixRaw + ">", PrefixSnapshot + ">"}},
-		{Name: StreamEnriched, Subjects: []string{PrefixEnriched + ">"}},
-		{Name: StreamStats, Subjects: []string{PrefixStats + ">"}},
+		{Name: StreamRaw, Subjects: []string{PrefixRaw + ">", PrefixSnapshot + ">"},
+			MaxMsgSize: o.RawMaxMsgSize, MaxMsgsPerSubject: o.RawMaxMsgsPerNode},
+		{Name: StreamEnriched, Subjects: []string{PrefixEnriched + ">"},
+			MaxMsgSize: o.EnrichedMaxMsgSize, MaxMsgsPerSubject: o.EnrichedMaxMsgsPerNode},
+		{Name: StreamStats, Subjects: []string{PrefixStats + ">"},
+			MaxMsgSize: o.StatsMaxMsgSize, MaxMsgsPerSubject: o.StatsMaxMsgsPerNode},
 	} {
 		sc.Storage = storage
 		sc.MaxBytes = o.MaxBytes
 		sc.MaxAge = o.MaxAge
 		sc.Replicas = o.Replicas
 		sc.Duplicates = 2 * time.Minute
-		// Refuse new messages rather than silently discarding old ones.
-		sc.Discard = jetstream.DiscardNew
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("stream %s (subjects %v): %w", sc.Name, sc.Subjects, err)
-		}
+		// See the Default* limits above: junk must not shut real data out.
+		sc.Discard = jetstream.DiscardOld
+		out = append(out, sc)
 	}
-	dlq := jetstream.StreamConfig{
+	return append(out, jetstream.StreamConfig{
 		Name: StreamDLQ, Subjects: []string{PrefixDLQ + ">"}, Storage: storage, Replicas: o.Replicas,
 		MaxBytes: o.DLQMaxBytes, MaxMsgs: DefaultDLQMaxMsgs, MaxAge: o.DLQMaxAge,
 		// A redelivered poison message is dead-lettered once (its id is
@@ -155,9 +226,30 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		Duplicates: 2 * time.Minute,
 		// The newest dead letters matter most; the DLQ must never refuse one.
 		Discard: jetstream.DiscardOld,
+	})
+}
+
+// EnsureStreams creates or updates the streams of StreamConfigs.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	for _, sc := range StreamConfigs(o) {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("stream %s (subjects %v): %w", sc.Name, sc.Subjects, err)
+		}
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, dlq); err != nil {
-		return fmt.Errorf("stream %s (subjects %v): %w", dlq.Name, dlq.Subjects, err)
+	return nil
+}
+
+// CheckStreams reports the first of names that does not exist, with a
+// clear error: a service with least-privilege credentials cannot create
+// streams, `ringwise nats` (as admin) does.
+func CheckStreams(ctx context.Context, js jetstream.JetStream, names ...string) error {
+	for _, n := range names {
+		if _, err := js.Stream(ctx, n); err != nil {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("stream %s does not exist: `ringwise nats` creates it with its admin identity (or run the service once with admin credentials): %w", n, err)
+			}
+			return fmt.Errorf("stream %s: %w", n, err)
+		}
 	}
 	return nil
 }
@@ -173,6 +265,9 @@ func Connect(url, name string, extra ...nats.Option) (*nats.Conn, error) {
 	}, extra...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
+			return nil, fmt.Errorf("connect to NATS at %s as %s: the server refused the credentials (wrong password, unknown user or key, or none given where the server requires them): %w", url, name, err)
+		}
 		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
 	return nc, nil
@@ -351,4 +446,47 @@ func cloneHeader(h nats.Header) nats.Header {
 		out[k] = append([]string(nil), v...)
 	}
 	return out
+}
+
+// StreamWatcher notices ringwise streams that vanish (deleted by a client,
+// or lost with a server's store) and recreates each with the configuration
+// it last had, so that no service waits on a stream that is gone. What the
+// stream held is lost; Check reports which streams were recreated.
+type StreamWatcher struct {
+	js    jetstream.JetStream
+	known map[string]jetstream.StreamConfig
+}
+
+// NewStreamWatcher watches the streams of StreamConfigs on js.
+func NewStreamWatcher(js jetstream.JetStream) *StreamWatcher {
+	return &StreamWatcher{js: js, known: map[string]jetstream.StreamConfig{}}
+}
+
+// Check looks at every ringwise stream once: it remembers the
+// configuration of those that exist and recreates those that existed
+// before and are gone, returning their names.
+func (w *StreamWatcher) Check(ctx context.Context) ([]string, error) {
+	var made []string
+	for _, sc := range StreamConfigs(StreamOptions{}) {
+		st, err := w.js.Stream(ctx, sc.Name)
+		if err == nil {
+			info, err := st.Info(ctx)
+			if err == nil {
+				w.known[sc.Name] = info.Config
+			}
+			continue
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return made, fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+		cfg, seen := w.known[sc.Name]
+		if !seen {
+			continue // never existed: creating it is the services' or the admin's
+		}
+		if _, err := w.js.CreateStream(ctx, cfg); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return made, fmt.Errorf("recreate stream %s (subjects %v): %w", cfg.Name, cfg.Subjects, err)
+		}
+		made = append(made, sc.Name)
+	}
+	return made, nil
 }

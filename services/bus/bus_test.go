@@ -117,8 +117,16 @@ func TestEmbeddedJetStreamAndStreams(t *testing.T) {
 				t.Errorf("stream %s: discard %v, max bytes %d, max age %v; want the newest dead letters kept within the DLQ limits",
 					name, info.Config.Discard, info.Config.MaxBytes, info.Config.MaxAge)
 			}
-		} else if info.Config.Discard != jetstream.DiscardNew {
-			t.Errorf("stream %s discard = %v, want DiscardNew (never drop old data silently)", name, info.Config.Discard)
+		} else {
+			// Junk must not shut real data out: DiscardOld with a per-node
+			// (per-subject) message limit and a message size limit.
+			if info.Config.Discard != jetstream.DiscardOld {
+				t.Errorf("stream %s discard = %v, want DiscardOld", name, info.Config.Discard)
+			}
+			if info.Config.MaxMsgsPerSubject <= 0 || info.Config.MaxMsgSize <= 0 {
+				t.Errorf("stream %s: max msgs per subject %d, max msg size %d; want both bounded",
+					name, info.Config.MaxMsgsPerSubject, info.Config.MaxMsgSize)
+			}
 		}
 		if info.Config.Duplicates <= 0 {
 			t.Errorf("stream %s has no duplicate window", name)

@@ -1,8 +1,11 @@
 package bus
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -14,19 +17,67 @@ type Embedded struct {
 	srv     *server.Server
 	dir     string
 	ownsDir bool
+	auth    bool
+	tls     bool
 }
 
 // EmbeddedOptions configures an embedded server.
 type EmbeddedOptions struct {
-	Host     string // default 127.0.0.1
-	Port     int    // 0 = pick a free port
+	Host     string // default 127.0.0.1 (or the config file's)
+	Port     int    // 0 = pick a free port (or the config file's)
 	StoreDir string // JetStream store; default a temporary dir removed on Shutdown
 	// MaxMemory caps JetStream memory storage (default 2 GiB).
 	MaxMemory int64
+	// ConfigFile, when set, is a NATS server config file: its accounts,
+	// users, permissions and TLS apply (see WriteAuthConfig). Host, Port
+	// and StoreDir, when set, override its values.
+	ConfigFile string
+	// AllowAnonymous lets a server that listens beyond loopback run
+	// without authentication. Without it, StartEmbedded refuses.
+	AllowAnonymous bool
+}
+
+// DefaultMaxPayload is the embedded server's max_payload when the config
+// file sets none: the largest message a client may send (enriched batches
+// carry command lines and may exceed NATS's 1 MiB default; each stream
+// still has its own, smaller MaxMsgSize).
+const DefaultMaxPayload = 32 << 20
+
+// ErrAnonymousExposed is returned by StartEmbedded for a server that would
+// listen beyond loopback without authentication.
+var ErrAnonymousExposed = errors.New("refusing anonymous NATS access beyond loopback")
+
+// IsLoopback reports whether host (an IP or a name) is loopback only.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// HasAuth reports whether server options require clients to authenticate.
+func HasAuth(o *server.Options) bool {
+	if len(o.Users) > 0 || len(o.Nkeys) > 0 || o.Username != "" || o.Authorization != "" ||
+		o.TrustedOperators != nil || len(o.TrustedKeys) > 0 || o.AuthCallout != nil {
+		return true
+	}
+	return false
 }
 
 // StartEmbedded starts the server and waits until it accepts connections.
 func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
+	opts := &server.Options{}
+	if o.ConfigFile != "" {
+		fo, err := server.ProcessConfigFile(o.ConfigFile)
+		if err != nil {
+			return nil, fmt.Errorf("embedded NATS: config %s: %w", o.ConfigFile, err)
+		}
+		opts = fo
+	}
+	if o.StoreDir == "" {
+		o.StoreDir = opts.StoreDir
+	}
 	e := &Embedded{dir: o.StoreDir}
 	if e.dir == "" {
 		d, err := os.MkdirTemp("", "ringwise-nats-*")
@@ -35,27 +86,43 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		}
 		e.dir, e.ownsDir = d, true
 	}
-	if o.Host == "" {
-		o.Host = "127.0.0.1"
+	switch {
+	case o.Host != "":
+		opts.Host = o.Host
+	case opts.Host == "" || o.ConfigFile == "":
+		opts.Host = "127.0.0.1" // never all interfaces by default
 	}
-	if o.Port == 0 {
-		o.Port = server.RANDOM_PORT
+	switch {
+	case o.Port != 0:
+		opts.Port = o.Port
+	case o.ConfigFile == "":
+		opts.Port = server.RANDOM_PORT
+	case opts.Port == 0:
+		opts.Port = server.DEFAULT_PORT
 	}
 	if o.MaxMemory == 0 {
 		o.MaxMemory = 2 << 30
 	}
-	opts := &server.Options{
-		ServerName:         "ringwise-embedded",
-		Host:               o.Host,
-		Port:               o.Port,
-		JetStream:          true,
-		StoreDir:           e.dir,
-		JetStreamMaxMemory: o.MaxMemory,
-		JetStreamMaxStore:  8 << 30,
-		MaxPayload:         32 << 20,
-		NoSigs:             true,
-		NoLog:              true,
+	if !IsLoopback(opts.Host) && !HasAuth(opts) && !o.AllowAnonymous {
+		e.cleanup()
+		return nil, fmt.Errorf("embedded NATS on %s: %w: give a config with users (ringwise nats --init-auth DIR writes one), or allow anonymous access explicitly (ringwise nats --allow-anonymous)", opts.Host, ErrAnonymousExposed)
 	}
+	if opts.ServerName == "" {
+		opts.ServerName = "ringwise-embedded"
+	}
+	opts.JetStream = true
+	opts.StoreDir = e.dir
+	if opts.JetStreamMaxMemory == 0 {
+		opts.JetStreamMaxMemory = o.MaxMemory
+	}
+	if opts.JetStreamMaxStore == 0 {
+		opts.JetStreamMaxStore = 8 << 30
+	}
+	if opts.MaxPayload == 0 {
+		opts.MaxPayload = DefaultMaxPayload
+	}
+	opts.NoSigs = true
+	opts.NoLog = true
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		e.cleanup()
@@ -65,14 +132,27 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
 		e.cleanup()
-		return nil, fmt.Errorf("embedded NATS on %s:%d: not ready after 10s", o.Host, o.Port)
+		return nil, fmt.Errorf("embedded NATS on %s:%d: not ready after 10s", opts.Host, opts.Port)
 	}
 	e.srv = srv
+	e.auth, e.tls = HasAuth(opts), opts.TLSConfig != nil
 	return e, nil
 }
 
-// URL returns the client URL.
-func (e *Embedded) URL() string { return e.srv.ClientURL() }
+// URL returns the client URL (tls:// when the config enables TLS).
+func (e *Embedded) URL() string {
+	u := e.srv.ClientURL()
+	if e.tls {
+		u = strings.Replace(u, "nats://", "tls://", 1)
+	}
+	return u
+}
+
+// Server is the running server (for in-process connections).
+func (e *Embedded) Server() *server.Server { return e.srv }
+
+// Anonymous reports whether clients may connect without credentials.
+func (e *Embedded) Anonymous() bool { return !e.auth }
 
 // Shutdown stops the server and removes its temporary store.
 func (e *Embedded) Shutdown() {
