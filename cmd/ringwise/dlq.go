@@ -27,7 +27,9 @@ bad_subject, max_deliver, …), the original subject, stream and sequence, the
 original size in bytes (payloads above `+fmt.Sprint(bus.DeadLetterMaxData>>10)+` KiB are kept truncated, marked
 "+"), and the error. The stream keeps the newest dead letters within `+fmt.Sprint(bus.DefaultDLQMaxBytes>>20)+` MiB,
 `+fmt.Sprint(bus.DefaultDLQMaxMsgs)+` messages and `+bus.DefaultDLQMaxAge.String()+`.`, stderr)
-	url := fs.String("nats", "", "NATS URL (required), e.g. nats://127.0.0.1:4222")
+	var nf natsClientFlags
+	nf.registerConn(fs)
+	url := &nf.url
 	limit := fs.Int("limit", 0, "list at most N dead letters (0 = all)")
 	asJSON := fs.Bool("json", false, "print the dead letters as a JSON array")
 	if err := parse(fs, args); err != nil {
@@ -39,7 +41,16 @@ original size in bytes (payloads above `+fmt.Sprint(bus.DeadLetterMaxData>>10)+`
 	if *url == "" {
 		return errors.New("--nats URL is required (e.g. nats://127.0.0.1:4222)")
 	}
-	nc, err := bus.Connect(*url, "ringwise-dlq")
+	// Reading the DLQ is the analyzer's right (or the admin's).
+	a, err := nf.auth(bus.RoleAnalyzer, "")
+	if err != nil {
+		return err
+	}
+	opts, err := a.Options()
+	if err != nil {
+		return err
+	}
+	nc, err := bus.Connect(*url, "ringwise-dlq", opts...)
 	if err != nil {
 		return err
 	}

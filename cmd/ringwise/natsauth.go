@@ -27,12 +27,17 @@ type natsClientFlags struct {
 }
 
 func (f *natsClientFlags) register(fs *flag.FlagSet) {
+	f.registerConn(fs)
+	fs.BoolVar(&f.memory, "memory-streams", false, "create missing streams in memory instead of on file (anonymous connections only: an identity with least privilege cannot create streams)")
+}
+
+// registerConn registers the connection flags only (no stream creation).
+func (f *natsClientFlags) registerConn(fs *flag.FlagSet) {
 	fs.StringVar(&f.url, "nats", "", "NATS URL (required), e.g. nats://127.0.0.1:4222 or tls://host:4222")
 	fs.StringVar(&f.creds, "nats-creds", "", "this service's NATS identity: an nkey seed file (as 'ringwise nats --init-auth' writes) or a NATS .creds file")
 	fs.StringVar(&f.user, "nats-user", "", "NATS user name; the password comes from --nats-password-file or $"+bus.EnvNATSPassword)
 	fs.StringVar(&f.passwordFile, "nats-password-file", "", "file whose first line is the password of --nats-user")
 	fs.StringVar(&f.ca, "nats-ca", "", "PEM file of the CA that signed the NATS server's TLS certificate")
-	fs.BoolVar(&f.memory, "memory-streams", false, "create missing streams in memory instead of on file (anonymous connections only: an identity with least privilege cannot create streams)")
 }
 
 // auth builds the identity of role (node: the sensor's).

@@ -127,7 +127,9 @@ func RolePermissions(r Role, node string) (*Permissions, error) {
 		}
 		return &Permissions{Publish: pub, Subscribe: []string{InboxPrefix(r, "") + ".>"}}, nil
 	case RoleAnalyzer:
-		pub := []string{"$JS.API.STREAM.INFO." + StreamDLQ}
+		// Reading the dead letters too (`ringwise dlq`).
+		pub := []string{"$JS.API.STREAM.INFO." + StreamDLQ, "$JS.API.STREAM.MSG.GET." + StreamDLQ,
+			"$JS.API.DIRECT.GET." + StreamDLQ, "$JS.API.DIRECT.GET." + StreamDLQ + ".>"}
 		pub = append(pub, consumeAPI(StreamEnriched)...)
 		pub = append(pub, consumeAPI(StreamStats)...)
 		// Its alerts are its only output.
