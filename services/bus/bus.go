@@ -1,6 +1,9 @@
-// Package bus is ringwise's transport: subject names, JetStream streams, an
-// embedded NATS server for all-in-one runs, and small publish/consume helpers
-// that keep services free of NATS details.
+// Package bus is ringwise's transport: subject names (Subject,
+// ParseSubject), JetStream streams, an embedded NATS server for all-in-one
+// runs, publishers, and the one consume loop every service uses (Consumer:
+// a ConsumerSpec and a Handler; Poison for bad input, which goes to the
+// dead-letter stream RINGWISE_DLQ; other errors are retried with back-off),
+// so that services stay free of NATS details.
 //
 // Every raw and enriched batch is published with a Nats-Msg-Id built from
 // node, boot, sensor start and sequence number, so JetStream removes
