@@ -128,6 +128,27 @@ else
 	fi
 fi
 
+# Tracing cost (issue 10): the enricher's per-batch path without span
+# calls, with tracing configured but no OTLP endpoint (the default), and
+# with the SDK sampling every batch.
+tracing_rows=()
+tracing_note=""
+for setup in tracing=absent provider=none provider=sdk-sampled; do
+	b="BenchmarkEnrichTracing/$setup"
+	r=$(metric enricher "$b" events/s 4)
+	[ -n "$r" ] || continue
+	tracing_rows+=("| $setup | $(fmt_rate "$r") | $(metric enricher "$b" ns/op 4) | $(metric enricher "$b" B/op 4) | $(metric enricher "$b" allocs/op 4) |")
+done
+base=$(metric enricher BenchmarkEnrichTracing/tracing=absent events/s 4)
+none=$(metric enricher BenchmarkEnrichTracing/provider=none events/s 4)
+sdk=$(metric enricher BenchmarkEnrichTracing/provider=sdk-sampled events/s 4)
+if [ -n "$base" ] && [ -n "$none" ] && [ -n "$sdk" ]; then
+	ba=$(metric enricher BenchmarkEnrichTracing/tracing=absent allocs/op 4)
+	na=$(metric enricher BenchmarkEnrichTracing/provider=none allocs/op 4)
+	tracing_note=$(awk -v b="$base" -v n="$none" -v s="$sdk" -v ba="$ba" -v na="$na" 'BEGIN {
+		printf "Without an endpoint (the default), tracing changed the median rate by %+.1f %% against no span calls at all, with %s vs %s allocations per batch of 1024 events; sampling every batch with the SDK cost %.1f %% of the rate.", 100 * (n - b) / b, na, ba, 100 * (b - s) / b }')
+fi
+
 cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 [ -n "$cpu_model" ] || cpu_model=$(awk -F': *' '/^(Hardware|CPU part|uarch)/ { print $2; exit }' /proc/cpuinfo)
 [ -n "$cpu_model" ] || cpu_model=unknown
@@ -156,6 +177,17 @@ tmp=$(mktemp)
 	echo
 	if [ "$met_all" = 1 ]; then echo "All targets met."; else echo "**Some targets are not met.**"; fi
 	if [ "$status" != 0 ]; then echo; echo "**Some benchmark packages failed; see \`bench/raw.txt\`.**"; fi
+	if [ ${#tracing_rows[@]} -gt 0 ]; then
+		echo
+		echo "## Tracing cost"
+		echo
+		echo "\`enricher\` BenchmarkEnrichTracing: the consume loop's per-batch path (extract, process span, decode, enrich, encode, publish span, inject, publish to a discarding publisher), batches of 1024 events."
+		echo
+		echo "| setup | events/s | ns per batch | B/op | allocs/op |"
+		echo "|---|---:|---:|---:|---:|"
+		printf '%s\n' "${tracing_rows[@]}"
+		if [ -n "$tracing_note" ]; then echo; echo "$tracing_note"; fi
+	fi
 	echo
 	echo "## Results"
 	awk -F'\t' -v pre="$modprefix" '
