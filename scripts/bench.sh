@@ -44,12 +44,12 @@ for p in "${pkgs[@]}"; do
 		status=1
 	fi
 done
-# The tracing-cost comparison is a few percent at most: give it more
-# rounds. With -count, go test runs the sub-benchmarks in turn each round
-# (absent, none, sdk, absent, …), so a busy spell hits all three alike.
-if [ -d enricher ] && grep -q '^func BenchmarkEnrichTracing' enricher/*_test.go 2>/dev/null; then
-	echo "=== bench ./enricher BenchmarkEnrichTracing (x${BENCH_TRACING_COUNT:-10} more)" >&2
-	"$GO" test -run '^$' -bench '^BenchmarkEnrichTracing$' -benchmem -count "${BENCH_TRACING_COUNT:-10}" -cpu "$CPU" -timeout 30m ./enricher 2>&1 | tee -a "$RAW" || status=1
+# The tracing-cost comparison is a few percent at most: run the interleaved
+# A/B benchmark (BenchmarkEnrichTracingAB: the three setups take turns in
+# slots of 16 batches, each slot timed by CPU time) for more rounds.
+if [ -d enricher ] && grep -q '^func BenchmarkEnrichTracingAB' enricher/*_test.go 2>/dev/null; then
+	echo "=== bench ./enricher BenchmarkEnrichTracingAB (x${BENCH_TRACING_COUNT:-5}, 40 rounds each)" >&2
+	"$GO" test -run '^$' -bench '^BenchmarkEnrichTracingAB$' -benchtime 40x -count "${BENCH_TRACING_COUNT:-5}" -cpu "$CPU" -timeout 30m ./enricher 2>&1 | tee -a "$RAW" || status=1
 fi
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -144,18 +144,15 @@ for setup in tracing=absent provider=none provider=sdk-sampled; do
 	b="BenchmarkEnrichTracing/$setup"
 	r=$(metric enricher "$b" events/s 4)
 	[ -n "$r" ] || continue
-	tracing_rows+=("| $setup | $(fmt_rate "$r") | $(fmt_rate "$(metric enricher "$b" events/s 5)") | $(awk -v x="$(metric enricher "$b" ns/op 4)" 'BEGIN { printf "%.0f", x / 1000 }') | $(metric enricher "$b" B/op 4) | $(metric enricher "$b" allocs/op 4) |")
+	tracing_rows+=("| $setup | $(awk -v x="$(metric enricher "$b" cpu-ns/batch 4)" 'BEGIN { printf "%.0f", x / 1000 }') | $(awk -v x="$(metric enricher "$b" ns/op 4)" 'BEGIN { printf "%.0f", x / 1000 }') | $(fmt_rate "$r") | $(metric enricher "$b" B/op 4) | $(metric enricher "$b" allocs/op 4) |")
 done
-base=$(metric enricher BenchmarkEnrichTracing/tracing=absent events/s 5)
-none=$(metric enricher BenchmarkEnrichTracing/provider=none events/s 5)
-sdk=$(metric enricher BenchmarkEnrichTracing/provider=sdk-sampled events/s 5)
-tn=$(awk -F'\t' -v p="$modprefix/enricher" '$1 == p && $2 == "BenchmarkEnrichTracing/provider=none" && $3 == "events/s" { print $6; exit }' <<<"$stats")
-if [ -n "$base" ] && [ -n "$none" ] && [ -n "$sdk" ]; then
-	ba=$(metric enricher BenchmarkEnrichTracing/tracing=absent allocs/op 4)
-	na=$(metric enricher BenchmarkEnrichTracing/provider=none allocs/op 4)
-	tracing_note=$(awk -v b="$base" -v n="$none" -v s="$sdk" -v ba="$ba" -v na="$na" 'BEGIN {
-		printf "Best of the runs (the least disturbed by other work): without an endpoint (the default), tracing changed the rate by %+.1f %% against no span calls at all, with %s vs %s allocations per batch of 1024 events; sampling every batch with the SDK cost %.1f %% of the rate (its spans: %s more allocations per batch).", 100 * (n - b) / b, na, ba, 100 * (b - s) / b, "'"$(metric enricher BenchmarkEnrichTracing/provider=sdk-sampled allocs/op 4)"'" - na }')
-	tracing_note="$tracing_note Runs per setup: $tn, interleaved."
+ab() { metric enricher BenchmarkEnrichTracingAB "$1" 4; }
+if [ -n "$(ab none-overhead-%)" ]; then
+	tracing_note=$(awk -v a="$(ab absent-cpu-µs/batch)" -v n="$(ab none-cpu-µs/batch)" -v s="$(ab sdk-cpu-µs/batch)" \
+		-v no="$(ab none-overhead-%)" -v so="$(ab sdk-overhead-%)" -v nmax="$(metric enricher BenchmarkEnrichTracingAB none-overhead-% 5)" \
+		-v na="$(metric enricher BenchmarkEnrichTracing/provider=none allocs/op 4)" -v ba="$(metric enricher BenchmarkEnrichTracing/tracing=absent allocs/op 4)" \
+		-v sa="$(metric enricher BenchmarkEnrichTracing/provider=sdk-sampled allocs/op 4)" 'BEGIN {
+		printf "Interleaved (BenchmarkEnrichTracingAB: the setups take turns in slots of 16 batches, CPU time per slot, median per setup, then the median over the runs): no span calls %.0f µs of CPU per batch, tracing without an endpoint %.0f µs (%+.1f %%; the worst run %+.1f %%), the SDK sampling every batch %.0f µs (%+.1f %%). Allocations per batch: %s without span calls, %s without an endpoint, %s with the SDK.", a, n, no, nmax, s, so, ba, na, sa }')
 fi
 
 cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -190,9 +187,11 @@ tmp=$(mktemp)
 		echo
 		echo "## Tracing cost"
 		echo
-		echo "\`enricher\` BenchmarkEnrichTracing: the consume loop's per-batch path (extract, process span, decode, enrich, encode, publish span, inject, publish to a discarding publisher), batches of 1024 events."
+		echo "\`enricher\` BenchmarkEnrichTracing: the consume loop's per-batch path (extract, process span, decode, enrich, encode, publish span, inject, publish to a discarding publisher), batches of 1024 events, in three setups: no span calls at all (\`tracing=absent\`), tracing configured without \`OTEL_EXPORTER_OTLP_ENDPOINT\` (\`provider=none\`, the default) and the SDK sampling every batch into an exporter that drops the spans (\`provider=sdk-sampled\`: the spans' own cost, not the network's)."
 		echo
-		echo "| setup | events/s (median) | events/s (best) | µs per batch (median) | B/op | allocs/op |"
+		echo "CPU time per batch is the process's user+system time over the loop (GOMAXPROCS=1), which other work on a busy machine does not inflate the way it inflates wall time."
+		echo
+		echo "| setup | CPU µs per batch (median) | wall µs per batch (median) | events/s (median, wall) | B/op | allocs/op |"
 		echo "|---|---:|---:|---:|---:|---:|"
 		printf '%s\n' "${tracing_rows[@]}"
 		if [ -n "$tracing_note" ]; then echo; echo "$tracing_note"; fi
