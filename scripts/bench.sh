@@ -149,10 +149,10 @@ done
 ab() { metric enricher BenchmarkEnrichTracingAB "$1" 4; }
 if [ -n "$(ab none-overhead-%)" ]; then
 	tracing_note=$(awk -v a="$(ab absent-cpu-µs/batch)" -v n="$(ab none-cpu-µs/batch)" -v s="$(ab sdk-cpu-µs/batch)" \
-		-v no="$(ab none-overhead-%)" -v so="$(ab sdk-overhead-%)" -v nmax="$(metric enricher BenchmarkEnrichTracingAB none-overhead-% 5)" \
+		-v no="$(ab none-overhead-%)" -v so="$(ab sdk-overhead-%)" -v nmax="$(metric enricher BenchmarkEnrichTracingAB none-overhead-% 5)" -v smax="$(metric enricher BenchmarkEnrichTracingAB sdk-overhead-% 5)" \
 		-v na="$(metric enricher BenchmarkEnrichTracing/provider=none allocs/op 4)" -v ba="$(metric enricher BenchmarkEnrichTracing/tracing=absent allocs/op 4)" \
 		-v sa="$(metric enricher BenchmarkEnrichTracing/provider=sdk-sampled allocs/op 4)" 'BEGIN {
-		printf "Interleaved (BenchmarkEnrichTracingAB: the setups take turns in slots of 16 batches, CPU time per slot, median per setup, then the median over the runs): no span calls %.0f µs of CPU per batch, tracing without an endpoint %.0f µs (%+.1f %%; the worst run %+.1f %%), the SDK sampling every batch %.0f µs (%+.1f %%). Allocations per batch: %s without span calls, %s without an endpoint, %s with the SDK.", a, n, no, nmax, s, so, ba, na, sa }')
+		printf "Interleaved (BenchmarkEnrichTracingAB: the setups take turns in slots of 16 batches, each slot timed by CPU time; per run the median per setup): the overhead against no span calls is %+.1f %% without an endpoint (median over the runs; the worst run %+.1f %%) and %+.1f %% with the SDK sampling every batch (worst %+.1f %%), around %.0f µs of CPU per batch of 1024 events; differences of a few percent either way are run-to-run noise on a shared machine. Allocations per batch, which noise does not touch: %s without span calls, %s without an endpoint, %s with the SDK.", no, nmax, so, smax, a, ba, na, sa }')
 fi
 
 cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
