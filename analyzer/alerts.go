@@ -101,7 +101,8 @@ func (a *Analyzer) CheckAlerts() {
 // gauge, at most every recommendEvery.
 func (a *Analyzer) refreshRecommendations(now time.Time) {
 	a.mu.Lock()
-	if now.Sub(a.recAt) < recommendEvery {
+	if !a.metricsOn || now.Sub(a.recAt) < recommendEvery {
+		// Nobody reads the gauge (no meter), or it is fresh enough.
 		a.mu.Unlock()
 		return
 	}

@@ -108,6 +108,7 @@ type Analyzer struct {
 	alertCounts map[alertKey]uint64
 	recommended map[string]ringmodel.Recommendation
 	recAt       time.Time
+	metricsOn   bool // RegisterMetrics was called: keep the recommendation gauge fresh
 }
 
 // New returns an analyzer.

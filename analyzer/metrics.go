@@ -50,6 +50,9 @@ func (a *Analyzer) RegisterMetrics(meter metric.Meter) (metric.Registration, err
 	if err != nil {
 		return nil, fmt.Errorf("analyzer: metrics: %w", err)
 	}
+	a.mu.Lock()
+	a.metricsOn = true
+	a.mu.Unlock()
 	return meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		a.mu.Lock()
 		defer a.mu.Unlock()
