@@ -283,6 +283,11 @@ func (a *Analyzer) handleEnriched(ctx context.Context, d bus.Delivery) error {
 		return a.bad("node_mismatch", err, d.Subject)
 	}
 	telemetry.SetEvents(trace.SpanFromContext(ctx), len(a.batch.Events))
+	if v := d.Header.Get(bus.HeaderRawStreamSeq); v != "" {
+		if pos, err := strconv.ParseUint(v, 10, 64); err == nil && !a.agg.ObservePosition(a.batch.Node, d.Header.Get(bus.HeaderRawStream), pos) {
+			return nil // the same raw batch enriched twice: counted once
+		}
+	}
 	a.agg.AddBatch(&a.batch)
 	if v := d.Header.Get(bus.HeaderEnricherEvents); v != "" {
 		if n, err := strconv.ParseUint(v, 10, 64); err == nil {

@@ -55,6 +55,11 @@ type Config struct {
 	// Tracing traces each enriched batch's publish, as the child of the
 	// batch's process span in ctx (nil: no tracing).
 	Tracing *telemetry.Tracing
+	// Scale, when set, runs the scaled mode: nodes are owned under KV
+	// leases shared with the other enrichers, each owned node is read in
+	// order from its checkpoint (see docs/scaling.md). Durable and Node
+	// are then unused.
+	Scale *ScaleConfig
 }
 
 // Stats are the enricher's counters.
@@ -68,6 +73,12 @@ type Stats struct {
 	SeqGaps   uint64            `json:"seq_gaps"`
 	Nodes     int               `json:"nodes"`
 	PubErrors uint64            `json:"publish_errors"`
+	// Replayed counts raw batches re-enriched after a take-over to rebuild
+	// a node's table, whose enriched batches the previous owner had
+	// already published (so not published again).
+	Replayed uint64 `json:"replayed"`
+	// Ownership is the scaled mode's account (nil otherwise).
+	Ownership *OwnershipStats `json:"ownership,omitempty"`
 	// Consumer is the consume loop's account (acked, retried, poisoned
 	// by reason, dead-lettered), once Run has started.
 	Consumer bus.ConsumerStats `json:"consumer"`
@@ -78,13 +89,27 @@ type Enricher struct {
 	cfg   Config
 	log   *slog.Logger
 	codec *event.Codec
-	raw   event.Batch
-	out   event.EnrichedBatch
 
 	mu       sync.Mutex
 	nodes    map[string]*nodeState
 	stats    Stats
 	consumer *bus.Consumer // set by Run
+	scale    *scaler       // set by Run in scaled mode
+	// nodeConsumers are the scaled mode's per-node loops, for their counters.
+	nodeConsumers []*bus.Consumer
+	rawInc        string // RINGWISE_RAW's creation time, set by Run
+}
+
+// rawIncarnation names the RINGWISE_RAW stream that positions refer to (its
+// creation time): a stream recreated after a store loss restarts its
+// sequences, and must not reuse the old enriched ids.
+func (e *Enricher) rawIncarnation() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.rawInc == "" {
+		return "0"
+	}
+	return e.rawInc
 }
 
 type nodeState struct {
@@ -100,9 +125,21 @@ type nodeState struct {
 	lastSeq uint64
 	// runEvents counts the events enriched in the current sensor run.
 	runEvents uint64
-	// retry holds sequence numbers whose enriched publish failed; their
+	// retry holds raw positions whose enriched publish failed; their
 	// redelivery (after newer batches) is not a duplicate.
 	retry map[uint64]struct{}
+	// lastPos is the highest raw position enriched: the raw stream
+	// sequence (the sensor's batch number only when Handle is called
+	// without a stream). Positions at or below it are duplicates.
+	lastPos uint64
+
+	// owned is set while this enricher holds the node's lease (scaled
+	// mode): it publishes in order and checkpoints.
+	owned *ownedNode
+	// Per-node buffers: owned nodes are handled concurrently.
+	codec *event.Codec
+	raw   event.Batch
+	out   event.EnrichedBatch
 }
 
 // New returns an enricher; Run consumes with it.
@@ -153,6 +190,12 @@ func (e *Enricher) Spec() bus.ConsumerSpec {
 
 // Run consumes until ctx is done, then drains (see bus.Consumer.Run).
 func (e *Enricher) Run(ctx context.Context) error {
+	if err := e.loadIncarnation(ctx); err != nil {
+		return err
+	}
+	if e.cfg.Scale != nil {
+		return e.runScaled(ctx)
+	}
 	c, err := bus.NewConsumer(e.cfg.JS, e.Spec(), e.handle, bus.WithLogger(e.log), bus.WithTracing(e.cfg.Tracing))
 	if err != nil {
 		return fmt.Errorf("enricher: %w", err)
@@ -163,6 +206,21 @@ func (e *Enricher) Run(ctx context.Context) error {
 	if err := c.Run(ctx); err != nil {
 		return fmt.Errorf("enricher: %w", err)
 	}
+	return nil
+}
+
+// loadIncarnation reads RINGWISE_RAW's creation time (see rawIncarnation).
+func (e *Enricher) loadIncarnation(ctx context.Context) error {
+	if e.cfg.JS == nil {
+		return nil
+	}
+	st, err := e.cfg.JS.Stream(ctx, bus.StreamRaw)
+	if err != nil {
+		return fmt.Errorf("enricher: stream %s: %w", bus.StreamRaw, err)
+	}
+	e.mu.Lock()
+	e.rawInc = strconv.FormatInt(st.CachedInfo().Created.UnixNano(), 36)
+	e.mu.Unlock()
 	return nil
 }
 
@@ -190,7 +248,7 @@ func (e *Enricher) handle(ctx context.Context, d bus.Delivery) error {
 	case bus.KindSnapshot:
 		return e.handleSnapshot(d.Node, d.Data)
 	case bus.KindRaw:
-		return e.handleBatch(ctx, d.Node, d.Data)
+		return e.handleBatch(ctx, d)
 	}
 	return bus.PoisonAs(bus.ReasonBadSubject, fmt.Errorf("enricher: unexpected subject %q", d.Subject))
 }
@@ -226,7 +284,7 @@ func (e *Enricher) handleSnapshot(node string, data []byte) error {
 	if ns.bootID != s.BootID || ns.startNs != s.SensorStartNs {
 		ns.runEvents = 0
 	}
-	ns.bootID, ns.startNs, ns.lastSeq, ns.retry = s.BootID, s.SensorStartNs, 0, nil
+	ns.bootID, ns.startNs, ns.lastSeq = s.BootID, s.SensorStartNs, 0
 	e.stats.Snapshots++
 	e.log.Info("seeded process table from snapshot", "node", node, "processes", len(ns.snap), "parts", s.Parts)
 	ns.snap, ns.snapNext = nil, 0
@@ -248,41 +306,75 @@ func (e *Enricher) node(name string) *nodeState {
 	return ns
 }
 
-func (e *Enricher) handleBatch(ctx context.Context, node string, data []byte) error {
-	if err := e.codec.Decode(data, &e.raw); err != nil {
+// HeaderRawStreamSeq is bus.HeaderRawStreamSeq.
+const HeaderRawStreamSeq = bus.HeaderRawStreamSeq
+
+func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
+	node := d.Node
+	e.mu.Lock()
+	ns := e.node(node)
+	e.mu.Unlock()
+	if ns.codec == nil {
+		ns.codec = event.NewCodec()
+	}
+	if err := ns.codec.Decode(d.Data, &ns.raw); err != nil {
 		err = fmt.Errorf("batch from %s: %w", node, err)
 		return bus.PoisonAs(event.ErrorKind(err), err)
 	}
-	b := &e.raw
+	b := &ns.raw
 	if b.Node != node {
 		err := fmt.Errorf("batch on subject of node %q claims node %q: %w", node, b.Node, event.ErrMalformed)
 		return bus.PoisonAs("node_mismatch", err)
 	}
+	// Duplicates are recognised by the raw stream's own sequence, never by
+	// a number in the payload (the sensor's batch number is evidence of
+	// lost batches only). Without a stream (Handle), the batch number is
+	// all there is.
+	pos := d.StreamSeq
+	if pos == 0 {
+		pos = b.Seq
+	}
 	e.mu.Lock()
-	ns := e.node(node)
 	if ns.bootID != b.BootID || ns.startNs != b.SensorStartNs {
 		// A sensor run we have no snapshot for (or a restart): keep the
 		// table, track the new sequence.
-		ns.bootID, ns.startNs, ns.lastSeq, ns.retry, ns.runEvents = b.BootID, b.SensorStartNs, 0, nil, 0
+		ns.bootID, ns.startNs, ns.lastSeq, ns.runEvents = b.BootID, b.SensorStartNs, 0, 0
+		if d.StreamSeq == 0 {
+			ns.lastPos, ns.retry = 0, nil
+		}
 	}
-	_, retrying := ns.retry[b.Seq]
-	if b.Seq <= ns.lastSeq && !retrying {
+	_, retrying := ns.retry[pos]
+	if pos <= ns.lastPos && !retrying {
 		e.mu.Unlock()
 		return nil // duplicate re-delivery; already enriched
 	}
-	if !retrying && b.Seq != ns.lastSeq+1 {
+	if !retrying && b.Seq > ns.lastSeq+1 {
 		e.stats.SeqGaps += b.Seq - ns.lastSeq - 1
 		e.log.Warn("raw batches lost", "node", node, "after_seq", ns.lastSeq, "got_seq", b.Seq)
 	}
+	if !retrying {
+		ns.lastSeq = max(ns.lastSeq, b.Seq)
+	}
 	table := ns.table
 	runEvents := ns.runEvents
+	owned := ns.owned
 	e.mu.Unlock()
 
-	out := &e.out
+	out := &ns.out
 	out.Events = table.Enrich(ctx, b, out.Events[:0])
 	out.Schema, out.Node, out.BootID = event.SchemaVersion, node, b.BootID
 	out.RawSeq, out.SensorStartNs, out.WallOffsetNs, out.Counters = b.Seq, b.SensorStartNs, b.WallOffsetNs, b.Counters
-	payload, err := e.codec.EncodeEnriched(out)
+	if owned != nil && d.StreamSeq <= owned.published {
+		// Replayed after a take-over: already in RINGWISE_ENRICHED (the
+		// previous owner published it); the table is rebuilt, nothing sent.
+		e.mu.Lock()
+		ns.lastPos = max(ns.lastPos, pos)
+		ns.runEvents += uint64(len(out.Events))
+		e.stats.Replayed++
+		e.mu.Unlock()
+		return nil
+	}
+	payload, err := ns.codec.EncodeEnriched(out)
 	if err != nil {
 		// Retrying cannot help: count it as bad input and move on rather
 		// than block the node's stream on one batch forever.
@@ -293,34 +385,54 @@ func (e *Enricher) handleBatch(ctx context.Context, node string, data []byte) er
 	// The enricher's own count travels with its output, so an analyzer run
 	// apart reports it too (a maximum: a redelivered batch repeats no count).
 	hdr.Set(bus.HeaderEnricherEvents, strconv.FormatUint(runEvents+uint64(len(out.Events)), 10))
-	// The table already holds this batch's lifecycle events: retry here a
-	// few times before giving the batch back to JetStream, whose redelivery
-	// could come after newer batches. The Nats-Msg-Id makes retries safe.
-	msg := bus.Msg{Subject: bus.EnrichedSubject(node), ID: out.MsgID(), Header: hdr, Data: payload, Schema: event.SchemaVersion}
+	id := out.MsgID()
+	if d.StreamSeq != 0 {
+		hdr.Set(HeaderRawStreamSeq, strconv.FormatUint(d.StreamSeq, 10))
+		hdr.Set(bus.HeaderRawStream, e.rawIncarnation())
+		// The id is the raw position: a replay by another owner makes the
+		// same id, and JetStream's duplicate window drops it.
+		id = fmt.Sprintf("%s.%s.%d.e", node, e.rawIncarnation(), d.StreamSeq)
+	}
+	msg := bus.Msg{Subject: bus.EnrichedSubject(node), ID: id, Header: hdr, Data: payload, Schema: event.SchemaVersion}
 	telemetry.SetEvents(trace.SpanFromContext(ctx), len(out.Events))
 	pctx, span := e.cfg.Tracing.StartPublish(ctx, telemetry.Batch{Subject: msg.Subject, MsgID: msg.ID, Events: len(out.Events), Node: node}, hdr)
-	err = e.cfg.Publisher.Publish(pctx, msg)
-	for attempt := 1; err != nil && attempt < publishAttempts && ctx.Err() == nil; attempt++ {
-		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
-		err = e.cfg.Publisher.Publish(pctx, msg)
-	}
-	telemetry.EndSpan(span, err)
-	if err != nil {
-		e.mu.Lock()
-		e.stats.PubErrors++
-		// It will be redelivered, possibly after newer batches: remember
-		// it, and do not count a gap when the next one arrives.
-		if ns.retry == nil {
-			ns.retry = map[uint64]struct{}{}
+	if owned != nil {
+		// Scaled mode: the server enforces one writer in raw order.
+		err := owned.publish(pctx, msg, d.StreamSeq)
+		telemetry.EndSpan(span, err)
+		if err != nil {
+			e.mu.Lock()
+			e.stats.PubErrors++
+			e.mu.Unlock()
+			return err
 		}
-		ns.retry[b.Seq] = struct{}{}
-		ns.lastSeq = max(ns.lastSeq, b.Seq)
-		e.mu.Unlock()
-		return err
+	} else {
+		// The table already holds this batch's lifecycle events: retry here a
+		// few times before giving the batch back to JetStream, whose redelivery
+		// could come after newer batches. The Nats-Msg-Id makes retries safe.
+		err = e.cfg.Publisher.Publish(pctx, msg)
+		for attempt := 1; err != nil && attempt < publishAttempts && ctx.Err() == nil; attempt++ {
+			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+			err = e.cfg.Publisher.Publish(pctx, msg)
+		}
+		telemetry.EndSpan(span, err)
+		if err != nil {
+			e.mu.Lock()
+			e.stats.PubErrors++
+			// It will be redelivered, possibly after newer batches: remember
+			// it, and do not count a gap when the next one arrives.
+			if ns.retry == nil {
+				ns.retry = map[uint64]struct{}{}
+			}
+			ns.retry[pos] = struct{}{}
+			ns.lastPos = max(ns.lastPos, pos)
+			e.mu.Unlock()
+			return err
+		}
 	}
 	e.mu.Lock()
-	delete(ns.retry, b.Seq)
-	ns.lastSeq = max(ns.lastSeq, b.Seq)
+	delete(ns.retry, pos)
+	ns.lastPos = max(ns.lastPos, pos)
 	e.stats.Batches++
 	e.stats.Events += uint64(len(out.Events))
 	ns.runEvents += uint64(len(out.Events))
@@ -337,12 +449,23 @@ func (e *Enricher) Stats() Stats {
 	for k, v := range e.stats.BadInput {
 		s.BadInput[k] = v
 	}
+	cs := e.nodeConsumers
 	if e.consumer != nil {
-		s.Consumer = e.consumer.Stats()
-		for k, v := range s.Consumer.Poisoned {
+		cs = append([]*bus.Consumer{e.consumer}, cs...)
+	}
+	s.Consumer.Poisoned = map[string]uint64{}
+	for _, c := range cs {
+		st := c.Stats()
+		s.Consumer.Acked += st.Acked
+		s.Consumer.Retried += st.Retried
+		s.Consumer.DeadLettered += st.DeadLettered
+		s.Consumer.DeadLetterErrors += st.DeadLetterErrors
+		for k, v := range st.Poisoned {
+			s.Consumer.Poisoned[k] += v
 			s.BadInput[k] += v
 		}
 	}
+	s.Ownership = e.ownership()
 	return s
 }
 

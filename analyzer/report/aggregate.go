@@ -76,6 +76,13 @@ type AnalyzerSummary struct {
 	Batches uint64 `json:"batches"`
 	// DuplicateBatches counts redelivered batches, which were not counted.
 	DuplicateBatches uint64 `json:"duplicate_batches"`
+	// DuplicatePositions counts enriched batches whose raw position (the
+	// RINGWISE_RAW sequence they were made from) was already seen: the
+	// same raw batch enriched and stored twice. Not counted again.
+	DuplicatePositions uint64 `json:"duplicate_positions"`
+	// OutOfOrderBatches counts enriched batches whose raw position is
+	// below one already seen for their node: per-node order broken.
+	OutOfOrderBatches uint64 `json:"out_of_order_batches"`
 }
 
 // ReasonUnspecified is the by_reason key for events with missing fields but
@@ -192,6 +199,8 @@ type nodeState struct {
 	byField         [8]uint64   // per Field bit
 	byReason        [256]uint64 // per Reason, missing events only
 	batches, dups   uint64
+	positions       map[string]*positions // per RINGWISE_RAW incarnation
+	posDups, posOOO uint64
 	runs            map[runKey]*runState
 	latestRun       *runState        // run of the most recent stats or new run
 	ring            event.RingConfig // from the most recent stats
@@ -226,6 +235,49 @@ func (a *Aggregator) node(name string) *nodeState {
 		a.nodes[name] = n
 	}
 	return n
+}
+
+// positions tracks the raw positions of one node's enriched batches.
+type positions struct {
+	max  uint64
+	seen map[uint64]struct{}
+}
+
+// maxTrackedPositions bounds the remembered positions per node; older ones
+// are forgotten (a duplicate that far back counts as out of order).
+const maxTrackedPositions = 1 << 16
+
+// ObservePosition records that an enriched batch of node was made from
+// RINGWISE_RAW sequence seq of the stream incarnation stream, and reports
+// whether it is new. A position seen before is a duplicate; one below the
+// highest seen is out of order (still new, and counted).
+func (a *Aggregator) ObservePosition(node, stream string, seq uint64) bool {
+	n := a.node(node)
+	if n.positions == nil {
+		n.positions = map[string]*positions{}
+	}
+	p := n.positions[stream]
+	if p == nil {
+		p = &positions{seen: map[uint64]struct{}{}}
+		n.positions[stream] = p
+	}
+	if _, dup := p.seen[seq]; dup {
+		n.posDups++
+		return false
+	}
+	if seq < p.max {
+		n.posOOO++
+	}
+	p.max = max(p.max, seq)
+	p.seen[seq] = struct{}{}
+	if len(p.seen) > 2*maxTrackedPositions {
+		for k := range p.seen {
+			if k+maxTrackedPositions < p.max {
+				delete(p.seen, k)
+			}
+		}
+	}
+	return true
 }
 
 // AddBatch counts the events of b: all events, events with missing fields,
@@ -350,6 +402,8 @@ func (n *nodeState) addTo(s *Summary) {
 	an.Missing += n.missing
 	an.Batches += n.batches
 	an.DuplicateBatches += n.dups
+	an.DuplicatePositions += n.posDups
+	an.OutOfOrderBatches += n.posOOO
 	for bit, c := range n.byField {
 		if c == 0 {
 			continue

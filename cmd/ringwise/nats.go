@@ -32,6 +32,10 @@ func cmdNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	initAuth := fs.String("init-auth", "", "write a config and one nkey identity per service (admin, enricher, analyzer, a sensor per --nodes) into DIR, then exit")
 	nodes := fs.String("nodes", "", "with --init-auth: comma-separated node names, one sensor identity each")
 	anonymous := fs.Bool("allow-anonymous", false, "let a server that listens beyond loopback admit clients without credentials (refused otherwise)")
+	name := fs.String("name", "", "server name, unique in a cluster (default ringwise-embedded)")
+	cluster := fs.String("cluster", "", "join a JetStream cluster: this server's cluster (route) address, e.g. 127.0.0.1:6222")
+	clusterName := fs.String("cluster-name", "ringwise", "the cluster's name (with --cluster)")
+	routes := fs.String("routes", "", "with --cluster: comma-separated route URLs of all servers of the cluster, e.g. nats://127.0.0.1:6222,nats://127.0.0.1:6223,nats://127.0.0.1:6224")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -76,6 +80,13 @@ func cmdNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("--listen %q: bad port", *listen)
 		}
 		o.Host, o.Port = host, port
+	}
+	o.Name, o.ClusterListen, o.ClusterName = *name, *cluster, *clusterName
+	if *routes != "" {
+		if *cluster == "" {
+			return fmt.Errorf("--routes needs --cluster")
+		}
+		o.Routes = strings.Split(*routes, ",")
 	}
 	srv, err := bus.StartEmbedded(o)
 	if err != nil {

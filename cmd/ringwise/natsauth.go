@@ -94,7 +94,7 @@ func connectJS(ctx context.Context, f *natsClientFlags, role bus.Role, node, nam
 	if a.Enabled() {
 		err = bus.CheckStreams(sctx, js, roleStreams(role)...)
 	} else {
-		err = bus.EnsureStreams(sctx, js, bus.StreamOptions{Memory: f.memory})
+		err = bus.EnsureStreams(sctx, js, bus.StreamOptions{Memory: f.memory, Replicas: bus.AutoReplicas(nc)})
 	}
 	if err != nil {
 		nc.Close()

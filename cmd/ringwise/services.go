@@ -77,11 +77,18 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("enricher", "enricher --nats URL [--node NAME] [--durable NAME]", stderr)
+	fs := newFlagSet("enricher", "enricher --nats URL [--mode scaled|shared] [flags]", stderr)
 	var nf natsClientFlags
 	nf.register(fs)
-	node := fs.String("node", "", "enrich only this node's events (default: all nodes)")
-	durable := fs.String("durable", enricher.DefaultDurable, "durable consumer name; run one enricher per node (--node) for now: partitioned scale-out with hand-over is a later step")
+	mode := fs.String("mode", "scaled", "scaled: nodes are shared among all running enrichers under KV leases, each read in order from its checkpoint, "+
+		"taken over when its owner dies or hands it over (docs/scaling.md); shared: one durable consumer shared by all (no per-node order across enrichers)")
+	id := fs.String("id", "", "scaled mode: this enricher's member name (default host-pid-random)")
+	memberTTL := fs.Duration("member-ttl", bus.DefaultMemberTTL, "scaled mode: an enricher that stops heartbeating leaves the members after this")
+	leaseTTL := fs.Duration("lease-ttl", bus.DefaultLeaseTTL, "scaled mode: a node lease outlives its owner's last renewal by this (bounds the take-over time)")
+	ckptEvery := fs.Duration("checkpoint-interval", enricher.DefaultCheckpointInterval, "scaled mode: longest time between checkpoints of a node with new input")
+	ckptBatches := fs.Int("checkpoint-batches", enricher.DefaultCheckpointBatches, "scaled mode: checkpoint a node after this many raw batches")
+	node := fs.String("node", "", "shared mode: enrich only this node's events (default: all nodes)")
+	durable := fs.String("durable", enricher.DefaultDurable, "shared mode: durable consumer name")
 	var tf telemetryFlags
 	tf.register(fs, true, false)
 	if err := parse(fs, args); err != nil {
@@ -99,12 +106,26 @@ func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer flush()
+	if *mode != "scaled" && *mode != "shared" {
+		return fmt.Errorf("--mode %q: want scaled or shared", *mode)
+	}
 	nc, js, err := connectJS(ctx, &nf, bus.RoleEnricher, "", "ringwise-enricher")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	e, err := enricher.New(enricher.Config{JS: js, NC: nc, Durable: *durable, Node: *node, Logger: log, Tracing: tr})
+	cfg := enricher.Config{JS: js, NC: nc, Durable: *durable, Node: *node, Logger: log, Tracing: tr}
+	if *mode == "scaled" {
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		b, err := bus.EnsureBuckets(bctx, js, bus.BucketOptions{Memory: nf.memory, Replicas: bus.AutoReplicas(nc), MemberTTL: *memberTTL, LeaseTTL: *leaseTTL})
+		cancel()
+		if err != nil {
+			return err
+		}
+		cfg.Scale = &enricher.ScaleConfig{ID: *id, Buckets: b, MemberTTL: *memberTTL, LeaseTTL: *leaseTTL,
+			CheckpointInterval: *ckptEvery, CheckpointBatches: *ckptBatches}
+	}
+	e, err := enricher.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -116,10 +137,15 @@ func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	tf.serveMetrics(ctx, metrics, stderr)
-	fmt.Fprintf(stderr, "ringwise enricher: consuming %s as %q\n", bus.StreamRaw, *durable)
+	fmt.Fprintf(stderr, "ringwise enricher: consuming %s (%s mode)\n", bus.StreamRaw, *mode)
 	err = e.Run(ctx)
 	st := e.Stats()
-	fmt.Fprintf(stderr, "ringwise enricher: %d batches, %d events, bad input %v, %d sequence gaps\n", st.Batches, st.Events, st.BadInput, st.SeqGaps)
+	fmt.Fprintf(stderr, "ringwise enricher: %d batches, %d events, %d replayed, bad input %v, %d sequence gaps, %d publish errors\n",
+		st.Batches, st.Events, st.Replayed, st.BadInput, st.SeqGaps, st.PubErrors)
+	if o := st.Ownership; o != nil {
+		fmt.Fprintf(stderr, "ringwise enricher: id %s: acquired %d, released %d, fenced %d; %d checkpoints (%d errors, last %d bytes, %d processes), retention lost %d\n",
+			o.ID, o.Acquired, o.Released, o.Fenced, o.Checkpoints, o.CheckpointErrors, o.CheckpointBytes, o.CheckpointProcesses, o.RetentionLost)
+	}
 	return err
 }
 

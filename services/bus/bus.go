@@ -54,6 +54,13 @@ const (
 	// the enricher has enriched for the batch's node and sensor run so far,
 	// this batch included: the enricher's own count, for the analyzer.
 	HeaderEnricherEvents = "Ringwise-Enricher-Events"
+	// HeaderRawStreamSeq carries, on an enriched batch, the RINGWISE_RAW
+	// sequence of the raw batch it was made from: its position, by which
+	// duplicates and order are judged (never by a number in the payload).
+	HeaderRawStreamSeq = "Ringwise-Raw-Stream-Seq"
+	// HeaderRawStream names the RINGWISE_RAW incarnation (its creation
+	// time) that HeaderRawStreamSeq refers to.
+	HeaderRawStream = "Ringwise-Raw-Stream"
 )
 
 // RawSubject is where the sensor of node publishes raw batches.

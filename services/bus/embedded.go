@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +30,15 @@ type EmbeddedOptions struct {
 	StoreDir string // JetStream store; default a temporary dir removed on Shutdown
 	// MaxMemory caps JetStream memory storage (default 2 GiB).
 	MaxMemory int64
+	// Name is the server's name (default "ringwise-embedded"); each server
+	// of a cluster needs its own.
+	Name string
+	// ClusterListen, when set (host:port), joins a JetStream cluster named
+	// ClusterName (default "ringwise") through the Routes
+	// (nats://host:port of every server, this one may be among them).
+	ClusterListen string
+	ClusterName   string
+	Routes        []string
 	// ConfigFile, when set, is a NATS server config file: its accounts,
 	// users, permissions and TLS apply (see WriteAuthConfig). Host, Port
 	// and StoreDir, when set, override its values.
@@ -123,6 +134,29 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	}
 	opts.NoSigs = true
 	opts.NoLog = true
+	if o.Name != "" {
+		opts.ServerName = o.Name
+	}
+	if o.ClusterListen != "" {
+		host, port, err := splitHostPort(o.ClusterListen)
+		if err != nil {
+			e.cleanup()
+			return nil, fmt.Errorf("embedded NATS: cluster address %q: %w", o.ClusterListen, err)
+		}
+		name := o.ClusterName
+		if name == "" {
+			name = "ringwise"
+		}
+		opts.Cluster = server.ClusterOpts{Name: name, Host: host, Port: port}
+		for _, r := range o.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				e.cleanup()
+				return nil, fmt.Errorf("embedded NATS: route %q: %w", r, err)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		e.cleanup()
@@ -167,4 +201,16 @@ func (e *Embedded) cleanup() {
 	if e.ownsDir {
 		os.RemoveAll(e.dir)
 	}
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port <= 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	return host, port, nil
 }

@@ -1,0 +1,468 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ringwise/ringwise/analyzer/report"
+	"github.com/ringwise/ringwise/internal/flood"
+	"github.com/ringwise/ringwise/internal/pipeline"
+	"github.com/ringwise/ringwise/services/bus"
+)
+
+// The scale-out tests run the services as separate processes of one
+// ringwise binary, built once per test binary.
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+func ringwiseBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ringwise-bin-*")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "ringwise")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// syncBuf is a goroutine-safe output buffer.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// service is one ringwise process.
+type service struct {
+	name   string
+	cmd    *exec.Cmd
+	out    *syncBuf
+	done   chan struct{}
+	err    error
+	killed bool
+}
+
+// startService starts `ringwise args...`; the test's cleanup kills it.
+func startService(t *testing.T, name string, args ...string) *service {
+	t.Helper()
+	s := &service{name: name, out: &syncBuf{}, done: make(chan struct{})}
+	s.cmd = exec.Command(ringwiseBinary(t), args...)
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { s.err = s.cmd.Wait(); close(s.done) }()
+	t.Cleanup(func() {
+		s.kill()
+		if t.Failed() || testing.Verbose() {
+			t.Logf("--- %s output (last 4 KiB):\n%s", name, tail(s.out.String(), 4096))
+		}
+	})
+	return s
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// kill sends SIGKILL and waits.
+func (s *service) kill() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.killed = true
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *service) stop(t *testing.T, within time.Duration) {
+	t.Helper()
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+		if s.err != nil {
+			t.Errorf("%s exited with %v", s.name, s.err)
+		}
+	case <-time.After(within):
+		t.Errorf("%s did not stop within %v", s.name, within)
+		s.kill()
+	}
+}
+
+// waitOutput waits until the output contains substr.
+func (s *service) waitOutput(t *testing.T, substr string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !strings.Contains(s.out.String(), substr) {
+		select {
+		case <-s.done:
+			t.Fatalf("%s exited (%v) before printing %q:\n%s", s.name, s.err, substr, tail(s.out.String(), 4096))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not print %q within %v:\n%s", s.name, substr, within, tail(s.out.String(), 4096))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+var deliveredRE = regexp.MustCompile(`drained; attempted \[(\d+) (\d+)\] delivered \[(\d+) (\d+)\]`)
+
+// sensorDelivered parses the sensor's last line: delivered records in all.
+func sensorDelivered(t *testing.T, s *service) uint64 {
+	t.Helper()
+	m := deliveredRE.FindStringSubmatch(s.out.String())
+	if m == nil {
+		t.Fatalf("%s printed no drained line:\n%s", s.name, tail(s.out.String(), 2048))
+	}
+	a, _ := strconv.ParseUint(m[3], 10, 64)
+	b, _ := strconv.ParseUint(m[4], 10, 64)
+	return a + b
+}
+
+func summary(t *testing.T, httpAddr, node string) report.Summary {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/api/summary?node=" + node)
+	if err != nil {
+		t.Fatalf("GET /api/summary: %v", err)
+	}
+	defer resp.Body.Close()
+	var s report.Summary
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return s
+	}
+	if err := json.Unmarshal(body, &s); err != nil {
+		t.Fatalf("summary: %v: %s", err, body)
+	}
+	return s
+}
+
+// scaleRun is the outcome of one multi-process run.
+type scaleRun struct {
+	delivered, events  map[string]uint64
+	missingPct         map[string]float64
+	wrong              map[string]int
+	dups, ooo, gaps    map[string]uint64
+	takeover           time.Duration
+	killedOwnerOf      string
+	newOwner           string
+	newOwnerLog        string
+	replayed           uint64
+	floodProcs         int
+	enricherLastLines  []string
+	totalEvents        uint64
+	totalDelivered     uint64
+	missingPctAllNodes float64
+}
+
+type scaleSetup struct {
+	nodes     []string
+	enrichers int
+	procs     int
+	kill      bool // kill -9 the owner of nodes[0] mid-flood
+}
+
+// runScale runs NATS, an analyzer, enrichers and one sensor per node as
+// processes, floods, optionally kills node[0]'s owner mid-flood, drains
+// and collects the counts.
+func runScale(t *testing.T, cfg scaleSetup) scaleRun {
+	t.Helper()
+	natsPort, httpPort := freePort(t), freePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", httpPort)
+	ns := startService(t, "nats", "nats", "--listen", fmt.Sprintf("127.0.0.1:%d", natsPort), "--store", t.TempDir())
+	ns.waitOutput(t, "NATS with JetStream on", 20*time.Second)
+	an := startService(t, "analyzer", "analyzer", "--nats", url, "--http", httpAddr)
+	an.waitOutput(t, "consuming", 20*time.Second)
+	var enrichers []*service
+	for i := 0; i < cfg.enrichers; i++ {
+		id := fmt.Sprintf("e%d", i+1)
+		e := startService(t, "enricher "+id, "enricher", "--nats", url, "--id", id, "--member-ttl", "2s", "--lease-ttl", "2s", "--checkpoint-interval", "1s")
+		enrichers = append(enrichers, e)
+	}
+	for _, e := range enrichers {
+		e.waitOutput(t, "scaled mode", 20*time.Second)
+	}
+	var sensors []*service
+	for _, n := range cfg.nodes {
+		s := startService(t, "sensor "+n, "sensor", "--nats", url, "--node", n)
+		sensors = append(sensors, s)
+	}
+	for _, s := range sensors {
+		s.waitOutput(t, "published /proc snapshot", 60*time.Second)
+	}
+	nc, err := bus.Connect(url, "scale-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	leases, err := waitKV(ctx, js, bus.BucketLeases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every node owned before the flood.
+	for _, n := range cfg.nodes {
+		waitUntil(t, 30*time.Second, "node "+n+" owned", func() bool {
+			_, err := leases.Get(ctx, bus.NodeKey(n))
+			return err == nil
+		})
+	}
+
+	var res scaleRun
+	type fr struct {
+		r   flood.Result
+		err error
+	}
+	floodDone := make(chan fr, 1)
+	go func() {
+		r, err := flood.Run(ctx, flood.Config{Procs: cfg.procs, Parallel: 4, Burst: 500, Pause: 300 * time.Millisecond})
+		floodDone <- fr{r, err}
+	}()
+	if cfg.kill {
+		// Late enough for the owner to have checkpointed (interval 1 s).
+		time.Sleep(3 * time.Second)
+		node := cfg.nodes[0]
+		ent, err := leases.Get(ctx, bus.NodeKey(node))
+		if err != nil {
+			t.Fatalf("lease of %s: %v", node, err)
+		}
+		owner := string(ent.Value())
+		var victim *service
+		for _, e := range enrichers {
+			if e.name == "enricher "+owner {
+				victim = e
+			}
+		}
+		if victim == nil {
+			t.Fatalf("owner %q of %s is not one of the enrichers", owner, node)
+		}
+		killedAt := time.Now()
+		victim.kill()
+		res.killedOwnerOf = node
+		// Take-over: a live enricher holds the lease.
+		for {
+			ent, err := leases.Get(ctx, bus.NodeKey(node))
+			if err == nil && string(ent.Value()) != owner {
+				res.takeover = time.Since(killedAt)
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("node %s not taken over: %v", node, ctx.Err())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Logf("kill -9 of %s (owner of node %s) mid-flood: taken over after %v (member and lease TTL 2s)", owner, node, res.takeover.Round(time.Millisecond))
+		res.newOwner = "enricher " + string(must(leases.Get(ctx, bus.NodeKey(node))).Value())
+	}
+	f := <-floodDone
+	if f.err != nil {
+		t.Fatalf("flood: %v", f.err)
+	}
+	res.floodProcs = f.r.Spawned
+	time.Sleep(500 * time.Millisecond)
+	for _, s := range sensors {
+		s.stop(t, 60*time.Second)
+	}
+	res.delivered, res.events, res.missingPct = map[string]uint64{}, map[string]uint64{}, map[string]float64{}
+	res.wrong, res.dups, res.ooo, res.gaps = map[string]int{}, map[string]uint64{}, map[string]uint64{}, map[string]uint64{}
+	var missing uint64
+	for i, n := range cfg.nodes {
+		res.delivered[n] = sensorDelivered(t, sensors[i])
+		var s report.Summary
+		waitUntil(t, 90*time.Second, "analyzer caught up with node "+n, func() bool {
+			s = summary(t, httpAddr, n)
+			return s.Sensor.Final && s.Analyzer.Events >= res.delivered[n]
+		})
+		res.events[n] = s.Analyzer.Events
+		res.missingPct[n] = s.Analyzer.MissingPct
+		res.dups[n] = s.Analyzer.DuplicateBatches + s.Analyzer.DuplicatePositions
+		res.ooo[n] = s.Analyzer.OutOfOrderBatches
+		res.gaps[n] = s.Analyzer.BatchGaps
+		missing += s.Analyzer.Missing
+		res.totalEvents += s.Analyzer.Events
+		res.totalDelivered += res.delivered[n]
+		// Wrong metadata: the node's enriched stream against the flood's truth.
+		st, err := js.Stream(ctx, bus.StreamEnriched)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(bus.EnrichedSubject(n)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		truth, err := pipeline.CheckTruth(ctx, js, n, 1, info.State.Subjects[bus.EnrichedSubject(n)], f.r.Procs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.wrong[n] = truth.Wrong
+	}
+	if res.totalEvents > 0 {
+		res.missingPctAllNodes = 100 * float64(missing) / float64(res.totalEvents)
+	}
+	for _, e := range enrichers {
+		if e.name == res.newOwner {
+			res.newOwnerLog = e.out.String()
+		}
+		if !e.killed {
+			e.stop(t, 30*time.Second)
+			lines := strings.Split(strings.TrimSpace(e.out.String()), "\n")
+			res.enricherLastLines = append(res.enricherLastLines, e.name+": "+strings.Join(lines[max(0, len(lines)-2):], " | "))
+		}
+	}
+	an.stop(t, 30*time.Second)
+	ns.stop(t, 30*time.Second)
+	return res
+}
+
+func waitKV(ctx context.Context, js jetstream.JetStream, bucket string) (jetstream.KeyValue, error) {
+	for {
+		kv, err := js.KeyValue(ctx, bucket)
+		if err == nil {
+			return kv, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("bucket %s: %w (%v)", bucket, ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func waitUntil(t *testing.T, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func checkScaleRun(t *testing.T, label string, r scaleRun) {
+	t.Helper()
+	t.Logf("%s: flood %d procs; delivered %v, analyzer events %v, missing %% %v (all nodes %.3f), duplicates %v, out of order %v, batch gaps %v, wrong %v",
+		label, r.floodProcs, r.delivered, r.events, r.missingPct, r.missingPctAllNodes, r.dups, r.ooo, r.gaps, r.wrong)
+	for _, l := range r.enricherLastLines {
+		t.Logf("%s: %s", label, l)
+	}
+	if r.totalEvents != r.totalDelivered {
+		t.Errorf("%s: analyzer events %d != sensors' delivered %d", label, r.totalEvents, r.totalDelivered)
+	}
+	for n := range r.delivered {
+		if r.events[n] != r.delivered[n] {
+			t.Errorf("%s: node %s: analyzer events %d != sensor delivered %d", label, n, r.events[n], r.delivered[n])
+		}
+		if r.dups[n] != 0 || r.ooo[n] != 0 || r.gaps[n] != 0 {
+			t.Errorf("%s: node %s: duplicates %d, out of order %d, gaps %d: want 0", label, n, r.dups[n], r.ooo[n], r.gaps[n])
+		}
+		if r.wrong[n] != 0 {
+			t.Errorf("%s: node %s: %d processes with wrong metadata", label, n, r.wrong[n])
+		}
+	}
+}
+
+// TestFailOver: 3 enrichers, 2 nodes (two sensors with different --node),
+// a 5000-process flood; kill -9 of node a's owner mid-flood. Nothing lost,
+// nothing duplicated, order and metadata as without the kill.
+func TestFailOver(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("root needed to load BPF (CI runs as root)")
+	}
+	if testing.Short() {
+		t.Skip("multi-process fault test")
+	}
+	setup := scaleSetup{nodes: []string{"a", "b"}, enrichers: 3, procs: 5000}
+	base := runScale(t, setup)
+	checkScaleRun(t, "no kill", base)
+	setup.kill = true
+	killed := runScale(t, setup)
+	checkScaleRun(t, "kill -9", killed)
+	fmt.Printf("fail-over: kill -9 of node %s's owner mid-flood; take-over time %v; missing %.3f%% vs %.3f%% without the kill\n",
+		killed.killedOwnerOf, killed.takeover.Round(time.Millisecond), killed.missingPctAllNodes, base.missingPctAllNodes)
+	// The new owner started from the dead owner's checkpoint, not from the
+	// beginning of the node's stream.
+	m := regexp.MustCompile(`msg="loaded checkpoint" node=a seq=(\d+) processes=(\d+)`).FindStringSubmatch(killed.newOwnerLog)
+	if m == nil || m[1] == "0" {
+		t.Errorf("the new owner of node a did not load a checkpoint with a sequence: %v\n%s", m, tail(killed.newOwnerLog, 2048))
+	} else {
+		t.Logf("new owner %s loaded the checkpoint at raw seq %s with %s processes", killed.newOwner, m[1], m[2])
+	}
+	if killed.missingPctAllNodes > base.missingPctAllNodes+0.1 {
+		t.Errorf("missing %.3f%% with the kill, %.3f%% without: more than +0.1 points", killed.missingPctAllNodes, base.missingPctAllNodes)
+	}
+}
+
+var _ = nats.Connect
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
