@@ -136,7 +136,9 @@ func TestServicesApartReportEnricherCount(t *testing.T) {
 	var enrOut, enrErr, anaOut, anaErr syncBuffer
 	codes := make([]int, 2)
 	for i, args := range [][]string{
-		{"enricher", "--nats", url, "--memory-streams"},
+		// Shared mode: its durable consumer tells when everything is
+		// consumed (the scaled mode has its own tests, scale_root_test.go).
+		{"enricher", "--nats", url, "--memory-streams", "--mode", "shared"},
 		{"analyzer", "--nats", url, "--memory-streams", "--http", "127.0.0.1:0"},
 	} {
 		out, errw := &enrOut, &enrErr
