@@ -220,3 +220,81 @@ func waitFor(t *testing.T, ok func() bool) {
 }
 
 var _ = context.Background
+
+// Bad input on a scaled enricher's node: garbage, truncated msgpack, a
+// 5 MB message, a wrong schema version and a node mismatch each land in
+// RINGWISE_DLQ with their reason, and the valid batches around them are
+// all enriched, in order.
+func TestScaledBadInputToDLQ(t *testing.T) {
+	e := startEnv(t)
+	const node = "nbad"
+	e.publishSnapshot(t, node)
+	en, _ := scaledEnricher(t, e, "e1")
+	codec := event.NewCodec()
+	valid := func(seq uint64) []byte {
+		data, err := codec.Encode(&event.Batch{Node: node, BootID: "boot", SensorStartNs: sensorStart, Seq: seq,
+			Events: []event.Event{sys(sensorStart+seq, 100, 10, 0, uint32(seq))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]byte(nil), data...)
+	}
+	pub := bus.JetStreamPublisher{JS: e.js}
+	send := func(m bus.Msg) {
+		t.Helper()
+		m.Subject = bus.RawSubject(node)
+		if err := pub.Publish(e.ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, err := codec.Encode(&event.Batch{Node: "someone-else", BootID: "boot", SensorStartNs: sensorStart, Seq: 99})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other = append([]byte(nil), other...)
+	bad := []bus.Msg{
+		{Data: []byte("garbage, not msgpack")},
+		{Data: valid(98)[:20]},
+		{Data: make([]byte, 5<<20)},
+		{Data: valid(97), Schema: event.SchemaVersion + 7},
+		{Data: other},
+	}
+	for i := uint64(1); i <= 12; i++ {
+		send(bus.Msg{Data: valid(i), Schema: event.SchemaVersion})
+		if i <= uint64(len(bad)) {
+			send(bad[i-1])
+		}
+	}
+	waitFor(t, func() bool { return len(positions(t, e, node)) == 12 })
+	var want []uint64
+	raw := rawPositions(t, e, node)
+	for i, p := range raw {
+		if i%2 == 0 || i >= 2*len(bad) {
+			want = append(want, p)
+		}
+	}
+	if got := positions(t, e, node); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("enriched positions %v, want the valid batches %v", got, want)
+	}
+	var dls []bus.DeadLetter
+	waitFor(t, func() bool {
+		dls, err = bus.ListDeadLetters(e.ctx, e.js, 0)
+		return err == nil && len(dls) == len(bad)
+	})
+	reasons := map[string]bool{}
+	for _, d := range dls {
+		reasons[d.Reason] = true
+		if d.OriginalSubject != bus.RawSubject(node) || d.OriginalSeq == 0 || d.OriginalStream != bus.StreamRaw {
+			t.Errorf("dead letter %+v: original subject, stream or seq missing", d)
+		}
+		t.Logf("dead letter: reason %s, original seq %d, size %d: %s", d.Reason, d.OriginalSeq, d.Size, d.Error)
+	}
+	for _, r := range []string{"malformed", bus.ReasonOversized, bus.ReasonSchemaVersion, "node_mismatch"} {
+		if !reasons[r] {
+			t.Errorf("no dead letter with reason %s: %v", r, reasons)
+		}
+	}
+	if st := en.Stats(); st.Consumer.DeadLettered != uint64(len(bad)) || st.Batches != 12 {
+		t.Errorf("stats: %d dead-lettered, %d batches; want %d and 12", st.Consumer.DeadLettered, st.Batches, len(bad))
+	}
+}
