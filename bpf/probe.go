@@ -90,13 +90,15 @@ func (c *Config) normalize() error {
 // Probe is a loaded and attached sensor. Close it to release the kernel
 // objects.
 type Probe struct {
-	cfg    Config
-	objs   ringwiseObjects
-	mu     sync.Mutex
-	links  []link.Link
-	rings  []*Ring
-	closed bool
-	self   uint32 // global tgid excluded by ExcludeSelf
+	cfg   Config
+	objs  ringwiseObjects
+	mu    sync.Mutex
+	links []link.Link
+	// lifecycle is the split layout's lifecycle ring (nil for shared);
+	// syscall holds syscall records (and, for shared, everything).
+	lifecycle, syscall *Ring
+	closed             bool
+	self               uint32 // global tgid excluded by ExcludeSelf
 }
 
 // SelfTGID is the loading process's global thread-group id when
@@ -197,23 +199,15 @@ func Load(cfg Config) (*Probe, error) {
 	}
 
 	// Readers first, so nothing written after attach can be missed.
+	sysName := "shared"
 	if cfg.Layout.HasLifecycleRing() {
-		lc, err := newRing("lifecycle", p.objs.RbLifecycle)
-		if err != nil {
+		sysName = "syscall"
+		if p.lifecycle, err = newRing("lifecycle", p.objs.RbLifecycle); err != nil {
 			return nil, err
 		}
-		p.rings = append(p.rings, lc)
-		sc, err := newRing("syscall", p.objs.RbSyscall)
-		if err != nil {
-			return nil, err
-		}
-		p.rings = append(p.rings, sc)
-	} else {
-		r, err := newRing("shared", p.objs.RbSyscall)
-		if err != nil {
-			return nil, err
-		}
-		p.rings = append(p.rings, r)
+	}
+	if p.syscall, err = newRing(sysName, p.objs.RbSyscall); err != nil {
+		return nil, err
 	}
 
 	for _, prog := range []struct {
@@ -272,18 +266,32 @@ func effectiveCaps() (uint64, error) {
 // Config returns the normalized configuration the probe was loaded with.
 func (p *Probe) Config() Config { return p.cfg }
 
-// Rings returns the probe's rings: one for the shared layout, two for split
-// (lifecycle first, then syscall). Read each from one goroutine.
-func (p *Probe) Rings() []*Ring { return p.rings }
+// LifecycleRing is the split layout's lifecycle ring (fork, exec, exit), nil
+// for the shared layout. Read each ring from one goroutine.
+func (p *Probe) LifecycleRing() *Ring { return p.lifecycle }
 
-// detachGrace lets programs that were already running on other CPUs when the
-// links were closed finish their reserve/submit, so that counters read after
-// Detach and a drain are final.
-const detachGrace = 20 * time.Millisecond
+// SyscallRing is the ring of syscall records: for the shared layout, the one
+// ring that holds every record.
+func (p *Probe) SyscallRing() *Ring { return p.syscall }
 
-// Detach detaches the programs but keeps maps and rings open, so a caller can
-// drain the rings completely and then read final counters for which
-// attempted == delivered + dropped holds exactly. It is idempotent.
+// Rings returns every ring of the probe: the lifecycle ring first, if any,
+// then the syscall ring.
+func (p *Probe) Rings() []*Ring {
+	if p.lifecycle != nil {
+		return []*Ring{p.lifecycle, p.syscall}
+	}
+	return []*Ring{p.syscall}
+}
+
+// DetachGrace is how long Detach waits after closing the links, so that
+// programs already running on other CPUs finish their reserve/submit and the
+// counters read after Detach and a drain are final.
+const DetachGrace = 20 * time.Millisecond
+
+// Detach detaches the programs but keeps maps and rings open, then waits
+// DetachGrace, so that a caller can drain the rings completely (Ring.Flush)
+// and then read final counters for which attempted == delivered + dropped
+// holds exactly. It is idempotent; only the first call waits.
 func (p *Probe) Detach() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -297,7 +305,7 @@ func (p *Probe) Detach() error {
 		}
 	}
 	p.links = nil
-	time.Sleep(detachGrace)
+	time.Sleep(DetachGrace)
 	return errors.Join(errs...)
 }
 
@@ -312,8 +320,10 @@ func (p *Probe) Close() error {
 	p.closed = true
 	p.mu.Unlock()
 	errs := []error{p.Detach()}
-	for _, r := range p.rings {
-		errs = append(errs, r.close())
+	for _, r := range []*Ring{p.lifecycle, p.syscall} {
+		if r != nil {
+			errs = append(errs, r.close())
+		}
 	}
 	errs = append(errs, p.objs.Close())
 	return errors.Join(errs...)

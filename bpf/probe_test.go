@@ -121,7 +121,8 @@ func (c *collector) finish(t *testing.T) ([]rec, event.Counters) {
 	return recs, cnt
 }
 
-// drain detaches the probe and reads every ring until empty (non-blocking).
+// drain detaches the probe and reads every ring completely: Flush, then
+// Read (blocking) until ErrFlushed.
 func drain(t *testing.T, p *Probe) []rec {
 	t.Helper()
 	if err := p.Detach(); err != nil {
@@ -130,9 +131,12 @@ func drain(t *testing.T, p *Probe) []rec {
 	var recs []rec
 	var ev event.Event
 	for _, r := range p.Rings() {
+		if err := r.Flush(); err != nil {
+			t.Fatal(err)
+		}
 		for {
-			err := r.Read(&ev, time.Now().Add(-time.Second))
-			if errors.Is(err, os.ErrDeadlineExceeded) {
+			err := r.Read(&ev, time.Time{})
+			if errors.Is(err, ErrFlushed) {
 				break
 			}
 			if err != nil {
@@ -265,7 +269,8 @@ func checkChild(t *testing.T, pid uint32, l *lifecycle, wantRing string) {
 func TestLifecycleShared(t *testing.T) {
 	needRoot(t)
 	p := load(t, Config{RingSize: 64 << 10, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
-	if rs := p.Rings(); len(rs) != 1 || rs[0].Name() != "shared" || rs[0].Size() != 64<<10 {
+	if rs := p.Rings(); len(rs) != 1 || rs[0].Name() != "shared" || rs[0].Size() != 64<<10 ||
+		p.LifecycleRing() != nil || p.SyscallRing() != rs[0] {
 		t.Fatalf("rings: %v", rs)
 	}
 	c := collect(p)
@@ -302,7 +307,8 @@ func TestSplitLayout(t *testing.T) {
 	needRoot(t)
 	p := load(t, Config{RingSize: 256 << 10, Layout: ringspec.LayoutSplit, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
 	rs := p.Rings()
-	if len(rs) != 2 || rs[0].Name() != "lifecycle" || rs[1].Name() != "syscall" || rs[0].Size() != ringspec.DefaultLifecycleRingSize {
+	if len(rs) != 2 || rs[0].Name() != "lifecycle" || rs[1].Name() != "syscall" || rs[0].Size() != ringspec.DefaultLifecycleRingSize ||
+		p.LifecycleRing() != rs[0] || p.SyscallRing() != rs[1] {
 		t.Fatalf("rings: %d", len(rs))
 	}
 	c := collect(p)
@@ -558,6 +564,17 @@ func TestRingReadNoAlloc(t *testing.T) {
 	drain(t, p)
 	if err := r.Read(&ev, past); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("empty ring, past deadline: %v", err)
+	}
+	// Flush on an empty ring: a blocking Read returns ErrFlushed once, then
+	// waits again (here: until its deadline).
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Read(&ev, time.Time{}); !errors.Is(err, ErrFlushed) {
+		t.Errorf("empty ring after Flush: %v, want ErrFlushed", err)
+	}
+	if err := r.Read(&ev, past); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("second read after one Flush: %v, want ErrDeadlineExceeded", err)
 	}
 	finalCounters(t, p)
 }

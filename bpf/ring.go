@@ -13,6 +13,10 @@ import (
 	"github.com/ringwise/ringwise/services/event"
 )
 
+// ErrFlushed is returned by Ring.Read once every record that was in the ring
+// when Ring.Flush was called has been read.
+var ErrFlushed = ringbuf.ErrFlushed
+
 // Ring reads one BPF ring buffer. It reuses a single record buffer, so a Ring
 // must be read from one goroutine at a time; Pending, Delivered, Name and
 // Size are safe to call concurrently.
@@ -69,13 +73,24 @@ func (r *Ring) Malformed() uint64 { return r.bad.Load() }
 // fill threshold, Read must be given a deadline: it returns
 // os.ErrDeadlineExceeded when no record arrived before it. A deadline in the
 // past makes Read non-blocking: it returns records already in the ring, then
-// os.ErrDeadlineExceeded. A zero deadline blocks until a record or Close
-// (os.ErrClosed). Decode errors consume the record and are returned.
+// os.ErrDeadlineExceeded. A zero deadline blocks until a record, Flush
+// (ErrFlushed) or Close (os.ErrClosed). Decode errors consume the record and
+// are returned.
 func (r *Ring) Read(ev *event.Event, deadline time.Time) error {
 	r.rd.SetDeadline(deadline)
-	if err := r.rd.ReadInto(&r.rec); err != nil {
+	err := r.rd.ReadInto(&r.rec)
+	for deadline.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
+		// Stale: ringbuf keeps the timeout of an earlier deadline read
+		// pending until the ring runs empty. Without a deadline there is
+		// none to report.
+		err = r.rd.ReadInto(&r.rec)
+	}
+	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return os.ErrDeadlineExceeded
+		}
+		if errors.Is(err, ErrFlushed) {
+			return ErrFlushed
 		}
 		if errors.Is(err, os.ErrClosed) {
 			return os.ErrClosed
@@ -87,6 +102,16 @@ func (r *Ring) Read(ev *event.Event, deadline time.Time) error {
 		return fmt.Errorf("ringwise bpf: %s ring: %w", r.name, err)
 	}
 	r.delivered[ev.Type.Category()].Add(1)
+	return nil
+}
+
+// Flush makes Read return every record in the ring now, then ErrFlushed
+// once, whatever its deadline: after Probe.Detach, Flush and Read until
+// ErrFlushed read the ring completely. Safe to call from any goroutine.
+func (r *Ring) Flush() error {
+	if err := r.rd.Flush(); err != nil {
+		return fmt.Errorf("ringwise bpf: flush %s ring: %w", r.name, err)
+	}
 	return nil
 }
 

@@ -59,8 +59,8 @@ func (s *sensor) registerMetrics(meter metric.Meter) (metric.Registration, error
 		o.ObserveInt64(batches, int64(s.batches.Load()), metric.WithAttributes(node))
 		o.ObserveInt64(pubErrs, int64(s.pubErrors.Load()), metric.WithAttributes(node))
 		o.ObserveInt64(ringSize, int64(s.ringCfg.SizeBytes), metric.WithAttributes(node, attribute.String("ring", "main")))
-		if s.ringCfg.LifecycleSizeBytes > 0 {
-			o.ObserveInt64(ringSize, int64(s.ringCfg.LifecycleSizeBytes), metric.WithAttributes(node, attribute.String("ring", lifecycleRing)))
+		if s.lifecycle != nil {
+			o.ObserveInt64(ringSize, int64(s.ringCfg.LifecycleSizeBytes), metric.WithAttributes(node, attribute.String("ring", s.lifecycle.Name())))
 		}
 		o.ObserveInt64(fill, int64(cur), metric.WithAttributes(node))
 		o.ObserveInt64(fillHigh, int64(high), metric.WithAttributes(node))

@@ -35,6 +35,9 @@ type reader struct {
 	syscalls  Ring
 	n         int // events in the open batch
 	first     time.Time
+	// pubCtx publishes batches: it outlives the run's cancellation, because
+	// the drain's last batches must still go out.
+	pubCtx context.Context
 
 	pend        []event.Event // FIFO of held lifecycle records
 	head, count int
@@ -42,8 +45,7 @@ type reader struct {
 }
 
 func newReader(s *sensor) *reader {
-	r := &reader{s: s}
-	r.lifecycle, r.syscalls = s.splitRings()
+	r := &reader{s: s, lifecycle: s.lifecycle, syscalls: s.syscalls}
 	if r.lifecycle != nil {
 		r.pend = make([]event.Event, pendingLifecycle)
 	}
@@ -54,34 +56,37 @@ func newReader(s *sensor) *reader {
 func pastDeadline() time.Time { return time.Unix(0, 1) }
 
 func (r *reader) run(ctx context.Context) error {
+	r.pubCtx = context.WithoutCancel(ctx)
 	for {
 		if ctx.Err() != nil {
-			return r.drain(ctx)
+			return r.drain()
 		}
 		if err := r.flushIfDue(time.Now(), false); err != nil {
 			r.s.log.Warn("publish failed", "err", err)
 		}
-		deadline := time.Now().Add(r.s.cfg.PollInterval)
-		var err error
-		if r.lifecycle == nil {
-			err = r.stepShared(ctx, deadline)
-		} else {
-			err = r.stepSplit(ctx, deadline)
-		}
-		if err != nil {
+		if _, err := r.step(time.Now().Add(r.s.cfg.PollInterval)); err != nil {
 			return err
 		}
 	}
 }
 
+// step reads up to a chunk, waiting until deadline for the first record;
+// empty reports that a ring ran out of records before the chunk was full.
+func (r *reader) step(deadline time.Time) (empty bool, err error) {
+	if r.lifecycle == nil {
+		return r.stepShared(deadline)
+	}
+	return r.stepSplit(deadline)
+}
+
 // record reads one record of ring into ev and accounts for it; false if
-// none came before deadline.
+// none came before deadline, or the ring's flush was reached.
 func (r *reader) record(ring Ring, ev *event.Event, deadline time.Time) (bool, error) {
 	t0 := time.Now()
 	err := ring.Read(ev, deadline)
 	t1 := time.Now()
 	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, bpf.ErrFlushed) {
 			return false, nil
 		}
 		return false, fmt.Errorf("read ring %s: %w", ring.Name(), err)
@@ -102,94 +107,90 @@ func (r *reader) record(ring Ring, ev *event.Event, deadline time.Time) (bool, e
 	return true, nil
 }
 
-// commit counts the event in batch slot n, publishing a full batch.
-func (r *reader) commit(ctx context.Context) error {
+// commit counts the event in batch slot n, publishing a full batch; a
+// failed publish is logged and counted (sensor.pubErrors), never fatal.
+func (r *reader) commit() {
 	if r.n == 0 {
 		r.first = time.Now()
 	}
 	r.n++
 	if r.n >= r.s.cfg.BatchMaxEvents {
-		return r.flushIfDue(time.Now(), true)
+		if err := r.flushIfDue(time.Now(), true); err != nil {
+			r.s.log.Warn("publish failed", "err", err)
+		}
 	}
-	return nil
 }
 
 // appendSwap moves ev into the batch by swapping, so the byte buffers of
 // both stay owned by exactly one event and nothing is copied or allocated.
-func (r *reader) appendSwap(ctx context.Context, ev *event.Event) error {
+func (r *reader) appendSwap(ev *event.Event) {
 	slot := &r.s.batch.Events[r.n]
 	*slot, *ev = *ev, *slot
-	return r.commit(ctx)
+	r.commit()
 }
 
 func (r *reader) flushIfDue(now time.Time, force bool) error {
 	if r.n > 0 && (force || r.n >= r.s.cfg.BatchMaxEvents || now.Sub(r.first) >= r.s.cfg.BatchMaxDelay) {
 		n := r.n
 		r.n = 0
-		return r.s.publishBatch(context.WithoutCancel(context.Background()), n)
+		return r.s.publishBatch(r.pubCtx, n)
 	}
 	return nil
 }
 
 // stepShared reads up to a chunk straight into the batch's slots.
-func (r *reader) stepShared(ctx context.Context, deadline time.Time) error {
+func (r *reader) stepShared(deadline time.Time) (empty bool, err error) {
 	for i := 0; i < chunk; i++ {
 		ok, err := r.record(r.syscalls, &r.s.batch.Events[r.n], deadline)
 		if err != nil || !ok {
-			return err
+			return !ok, err
 		}
-		if err := r.commit(ctx); err != nil {
-			r.s.log.Warn("publish failed", "err", err)
-		}
+		r.commit()
 		deadline = pastDeadline()
 	}
-	return nil
+	return false, nil
 }
 
 // stepSplit reads up to a chunk of syscall records, merging the held
 // lifecycle records in by time.
-func (r *reader) stepSplit(ctx context.Context, deadline time.Time) error {
+func (r *reader) stepSplit(deadline time.Time) (empty bool, err error) {
 	for i := 0; i < chunk; i++ {
 		if i%64 == 0 {
-			if err := r.pullLifecycle(ctx); err != nil {
-				return err
+			if err := r.pullLifecycle(pastDeadline()); err != nil {
+				return false, err
 			}
 		}
 		ok, err := r.record(r.syscalls, &r.cur, deadline)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if !ok {
 			// The syscall ring is empty: everything before now was read, so
 			// every held lifecycle record is due.
-			if err := r.pullLifecycle(ctx); err != nil {
-				return err
+			if err := r.pullLifecycle(pastDeadline()); err != nil {
+				return true, err
 			}
-			return r.emitPending(ctx, ^uint64(0))
+			r.emitPending(^uint64(0))
+			return true, nil
 		}
-		if err := r.emitPending(ctx, r.cur.TsNs); err != nil {
-			return err
-		}
-		if err := r.appendSwap(ctx, &r.cur); err != nil {
-			r.s.log.Warn("publish failed", "err", err)
-		}
+		r.emitPending(r.cur.TsNs)
+		r.appendSwap(&r.cur)
 		deadline = pastDeadline()
 	}
-	return nil
+	return false, nil
 }
 
 // pullLifecycle moves every record waiting in the lifecycle ring into the
-// hold. When the hold is full its oldest record is released first: order
-// may then suffer, but no record is lost.
-func (r *reader) pullLifecycle(ctx context.Context) error {
+// hold, without waiting for more (deadline is a past one; the drain passes
+// none and stops at the ring's flush). When the hold is full its oldest
+// record is released first: order may then suffer, but no record is lost.
+func (r *reader) pullLifecycle(deadline time.Time) error {
 	for {
 		if r.count == len(r.pend) {
-			if err := r.emitOne(ctx); err != nil {
-				return err
-			}
+			r.emitOne()
 		}
 		slot := &r.pend[(r.head+r.count)%len(r.pend)]
-		ok, err := r.record(r.lifecycle, slot, pastDeadline())
+		ok, err := r.record(r.lifecycle, slot, deadline)
 		if err != nil || !ok {
 			return err
 		}
@@ -198,67 +199,67 @@ func (r *reader) pullLifecycle(ctx context.Context) error {
 }
 
 // emitPending releases held lifecycle records with a timestamp up to ts.
-func (r *reader) emitPending(ctx context.Context, ts uint64) error {
+func (r *reader) emitPending(ts uint64) {
 	for r.count > 0 && r.pend[r.head].TsNs <= ts {
-		if err := r.emitOne(ctx); err != nil {
-			return err
-		}
+		r.emitOne()
 	}
-	return nil
 }
 
-func (r *reader) emitOne(ctx context.Context) error {
+func (r *reader) emitOne() {
 	ev := &r.pend[r.head]
 	r.head = (r.head + 1) % len(r.pend)
 	r.count--
-	if err := r.appendSwap(ctx, ev); err != nil {
-		r.s.log.Warn("publish failed", "err", err)
-	}
-	return nil
+	r.appendSwap(ev)
 }
 
-// drain runs once ctx is done: detach, then read every ring until it is
-// empty and the kernel's counters agree with what was read.
-func (r *reader) drain(ctx context.Context) error {
+// drain runs once the run's context is done: detach (Probe.Detach waits for
+// programs still running, so the counters are final), then read every ring
+// completely — Flush it and read until bpf.ErrFlushed, the lifecycle ring
+// first so its records are held before the syscalls they precede — and
+// check attempted == delivered + dropped. Should that not hold yet (a
+// program outlived Detach's grace), it waits one more grace and drains
+// again, at most twice.
+func (r *reader) drain() error {
 	s := r.s
 	if err := s.probe.Detach(); err != nil {
 		s.log.Warn("detach", "err", err)
 	}
-	// Programs already running when the links went away finish within an
-	// RCU grace period; give them that before the final drain.
-	time.Sleep(20 * time.Millisecond)
-	for round := 0; round < 3; round++ {
-		for {
-			var err error
-			before := s.delivered[0].Load() + s.delivered[1].Load()
-			if r.lifecycle == nil {
-				err = r.stepShared(ctx, pastDeadline())
-			} else {
-				err = r.stepSplit(ctx, pastDeadline())
-			}
-			if err != nil {
-				return err
-			}
-			if s.delivered[0].Load()+s.delivered[1].Load() == before {
-				break
-			}
-		}
-		if r.lifecycle != nil {
-			if err := r.pullLifecycle(ctx); err != nil {
-				return err
-			}
-			if err := r.emitPending(ctx, ^uint64(0)); err != nil {
-				return err
-			}
+	const retries = 2
+	for attempt := 0; ; attempt++ {
+		if err := r.drainFlushed(); err != nil {
+			return err
 		}
 		c, err := s.probe.Counters()
 		if err != nil {
 			return fmt.Errorf("read final counters: %w", err)
 		}
-		if s.consistent(c) {
+		if s.consistent(c) || attempt == retries {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		s.log.Warn("counters not final after detach; draining again", "attempt", attempt+1)
+		time.Sleep(bpf.DetachGrace)
 	}
 	return r.flushIfDue(time.Now(), true)
+}
+
+// drainFlushed reads every record the rings hold now.
+func (r *reader) drainFlushed() error {
+	if r.lifecycle != nil {
+		if err := r.lifecycle.Flush(); err != nil {
+			return err
+		}
+		if err := r.pullLifecycle(time.Time{}); err != nil { // up to the flush
+			return err
+		}
+	}
+	if err := r.syscalls.Flush(); err != nil {
+		return err
+	}
+	for {
+		// No deadline: the flush ends the read.
+		empty, err := r.step(time.Time{})
+		if err != nil || empty {
+			return err
+		}
+	}
 }

@@ -31,13 +31,17 @@ import (
 	"github.com/ringwise/ringwise/services/telemetry"
 )
 
-// Ring is one kernel ring as the reader sees it.
+// Ring is one kernel ring as the reader sees it (*bpf.Ring).
 type Ring interface {
 	Name() string
 	Size() int
 	// Read decodes the next record into ev; os.ErrDeadlineExceeded when no
-	// record arrived before deadline (a past deadline means non-blocking).
+	// record arrived before deadline (a past deadline means non-blocking, a
+	// zero one blocks); bpf.ErrFlushed once the records that were in the
+	// ring at the last Flush have been read.
 	Read(ev *event.Event, deadline time.Time) error
+	// Flush makes Read return what the ring holds now, then bpf.ErrFlushed.
+	Flush() error
 	// Pending is the number of bytes waiting in the ring.
 	Pending() int
 }
@@ -45,10 +49,14 @@ type Ring interface {
 // Probe is the loaded BPF side. *bpf.Probe satisfies it through ProbeAdapter;
 // tests use a fake.
 type Probe interface {
-	Rings() []Ring
+	// Rings returns the lifecycle ring (nil in the shared layout) and the
+	// ring that holds syscall records (in the shared layout, every record).
+	Rings() (lifecycle, syscalls Ring)
 	Counters() (event.Counters, error)
 	SetShedding(on bool) error
-	// Detach stops capture but keeps the rings, so they can be drained.
+	// Detach stops capture but keeps the rings, so they can be drained; it
+	// returns once programs that were running have finished (the counters
+	// are final).
 	Detach() error
 	Close() error
 }
@@ -64,13 +72,11 @@ func LoadProbe(cfg bpf.Config) (Probe, error) {
 
 type probeAdapter struct{ *bpf.Probe }
 
-func (p probeAdapter) Rings() []Ring {
-	rs := p.Probe.Rings()
-	out := make([]Ring, len(rs))
-	for i, r := range rs {
-		out[i] = r
+func (p probeAdapter) Rings() (lifecycle, syscalls Ring) {
+	if lc := p.Probe.LifecycleRing(); lc != nil { // no typed nil in the interface
+		lifecycle = lc
 	}
-	return out
+	return lifecycle, p.Probe.SyscallRing()
 }
 
 // DefaultShedSyscalls are the low-value, high-volume syscalls shed under
@@ -229,10 +235,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 type sensor struct {
 	cfg   Config
 	probe Probe
-	rings []Ring
-	log   *slog.Logger
-	codec *event.Codec
-	batch event.Batch
+	// lifecycle is the split layout's lifecycle ring (nil for shared);
+	// syscalls holds syscall records (for shared, every record).
+	lifecycle, syscalls Ring
+	log                 *slog.Logger
+	codec               *event.Codec
+	batch               event.Batch
 
 	startNs    uint64
 	wallOffset int64
@@ -262,25 +270,20 @@ type sensor struct {
 	fillHigh    int // highest fill of any sample
 }
 
-// lifecycleRing is the name of the split layout's lifecycle ring.
-const lifecycleRing = "lifecycle"
-
 // maxSeries bounds the samples kept for the run's result (about 30 min at 10ms).
 const maxSeries = 180_000
 
 func newSensor(cfg Config, probe Probe) *sensor {
-	s := &sensor{cfg: cfg, probe: probe, rings: probe.Rings(), log: cfg.Logger, codec: event.NewCodec()}
+	s := &sensor{cfg: cfg, probe: probe, log: cfg.Logger, codec: event.NewCodec()}
+	s.lifecycle, s.syscalls = probe.Rings()
 	layout := cfg.Probe.Layout
 	if layout == "" {
 		layout = ringspec.DefaultLayout
 	}
 	s.ringCfg = event.RingConfig{Layout: layout, Hints: cfg.Probe.Hints, Shedding: cfg.ShedHighWater > 0}
-	for _, r := range s.rings {
-		if r.Name() == lifecycleRing {
-			s.ringCfg.LifecycleSizeBytes = r.Size()
-		} else {
-			s.ringCfg.SizeBytes = r.Size()
-		}
+	s.ringCfg.SizeBytes = s.syscalls.Size()
+	if s.lifecycle != nil {
+		s.ringCfg.LifecycleSizeBytes = s.lifecycle.Size()
 	}
 	s.batch.Events = make([]event.Event, cfg.BatchMaxEvents)
 	return s
@@ -335,17 +338,6 @@ func (s *sensor) consistent(c event.Counters) bool {
 	return true
 }
 
-func (s *sensor) splitRings() (lifecycle, syscalls Ring) {
-	for _, r := range s.rings {
-		if r.Name() == lifecycleRing {
-			lifecycle = r
-		} else {
-			syscalls = r
-		}
-	}
-	return lifecycle, syscalls
-}
-
 // sortByTime is an insertion sort: batches are nearly sorted already.
 func sortByTime(evs []event.Event) {
 	for i := 1; i < len(evs); i++ {
@@ -389,7 +381,7 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 	b.Seq = s.lastSeq.Add(1)
 	full := b.Events
 	b.Events = full[:n]
-	if len(s.rings) > 1 {
+	if s.lifecycle != nil {
 		// The reader merges the rings by time, but records of different
 		// CPUs take their timestamps just before reserving, so neighbours
 		// can be a little out of order; tidy that (nearly sorted: cheap).
@@ -451,7 +443,7 @@ func (s *sensor) sample(ctx context.Context) {
 	}
 }
 
-func (s *sensor) takeSample() event.Sample {
+func (s *sensor) takeSample() {
 	// The reading is stamped with the middle of the counter read; a reading
 	// that took long (the sampler was preempted) has no precise time and is
 	// left out of the series, whose bins would otherwise show absurd rates.
@@ -462,11 +454,11 @@ func (s *sensor) takeSample() event.Sample {
 	reliable := t1-t0 < 1_000_000
 	if err != nil {
 		s.log.Warn("read counters", "err", err)
-		return event.Sample{}
+		return
 	}
-	fill := 0
-	for _, r := range s.rings {
-		fill += r.Pending()
+	fill := s.syscalls.Pending()
+	if s.lifecycle != nil {
+		fill += s.lifecycle.Pending()
 	}
 	smp := event.Sample{TsNs: ts, Attempted: c.Attempted, Dropped: c.Dropped, Shed: c.Shed, FillBytes: fill}
 	for i := range smp.Delivered {
@@ -502,8 +494,7 @@ func (s *sensor) takeSample() event.Sample {
 	s.mu.Unlock()
 
 	if s.cfg.ShedHighWater > 0 {
-		_, sys := s.splitRings()
-		frac := float64(sys.Pending()) / float64(sys.Size())
+		frac := float64(s.syscalls.Pending()) / float64(s.syscalls.Size())
 		want := shedding
 		if !shedding && frac >= s.cfg.ShedHighWater {
 			want = true
@@ -520,7 +511,6 @@ func (s *sensor) takeSample() event.Sample {
 			}
 		}
 	}
-	return smp
 }
 
 func (s *sensor) stats(final bool) event.Stats {

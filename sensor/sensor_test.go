@@ -46,14 +46,19 @@ type fakeProbe struct {
 	shedCalls   atomic.Int64
 	delivered   atomic.Int64
 	readOnEmpty atomic.Int64
+	// onDetach, when set, runs in Detach under mu: the "kernel" finishing
+	// records that were in flight when the links closed.
+	onDetach func()
 }
 
 type fakeRing struct {
-	p    *fakeProbe
-	name string
-	size int
-	recs []event.Event
-	pos  int // guarded by p.mu
+	p       *fakeProbe
+	name    string
+	size    int
+	recs    []event.Event
+	pos     int  // guarded by p.mu
+	flushed bool // guarded by p.mu; a Flush not yet answered with ErrFlushed
+	flushes int  // guarded by p.mu
 }
 
 func newFakeProbe(step uint64, dropped [event.NumCategories]uint64, rings map[string][]event.Event, order ...string) *fakeProbe {
@@ -79,12 +84,16 @@ func newFakeProbe(step uint64, dropped [event.NumCategories]uint64, rings map[st
 	return p
 }
 
-func (p *fakeProbe) Rings() []sensor.Ring {
-	out := make([]sensor.Ring, len(p.rings))
-	for i, r := range p.rings {
-		out[i] = r
+// Rings serves the fixture's rings by their script names.
+func (p *fakeProbe) Rings() (lifecycle, syscalls sensor.Ring) {
+	for _, r := range p.rings {
+		if r.name == "lifecycle" {
+			lifecycle = r
+		} else {
+			syscalls = r
+		}
 	}
-	return out
+	return lifecycle, syscalls
 }
 
 func (p *fakeProbe) Counters() (event.Counters, error) {
@@ -97,8 +106,16 @@ func (p *fakeProbe) Counters() (event.Counters, error) {
 }
 
 func (p *fakeProbe) SetShedding(bool) error { p.shedCalls.Add(1); return nil }
-func (p *fakeProbe) Detach() error          { p.detached.Store(true); return nil }
 func (p *fakeProbe) Close() error           { p.closed.Store(true); return nil }
+func (p *fakeProbe) Detach() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.onDetach != nil && !p.detached.Load() {
+		p.onDetach()
+	}
+	p.detached.Store(true)
+	return nil
+}
 
 // allDrained reports whether every ring served every record. Caller holds mu.
 func (p *fakeProbe) allDrained() bool {
@@ -111,7 +128,16 @@ func (p *fakeProbe) allDrained() bool {
 }
 
 func (r *fakeRing) Name() string { return r.name }
-func (r *fakeRing) Size() int    { return r.size }
+
+func (r *fakeRing) Size() int { return r.size }
+
+func (r *fakeRing) Flush() error {
+	r.p.mu.Lock()
+	r.flushed = true
+	r.flushes++
+	r.p.mu.Unlock()
+	return nil
+}
 
 func (r *fakeRing) Pending() int {
 	r.p.mu.Lock()
@@ -141,6 +167,11 @@ func (r *fakeRing) Read(ev *event.Event, deadline time.Time) error {
 	}
 	if p.allDrained() {
 		p.drainedOnce.Do(func() { close(p.drained) })
+	}
+	if r.flushed {
+		r.flushed = false
+		p.mu.Unlock()
+		return bpf.ErrFlushed
 	}
 	p.mu.Unlock()
 	p.readOnEmpty.Add(1)
@@ -564,6 +595,57 @@ func TestRunSplitRingsSortedWithinBatch(t *testing.T) {
 	}
 }
 
+// TestRunDrainReadsToTheFlush: records the kernel finishes while the links
+// close are in the rings only after Detach. The drain flushes every ring
+// once and reads each up to its flush marker, so they are published and the
+// counters agree without a second pass.
+func TestRunDrainReadsToTheFlush(t *testing.T) {
+	evs := script(sensor.MonotonicNs(), 6)
+	rings := splitByRing(evs)
+	// Hold back the last two records of each ring until Detach.
+	held := map[string][]event.Event{}
+	for name, recs := range rings {
+		rings[name], held[name] = recs[:len(recs)-2], recs[len(recs)-2:]
+	}
+	probe := newFakeProbe(0, [event.NumCategories]uint64{}, rings, "lifecycle", "syscall")
+	for _, r := range probe.rings {
+		for _, e := range held[r.name] {
+			probe.total[e.Type.Category()]++
+		}
+	}
+	probe.onDetach = func() {
+		for _, r := range probe.rings {
+			r.recs = append(r.recs, held[r.name]...)
+		}
+	}
+	pub := &recPub{}
+	cfg := baseConfig(t, pub)
+	cfg.Probe.Layout = ringspec.LayoutSplit
+	res, err := runSensor(t, cfg, probe)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !res.Consistent {
+		t.Error("counters inconsistent after the drain")
+	}
+	p := decodeAll(t, pub.all())
+	n := 0
+	for _, b := range p.batches {
+		n += len(b.Events)
+	}
+	if n != len(evs) {
+		t.Errorf("published %d of %d events: the drain missed the records finished at Detach", n, len(evs))
+	}
+	probe.mu.Lock()
+	defer probe.mu.Unlock()
+	for _, r := range probe.rings {
+		if r.flushes != 1 || r.flushed || r.pos != len(r.recs) {
+			t.Errorf("ring %s: %d flushes, marker pending %v, read %d of %d; want one flush read to its marker",
+				r.name, r.flushes, r.flushed, r.pos, len(r.recs))
+		}
+	}
+}
+
 func tsList(evs []event.Event) []string {
 	out := make([]string, len(evs))
 	for i, e := range evs {
@@ -675,9 +757,10 @@ func TestRunSnapshotPublishError(t *testing.T) {
 type endlessProbe struct {
 	delivered atomic.Uint64
 	detached  atomic.Bool
+	flushed   atomic.Bool
 }
 
-func (p *endlessProbe) Rings() []sensor.Ring { return []sensor.Ring{endlessRing{p}} }
+func (p *endlessProbe) Rings() (lifecycle, syscalls sensor.Ring) { return nil, endlessRing{p} }
 func (p *endlessProbe) Counters() (event.Counters, error) {
 	var c event.Counters
 	c.Attempted[event.CategorySyscall] = p.delivered.Load()
@@ -692,8 +775,12 @@ type endlessRing struct{ p *endlessProbe }
 func (r endlessRing) Name() string { return "shared" }
 func (r endlessRing) Size() int    { return 1 << 20 }
 func (r endlessRing) Pending() int { return 0 }
+func (r endlessRing) Flush() error { r.p.flushed.Store(true); return nil }
 func (r endlessRing) Read(ev *event.Event, deadline time.Time) error {
 	if r.p.detached.Load() {
+		if r.p.flushed.Swap(false) {
+			return bpf.ErrFlushed
+		}
 		return os.ErrDeadlineExceeded
 	}
 	n := r.p.delivered.Add(1)

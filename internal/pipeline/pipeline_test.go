@@ -29,9 +29,10 @@ type fakeProbe struct {
 	total    [event.NumCategories]uint64
 	dropped  [event.NumCategories]uint64
 	detached bool
+	flushed  bool
 }
 
-func (p *fakeProbe) Rings() []sensor.Ring { return []sensor.Ring{fakeRing{p}} }
+func (p *fakeProbe) Rings() (lifecycle, syscalls sensor.Ring) { return nil, fakeRing{p} }
 func (p *fakeProbe) Counters() (event.Counters, error) {
 	var c event.Counters
 	for i := range c.Attempted {
@@ -58,6 +59,12 @@ func (r fakeRing) Pending() int {
 	defer r.p.mu.Unlock()
 	return (len(r.p.recs) - r.p.pos) * 64
 }
+func (r fakeRing) Flush() error {
+	r.p.mu.Lock()
+	r.p.flushed = true
+	r.p.mu.Unlock()
+	return nil
+}
 func (r fakeRing) Read(ev *event.Event, deadline time.Time) error {
 	p := r.p
 	p.mu.Lock()
@@ -70,6 +77,11 @@ func (r fakeRing) Read(ev *event.Event, deadline time.Time) error {
 		ev.Args = append(args[:0], rec.Args...)
 		p.mu.Unlock()
 		return nil
+	}
+	if p.flushed {
+		p.flushed = false
+		p.mu.Unlock()
+		return bpf.ErrFlushed
 	}
 	p.mu.Unlock()
 	if d := time.Until(deadline); d > 0 {
