@@ -84,6 +84,15 @@ func (p probeAdapter) Rings() (lifecycle, syscalls Ring) {
 // syscalls.ParseList; access does not exist on arm64 and is skipped there).
 const DefaultShedSyscalls = "read,write,close,fstat,lseek,mmap,mprotect,munmap,brk,rt_sigaction,rt_sigprocmask,access,newfstatat,pread64"
 
+// Defaults of Config.
+const (
+	DefaultBatchMaxEvents = 1024
+	DefaultBatchMaxDelay  = 20 * time.Millisecond
+	DefaultSampleInterval = 10 * time.Millisecond
+	DefaultStatsInterval  = time.Second
+	DefaultPollInterval   = 5 * time.Millisecond
+)
+
 // Config configures a sensor run.
 type Config struct {
 	Node   string
@@ -96,11 +105,11 @@ type Config struct {
 	// so this holds in a container too.
 	ExcludeSelf bool
 
-	BatchMaxEvents int           // default 1024
-	BatchMaxDelay  time.Duration // default 20ms
-	SampleInterval time.Duration // default 10ms
-	StatsInterval  time.Duration // default 1s
-	PollInterval   time.Duration // reader's wait deadline; default 5ms
+	BatchMaxEvents int           // default DefaultBatchMaxEvents
+	BatchMaxDelay  time.Duration // default DefaultBatchMaxDelay
+	SampleInterval time.Duration // default DefaultSampleInterval
+	StatsInterval  time.Duration // default DefaultStatsInterval
+	PollInterval   time.Duration // reader's wait deadline; default DefaultPollInterval
 
 	// ConsumerCost is a lab knob: busy work added per record in the reader,
 	// to emulate a loaded monitor. Zero in production.
@@ -138,22 +147,22 @@ func (c *Config) defaults() error {
 		return errors.New("sensor: no publisher configured")
 	}
 	if c.BatchMaxEvents <= 0 {
-		c.BatchMaxEvents = 1024
+		c.BatchMaxEvents = DefaultBatchMaxEvents
 	}
 	if c.BatchMaxEvents > event.MaxBatchEvents {
 		return fmt.Errorf("sensor: batch of %d events exceeds the schema limit %d", c.BatchMaxEvents, event.MaxBatchEvents)
 	}
 	if c.BatchMaxDelay <= 0 {
-		c.BatchMaxDelay = 20 * time.Millisecond
+		c.BatchMaxDelay = DefaultBatchMaxDelay
 	}
 	if c.SampleInterval <= 0 {
-		c.SampleInterval = 10 * time.Millisecond
+		c.SampleInterval = DefaultSampleInterval
 	}
 	if c.StatsInterval <= 0 {
-		c.StatsInterval = time.Second
+		c.StatsInterval = DefaultStatsInterval
 	}
 	if c.PollInterval <= 0 {
-		c.PollInterval = 5 * time.Millisecond
+		c.PollInterval = DefaultPollInterval
 	}
 	if c.ShedHighWater < 0 || c.ShedHighWater > 1 || c.ShedLowWater < 0 || c.ShedLowWater > c.ShedHighWater {
 		return fmt.Errorf("sensor: shed water marks high=%v low=%v: want 0 <= low <= high <= 1", c.ShedHighWater, c.ShedLowWater)

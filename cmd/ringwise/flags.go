@@ -62,8 +62,8 @@ func (f *sensorFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.shedHigh, "shed-high", 0, "adaptive shedding: ring fill fraction above which low-value syscalls are shed (0 = off; the lab's shared+shed uses "+strconv.FormatFloat(ringspec.DefaultShedHighWater, 'g', -1, 64)+")")
 	fs.Float64Var(&f.shedLow, "shed-low", ringspec.DefaultShedLowWater, "adaptive shedding: ring fill fraction below which shedding stops")
 	fs.StringVar(&f.shedSyscalls, "shed-syscalls", sensor.DefaultShedSyscalls, "comma-separated syscalls (names, or numbers of this machine's ABI) eligible for shedding; names this architecture lacks are skipped")
-	fs.IntVar(&f.batchEvents, "batch-events", 1024, "max events per published batch")
-	fs.DurationVar(&f.batchDelay, "batch-delay", 20*time.Millisecond, "max time an event waits in an open batch")
+	fs.IntVar(&f.batchEvents, "batch-events", sensor.DefaultBatchMaxEvents, "max events per published batch")
+	fs.DurationVar(&f.batchDelay, "batch-delay", sensor.DefaultBatchMaxDelay, "max time an event waits in an open batch")
 }
 
 // config turns the flags into a sensor configuration.

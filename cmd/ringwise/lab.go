@@ -28,7 +28,7 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cost := fs.Duration("consumer-cost", lab.DefaultConsumerCost, "LAB KNOB: emulated per-event cost of a loaded monitor in the sensor's reader; the default puts a 2-core node in the bursty regime where ring size decides")
 	repeat := fs.Int("repeat", lab.DefaultRepeat, "runs per combination; the table shows the mean and the spread (standard deviation)")
 	target := fs.Float64("target", ringspec.DefaultTargetPct, "recommendation target: highest acceptable % of events missing metadata")
-	source := fs.String("source", "bpf", "bpf: measure on this node (root); sim: the ring model alone, SIMULATED, for machines without BPF")
+	source := fs.String("source", lab.SourceBPF, "bpf: measure on this node (root); sim: the ring model alone, SIMULATED, for machines without BPF")
 	out := fs.String("out", "", "write results.json, loss.svg and report.html into DIR")
 	asJSON := fs.Bool("json", false, "print results.json to stdout instead of the table")
 	shedHigh := fs.Float64("shed-high", ringspec.DefaultShedHighWater, "shared+shed: ring fill fraction where shedding starts")
@@ -65,7 +65,7 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if f, ok := stderr.(*os.File); ok {
 		isTerm = lab.IsTerminal(f)
 	}
-	if cfg.Source == "bpf" {
+	if cfg.Source == lab.SourceBPF {
 		cfg.Progress = lab.NewProgress(stderr, cfg.Runs(), isTerm)
 		fmt.Fprintf(stderr, "ringwise lab: %d runs; flood %d procs in bursts of %d, pause %v, %d parallel; consumer-cost %v (lab knob)\n",
 			cfg.Runs(), cfg.Procs, cfg.Burst, cfg.Pause, cfg.Parallel, cfg.ConsumerCost)

@@ -208,8 +208,8 @@ func cmdAnalyzer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func cmdFlood(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("flood", "flood --procs N --parallel P [--burst N --pause D] [--truth FILE]", stderr)
-	procs := fs.Int("procs", 1000, "children in all")
-	parallel := fs.Int("parallel", 4, "concurrent spawners")
+	procs := fs.Int("procs", flood.DefaultProcs, "children in all")
+	parallel := fs.Int("parallel", flood.DefaultParallel, "concurrent spawners")
 	burst := fs.Int("burst", 0, "children per burst (0 = one burst)")
 	pause := fs.Duration("pause", 0, "pause between bursts")
 	truth := fs.String("truth", "", "write the ground truth (pid, ppid, comm, exe) as JSON lines to FILE ('-' = stdout)")

@@ -25,7 +25,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	natsURL := fs.String("nats", "", "NATS URL; empty starts an embedded NATS server with JetStream")
 	duration := fs.Duration("duration", 0, "stop after this long (0 = until Ctrl-C); the pipeline drains before exiting")
 	procs := fs.Int("flood", 0, "run a process flood of N children inside, once capture is attached")
-	parallel := fs.Int("flood-parallel", 4, "flood: concurrent spawners")
+	parallel := fs.Int("flood-parallel", flood.DefaultParallel, "flood: concurrent spawners")
 	burst := fs.Int("flood-burst", 0, "flood: children per burst (0 = one burst)")
 	pause := fs.Duration("flood-pause", 0, "flood: pause between bursts")
 	output := fs.String("output", "text", "text: a report at the end; json: every enriched event as a Falco-like JSON line on stdout, report on stderr")

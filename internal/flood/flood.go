@@ -23,6 +23,13 @@ import (
 // HelperName is the comm of every flood child.
 const HelperName = "rwflood"
 
+// Defaults of the standalone flood command (the lab has its own, tuned to
+// its regime).
+const (
+	DefaultProcs    = 1000
+	DefaultParallel = 4
+)
+
 // Config describes a flood.
 type Config struct {
 	Procs    int           // children in all
@@ -42,7 +49,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("flood: --procs %d: want > 0", c.Procs)
 	}
 	if c.Parallel <= 0 {
-		c.Parallel = 4
+		c.Parallel = DefaultParallel
 	}
 	if c.Parallel > 256 {
 		return fmt.Errorf("flood: --parallel %d: want <= 256", c.Parallel)

@@ -46,7 +46,7 @@ func DefaultLayouts() []ringspec.Layout { return ringspec.ProbeLayouts() }
 func DefaultConfig() Config {
 	return Config{Sizes: DefaultSizes(), Layouts: DefaultLayouts(), Procs: DefaultProcs, Burst: DefaultBurst,
 		Pause: DefaultPause, Parallel: DefaultParallel, ConsumerCost: DefaultConsumerCost, Repeat: DefaultRepeat,
-		TargetPct: ringspec.DefaultTargetPct, Source: "bpf"}
+		TargetPct: ringspec.DefaultTargetPct, Source: SourceBPF}
 }
 
 // Config configures a lab run. Zero fields take the defaults, except
@@ -63,7 +63,8 @@ type Config struct {
 	ConsumerCost  time.Duration
 	Repeat        int
 	TargetPct     float64
-	// Source is "bpf" (measure on this node) or "sim" (ring model only).
+	// Source is SourceBPF (measure on this node) or SourceSim (ring model
+	// only).
 	Source string
 	Node   string
 	// ShedSyscalls and the water marks configure the shared+shed layout.
@@ -118,9 +119,9 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("lab: --consumer-cost %v: must be >= 0", c.ConsumerCost)
 	}
 	if c.Source == "" {
-		c.Source = "bpf"
+		c.Source = SourceBPF
 	}
-	if c.Source != "bpf" && c.Source != "sim" {
+	if c.Source != SourceBPF && c.Source != SourceSim {
 		return fmt.Errorf("lab: --source %q: want bpf or sim", c.Source)
 	}
 	if c.ShedHigh == 0 {
@@ -166,7 +167,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		StartedAt: started.UTC().Format(time.RFC3339),
 	}
 	var err error
-	if cfg.Source == "sim" {
+	if cfg.Source == SourceSim {
 		err = runSim(cfg, res)
 	} else {
 		err = runBPF(ctx, cfg, res)

@@ -5,6 +5,14 @@ import (
 	"github.com/ringwise/ringwise/services/ringspec"
 )
 
+// Sources of a lab's figures (Config.Source, Params.Source).
+const (
+	// SourceBPF measures on this node through the real pipeline (root).
+	SourceBPF = "bpf"
+	// SourceSim runs the ring model alone: every figure is SIMULATED.
+	SourceSim = "sim"
+)
+
 // Results is results.json: every row with its parameters, and the
 // recommendation with its evidence. Field names are part of ringwise's
 // interface.
