@@ -77,6 +77,16 @@ func startJaeger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Jaeger must not inherit descriptors this process inherited (a
+	// flock(1) around `go test` would otherwise stay locked for as long as
+	// a stray Jaeger lives).
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		for _, e := range fds {
+			if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+				syscall.CloseOnExec(fd)
+			}
+		}
+	}
 	cmd := exec.Command(bin)
 	cmd.Dir = t.TempDir()
 	cmd.Stdout, cmd.Stderr = logf, logf
