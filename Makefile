@@ -11,7 +11,7 @@ SHELL := /bin/bash
 GO ?= go
 # Every module of the go.work workspace (the root pattern ./... stops at the
 # nested modules, so each needs its own).
-PKGS := ./... ./services/... ./bpf/... ./sensor/... ./enricher/... ./analyzer/...
+PKGS := ./... ./services/... ./bpf/... ./sensor/... ./enricher/... ./analyzer/... ./deployments/...
 TEST_TIMEOUT ?= 20m
 TESTFLAGS ?=
 FUZZTIME ?= 5s

@@ -118,7 +118,7 @@ func Load(cfg Config) (*Probe, error) {
 		return nil, err
 	}
 	if _, err := os.Stat(BTFPath); err != nil {
-		return nil, fmt.Errorf("ringwise bpf: no BTF at %s (kernel needs CONFIG_DEBUG_INFO_BTF=y): %w", BTFPath, err)
+		return nil, fmt.Errorf("ringwise bpf: no BTF at %s (kernel needs CONFIG_DEBUG_INFO_BTF=y; in a container mount it: /sys/kernel/btf:/sys/kernel/btf:ro): %w", BTFPath, err)
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("ringwise bpf: cannot remove the memlock rlimit (needs CAP_SYS_RESOURCE on kernels < 5.11): %w", err)
@@ -232,20 +232,46 @@ func Load(cfg Config) (*Probe, error) {
 // checkPrivileges fails early with a readable message instead of an EPERM
 // from deep inside the loader: loading tracing programs needs CAP_SYS_ADMIN,
 // or CAP_BPF plus CAP_PERFMON.
+// Capability numbers (linux/capability.h).
+const (
+	capSysAdmin = 21
+	capPerfmon  = 38
+	capBPF      = 39
+)
+
+// checkPrivileges names what is missing to load the programs. It reads the
+// effective capabilities whatever the uid: root in a container has only the
+// capabilities the engine granted it.
 func checkPrivileges() error {
-	if os.Geteuid() == 0 {
-		return nil
-	}
-	const capSysAdmin, capPerfmon, capBPF = 21, 38, 39
 	eff, err := effectiveCaps()
 	if err != nil {
+		if os.Geteuid() == 0 {
+			return nil // no /proc/self/status: let the load say what fails
+		}
 		return fmt.Errorf("ringwise bpf: not root and cannot read capabilities: %w", err)
 	}
+	return missingCaps(eff)
+}
+
+// missingCaps returns nil when the effective capability set eff can load
+// and attach the programs: CAP_BPF and CAP_PERFMON (kernel >= 5.8), or
+// CAP_SYS_ADMIN, which the kernel accepts for both. Otherwise its error
+// names the missing capabilities and how a container grants them.
+func missingCaps(eff uint64) error {
 	has := func(c uint) bool { return eff&(1<<c) != 0 }
 	if has(capSysAdmin) || (has(capBPF) && has(capPerfmon)) {
 		return nil
 	}
-	return fmt.Errorf("ringwise bpf: not root / missing CAP_BPF+CAP_PERFMON (effective caps %#x)", eff)
+	var missing []string
+	if !has(capBPF) {
+		missing = append(missing, "CAP_BPF")
+	}
+	if !has(capPerfmon) {
+		missing = append(missing, "CAP_PERFMON")
+	}
+	return fmt.Errorf("ringwise bpf: missing %s (effective capabilities %#x): loading needs CAP_BPF and CAP_PERFMON, "+
+		"or CAP_SYS_ADMIN in their place (in a container: cap_add BPF, PERFMON; SYS_ADMIN on engines that do not know CAP_BPF, such as Docker 20.10)",
+		strings.Join(missing, " and "), eff)
 }
 
 func effectiveCaps() (uint64, error) {

@@ -1,0 +1,349 @@
+package deployments
+
+// The Kubernetes manifests, decoded strictly into the k8s.io/api types (an
+// unknown field, a wrong type or a duplicate key fails), and each
+// workload's security context checked against what the service needs.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+)
+
+const k8sDir = "kubernetes"
+
+// strictJSON decodes data into v, refusing unknown fields and trailing data.
+func strictJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return fmt.Errorf("trailing data after the object")
+	}
+	return nil
+}
+
+// documents splits a multi-document YAML file and converts each document
+// to JSON (YAMLToJSONStrict: a duplicate key fails).
+func documents(t *testing.T, path string) [][]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(b), -1) {
+		if strings.TrimSpace(stripComments(doc)) == "" {
+			continue
+		}
+		j, err := yaml.YAMLToJSONStrict([]byte(doc))
+		if err != nil {
+			t.Fatalf("%s document %d: %v", path, i, err)
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+func stripComments(doc string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(doc, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// kustomization mirrors the kustomize fields this directory uses (a
+// field not listed here fails the strict decode).
+type kustomization struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Namespace  string   `json:"namespace"`
+	Resources  []string `json:"resources"`
+	Labels     []struct {
+		Pairs            map[string]string `json:"pairs"`
+		IncludeSelectors bool              `json:"includeSelectors"`
+	} `json:"labels"`
+	ConfigMapGenerator []struct {
+		Name  string   `json:"name"`
+		Files []string `json:"files"`
+	} `json:"configMapGenerator"`
+	Images []struct {
+		Name    string `json:"name"`
+		NewName string `json:"newName,omitempty"`
+		NewTag  string `json:"newTag,omitempty"`
+	} `json:"images"`
+}
+
+// scaledObject mirrors KEDA's keda.sh/v1alpha1 ScaledObject (the fields of
+// its API used here; KEDA's Go module is not imported for one type).
+type scaledObject struct {
+	metav1.TypeMeta `json:",inline"`
+	Metadata        metav1.ObjectMeta `json:"metadata"`
+	Spec            struct {
+		ScaleTargetRef struct {
+			APIVersion string `json:"apiVersion,omitempty"`
+			Kind       string `json:"kind,omitempty"`
+			Name       string `json:"name"`
+		} `json:"scaleTargetRef"`
+		MinReplicaCount *int32 `json:"minReplicaCount,omitempty"`
+		MaxReplicaCount *int32 `json:"maxReplicaCount,omitempty"`
+		PollingInterval *int32 `json:"pollingInterval,omitempty"`
+		CooldownPeriod  *int32 `json:"cooldownPeriod,omitempty"`
+		Triggers        []struct {
+			Type     string            `json:"type"`
+			Metadata map[string]string `json:"metadata"`
+		} `json:"triggers"`
+	} `json:"spec"`
+}
+
+// workload is a decoded pod-bearing object.
+type workload struct {
+	kind, name string
+	pod        corev1.PodSpec
+}
+
+func TestKubernetesManifests(t *testing.T) {
+	var k kustomization
+	kdocs := documents(t, filepath.Join(k8sDir, "kustomization.yaml"))
+	if len(kdocs) != 1 {
+		t.Fatalf("kustomization.yaml: %d documents", len(kdocs))
+	}
+	if err := strictJSON(kdocs[0], &k); err != nil {
+		t.Fatalf("kustomization.yaml: %v", err)
+	}
+	// Every manifest is listed, and every listed one exists.
+	files, _ := filepath.Glob(filepath.Join(k8sDir, "*.yaml"))
+	var onDisk []string
+	for _, f := range files {
+		if b := filepath.Base(f); b != "kustomization.yaml" {
+			onDisk = append(onDisk, b)
+		}
+	}
+	listed := slices.Clone(k.Resources)
+	sort.Strings(listed)
+	sort.Strings(onDisk)
+	if !slices.Equal(listed, onDisk) {
+		t.Errorf("kustomization resources %v, manifests on disk %v", listed, onDisk)
+	}
+	for _, g := range k.ConfigMapGenerator {
+		for _, f := range g.Files {
+			if _, err := os.Stat(filepath.Join(k8sDir, f)); err != nil {
+				t.Errorf("configMapGenerator %s: %v", g.Name, err)
+			}
+		}
+	}
+
+	var workloads []workload
+	kinds := map[string]int{}
+	var scaled []scaledObject
+	for _, res := range k.Resources {
+		path := filepath.Join(k8sDir, res)
+		for i, doc := range documents(t, path) {
+			var tm metav1.TypeMeta
+			if err := json.Unmarshal(doc, &tm); err != nil {
+				t.Fatalf("%s document %d: %v", path, i, err)
+			}
+			where := fmt.Sprintf("%s document %d (%s)", res, i, tm.Kind)
+			var obj any
+			switch tm.APIVersion + " " + tm.Kind {
+			case "v1 Namespace":
+				obj = &corev1.Namespace{}
+			case "v1 Service":
+				obj = &corev1.Service{}
+			case "v1 ConfigMap":
+				obj = &corev1.ConfigMap{}
+			case "apps/v1 Deployment":
+				obj = &appsv1.Deployment{}
+			case "apps/v1 StatefulSet":
+				obj = &appsv1.StatefulSet{}
+			case "apps/v1 DaemonSet":
+				obj = &appsv1.DaemonSet{}
+			case "keda.sh/v1alpha1 ScaledObject":
+				obj = &scaledObject{}
+			default:
+				t.Errorf("%s: unexpected apiVersion/kind %q %q", where, tm.APIVersion, tm.Kind)
+				continue
+			}
+			if err := strictJSON(doc, obj); err != nil {
+				t.Errorf("%s: strict decode: %v", where, err)
+				continue
+			}
+			kinds[tm.Kind]++
+			switch o := obj.(type) {
+			case *appsv1.Deployment:
+				workloads = append(workloads, workload{"Deployment", o.Name, o.Spec.Template.Spec})
+				checkSelector(t, where, o.Spec.Selector, o.Spec.Template.Labels)
+			case *appsv1.StatefulSet:
+				workloads = append(workloads, workload{"StatefulSet", o.Name, o.Spec.Template.Spec})
+				checkSelector(t, where, o.Spec.Selector, o.Spec.Template.Labels)
+				if o.Name == "nats" && (o.Spec.Replicas == nil || *o.Spec.Replicas != 3) {
+					t.Errorf("%s: NATS needs 3 replicas for a JetStream cluster", where)
+				}
+			case *appsv1.DaemonSet:
+				workloads = append(workloads, workload{"DaemonSet", o.Name, o.Spec.Template.Spec})
+				checkSelector(t, where, o.Spec.Selector, o.Spec.Template.Labels)
+			case *scaledObject:
+				scaled = append(scaled, *o)
+			}
+		}
+	}
+	for kind, want := range map[string]int{"DaemonSet": 1, "Deployment": 3, "StatefulSet": 1, "ScaledObject": 1} {
+		if kinds[kind] != want {
+			t.Errorf("%d %s objects, want %d", kinds[kind], kind, want)
+		}
+	}
+	names := map[string]bool{}
+	for _, w := range workloads {
+		names[w.kind+"/"+w.name] = true
+		checkSecurity(t, w)
+	}
+	for _, want := range []string{"DaemonSet/sensor", "Deployment/enricher", "Deployment/analyzer", "StatefulSet/nats", "Deployment/jaeger"} {
+		if !names[want] {
+			t.Errorf("no %s", want)
+		}
+	}
+	for _, so := range scaled {
+		if so.Spec.ScaleTargetRef.Name != "enricher" {
+			t.Errorf("ScaledObject %s scales %q, want the enricher Deployment", so.Metadata.Name, so.Spec.ScaleTargetRef.Name)
+		}
+		if len(so.Spec.Triggers) != 1 || so.Spec.Triggers[0].Type != "nats-jetstream" ||
+			so.Spec.Triggers[0].Metadata["stream"] != "RINGWISE_RAW" || so.Spec.Triggers[0].Metadata["lagThreshold"] == "" {
+			t.Errorf("ScaledObject %s: want one nats-jetstream trigger on RINGWISE_RAW with a lagThreshold, got %+v", so.Metadata.Name, so.Spec.Triggers)
+		}
+	}
+}
+
+func checkSelector(t *testing.T, where string, sel *metav1.LabelSelector, labels map[string]string) {
+	t.Helper()
+	if sel == nil || len(sel.MatchLabels) == 0 {
+		t.Errorf("%s: no selector", where)
+		return
+	}
+	for k, v := range sel.MatchLabels {
+		if labels[k] != v {
+			t.Errorf("%s: selector %s=%s does not match the pod template's labels %v", where, k, v, labels)
+		}
+	}
+}
+
+// checkSecurity: no workload is privileged, escalates, writes its root
+// filesystem, keeps a capability it does not use or mounts the service
+// account token; only the sensor runs as root, with exactly the
+// capabilities BPF needs and read-only host paths.
+func checkSecurity(t *testing.T, w workload) {
+	t.Helper()
+	where := w.kind + "/" + w.name
+	p := w.pod
+	if p.AutomountServiceAccountToken == nil || *p.AutomountServiceAccountToken {
+		t.Errorf("%s: automountServiceAccountToken must be false (no pod talks to the API server)", where)
+	}
+	if p.HostPID || p.HostNetwork || p.HostIPC {
+		t.Errorf("%s: host namespaces (pid %v, network %v, ipc %v)", where, p.HostPID, p.HostNetwork, p.HostIPC)
+	}
+	if p.SecurityContext == nil || p.SecurityContext.SeccompProfile == nil || p.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("%s: pod seccomp profile must be RuntimeDefault", where)
+	}
+	if len(p.Containers) == 0 {
+		t.Errorf("%s: no containers", where)
+	}
+	sensor := w.kind == "DaemonSet" && w.name == "sensor"
+	for _, c := range append(slices.Clone(p.InitContainers), p.Containers...) {
+		cw := where + " container " + c.Name
+		sc := c.SecurityContext
+		if sc == nil {
+			t.Errorf("%s: no securityContext", cw)
+			continue
+		}
+		if sc.Privileged != nil && *sc.Privileged {
+			t.Errorf("%s: privileged", cw)
+		}
+		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Errorf("%s: allowPrivilegeEscalation must be false", cw)
+		}
+		if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+			t.Errorf("%s: readOnlyRootFilesystem must be true", cw)
+		}
+		if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
+			t.Errorf("%s: capabilities must drop ALL", cw)
+		}
+		var add []string
+		if sc.Capabilities != nil {
+			for _, c := range sc.Capabilities.Add {
+				add = append(add, string(c))
+			}
+		}
+		sort.Strings(add)
+		if c.Resources.Limits.Memory().IsZero() {
+			t.Errorf("%s: no memory limit", cw)
+		}
+		if !sensor {
+			if len(add) > 0 {
+				t.Errorf("%s: adds capabilities %v; only the sensor needs any", cw, add)
+			}
+			nonRoot := (sc.RunAsNonRoot != nil && *sc.RunAsNonRoot) ||
+				(sc.RunAsNonRoot == nil && p.SecurityContext != nil && p.SecurityContext.RunAsNonRoot != nil && *p.SecurityContext.RunAsNonRoot)
+			uid := sc.RunAsUser
+			if uid == nil && p.SecurityContext != nil {
+				uid = p.SecurityContext.RunAsUser
+			}
+			if !nonRoot || uid == nil || *uid == 0 {
+				u := "unset"
+				if uid != nil {
+					u = fmt.Sprint(*uid)
+				}
+				t.Errorf("%s: must run as a non-root uid (runAsNonRoot %v, runAsUser %s)", cw, nonRoot, u)
+			}
+			continue
+		}
+		if want := []string{"BPF", "PERFMON", "SYS_PTRACE"}; !slices.Equal(add, want) {
+			t.Errorf("%s: capabilities add %v, want exactly %v", cw, add, want)
+		}
+		// The node id is the Kubernetes node name, from the downward API.
+		var nodeEnv bool
+		for _, e := range c.Env {
+			if e.Name == "NODE_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName" {
+				nodeEnv = true
+			}
+		}
+		if !nodeEnv || !slices.Contains(c.Args, "--node=$(NODE_NAME)") {
+			t.Errorf("%s: node id must come from spec.nodeName (env NODE_NAME, --node=$(NODE_NAME)); args %v", cw, c.Args)
+		}
+		// Host paths: only /proc and the BTF, read-only.
+		host := map[string]string{}
+		for _, v := range p.Volumes {
+			if v.HostPath != nil {
+				host[v.Name] = v.HostPath.Path
+			}
+		}
+		for name, path := range host {
+			if path != "/proc" && path != "/sys/kernel/btf" {
+				t.Errorf("%s: host path %s (%s): only /proc and /sys/kernel/btf", cw, path, name)
+			}
+		}
+		for _, m := range c.VolumeMounts {
+			if _, ok := host[m.Name]; ok && !m.ReadOnly {
+				t.Errorf("%s: host path %s mounted writable at %s", cw, host[m.Name], m.MountPath)
+			}
+		}
+		if len(host) != 2 {
+			t.Errorf("%s: host paths %v, want /proc and /sys/kernel/btf", cw, host)
+		}
+	}
+}
