@@ -121,6 +121,9 @@ type Config struct {
 
 	// Publisher receives raw batches, the snapshot and stats.
 	Publisher bus.Publisher
+	// Spool, when set, reads the publisher's spool counters for the live
+	// stats (see bus.Spool).
+	Spool func() event.SpoolState
 	// NC, when set, serves /proc lookups on ringwise.proc.<node>.
 	NC *nats.Conn
 	// LoadProbe loads the BPF side; default LoadProbe (real BPF).
@@ -210,6 +213,11 @@ type Result struct {
 	Series []event.Sample
 	// Consistent reports attempted == delivered + dropped in every category.
 	Consistent bool
+	// SpoolOverflow counts, per category, delivered events whose batch the
+	// publisher's spool dropped (see bus.Spool) up to the final stats: they
+	// never reached NATS, so attempted == (delivered - overflow) + dropped
+	// + overflow, and the stream holds delivered - overflow events.
+	SpoolOverflow [event.NumCategories]uint64
 }
 
 // MonotonicNs reads CLOCK_BOOTTIME, the clock of the records' timestamps
@@ -259,6 +267,9 @@ type sensor struct {
 	recordBytes [event.NumCategories]atomic.Uint64 // sum of ring footprints
 	batches     atomic.Uint64
 	pubErrors   atomic.Uint64
+	// overflow counts the events, per category, of batches the spool
+	// dropped (full, or closed before they were stored).
+	overflow [event.NumCategories]atomic.Uint64
 	lastSeq     atomic.Uint64
 	busyNs      atomic.Int64 // reader time not spent waiting
 
@@ -413,6 +424,17 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 	}
 	hdr := nats.Header{}
 	msg := bus.Msg{Subject: bus.RawSubject(s.cfg.Node), ID: b.MsgID(), Header: hdr, Data: data, Schema: event.SchemaVersion}
+	var per [event.NumCategories]uint64
+	for i := range b.Events[:n] {
+		if c := int(b.Events[i].Type.Category()); c < event.NumCategories {
+			per[c]++
+		}
+	}
+	msg.OnDrop = func() {
+		for c, k := range per {
+			s.overflow[c].Add(k)
+		}
+	}
 	_, span := s.cfg.Tracing.StartPublish(ctx, telemetry.Batch{Subject: msg.Subject, MsgID: msg.ID, Events: n, Node: s.cfg.Node}, hdr)
 	err = s.publish(ctx, msg)
 	telemetry.EndSpan(span, err)
@@ -527,7 +549,11 @@ func (s *sensor) stats(final bool) event.Stats {
 		Node: s.cfg.Node, BootID: s.cfg.BootID, SensorStartNs: s.startNs, TimeUnixNs: time.Now().UnixNano(),
 		LastBatchSeq: s.lastSeq.Load(), Ring: s.ringCfg, ConsumerCostNs: int64(s.cfg.ConsumerCost),
 		Counters: s.counters(), Batches: s.batches.Load(), PublishErrors: s.pubErrors.Load(),
-		DrainRate: s.drainRate(), Final: final,
+		DrainRate: s.drainRate(), Final: final, SpoolOverflow: s.spoolOverflow(),
+	}
+	if s.cfg.Spool != nil {
+		sp := s.cfg.Spool()
+		st.Spool = &sp
 	}
 	st.RecordBytes = s.meanRecordBytes()
 	s.mu.Lock()
@@ -591,6 +617,15 @@ func (s *sensor) publishStats(ctx context.Context, final bool) error {
 	return s.publish(ctx, bus.Msg{Subject: bus.StatsSubject(s.cfg.Node), ID: id, Data: data})
 }
 
+// spoolOverflow reads the overflow counters.
+func (s *sensor) spoolOverflow() [event.NumCategories]uint64 {
+	var out [event.NumCategories]uint64
+	for i := range out {
+		out[i] = s.overflow[i].Load()
+	}
+	return out
+}
+
 func (s *sensor) finish() (Result, error) {
 	s.takeSample()
 	ctx := context.Background()
@@ -604,6 +639,7 @@ func (s *sensor) finish() (Result, error) {
 		s.log.Warn("publish final stats", "err", err)
 	}
 	res.PublishErrors = s.pubErrors.Load()
+	res.SpoolOverflow = s.spoolOverflow()
 	s.mu.Lock()
 	res.Series = append([]event.Sample(nil), s.series...)
 	s.mu.Unlock()

@@ -35,6 +35,15 @@ type SensorSummary struct {
 	Shed               uint64 `json:"shed"`
 	Batches            uint64 `json:"batches"`
 	PublishErrors      uint64 `json:"publish_errors"`
+	// SpoolOverflow counts delivered events the sensor's spool dropped
+	// during a NATS outage (never published): the identity is
+	// attempted == (delivered - spool_overflow) + dropped + spool_overflow.
+	SpoolOverflow uint64 `json:"spool_overflow"`
+	// SpoolPublishErrors counts the sensor's failed publish attempts
+	// (each retried from the spool); SpoolQueuedBytes is what its latest
+	// stats said was waiting.
+	SpoolPublishErrors uint64 `json:"spool_publish_errors"`
+	SpoolQueuedBytes   int64  `json:"spool_queued_bytes"`
 	AttemptedLifecycle uint64 `json:"attempted_lifecycle"`
 	AttemptedSyscall   uint64 `json:"attempted_syscall"`
 	// DropPct is 100*dropped/attempted (0 when nothing was attempted).
@@ -119,6 +128,9 @@ type runState struct {
 	haveStats     bool
 	batches       uint64
 	publishErrors uint64
+	spoolOverflow [event.NumCategories]uint64
+	spoolErrors   uint64
+	spoolQueued   int64
 	lastBatchSeq  uint64
 	final         bool
 
@@ -324,6 +336,13 @@ func (a *Aggregator) AddStats(s *event.Stats) {
 	maxCounters(&r.counters, &s.Counters)
 	r.batches = max(r.batches, s.Batches)
 	r.publishErrors = max(r.publishErrors, s.PublishErrors)
+	for i, v := range s.SpoolOverflow {
+		r.spoolOverflow[i] = max(r.spoolOverflow[i], v)
+	}
+	if s.Spool != nil {
+		r.spoolErrors = max(r.spoolErrors, s.Spool.PublishErrors)
+		r.spoolQueued = s.Spool.QueuedBytes
+	}
 	r.lastBatchSeq = max(r.lastBatchSeq, s.LastBatchSeq)
 	r.final = r.final || s.Final
 	r.haveStats = true
@@ -441,6 +460,9 @@ func (n *nodeState) addTo(s *Summary) {
 			se.Batches += r.maxSeq
 		}
 		se.PublishErrors += r.publishErrors
+		se.SpoolOverflow += event.Sum(r.spoolOverflow)
+		se.SpoolPublishErrors += r.spoolErrors
+		se.SpoolQueuedBytes += r.spoolQueued
 		s.Enricher.Events += r.enricherEvents
 		an.BatchGaps += r.gaps()
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/ringwise/ringwise/analyzer"
@@ -15,6 +16,7 @@ import (
 	"github.com/ringwise/ringwise/internal/flood"
 	"github.com/ringwise/ringwise/sensor"
 	"github.com/ringwise/ringwise/services/bus"
+	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/ringmodel"
 	"github.com/ringwise/ringwise/services/ringspec"
 	"github.com/ringwise/ringwise/services/telemetry"
@@ -30,6 +32,9 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	nf.register(fs)
 	var tf telemetryFlags
 	tf.register(fs, true, false)
+	spoolSize := fs.Int64("spool-size", bus.DefaultSpoolBytes, "bytes of raw batches (and stats) kept IN MEMORY while NATS does not acknowledge them (an outage), sent in order once it does; "+
+		"beyond it new batches are dropped and counted as spool_overflow (attempted == delivered + dropped + spool_overflow)")
+	spoolDrain := fs.Duration("spool-drain", 30*time.Second, "at exit, how long the spool may take to reach NATS before what it still holds is abandoned (counted)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -39,6 +44,9 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfg, err := sf.config()
 	if err != nil {
 		return err
+	}
+	if *spoolSize <= 0 {
+		return fmt.Errorf("--spool-size %d: want > 0", *spoolSize)
 	}
 	log, err := tf.logger(stderr, slog.LevelInfo)
 	if err != nil {
@@ -60,19 +68,24 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer nc.Close()
-	pub := &bus.AsyncPublisher{JS: js}
+	pub := bus.NewSpool(js, int64(*spoolSize), log)
+	cfg.Spool = func() event.SpoolState { return event.SpoolState(pub.Stats()) }
 	cfg.Publisher, cfg.NC, cfg.Logger = pub, nc, log
 	fmt.Fprintf(stderr, "ringwise sensor: node %s, ring %s (%s), consumer-cost %v%s, publishing to %s\n",
 		cfg.Node, ringspec.ProseSize(cfg.Probe.RingSize), cfg.Probe.Layout, cfg.ConsumerCost, labKnobNote(cfg.ConsumerCost), bus.RawSubject(cfg.Node))
 	res, err := sensor.Run(ctx, cfg)
-	if failed, ferr := pub.Flush(); failed > 0 {
-		fmt.Fprintf(stderr, "ringwise sensor: %d publishes failed: %v\n", failed, ferr)
-	}
+	// Whatever the spool still holds gets a bounded time to reach NATS.
+	cctx, cancel := context.WithTimeout(context.Background(), *spoolDrain)
+	abandoned := pub.Close(cctx)
+	cancel()
+	sp := pub.Stats()
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "ringwise sensor: drained; attempted %v delivered %v dropped %v shed %v (lifecycle, syscall); %d batches\n",
 		res.Counters.Attempted, res.Counters.Delivered, res.Counters.Dropped, res.Counters.Shed, res.Batches)
+	fmt.Fprintf(stderr, "ringwise sensor: spool: %d stored, %d publish errors (retried), %d batches overflowed (events %v), %d abandoned at exit\n",
+		sp.Sent, sp.PublishErrors, sp.Overflow, res.SpoolOverflow, abandoned)
 	return nil
 }
 
@@ -143,8 +156,20 @@ func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fmt.Fprintf(stderr, "ringwise enricher: %d batches, %d events, %d replayed, bad input %v, %d sequence gaps, %d publish errors\n",
 		st.Batches, st.Events, st.Replayed, st.BadInput, st.SeqGaps, st.PubErrors)
 	if o := st.Ownership; o != nil {
-		fmt.Fprintf(stderr, "ringwise enricher: id %s: acquired %d, released %d, fenced %d; %d checkpoints (%d errors, last %d bytes, %d processes), retention lost %d\n",
-			o.ID, o.Acquired, o.Released, o.Fenced, o.Checkpoints, o.CheckpointErrors, o.CheckpointBytes, o.CheckpointProcesses, o.RetentionLost)
+		var mean time.Duration
+		if o.Checkpoints > 0 {
+			mean = time.Duration(o.CheckpointNanos / int64(o.Checkpoints))
+		}
+		fmt.Fprintf(stderr, "ringwise enricher: id %s: acquired %d, released %d, fenced %d, publish conflicts %d; %d checkpoints (%d errors, mean %v, last %d bytes, %d processes), retention lost %d\n",
+			o.ID, o.Acquired, o.Released, o.Fenced, o.PublishConflicts, o.Checkpoints, o.CheckpointErrors, mean.Round(time.Microsecond), o.CheckpointBytes, o.CheckpointProcesses, o.RetentionLost)
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		if cpu > 0 {
+			fmt.Fprintf(stderr, "ringwise enricher: CPU %v (user+system) for %d events: %.0f events per CPU-second\n",
+				cpu.Round(time.Millisecond), st.Events, float64(st.Events)/cpu.Seconds())
+		}
 	}
 	return err
 }

@@ -292,6 +292,10 @@ type Msg struct {
 	Data   []byte
 	// Schema, when not 0, is sent as HeaderSchema.
 	Schema int
+	// OnDrop, when set, is called by a Spool that drops the message
+	// (full, or closed before it was stored), so the producer can count
+	// what it carried.
+	OnDrop func()
 }
 
 // natsMsg builds the message to send; with copyData the data is copied.

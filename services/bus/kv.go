@@ -74,9 +74,9 @@ func EnsureBuckets(ctx context.Context, js jetstream.JetStream, o BucketOptions)
 		kv  *jetstream.KeyValue
 		cfg jetstream.KeyValueConfig
 	}{
-		{&b.Members, jetstream.KeyValueConfig{Bucket: BucketMembers, TTL: o.MemberTTL, Storage: jetstream.MemoryStorage,
+		{&b.Members, jetstream.KeyValueConfig{Bucket: BucketMembers, TTL: o.MemberTTL, Storage: storage,
 			Description: "live ringwise enrichers (TTL heartbeats)"}},
-		{&b.Leases, jetstream.KeyValueConfig{Bucket: BucketLeases, TTL: o.LeaseTTL, Storage: jetstream.MemoryStorage,
+		{&b.Leases, jetstream.KeyValueConfig{Bucket: BucketLeases, TTL: o.LeaseTTL, Storage: storage,
 			Description: "node ownership leases; the revision is the fencing token"}},
 		{&b.Checkpoints, jetstream.KeyValueConfig{Bucket: BucketCheckpoints, Storage: storage, MaxValueSize: o.CheckpointMaxBytes,
 			Description: "per-node process table and raw-stream sequence"}},

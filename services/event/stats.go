@@ -35,6 +35,25 @@ type Stats struct {
 	Series []Sample `json:"series"`
 	// Final is set on the last message of a sensor run, after a full drain.
 	Final bool `json:"final"`
+	// SpoolOverflow counts, per category, delivered events whose batch the
+	// sensor's spool dropped during a NATS outage (full): never published.
+	// attempted == (delivered - spool_overflow) + dropped + spool_overflow.
+	SpoolOverflow [NumCategories]uint64 `json:"spool_overflow"`
+	// Spool is the publisher's spool now (queued, publish errors,
+	// overflow), when the sensor has one.
+	Spool *SpoolState `json:"spool,omitempty"`
+}
+
+// SpoolState mirrors bus.SpoolStats (event cannot import bus).
+type SpoolState struct {
+	Queued        int    `json:"queued"`
+	QueuedBytes   int64  `json:"queued_bytes"`
+	MaxBytes      int64  `json:"max_bytes"`
+	Sent          uint64 `json:"sent"`
+	PublishErrors uint64 `json:"publish_errors"`
+	LastError     string `json:"last_error,omitempty"`
+	Overflow      uint64 `json:"overflow"`
+	Abandoned     uint64 `json:"abandoned"`
 }
 
 // RingConfig describes the sensor's rings.

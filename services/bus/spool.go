@@ -1,0 +1,192 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DefaultSpoolBytes bounds a Spool: at a flood's ~100 raw batches of ~80
+// KiB per second, about 30 s of a node's output.
+const DefaultSpoolBytes = 256 << 20
+
+// SpoolStats are a Spool's counters.
+type SpoolStats struct {
+	// Queued and QueuedBytes are what waits to be stored now.
+	Queued      int   `json:"queued"`
+	QueuedBytes int64 `json:"queued_bytes"`
+	MaxBytes    int64 `json:"max_bytes"`
+	// Sent counts messages stored (acknowledged by the stream).
+	Sent uint64 `json:"sent"`
+	// PublishErrors counts failed attempts; each is retried in order.
+	PublishErrors uint64 `json:"publish_errors"`
+	LastError     string `json:"last_error,omitempty"`
+	// Overflow counts messages refused because the spool was full;
+	// Abandoned those still queued when Close gave up.
+	Overflow  uint64 `json:"overflow"`
+	Abandoned uint64 `json:"abandoned"`
+}
+
+// Spool is a Publisher for a producer that must never block on NATS (a
+// sensor reading a kernel ring): Publish queues a copy in memory, bounded
+// by bytes, and one goroutine stores the queue in order, each message
+// acknowledged by its stream before the next, retrying through an outage
+// (the Nats-Msg-Id makes a retry after a lost ack harmless). When the queue
+// is full, Publish refuses the new message: it is counted as overflow and
+// its OnDrop is called, so the producer accounts for exactly what was lost.
+type Spool struct {
+	js  jetstream.JetStream
+	max int64
+	log *slog.Logger
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	q      []Msg
+	bytes  int64
+	closed bool
+	stats  SpoolStats
+	done   chan struct{}
+	stop   context.CancelFunc
+}
+
+// NewSpool starts a spool of at most maxBytes (DefaultSpoolBytes if 0).
+func NewSpool(js jetstream.JetStream, maxBytes int64, log *slog.Logger) *Spool {
+	if maxBytes <= 0 {
+		maxBytes = DefaultSpoolBytes
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Spool{js: js, max: maxBytes, log: log, done: make(chan struct{}), stop: cancel}
+	s.cond = sync.NewCond(&s.mu)
+	s.stats.MaxBytes = maxBytes
+	go s.send(ctx)
+	return s
+}
+
+// ErrSpoolClosed is returned by Publish after Close.
+var ErrSpoolClosed = errors.New("spool closed")
+
+// Publish implements Publisher: it queues a copy of m, or counts it as
+// overflow (calling m.OnDrop) when the spool is full, and returns nil
+// either way.
+func (s *Spool) Publish(_ context.Context, m Msg) error {
+	m.Data = append([]byte(nil), m.Data...)
+	if m.Header != nil {
+		m.Header = cloneHeader(m.Header)
+	}
+	n := int64(len(m.Data))
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrSpoolClosed
+	}
+	if s.bytes+n > s.max {
+		s.stats.Overflow++
+		s.mu.Unlock()
+		if m.OnDrop != nil {
+			m.OnDrop()
+		}
+		return nil
+	}
+	s.q = append(s.q, m)
+	s.bytes += n
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	return nil
+}
+
+// send stores the queue's head until it is acknowledged, then the next.
+func (s *Spool) send(ctx context.Context) {
+	defer close(s.done)
+	backoff := 50 * time.Millisecond
+	for {
+		s.mu.Lock()
+		for len(s.q) == 0 && !s.closed {
+			s.cond.Wait()
+		}
+		if len(s.q) == 0 || ctx.Err() != nil {
+			s.mu.Unlock()
+			return
+		}
+		m := s.q[0]
+		s.mu.Unlock()
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var opts []jetstream.PublishOpt
+		if m.ID != "" {
+			opts = append(opts, jetstream.WithMsgID(m.ID))
+		}
+		_, err := s.js.PublishMsg(pctx, m.natsMsg(false), opts...)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.mu.Lock()
+			s.stats.PublishErrors++
+			s.stats.LastError = fmt.Sprintf("publish %s (msg id %q): %v", m.Subject, m.ID, err)
+			s.mu.Unlock()
+			s.log.Warn("publish failed; spooling", "subject", m.Subject, "queued", len(s.q), "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		s.mu.Lock()
+		s.q[0] = Msg{}
+		s.q = s.q[1:]
+		s.bytes -= int64(len(m.Data))
+		s.stats.Sent++
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}
+}
+
+// Stats returns the counters.
+func (s *Spool) Stats() SpoolStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Queued, st.QueuedBytes = len(s.q), s.bytes
+	return st
+}
+
+// Close stops accepting messages and waits until the queue is stored or
+// ctx is done; then what is still queued is abandoned (each OnDrop called)
+// and counted. It returns the number abandoned.
+func (s *Spool) Close(ctx context.Context) int {
+	s.mu.Lock()
+	s.closed = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		s.stop()
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+		<-s.done
+	}
+	s.mu.Lock()
+	left := s.q
+	s.q, s.bytes = nil, 0
+	s.stats.Abandoned += uint64(len(left))
+	s.mu.Unlock()
+	for _, m := range left {
+		if m.OnDrop != nil {
+			m.OnDrop()
+		}
+	}
+	return len(left)
+}
