@@ -218,6 +218,8 @@ type Result struct {
 	// never reached NATS, so attempted == (delivered - overflow) + dropped
 	// + overflow, and the stream holds delivered - overflow events.
 	SpoolOverflow [event.NumCategories]uint64
+	// SpoolOverflowBatches counts those batches (each a gap downstream).
+	SpoolOverflowBatches uint64
 }
 
 // MonotonicNs reads CLOCK_BOOTTIME, the clock of the records' timestamps
@@ -269,9 +271,10 @@ type sensor struct {
 	pubErrors   atomic.Uint64
 	// overflow counts the events, per category, of batches the spool
 	// dropped (full, or closed before they were stored).
-	overflow [event.NumCategories]atomic.Uint64
-	lastSeq     atomic.Uint64
-	busyNs      atomic.Int64 // reader time not spent waiting
+	overflow        [event.NumCategories]atomic.Uint64
+	overflowBatches atomic.Uint64
+	lastSeq         atomic.Uint64
+	busyNs          atomic.Int64 // reader time not spent waiting
 
 	// pubMu serializes publishes: the reader and the sampler both
 	// publish, and a bus.Publisher need only be safe for one goroutine.
@@ -431,6 +434,7 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 		}
 	}
 	msg.OnDrop = func() {
+		s.overflowBatches.Add(1)
 		for c, k := range per {
 			s.overflow[c].Add(k)
 		}
@@ -640,6 +644,7 @@ func (s *sensor) finish() (Result, error) {
 	}
 	res.PublishErrors = s.pubErrors.Load()
 	res.SpoolOverflow = s.spoolOverflow()
+	res.SpoolOverflowBatches = s.overflowBatches.Load()
 	s.mu.Lock()
 	res.Series = append([]event.Sample(nil), s.series...)
 	s.mu.Unlock()

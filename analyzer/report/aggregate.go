@@ -27,14 +27,14 @@ type Summary struct {
 // SensorSummary holds the sensor's ring counters: for each sensor run the
 // latest cumulative values (from stats or batch envelopes), summed over runs.
 type SensorSummary struct {
-	Attempted          uint64 `json:"attempted"`
-	Delivered          uint64 `json:"delivered"`
-	Dropped            uint64 `json:"dropped"`
-	DroppedLifecycle   uint64 `json:"dropped_lifecycle"`
-	DroppedSyscall     uint64 `json:"dropped_syscall"`
-	Shed               uint64 `json:"shed"`
-	Batches            uint64 `json:"batches"`
-	PublishErrors      uint64 `json:"publish_errors"`
+	Attempted        uint64 `json:"attempted"`
+	Delivered        uint64 `json:"delivered"`
+	Dropped          uint64 `json:"dropped"`
+	DroppedLifecycle uint64 `json:"dropped_lifecycle"`
+	DroppedSyscall   uint64 `json:"dropped_syscall"`
+	Shed             uint64 `json:"shed"`
+	Batches          uint64 `json:"batches"`
+	PublishErrors    uint64 `json:"publish_errors"`
 	// SpoolOverflow counts delivered events the sensor's spool dropped
 	// during a NATS outage (never published): the identity is
 	// attempted == (delivered - spool_overflow) + dropped + spool_overflow.

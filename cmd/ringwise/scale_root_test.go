@@ -178,7 +178,7 @@ func sensorDelivered(t *testing.T, s *service) uint64 {
 	return a + b
 }
 
-var overflowRE = regexp.MustCompile(`spool: \d+ stored, \d+ publish errors \(retried\), (\d+) batches overflowed \(events \[(\d+) (\d+)\]\), (\d+) abandoned`)
+var overflowRE = regexp.MustCompile(`spool: \d+ stored, \d+ publish errors \(retried\), (\d+) batches overflowed \(events \[(\d+) (\d+)\]; \d+ messages in all with stats\), (\d+) abandoned`)
 
 // sensorOverflow parses the sensor's spool line: events and batches the
 // spool dropped.
@@ -222,6 +222,7 @@ type scaleRun struct {
 	wrong              map[string]int
 	dups, ooo, gaps    map[string]uint64
 	takeover           time.Duration
+	replicas           int
 	overflow           map[string]uint64 // events the spool dropped
 	overflowBatches    map[string]uint64
 	killedOwnerOf      string
@@ -244,6 +245,9 @@ type scaleSetup struct {
 	// on its store; spool is the sensors' --spool-size ("" = default).
 	outage time.Duration
 	spool  string
+	// cluster runs three NATS servers (R3 streams and buckets) and kills
+	// -9 one of them mid-flood, restarting it after the flood.
+	cluster bool
 }
 
 // runScale runs NATS, an analyzer, enrichers and one sensor per node as
@@ -255,8 +259,33 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 	url := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", httpPort)
 	natsArgs := []string{"nats", "--listen", fmt.Sprintf("127.0.0.1:%d", natsPort), "--store", t.TempDir()}
-	ns := startService(t, "nats", natsArgs...)
-	ns.waitOutput(t, "NATS with JetStream on", 20*time.Second)
+	var ns *service
+	var clusterArgs [][]string
+	var clusterSvcs []*service
+	if cfg.cluster {
+		ports := []int{natsPort, freePort(t), freePort(t)}
+		cports := []int{freePort(t), freePort(t), freePort(t)}
+		var routes, urls []string
+		for i := range ports {
+			routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", cports[i]))
+			urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
+		}
+		url = strings.Join(urls, ",")
+		for i := range ports {
+			args := []string{"nats", "--listen", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--store", t.TempDir(),
+				"--name", fmt.Sprintf("n%d", i+1), "--cluster", fmt.Sprintf("127.0.0.1:%d", cports[i]), "--routes", strings.Join(routes, ",")}
+			clusterArgs = append(clusterArgs, args)
+			clusterSvcs = append(clusterSvcs, startService(t, fmt.Sprintf("nats n%d", i+1), args...))
+		}
+		for _, c := range clusterSvcs {
+			c.waitOutput(t, "NATS with JetStream on", 30*time.Second)
+		}
+		ns = clusterSvcs[0]
+		waitJetStream(t, url)
+	} else {
+		ns = startService(t, "nats", natsArgs...)
+		ns.waitOutput(t, "NATS with JetStream on", 20*time.Second)
+	}
 	an := startService(t, "analyzer", "analyzer", "--nats", url, "--http", httpAddr)
 	an.waitOutput(t, "consuming", 20*time.Second)
 	var enrichers []*service
@@ -349,6 +378,11 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 		t.Logf("kill -9 of %s (owner of node %s) mid-flood: taken over after %v (member and lease TTL 2s)", owner, node, res.takeover.Round(time.Millisecond))
 		res.newOwner = "enricher " + string(must(leases.Get(ctx, bus.NodeKey(node))).Value())
 	}
+	if cfg.cluster {
+		time.Sleep(3 * time.Second)
+		clusterSvcs[1].kill()
+		t.Logf("kill -9 of NATS server n2 mid-flood")
+	}
 	if cfg.outage > 0 {
 		time.Sleep(2 * time.Second)
 		ns.stop(t, 30*time.Second)
@@ -363,6 +397,29 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 		t.Fatalf("flood: %v", f.err)
 	}
 	res.floodProcs = f.r.Spawned
+	if cfg.cluster {
+		// n2 rejoins on its store and catches up.
+		clusterSvcs[1] = startService(t, "nats n2 (restarted)", clusterArgs[1]...)
+		clusterSvcs[1].waitOutput(t, "NATS with JetStream on", 30*time.Second)
+		waitUntil(t, 60*time.Second, "n2 current again in every replica of RINGWISE_RAW", func() bool {
+			st, err := js.Stream(ctx, bus.StreamRaw)
+			if err != nil {
+				return false
+			}
+			info, err := st.Info(ctx)
+			if err != nil || info.Cluster == nil || len(info.Cluster.Replicas)+1 != 3 {
+				return false
+			}
+			for _, p := range info.Cluster.Replicas {
+				if !p.Current || p.Offline {
+					return false
+				}
+			}
+			res.replicas = 1 + len(info.Cluster.Replicas)
+			return true
+		})
+		t.Logf("n2 rejoined: RINGWISE_RAW has %d current replicas", res.replicas)
+	}
 	time.Sleep(500 * time.Millisecond)
 	for _, s := range sensors {
 		s.stop(t, 60*time.Second)
@@ -419,8 +476,34 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 		}
 	}
 	an.stop(t, 30*time.Second)
-	ns.stop(t, 30*time.Second)
+	if cfg.cluster {
+		for _, c := range clusterSvcs {
+			c.stop(t, 30*time.Second)
+		}
+	} else {
+		ns.stop(t, 30*time.Second)
+	}
 	return res
+}
+
+// waitJetStream waits until the cluster's JetStream answers.
+func waitJetStream(t *testing.T, url string) {
+	t.Helper()
+	nc, err := bus.Connect(url, "scale-test-wait")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 60*time.Second, "JetStream cluster ready", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(ctx)
+		return err == nil
+	})
 }
 
 func waitKV(ctx context.Context, js jetstream.JetStream, bucket string) (jetstream.KeyValue, error) {
@@ -537,4 +620,22 @@ func TestOutage(t *testing.T) {
 	}
 	fmt.Printf("outage: 5 s mid-flood; default spool: %d events lost; 256 KiB spool: %d events in %d batches overflowed, counted exactly\n",
 		r.overflow["a"], small.overflow["a"], small.overflowBatches["a"])
+}
+
+// TestCluster: three NATS servers (ringwise nats with cluster flags, R3
+// streams and buckets), kill -9 of one mid-flood: nothing lost, nothing
+// duplicated; the server rejoins on its store.
+func TestCluster(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("root needed to load BPF (CI runs as root)")
+	}
+	if testing.Short() {
+		t.Skip("multi-process fault test")
+	}
+	r := runScale(t, scaleSetup{nodes: []string{"a"}, enrichers: 2, procs: 5000, cluster: true})
+	checkScaleRun(t, "cluster, kill -9 of n2", r)
+	if r.replicas != 3 {
+		t.Errorf("RINGWISE_RAW has %d replicas, want 3 (following the cluster size)", r.replicas)
+	}
+	fmt.Printf("cluster: kill -9 of 1 of 3 servers mid-flood: analyzer events %d == delivered %d; n2 rejoined\n", r.totalEvents, r.totalDelivered)
 }

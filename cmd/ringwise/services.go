@@ -84,8 +84,8 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stderr, "ringwise sensor: drained; attempted %v delivered %v dropped %v shed %v (lifecycle, syscall); %d batches\n",
 		res.Counters.Attempted, res.Counters.Delivered, res.Counters.Dropped, res.Counters.Shed, res.Batches)
-	fmt.Fprintf(stderr, "ringwise sensor: spool: %d stored, %d publish errors (retried), %d batches overflowed (events %v), %d abandoned at exit\n",
-		sp.Sent, sp.PublishErrors, sp.Overflow, res.SpoolOverflow, abandoned)
+	fmt.Fprintf(stderr, "ringwise sensor: spool: %d stored, %d publish errors (retried), %d batches overflowed (events %v; %d messages in all with stats), %d abandoned at exit\n",
+		sp.Sent, sp.PublishErrors, res.SpoolOverflowBatches, res.SpoolOverflow, sp.Overflow, abandoned)
 	return nil
 }
 
@@ -129,11 +129,19 @@ func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	defer nc.Close()
 	cfg := enricher.Config{JS: js, NC: nc, Durable: *durable, Node: *node, Logger: log, Tracing: tr}
 	if *mode == "scaled" {
-		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		b, err := bus.EnsureBuckets(bctx, js, bus.BucketOptions{Memory: nf.memory, Replicas: bus.AutoReplicas(nc), MemberTTL: *memberTTL, LeaseTTL: *leaseTTL})
-		cancel()
-		if err != nil {
-			return err
+		// A fresh cluster may take a while to place R3 buckets: retry.
+		var b bus.Buckets
+		for attempt := 1; ; attempt++ {
+			bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			b, err = bus.EnsureBuckets(bctx, js, bus.BucketOptions{Memory: nf.memory, Replicas: bus.AutoReplicas(nc), MemberTTL: *memberTTL, LeaseTTL: *leaseTTL})
+			cancel()
+			if err == nil {
+				break
+			}
+			if attempt == 6 || ctx.Err() != nil {
+				return err
+			}
+			log.Warn("KV buckets not ready; retrying", "attempt", attempt, "err", err)
 		}
 		cfg.Scale = &enricher.ScaleConfig{ID: *id, Buckets: b, MemberTTL: *memberTTL, LeaseTTL: *leaseTTL,
 			CheckpointInterval: *ckptEvery, CheckpointBatches: *ckptBatches}

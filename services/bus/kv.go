@@ -82,7 +82,18 @@ func EnsureBuckets(ctx context.Context, js jetstream.JetStream, o BucketOptions)
 			Description: "per-node process table and raw-stream sequence"}},
 	} {
 		c.cfg.Replicas, c.cfg.History = o.Replicas, 1
-		kv, err := js.CreateOrUpdateKeyValue(ctx, c.cfg)
+		// Bind to a bucket that exists; create it otherwise. (Two enrichers
+		// calling CreateOrUpdateKeyValue on the same new R3 bucket at once
+		// both hung until their deadline on nats-server 2.15.2.)
+		kv, err := js.KeyValue(ctx, c.cfg.Bucket)
+		if err != nil {
+			kv, err = js.CreateKeyValue(ctx, c.cfg)
+			if err != nil {
+				if kv2, err2 := js.KeyValue(ctx, c.cfg.Bucket); err2 == nil {
+					kv, err = kv2, nil // created by another meanwhile
+				}
+			}
+		}
 		if err != nil {
 			return Buckets{}, fmt.Errorf("KV bucket %s: %w", c.cfg.Bucket, err)
 		}
