@@ -26,6 +26,7 @@ Usage:
   ringwise enricher --nats URL [flags]   run an enricher alone
   ringwise analyzer --nats URL [flags]   run the analyzer alone (HTTP /api/summary)
   ringwise nats     [--listen ADDR]      run an embedded NATS server with JetStream for the services above
+  ringwise replay   record|play [flags]  record a node's raw stream to a file; publish it again as N virtual nodes at a rate
   ringwise dlq      --nats URL [--json]  list the dead letters: bad input the enricher and analyzer refused
 
 Run 'ringwise COMMAND --help' for the flags of a command.
@@ -54,6 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"analyzer": cmdAnalyzer,
 		"nats":     cmdNATS,
 		"dlq":      cmdDLQ,
+		"replay":   cmdReplay,
 	}
 	name := args[0]
 	switch name {

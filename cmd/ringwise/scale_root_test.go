@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ringwise/ringwise/analyzer/report"
+	"github.com/ringwise/ringwise/enricher"
 	"github.com/ringwise/ringwise/internal/flood"
 	"github.com/ringwise/ringwise/internal/pipeline"
 	"github.com/ringwise/ringwise/services/bus"
@@ -638,4 +639,122 @@ func TestCluster(t *testing.T) {
 		t.Errorf("RINGWISE_RAW has %d replicas, want 3 (following the cluster size)", r.replicas)
 	}
 	fmt.Printf("cluster: kill -9 of 1 of 3 servers mid-flood: analyzer events %d == delivered %d; n2 rejoined\n", r.totalEvents, r.totalDelivered)
+}
+
+// TestScaleUp: 3 enrichers serve a real node and 8 virtual nodes
+// (`ringwise replay` of the real node's raw stream); a 4th enricher starts
+// mid-replay. Ownership rebalances to the rendezvous owners over 4 members
+// without waiting for a TTL, and every node's events arrive once, in
+// order.
+func TestScaleUp(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("root needed to load BPF (CI runs as root)")
+	}
+	if testing.Short() {
+		t.Skip("multi-process fault test")
+	}
+	natsPort, httpPort := freePort(t), freePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", httpPort)
+	ns := startService(t, "nats", "nats", "--listen", fmt.Sprintf("127.0.0.1:%d", natsPort), "--store", t.TempDir())
+	ns.waitOutput(t, "NATS with JetStream on", 20*time.Second)
+	an := startService(t, "analyzer", "analyzer", "--nats", url, "--http", httpAddr)
+	an.waitOutput(t, "consuming", 20*time.Second)
+	startEnricher := func(id string) *service {
+		e := startService(t, "enricher "+id, "enricher", "--nats", url, "--id", id, "--member-ttl", "2s", "--lease-ttl", "2s", "--checkpoint-interval", "1s")
+		e.waitOutput(t, "scaled mode", 20*time.Second)
+		return e
+	}
+	var enrichers []*service
+	for _, id := range []string{"e1", "e2", "e3"} {
+		enrichers = append(enrichers, startEnricher(id))
+	}
+	src := startService(t, "sensor src", "sensor", "--nats", url, "--node", "src")
+	src.waitOutput(t, "published /proc snapshot", 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	fr, err := flood.Run(ctx, flood.Config{Procs: 1000, Parallel: 4, Burst: 250, Pause: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	src.stop(t, 60*time.Second)
+	file := filepath.Join(t.TempDir(), "src.replay")
+	rec := startService(t, "replay record", "replay", "record", "--nats", url, "--node", "src", "--out", file)
+	<-rec.done
+	if rec.err != nil {
+		t.Fatalf("replay record: %v\n%s", rec.err, rec.out.String())
+	}
+	t.Logf("%s (flood of %d processes in %v)", strings.TrimSpace(rec.out.String()), fr.Spawned, fr.Duration.Round(time.Millisecond))
+	play := startService(t, "replay play", "replay", "play", "--nats", url, "--in", file, "--nodes", "8", "--rate", "40")
+	time.Sleep(2 * time.Second)
+	joined := time.Now()
+	enrichers = append(enrichers, startEnricher("e4"))
+
+	nc, err := bus.Connect(url, "scale-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases, err := waitKV(ctx, js, bus.BucketLeases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := []string{"src"}
+	for i := 0; i < 8; i++ {
+		nodes = append(nodes, fmt.Sprintf("vnode-%d", i))
+	}
+	members := []string{"e1", "e2", "e3", "e4"}
+	var toE4 []string
+	for _, n := range nodes {
+		if enricher.Owner(n, members) == "e4" {
+			toE4 = append(toE4, n)
+		}
+	}
+	if len(toE4) == 0 {
+		t.Fatal("the test's names give e4 no node: choose other names")
+	}
+	var rebalance time.Duration
+	waitUntil(t, 60*time.Second, "leases held by the rendezvous owners over 4 members", func() bool {
+		for _, n := range nodes {
+			ent, err := leases.Get(ctx, bus.NodeKey(n))
+			if err != nil || string(ent.Value()) != enricher.Owner(n, members) {
+				return false
+			}
+		}
+		rebalance = time.Since(joined)
+		return true
+	})
+	t.Logf("e4 joined mid-replay: nodes %v moved to it; every lease with its rendezvous owner after %v", toE4, rebalance.Round(time.Millisecond))
+	<-play.done
+	if play.err != nil {
+		t.Fatalf("replay play: %v\n%s", play.err, play.out.String())
+	}
+	t.Log(strings.TrimSpace(play.out.String()))
+	var total uint64
+	for _, n := range nodes {
+		var s report.Summary
+		waitUntil(t, 120*time.Second, "analyzer caught up with node "+n, func() bool {
+			s = summary(t, httpAddr, n)
+			return s.Sensor.Final && s.Analyzer.Events >= s.Sensor.Delivered && s.Sensor.Delivered > 0
+		})
+		an := s.Analyzer
+		if an.Events != s.Sensor.Delivered || an.DuplicateBatches+an.DuplicatePositions != 0 || an.OutOfOrderBatches != 0 || an.BatchGaps != 0 {
+			t.Errorf("node %s: events %d of %d delivered, duplicates %d/%d, out of order %d, gaps %d", n, an.Events, s.Sensor.Delivered,
+				an.DuplicateBatches, an.DuplicatePositions, an.OutOfOrderBatches, an.BatchGaps)
+		}
+		total += an.Events
+	}
+	for _, e := range enrichers {
+		e.stop(t, 30*time.Second)
+		lines := strings.Split(strings.TrimSpace(e.out.String()), "\n")
+		t.Logf("%s: %s", e.name, strings.Join(lines[max(0, len(lines)-3):], " | "))
+	}
+	fmt.Printf("scale-up: 4th enricher joined mid-replay of 8 virtual nodes + 1 real; %d events in all, 0 duplicates/out-of-order; rebalanced in %v\n", total, rebalance.Round(time.Millisecond))
+	an.stop(t, 30*time.Second)
+	ns.stop(t, 30*time.Second)
 }
