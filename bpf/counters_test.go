@@ -10,7 +10,9 @@ import (
 // the counters: between any two map lookups one more record of every category
 // is attempted and dropped (the ring is full), in the kernel's order: the
 // attempt is counted before the reserve, the drop after it fails.
-type fakeCounters struct{ vals [3 * event.NumCategories]uint64 }
+type fakeCounters struct {
+	vals [3 * event.NumCategories]uint64
+}
 
 func (f *fakeCounters) lookup(key uint32) (uint64, error) {
 	v := f.vals[key]

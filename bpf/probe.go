@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 
@@ -32,8 +33,19 @@ type Config struct {
 	// ringspec.DefaultLifecycleRingSize. Ignored by the shared layout.
 	LifecycleRingSize int
 	// Layout is one of ringspec.ProbeLayouts: ringspec.LayoutShared (the
-	// default when empty) or ringspec.LayoutSplit.
+	// default when empty: one ring for all CPUs), ringspec.LayoutSplit, or
+	// ringspec.LayoutFalco (Falco's modern probe: one ring of RingSize per
+	// group of CPUsPerRing CPUs, each CPU writing to its group's ring).
 	Layout ringspec.Layout
+	// CPUsPerRing is Falco's cpus_for_each_buffer for LayoutFalco; 0 means
+	// ringspec.DefaultCPUsPerRing. Ignored by the other layouts.
+	CPUsPerRing int
+	// LegacyGroupDeath makes exit records find group death as kernels
+	// before 6.16 must (no group_dead argument to sched_process_exit: the
+	// first thread to see signal->live at 0 marks the group leader). The
+	// loader picks it by itself when the kernel's BTF lacks the argument;
+	// tests set it to check that path on a newer kernel.
+	LegacyGroupDeath bool
 	// Hints makes syscall records carry ppid, uid, gid and comm read in the
 	// kernel (FlagHints): 32 more bytes per record, but metadata survives a
 	// lost lifecycle event.
@@ -70,6 +82,14 @@ func (c *Config) normalize() error {
 	if err := ringspec.ValidateRingSize(c.RingSize); err != nil {
 		return fmt.Errorf("ringwise bpf: ring size %w", err)
 	}
+	if c.Layout == ringspec.LayoutFalco {
+		if c.CPUsPerRing == 0 {
+			c.CPUsPerRing = ringspec.DefaultCPUsPerRing
+		}
+		if c.CPUsPerRing < 1 {
+			return fmt.Errorf("ringwise bpf: %d CPUs per ring: want at least 1", c.CPUsPerRing)
+		}
+	}
 	if c.Layout.HasLifecycleRing() {
 		if c.LifecycleRingSize == 0 {
 			c.LifecycleRingSize = ringspec.DefaultLifecycleRingSize
@@ -91,12 +111,15 @@ func (c *Config) normalize() error {
 // objects.
 type Probe struct {
 	cfg   Config
-	objs  ringwiseObjects
+	objs  probeObjects
+	inner []*ebpf.Map // LayoutFalco's rings
 	mu    sync.Mutex
 	links []link.Link
-	// lifecycle is the split layout's lifecycle ring (nil for shared);
-	// syscall holds syscall records (and, for shared, everything).
+	// lifecycle is the split layout's lifecycle ring (nil otherwise);
+	// syscall holds syscall records (and, for shared, everything; nil for
+	// falco); cpus are the falco layout's rings, one per CPU group.
 	lifecycle, syscall *Ring
+	cpus               []*Ring
 	closed             bool
 	self               uint32 // global tgid excluded by ExcludeSelf
 }
@@ -128,14 +151,24 @@ func Load(cfg Config) (*Probe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ringwise bpf: %w", err)
 	}
-	spec.Maps[ringwiseMapRbSyscall].MaxEntries = uint32(cfg.RingSize)
-	lcSize := os.Getpagesize() // unused in the shared layout: keep it minimal
-	split := uint32(0)
-	if cfg.Layout.HasLifecycleRing() {
-		lcSize = cfg.LifecycleRingSize
-		split = 1
+	page := os.Getpagesize()
+	layout := uint32(layoutShared)
+	sysSize, lcSize, nRings := cfg.RingSize, page, 1 // unused rings: keep them minimal
+	switch cfg.Layout {
+	case ringspec.LayoutSplit:
+		layout, lcSize = layoutSplit, cfg.LifecycleRingSize
+	case ringspec.LayoutFalco:
+		cpus, err := ebpf.PossibleCPU()
+		if err != nil {
+			return nil, fmt.Errorf("ringwise bpf: possible CPUs: %w", err)
+		}
+		layout, sysSize, nRings = layoutFalco, page, FalcoRings(cpus, cfg.CPUsPerRing)
 	}
+	spec.Maps[ringwiseMapRbSyscall].MaxEntries = uint32(sysSize)
 	spec.Maps[ringwiseMapRbLifecycle].MaxEntries = uint32(lcSize)
+	spec.Maps[ringwiseMapRbCpus].MaxEntries = uint32(nRings)
+	innerSpec := spec.Maps[ringwiseMapRbCpus].InnerMap
+	innerSpec.MaxEntries = uint32(cfg.RingSize)
 	// Each ring wakes the reader at its own sixteenth: the syscall ring's
 	// threshold may exceed the whole lifecycle ring.
 	lcWakeup := lcSize / 16
@@ -143,8 +176,10 @@ func Load(cfg Config) (*Probe, error) {
 	if cfg.Hints {
 		hints = 1
 	}
+	cpusPerRing := uint32(max(cfg.CPUsPerRing, 1))
 	for name, v := range map[string]any{
-		ringwiseVarSplitLayout:   split,
+		ringwiseVarLayout:        layout,
+		ringwiseVarCpusPerRing:   cpusPerRing,
 		ringwiseVarHints:         hints,
 		ringwiseVarWakeupBytes:   uint64(cfg.WakeupBytes),
 		ringwiseVarLcWakeupBytes: uint64(lcWakeup),
@@ -157,6 +192,15 @@ func Load(cfg Config) (*Probe, error) {
 			return nil, fmt.Errorf("ringwise bpf: set %s: %w", name, err)
 		}
 	}
+	// One exit program: with the kernel's group_dead argument when the
+	// kernel has it (6.16+), else the legacy one.
+	if !cfg.LegacyGroupDeath && !ExitHasGroupDead() {
+		cfg.LegacyGroupDeath = true
+	}
+	if cfg.LegacyGroupDeath {
+		spec.Programs[ringwiseProgRwExit] = spec.Programs[ringwiseProgRwExitLegacy]
+	}
+	delete(spec.Programs, ringwiseProgRwExitLegacy)
 
 	p := &Probe{cfg: cfg}
 	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
@@ -177,7 +221,7 @@ func Load(cfg Config) (*Probe, error) {
 	}()
 
 	if cfg.ExcludeSelf {
-		self, err := whoami(p.objs.RwWhoami)
+		self, err := whoami(p.objs.Whoami)
 		if err != nil {
 			if self, err = nsPidOuter(cfg.ProcRoot); err != nil {
 				return nil, fmt.Errorf("ringwise bpf: own global tgid to exclude: %w", err)
@@ -198,7 +242,28 @@ func Load(cfg Config) (*Probe, error) {
 		}
 	}
 
+	if cfg.Layout == ringspec.LayoutFalco {
+		for i := range nRings {
+			m, err := ebpf.NewMap(innerSpec)
+			if err != nil {
+				return nil, fmt.Errorf("ringwise bpf: create ring %d of %d: %w", i, nRings, err)
+			}
+			p.inner = append(p.inner, m)
+			if err := p.objs.RbCpus.Put(uint32(i), m); err != nil {
+				return nil, fmt.Errorf("ringwise bpf: insert ring %d: %w", i, err)
+			}
+		}
+	}
+
 	// Readers first, so nothing written after attach can be missed.
+	for i, m := range p.inner {
+		first := i * cfg.CPUsPerRing
+		r, err := newRing(fmt.Sprintf("cpus%d-%d", first, first+cfg.CPUsPerRing-1), m)
+		if err != nil {
+			return nil, err
+		}
+		p.cpus = append(p.cpus, r)
+	}
 	sysName := "shared"
 	if cfg.Layout.HasLifecycleRing() {
 		sysName = "syscall"
@@ -206,18 +271,20 @@ func Load(cfg Config) (*Probe, error) {
 			return nil, err
 		}
 	}
-	if p.syscall, err = newRing(sysName, p.objs.RbSyscall); err != nil {
-		return nil, err
+	if cfg.Layout != ringspec.LayoutFalco {
+		if p.syscall, err = newRing(sysName, p.objs.RbSyscall); err != nil {
+			return nil, err
+		}
 	}
 
 	for _, prog := range []struct {
 		name string
 		prog *ebpf.Program
 	}{
-		{"sched_process_fork", p.objs.RwFork},
-		{"sched_process_exec", p.objs.RwExec},
-		{"sched_process_exit", p.objs.RwExit},
-		{"sys_exit", p.objs.RwSysExit},
+		{"sched_process_fork", p.objs.Fork},
+		{"sched_process_exec", p.objs.Exec},
+		{"sched_process_exit", p.objs.Exit},
+		{"sys_exit", p.objs.SysExit},
 	} {
 		l, err := link.AttachTracing(link.TracingOptions{Program: prog.prog})
 		if err != nil {
@@ -297,13 +364,21 @@ func (p *Probe) Config() Config { return p.cfg }
 func (p *Probe) LifecycleRing() *Ring { return p.lifecycle }
 
 // SyscallRing is the ring of syscall records: for the shared layout, the one
-// ring that holds every record.
+// ring that holds every record; nil for the falco layout (CPURings).
 func (p *Probe) SyscallRing() *Ring { return p.syscall }
 
+// CPURings are the falco layout's rings, one per group of CPUsPerRing CPUs
+// in CPU order, each holding every record of its CPUs; nil for the other
+// layouts. Read each from one goroutine.
+func (p *Probe) CPURings() []*Ring { return p.cpus }
+
 // Rings returns every ring of the probe: the lifecycle ring first, if any,
-// then the syscall ring.
+// then the syscall ring, or the falco layout's CPU rings.
 func (p *Probe) Rings() []*Ring {
-	if p.lifecycle != nil {
+	switch {
+	case p.cpus != nil:
+		return p.cpus
+	case p.lifecycle != nil:
 		return []*Ring{p.lifecycle, p.syscall}
 	}
 	return []*Ring{p.syscall}
@@ -346,12 +421,15 @@ func (p *Probe) Close() error {
 	p.closed = true
 	p.mu.Unlock()
 	errs := []error{p.Detach()}
-	for _, r := range []*Ring{p.lifecycle, p.syscall} {
+	for _, r := range append([]*Ring{p.lifecycle, p.syscall}, p.cpus...) {
 		if r != nil {
 			errs = append(errs, r.close())
 		}
 	}
-	errs = append(errs, p.objs.Close())
+	errs = append(errs, p.objs.close())
+	for _, m := range p.inner {
+		errs = append(errs, m.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -443,4 +521,61 @@ func (p *Probe) Exclude(tgid uint32, on bool) error {
 		return err
 	}
 	return nil
+}
+
+const (
+	layoutShared = 0 // LAYOUT_SHARED in ringwise.bpf.c
+	layoutSplit  = 1
+	layoutFalco  = 2
+)
+
+// probeObjects are the objects Load loads: the maps, and one exit program
+// (rw_exit, or rw_exit_legacy under its name).
+type probeObjects struct {
+	ringwiseMaps
+	Fork    *ebpf.Program `ebpf:"rw_fork"`
+	Exec    *ebpf.Program `ebpf:"rw_exec"`
+	Exit    *ebpf.Program `ebpf:"rw_exit"`
+	SysExit *ebpf.Program `ebpf:"rw_sys_exit"`
+	Whoami  *ebpf.Program `ebpf:"rw_whoami"`
+}
+
+func (o *probeObjects) close() error {
+	errs := []error{o.ringwiseMaps.Close()}
+	for _, p := range []*ebpf.Program{o.Fork, o.Exec, o.Exit, o.SysExit, o.Whoami} {
+		if p != nil {
+			errs = append(errs, p.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// FalcoRings is the number of rings of Falco's layout on a node with cpus
+// CPUs: one per group of cpusPerRing, the last group possibly smaller.
+func FalcoRings(cpus, cpusPerRing int) int {
+	if cpusPerRing < 1 {
+		cpusPerRing = 1
+	}
+	return max(1, (cpus+cpusPerRing-1)/cpusPerRing)
+}
+
+// ExitHasGroupDead reports whether the kernel's sched_process_exit
+// tracepoint passes group_dead (Linux 6.16 and later), read from the
+// kernel's BTF (the btf_trace_sched_process_exit typedef: ctx, task,
+// group_dead).
+func ExitHasGroupDead() bool {
+	k, err := btf.LoadKernelSpec()
+	if err != nil {
+		return false
+	}
+	var td *btf.Typedef
+	if err := k.TypeByName("btf_trace_sched_process_exit", &td); err != nil {
+		return false
+	}
+	ptr, ok := td.Type.(*btf.Pointer)
+	if !ok {
+		return false
+	}
+	fp, ok := ptr.Target.(*btf.FuncProto)
+	return ok && len(fp.Params) >= 3
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -179,6 +180,16 @@ func finalCounters(t *testing.T, p *Probe) event.Counters {
 	return cnt
 }
 
+// trueExe is /bin/true's file, symlinks resolved: the exe path a record
+// carries (mm->exe_file), as /proc/<pid>/exe shows it.
+var trueExe = func() string {
+	p, err := filepath.EvalSymlinks("/bin/true")
+	if err != nil {
+		return "/bin/true"
+	}
+	return p
+}()
+
 func runTrue(t *testing.T, n int) []uint32 {
 	t.Helper()
 	pids := make([]uint32, 0, n)
@@ -249,7 +260,7 @@ func checkChild(t *testing.T, pid uint32, l *lifecycle, wantRing string) {
 	if got := l.exit.CommString(); got != "true" {
 		t.Errorf("child %d: exit comm %q, want true", pid, got)
 	}
-	if string(l.exec.Exe) != "/bin/true" || string(l.exec.Args) != "/bin/true" || l.exec.Flags&event.FlagTruncated != 0 {
+	if string(l.exec.Exe) != trueExe || string(l.exec.Args) != "/bin/true" || l.exec.Flags&event.FlagTruncated != 0 {
 		t.Errorf("child %d: exec exe %q args %q flags %#x", pid, l.exec.Exe, l.exec.Args, l.exec.Flags)
 	}
 	if l.exec.ExecID != l.fork.ExecID+1 || l.exit.ExecID != l.exec.ExecID {
@@ -579,26 +590,51 @@ func TestRingReadNoAlloc(t *testing.T) {
 	finalCounters(t, p)
 }
 
+// copyTrue copies /bin/true to path (an exe path is the file's, never a
+// symlink's: exe_file).
+func copyTrue(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestExecTruncation(t *testing.T) {
 	needRoot(t)
-	dir := t.TempDir()
-	long := dir + "/" + strings.Repeat("d", 100)
-	if err := os.Mkdir(long, 0o755); err != nil {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
-	longExe := long + "/" + strings.Repeat("t", 80) // well over ExeMax
-	if err := os.Symlink("/bin/true", longExe); err != nil {
-		t.Fatal(err)
+	// A path longer than ExeMax: its tail is kept, flagged truncated.
+	longExe := dir
+	for i := 0; len(longExe) < ExeMax+100; i++ {
+		longExe += "/" + strings.Repeat(string(rune('a'+i)), 200)
 	}
-	exact := dir + "/" + strings.Repeat("x", ExeMax-1-len(dir)-1) // exactly ExeMax-1 bytes
-	if err := os.Symlink("/bin/true", exact); err != nil {
-		t.Fatal(err)
+	longExe += "/true"
+	copyTrue(t, longExe)
+	// A path of exactly ExeMax bytes fits.
+	exact := dir
+	for i := 0; ExeMax-len(exact) > 201; i++ {
+		exact += "/" + strings.Repeat(string(rune('m'+i)), 200)
+	}
+	exact += "/"
+	exact += strings.Repeat("w", ExeMax-len(exact))
+	copyTrue(t, exact)
+	if len(exact) != ExeMax {
+		t.Fatalf("exact path of %d bytes", len(exact))
 	}
 	p := load(t, Config{RingSize: 1 << 20, Layout: ringspec.LayoutSplit, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
 	c := collect(p)
-	args := make([]string, 40)
+	args := make([]string, 400) // 5,600 bytes: over ArgsMax
 	for i := range args {
-		args[i] = fmt.Sprintf("argument-%02d", i)
+		args[i] = fmt.Sprintf("argument-%04d", i)
 	}
 	run := func(path string, args ...string) uint32 {
 		cmd := exec.Command(path, args...)
@@ -614,11 +650,11 @@ func TestExecTruncation(t *testing.T) {
 	recs, _ := c.finish(t)
 	m := byPid(recs, []uint32{pidLong, pidExact, pidArgs})
 	if l := m[pidLong]; l.exec == nil || l.exec.Flags&event.FlagTruncated == 0 ||
-		string(l.exec.Exe) != longExe[:ExeMax-1] {
-		t.Errorf("long exe not truncated: %+v", l.exec)
+		len(l.exec.Exe) > ExeMax || len(l.exec.Exe) < ExeMax-256 || !strings.HasSuffix(longExe, string(l.exec.Exe)) || l.exec.Exe[0] != '/' {
+		t.Errorf("long exe not cut to its tail: %+v", l.exec)
 	}
 	if l := m[pidExact]; l.exec == nil || l.exec.Flags&event.FlagTruncated != 0 || string(l.exec.Exe) != exact {
-		t.Errorf("exe of exactly %d bytes: %+v", ExeMax-1, l.exec)
+		t.Errorf("exe of exactly %d bytes: %+v", ExeMax, l.exec)
 	}
 	full := strings.Join(append([]string{"/bin/true"}, args...), "\x00")
 	if l := m[pidArgs]; l.exec == nil || l.exec.Flags&event.FlagTruncated == 0 ||

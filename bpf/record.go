@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/syscalls"
 )
 
 // Record layout constants. They mirror the fixed-size C structs in
@@ -15,19 +16,24 @@ import (
 // decoded events.
 const (
 	// HeaderSize is struct rec_hdr: common to every record.
-	HeaderSize = 32
-	// metaSize is struct proc_meta: ppid, uid, gid, comm.
-	metaSize = 28
+	HeaderSize = 40
+	// metaSize is struct proc_meta: cgroup id, ppid, uid, gid, vtid, comm.
+	metaSize = 40
 
-	ForkRecordSize         = 72  // struct fork_rec
-	ExecRecordSize         = 416 // struct exec_rec
-	ExitRecordSize         = 64  // struct exit_rec
-	SyscallRecordSize      = 72  // struct syscall_rec
-	SyscallHintsRecordSize = 104 // struct syscall_hints_rec
+	ForkRecordSize = 96 // struct fork_rec
+	// ExecRecordSize is the fixed part of struct exec_rec; the exe path and
+	// argv follow it with their actual lengths (at most ExeMax + ArgsMax).
+	ExecRecordSize         = 88
+	ExitRecordSize         = 88  // struct exit_rec
+	SyscallRecordSize      = 80  // struct syscall_rec
+	SyscallHintsRecordSize = 120 // struct syscall_hints_rec
 
-	// ExeMax and ArgsMax bound exec_rec.exe and exec_rec.args.
-	ExeMax  = 160
-	ArgsMax = 192
+	// ExeMax and ArgsMax bound the exec record's exe path and argv (EXE_MAX
+	// and ARGS_MAX). argv's bound is Falco's (4 KiB); records are
+	// variable-size, so a record costs its actual lengths and the bounds
+	// only cap outliers (see the lab's exec record sizes).
+	ExeMax  = 1024
+	ArgsMax = 4096
 
 	// ringbufHeaderSize is the kernel's struct bpf_ringbuf_hdr, which
 	// precedes every record in the ring; records are padded to 8 bytes.
@@ -44,26 +50,30 @@ const (
 	offCPU     = 28
 	offType    = 30
 	offFlags   = 31
+	offVPid    = 32
+	offABI     = 36
 
 	offMeta = HeaderSize // proc_meta in fork/exec/exit
 	// within proc_meta
-	offPPid = 0
-	offUID  = 4
-	offGID  = 8
-	offComm = 12
+	offCgroup = 0
+	offPPid   = 8
+	offUID    = 12
+	offGID    = 16
+	offVTid   = 20
+	offComm   = 24
 
-	offForkerTgid  = 60
-	offForkerStart = 64
+	offForkerTgid  = 80
+	offForkerStart = 88
 
-	offExitCode = 60
-	offExeLen   = 60
-	offArgsLen  = 62
-	offExe      = 64
-	offArgs     = offExe + ExeMax
+	offExitCode = 80
+	offOldPid   = 80
+	offExeLen   = 84
+	offArgsLen  = 86
+	offExeData  = 88
 
-	offNr        = 32
-	offRet       = 40
-	offSysArgs   = 48
+	offNr        = 40
+	offRet       = 48
+	offSysArgs   = 56
 	offHintsMeta = SyscallRecordSize
 )
 
@@ -77,7 +87,9 @@ var (
 // RecordSize returns the bytes a record of type t occupies in the ring,
 // including the kernel's 8-byte ringbuf header and padding to 8 bytes. The
 // analyzer's ring model replays arrival curves with it, so it must be exact.
-// hints only affects TypeSyscall. It returns 0 for an invalid type.
+// hints only affects TypeSyscall. For TypeExec it is the record without exe
+// and args (they add their lengths: EventFootprint). It returns 0 for an
+// invalid type.
 func RecordSize(t event.Type, hints bool) int {
 	n := payloadSize(t, hints)
 	if n == 0 {
@@ -85,6 +97,10 @@ func RecordSize(t event.Type, hints bool) int {
 	}
 	return ringbufHeaderSize + (n+7)&^7
 }
+
+// Footprint is the bytes a record of n payload bytes occupies in a ring:
+// the 8-byte ringbuf header plus n rounded up to 8.
+func Footprint(n int) int { return ringbufHeaderSize + (n+7)&^7 }
 
 func payloadSize(t event.Type, hints bool) int {
 	switch t {
@@ -135,6 +151,8 @@ func DecodeRecord(raw []byte, ev *event.Event) error {
 	ev.CPU = le.Uint16(raw[offCPU:])
 	ev.Type = t
 	ev.Flags = flags
+	ev.VPid = le.Uint32(raw[offVPid:])
+	ev.ABI = syscalls.ABI(raw[offABI])
 
 	switch t {
 	case event.TypeFork:
@@ -146,11 +164,16 @@ func DecodeRecord(raw []byte, ev *event.Event) error {
 		ev.ExitCode = int32(le.Uint32(raw[offExitCode:]))
 	case event.TypeExec:
 		decodeMeta(raw[offMeta:], ev)
+		ev.OldPid = le.Uint32(raw[offOldPid:])
 		exeLen := int(le.Uint16(raw[offExeLen:]))
 		argsLen := int(le.Uint16(raw[offArgsLen:]))
 		if exeLen > ExeMax || argsLen > ArgsMax {
 			return fmt.Errorf("%w: exec exe_len %d (max %d) args_len %d (max %d)",
 				ErrBadRecord, exeLen, ExeMax, argsLen, ArgsMax)
+		}
+		if len(raw) < offExeData+exeLen+argsLen {
+			return fmt.Errorf("%w: exec record of %d bytes, exe_len %d and args_len %d need %d",
+				ErrShortRecord, len(raw), exeLen, argsLen, offExeData+exeLen+argsLen)
 		}
 		if cap(ev.Exe) < ExeMax {
 			ev.Exe = make([]byte, 0, ExeMax)
@@ -158,8 +181,8 @@ func DecodeRecord(raw []byte, ev *event.Event) error {
 		if cap(ev.Args) < ArgsMax {
 			ev.Args = make([]byte, 0, ArgsMax)
 		}
-		ev.Exe = append(ev.Exe, raw[offExe:offExe+exeLen]...)
-		args := raw[offArgs : offArgs+argsLen]
+		ev.Exe = append(ev.Exe, raw[offExeData:offExeData+exeLen]...)
+		args := raw[offExeData+exeLen : offExeData+exeLen+argsLen]
 		// argv ends in a NUL; drop it so Args is NUL-separated, not
 		// NUL-terminated (a cut argv keeps whatever it has).
 		if n := len(args); n > 0 && args[n-1] == 0 {
@@ -180,6 +203,8 @@ func DecodeRecord(raw []byte, ev *event.Event) error {
 }
 
 func decodeMeta(m []byte, ev *event.Event) {
+	ev.CgroupID = le.Uint64(m[offCgroup:])
+	ev.VTid = le.Uint32(m[offVTid:])
 	ev.PPid = le.Uint32(m[offPPid:])
 	ev.UID = le.Uint32(m[offUID:])
 	ev.GID = le.Uint32(m[offGID:])

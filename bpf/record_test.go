@@ -1,6 +1,8 @@
 package bpf
 
 import (
+	"github.com/ringwise/ringwise/services/syscalls"
+
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -14,7 +16,13 @@ import (
 // BPF program does (see ringwise.bpf.c), to test the decoder without a kernel.
 func encodeRecord(ev *event.Event) []byte {
 	hints := ev.Flags&event.FlagHints != 0
-	b := make([]byte, payloadSize(ev.Type, hints))
+	n := payloadSize(ev.Type, hints)
+	var args []byte
+	if ev.Type == event.TypeExec {
+		args = append(append([]byte{}, ev.Args...), 0) // kernel argv is NUL-terminated
+		n += len(ev.Exe) + len(args)
+	}
+	b := make([]byte, n)
 	le := binary.LittleEndian
 	le.PutUint64(b[0:], ev.TsNs)
 	le.PutUint64(b[8:], ev.StartNs)
@@ -24,42 +32,46 @@ func encodeRecord(ev *event.Event) []byte {
 	le.PutUint16(b[28:], ev.CPU)
 	b[30] = uint8(ev.Type)
 	b[31] = ev.Flags
+	le.PutUint32(b[32:], ev.VPid)
+	b[36] = uint8(ev.ABI)
 	meta := func(m []byte) {
-		le.PutUint32(m[0:], ev.PPid)
-		le.PutUint32(m[4:], ev.UID)
-		le.PutUint32(m[8:], ev.GID)
-		copy(m[12:28], ev.Comm[:])
+		le.PutUint64(m[0:], ev.CgroupID)
+		le.PutUint32(m[8:], ev.PPid)
+		le.PutUint32(m[12:], ev.UID)
+		le.PutUint32(m[16:], ev.GID)
+		le.PutUint32(m[20:], ev.VTid)
+		copy(m[24:40], ev.Comm[:])
 	}
 	switch ev.Type {
 	case event.TypeFork:
-		meta(b[32:])
-		le.PutUint32(b[60:], ev.ForkerPid)
-		le.PutUint64(b[64:], ev.ForkerStartNs)
+		meta(b[40:])
+		le.PutUint32(b[80:], ev.ForkerPid)
+		le.PutUint64(b[88:], ev.ForkerStartNs)
 	case event.TypeExit:
-		meta(b[32:])
-		le.PutUint32(b[60:], uint32(ev.ExitCode))
+		meta(b[40:])
+		le.PutUint32(b[80:], uint32(ev.ExitCode))
 	case event.TypeExec:
-		meta(b[32:])
-		args := append(append([]byte{}, ev.Args...), 0) // kernel argv is NUL-terminated
-		le.PutUint16(b[60:], uint16(len(ev.Exe)))
-		le.PutUint16(b[62:], uint16(len(args)))
-		copy(b[64:64+ExeMax], ev.Exe)
-		copy(b[224:224+ArgsMax], args)
+		meta(b[40:])
+		le.PutUint32(b[80:], ev.OldPid)
+		le.PutUint16(b[84:], uint16(len(ev.Exe)))
+		le.PutUint16(b[86:], uint16(len(args)))
+		copy(b[88:], ev.Exe)
+		copy(b[88+len(ev.Exe):], args)
 	case event.TypeSyscall:
-		le.PutUint32(b[32:], ev.Syscall)
-		le.PutUint64(b[40:], uint64(ev.Ret))
+		le.PutUint32(b[40:], ev.Syscall)
+		le.PutUint64(b[48:], uint64(ev.Ret))
 		for i, a := range ev.SysArgs {
-			le.PutUint64(b[48+8*i:], a)
+			le.PutUint64(b[56+8*i:], a)
 		}
 		if hints {
-			meta(b[72:])
+			meta(b[80:])
 		}
 	}
 	return b
 }
 
 func sampleEvents() []event.Event {
-	hdr := event.Header{TsNs: 123456789012, StartNs: 98765, Tid: 4242, Pid: 4240, ExecID: 7, CPU: 3}
+	hdr := event.Header{TsNs: 123456789012, StartNs: 98765, Tid: 4242, Pid: 4240, ExecID: 7, CPU: 3, VPid: 17, ABI: syscalls.X86_64}
 	mk := func(t event.Type, flags uint8) event.Event {
 		e := event.Event{Header: hdr}
 		e.Type, e.Flags = t, flags
@@ -69,16 +81,19 @@ func sampleEvents() []event.Event {
 	fork.PPid, fork.UID, fork.GID = 1, 1000, 1001
 	fork.ForkerPid, fork.ForkerStartNs = 4240, 55555
 	fork.SetComm("bash")
+	fork.VTid, fork.CgroupID = 19, 4242
 	exec := mk(event.TypeExec, 0)
 	exec.PPid, exec.UID, exec.GID = 4200, 0, 0
 	exec.SetComm("a-very-long-command-name")
 	exec.Exe = []byte("/usr/bin/env")
 	exec.Args = []byte("env\x00-i\x00FOO=bar")
+	exec.OldPid, exec.VTid, exec.CgroupID = 4243, 18, 0xabcdef0123
 	exit := mk(event.TypeExit, event.FlagGroupDead)
 	exit.PPid, exit.ExitCode = 1, -9
 	exit.SetComm("true")
 	sc := mk(event.TypeSyscall, 0)
 	sc.Syscall, sc.Ret, sc.SysArgs = 39, -14, [3]uint64{1, 1 << 63, 0xdeadbeef}
+	sc.ABI = syscalls.IA32
 	sch := mk(event.TypeSyscall, event.FlagHints)
 	sch.Syscall, sch.Ret, sch.SysArgs = 0, 4096, [3]uint64{3, 0x7ffc0000, 4096}
 	sch.PPid, sch.UID, sch.GID = 77, 65534, 65534
@@ -87,7 +102,7 @@ func sampleEvents() []event.Event {
 }
 
 func eventsEqual(a, b *event.Event) bool {
-	return a.Header == b.Header && a.PPid == b.PPid && a.UID == b.UID && a.GID == b.GID &&
+	return a.Header == b.Header && a.VTid == b.VTid && a.CgroupID == b.CgroupID && a.OldPid == b.OldPid && a.PPid == b.PPid && a.UID == b.UID && a.GID == b.GID &&
 		a.Comm == b.Comm && bytes.Equal(a.Exe, b.Exe) && bytes.Equal(a.Args, b.Args) &&
 		a.ExitCode == b.ExitCode && a.Syscall == b.Syscall && a.Ret == b.Ret && a.SysArgs == b.SysArgs
 }
@@ -96,7 +111,7 @@ func TestDecodeRecordRoundTrip(t *testing.T) {
 	var got event.Event
 	for _, want := range sampleEvents() {
 		raw := encodeRecord(&want)
-		if len(raw)+ringbufHeaderSize > RecordSize(want.Type, want.Flags&event.FlagHints != 0) {
+		if want.Type != event.TypeExec && len(raw)+ringbufHeaderSize > RecordSize(want.Type, want.Flags&event.FlagHints != 0) {
 			t.Fatalf("%s: encoded %d bytes exceeds RecordSize", want.Type, len(raw))
 		}
 		// Dirty the target: decoding must overwrite every field.
@@ -119,7 +134,7 @@ func TestDecodeRecordComm(t *testing.T) {
 	ev := sampleEvents()[0]
 	raw := encodeRecord(&ev)
 	// Stale bytes after the NUL and no terminator at all.
-	copy(raw[32+12:], "ab\x00stalestalestal")
+	copy(raw[offMeta+offComm:], "ab\x00stalestalestal")
 	var got event.Event
 	if err := DecodeRecord(raw, &got); err != nil {
 		t.Fatal(err)
@@ -127,7 +142,7 @@ func TestDecodeRecordComm(t *testing.T) {
 	if got.Comm != [16]byte{'a', 'b'} {
 		t.Errorf("comm not NUL padded: %q", got.Comm)
 	}
-	copy(raw[32+12:], "0123456789abcdef")
+	copy(raw[offMeta+offComm:], "0123456789abcdef")
 	if err := DecodeRecord(raw, &got); err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +194,12 @@ func TestDecodeRecordErrors(t *testing.T) {
 	if err := DecodeRecord(raw, &got); !errors.Is(err, ErrBadRecord) {
 		t.Errorf("args_len too large: %v", err)
 	}
+	// Lengths within bounds but beyond the record.
+	raw = encodeRecord(&ex)
+	binary.LittleEndian.PutUint16(raw[offArgsLen:], ArgsMax)
+	if err := DecodeRecord(raw, &got); !errors.Is(err, ErrShortRecord) {
+		t.Errorf("args_len beyond the record: %v", err)
+	}
 }
 
 func TestRecordSize(t *testing.T) {
@@ -187,9 +208,9 @@ func TestRecordSize(t *testing.T) {
 		hints bool
 		want  int
 	}{
-		{event.TypeFork, false, 80}, {event.TypeFork, true, 80},
-		{event.TypeExec, false, 424}, {event.TypeExit, false, 72},
-		{event.TypeSyscall, false, 80}, {event.TypeSyscall, true, 112},
+		{event.TypeFork, false, 104}, {event.TypeFork, true, 104},
+		{event.TypeExec, false, 96}, {event.TypeExit, false, 96},
+		{event.TypeSyscall, false, 88}, {event.TypeSyscall, true, 128},
 		{event.TypeInvalid, false, 0}, {event.Type(9), true, 0},
 	} {
 		if got := RecordSize(tc.t, tc.hints); got != tc.want {
@@ -208,7 +229,7 @@ func TestRecordSizesMatchGenerated(t *testing.T) {
 		}
 	}
 	check("sizeof fork_rec", unsafe.Sizeof(ringwiseForkRec{}), ForkRecordSize)
-	check("sizeof exec_rec", unsafe.Sizeof(ringwiseExecRec{}), ExecRecordSize)
+	check("sizeof exec_rec", unsafe.Sizeof(ringwiseExecRec{}), ExecRecordSize+ExeMax+ArgsMax)
 	check("sizeof exit_rec", unsafe.Sizeof(ringwiseExitRec{}), ExitRecordSize)
 	check("sizeof syscall_rec", unsafe.Sizeof(ringwiseSyscallRec{}), SyscallRecordSize)
 	check("sizeof syscall_hints_rec", unsafe.Sizeof(ringwiseSyscallHintsRec{}), SyscallHintsRecordSize)
@@ -223,6 +244,13 @@ func TestRecordSizesMatchGenerated(t *testing.T) {
 	check("offsetof hdr.cpu", unsafe.Offsetof(f.H.Cpu), offCPU)
 	check("offsetof hdr.type", unsafe.Offsetof(f.H.Type), offType)
 	check("offsetof hdr.flags", unsafe.Offsetof(f.H.Flags), offFlags)
+	check("offsetof hdr.vpid", unsafe.Offsetof(f.H.Vpid), offVPid)
+	check("offsetof hdr.abi", unsafe.Offsetof(f.H.Abi), offABI)
+	check("offsetof meta.cgroup_id", unsafe.Offsetof(f.M.CgroupId), offCgroup)
+	check("offsetof meta.ppid", unsafe.Offsetof(f.M.Ppid), offPPid)
+	check("offsetof meta.vtid", unsafe.Offsetof(f.M.Vtid), offVTid)
+	check("offsetof fork.forker_tgid", unsafe.Offsetof(f.ForkerTgid), offForkerTgid)
+	check("offsetof fork.forker_start", unsafe.Offsetof(f.ForkerStart), offForkerStart)
 	check("offsetof fork.m", unsafe.Offsetof(f.M), offMeta)
 	check("offsetof meta.uid", unsafe.Offsetof(f.M.Uid), offUID)
 	check("offsetof meta.gid", unsafe.Offsetof(f.M.Gid), offGID)
@@ -232,10 +260,9 @@ func TestRecordSizesMatchGenerated(t *testing.T) {
 	var e ringwiseExecRec
 	check("offsetof exec.exe_len", unsafe.Offsetof(e.ExeLen), offExeLen)
 	check("offsetof exec.args_len", unsafe.Offsetof(e.ArgsLen), offArgsLen)
-	check("offsetof exec.exe", unsafe.Offsetof(e.Exe), offExe)
-	check("offsetof exec.args", unsafe.Offsetof(e.Args), offArgs)
-	check("len exec.exe", uintptr(len(e.Exe)), ExeMax)
-	check("len exec.args", uintptr(len(e.Args)), ArgsMax)
+	check("offsetof exec.old_pid", unsafe.Offsetof(e.OldPid), offOldPid)
+	check("offsetof exec.data", unsafe.Offsetof(e.Data), offExeData)
+	check("len exec.data", uintptr(len(e.Data)), ExeMax+ArgsMax)
 	check("len comm", uintptr(len(e.M.Comm)), event.CommLen)
 	var s ringwiseSyscallRec
 	check("offsetof syscall.nr", unsafe.Offsetof(s.Nr), offNr)
@@ -245,7 +272,7 @@ func TestRecordSizesMatchGenerated(t *testing.T) {
 	check("offsetof hints.m", unsafe.Offsetof(h.M), offHintsMeta)
 
 	for typ, size := range map[event.Type]uintptr{
-		event.TypeFork: unsafe.Sizeof(f), event.TypeExec: unsafe.Sizeof(e),
+		event.TypeFork: unsafe.Sizeof(f), event.TypeExec: unsafe.Offsetof(e.Data),
 		event.TypeExit: unsafe.Sizeof(x), event.TypeSyscall: unsafe.Sizeof(s),
 	} {
 		check("RecordSize "+typ.String(), uintptr(RecordSize(typ, false)), 8+(size+7)&^7)
@@ -311,7 +338,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		if len(ev.Exe) > ExeMax || len(ev.Args) > ArgsMax || ev.Comm[event.CommLen-1] != 0 {
 			t.Fatalf("bounds violated: exe %d args %d comm %q", len(ev.Exe), len(ev.Args), ev.Comm)
 		}
-		if len(raw)+ringbufHeaderSize < RecordSize(ev.Type, ev.Flags&event.FlagHints != 0)-7 {
+		if Footprint(len(raw)) < RecordSize(ev.Type, ev.Flags&event.FlagHints != 0) {
 			t.Fatalf("accepted %d-byte %s record", len(raw), ev.Type)
 		}
 	})

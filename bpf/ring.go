@@ -39,7 +39,7 @@ func newRing(name string, m *ebpf.Map) (*Ring, error) {
 		size: rd.BufferSize(),
 		rd:   rd,
 		// Large enough for every record type: ReadInto never allocates.
-		rec: ringbuf.Record{RawSample: make([]byte, 0, 512)},
+		rec: ringbuf.Record{RawSample: make([]byte, 0, ExecRecordSize+ExeMax+ArgsMax+8)},
 	}, nil
 }
 
@@ -104,6 +104,10 @@ func (r *Ring) Read(ev *event.Event, deadline time.Time) error {
 	r.delivered[ev.Type.Category()].Add(1)
 	return nil
 }
+
+// LastFootprint is the bytes the record last returned by Read occupied in
+// the ring (header and padding included): exec records vary in size.
+func (r *Ring) LastFootprint() int { return Footprint(len(r.rec.RawSample)) }
 
 // Flush makes Read return every record in the ring now, then ErrFlushed
 // once, whatever its deadline: after Probe.Detach, Flush and Read until

@@ -20,6 +20,10 @@
 #include <bpf/bpf_core_read.h>
 #include "ringwise_wake.h"
 
+#ifndef offsetof
+#define offsetof(t, m) __builtin_offsetof(t, m)
+#endif
+
 char __license[] SEC("license") = "Dual MIT/GPL";
 
 /* event.Type */
@@ -34,9 +38,34 @@ char __license[] SEC("license") = "Dual MIT/GPL";
 #define FLAG_HINTS (1 << 2)
 #define FLAG_TRUNCATED (1 << 3)
 
+/* syscalls.ABI: the numbering of a syscall record's nr and the registers its
+ * args came from; ABI_OTHER (event.ABIOther) for an AArch32 task on arm64,
+ * whose numbers no table here knows. */
+#define ABI_OTHER 0xff
+#define ABI_X86_64 1
+#define ABI_IA32 2
+#define ABI_ARM64 3
+#if defined(__TARGET_ARCH_x86)
+#define ABI_NATIVE ABI_X86_64
+#define TS_COMPAT 0x0002 /* thread_info.status: in an ia32 syscall (arch/x86/include/asm/thread_info.h) */
+#elif defined(__TARGET_ARCH_arm64)
+#define ABI_NATIVE ABI_ARM64
+#define TIF_32BIT 22 /* thread_info.flags: AArch32 task */
+#endif
+
+/* ringspec.Layout */
+#define LAYOUT_SHARED 0
+#define LAYOUT_SPLIT 1
+#define LAYOUT_FALCO 2
+
 #define COMM_LEN 16
-#define EXE_MAX 160
-#define ARGS_MAX 192
+/* exe path bound (a power of two: the path is built backwards in a buffer
+ * indexed with a mask) and argv bound; exec records are variable-size, so
+ * a record costs its actual lengths, the bounds only cap outliers. */
+#define EXE_MAX 1024
+#define ARGS_MAX 4096
+#define NAME_MAX 255
+#define PATH_DEPTH 48 /* path components walked up from the exe's dentry */
 
 /* counters index = category*3 + kind */
 #define CAT_LIFECYCLE 0
@@ -46,62 +75,69 @@ char __license[] SEC("license") = "Dual MIT/GPL";
 #define KIND_SHED 2
 #define NUM_COUNTERS 6
 
-/* ---- records (little endian, naturally aligned, sizes multiple of 8) ---- */
+/* ---- records (little endian, naturally aligned) ---- */
 
 struct rec_hdr {
 	u64 ts_ns;    /* 0  bpf_ktime_get_boot_ns */
 	u64 start_ns; /* 8  group_leader->start_boottime (the clock of /proc start times) */
-	u32 tid;      /* 16 task->pid */
-	u32 pid;      /* 20 task->tgid */
+	u32 tid;      /* 16 task->pid (initial pid namespace) */
+	u32 pid;      /* 20 task->tgid (initial pid namespace) */
 	u32 exec_id;  /* 24 (u32)task->self_exec_id */
 	u16 cpu;      /* 28 */
 	u8 type;      /* 30 */
 	u8 flags;     /* 31 */
-}; /* 32 */
+	u32 vpid;     /* 32 the tgid in the task's own pid namespace (Falco's proc.vpid) */
+	u8 abi;       /* 36 ABI_*: syscall numbering and argument registers */
+	u8 _pad[3];   /* 37 */
+}; /* 40 */
 
 struct proc_meta {
-	u32 ppid;           /* +0  real_parent->tgid */
-	u32 uid;            /* +4  cred->euid (init userns) */
-	u32 gid;            /* +8  cred->egid (init userns) */
-	char comm[COMM_LEN]; /* +12 */
-}; /* 28 */
+	u64 cgroup_id;       /* +0  cgroup v2 id (kernfs id of cgroups->dfl_cgrp) */
+	u32 ppid;            /* +8  real_parent->tgid */
+	u32 uid;             /* +12 cred->euid (init userns) */
+	u32 gid;             /* +16 cred->egid (init userns) */
+	u32 vtid;            /* +20 the tid in the task's own pid namespace */
+	char comm[COMM_LEN]; /* +24 */
+}; /* 40 */
 
 struct fork_rec {
 	struct rec_hdr h;   /* 0 */
-	struct proc_meta m; /* 32 */
-	u32 forker_tgid;    /* 60 the forking process (== ppid but for CLONE_PARENT) */
-	u64 forker_start;   /* 64 its group_leader->start_boottime: the child's image is
+	struct proc_meta m; /* 40 */
+	u32 forker_tgid;    /* 80 the forking process (== ppid but for CLONE_PARENT) */
+	u32 _pad;           /* 84 */
+	u64 forker_start;   /* 88 its group_leader->start_boottime: the child's image is
 			     *    the forker's, and this tells a reused pid apart */
-}; /* 72 */
+}; /* 96 */
 
 struct exec_rec {
-	struct rec_hdr h;    /* 0 */
-	struct proc_meta m;  /* 32 */
-	u16 exe_len;         /* 60 bytes of exe used, no NUL */
-	u16 args_len;        /* 62 bytes of args used */
-	char exe[EXE_MAX];   /* 64 */
-	char args[ARGS_MAX]; /* 224 */
-}; /* 416 */
+	struct rec_hdr h;   /* 0 */
+	struct proc_meta m; /* 40 */
+	u32 old_pid;        /* 80 the exec'ing thread's tid before exec (!= pid: a
+			     *    non-leader thread exec'ed and took the leader's id) */
+	u16 exe_len;        /* 84 bytes of exe at data[0] (no NUL) */
+	u16 args_len;       /* 86 bytes of args at data[exe_len] */
+	char data[EXE_MAX + ARGS_MAX]; /* 88: only exe_len + args_len are in the ring */
+}; /* variable: 88 + exe_len + args_len */
 
 struct exit_rec {
 	struct rec_hdr h;   /* 0 */
-	struct proc_meta m; /* 32 */
-	s32 exit_code;      /* 60 */
-}; /* 64 */
+	struct proc_meta m; /* 40 */
+	s32 exit_code;      /* 80 */
+	u32 _pad;           /* 84 */
+}; /* 88 */
 
 struct syscall_rec {
 	struct rec_hdr h; /* 0 */
-	u32 nr;           /* 32 */
-	u32 _pad;         /* 36 */
-	s64 ret;          /* 40 */
-	u64 args[3];      /* 48 */
-}; /* 72 */
+	u32 nr;           /* 40 in the numbering of h.abi */
+	u32 _pad;         /* 44 */
+	s64 ret;          /* 48 */
+	u64 args[3];      /* 56 */
+}; /* 80 */
 
 struct syscall_hints_rec {
 	struct syscall_rec s; /* 0 */
-	struct proc_meta m;   /* 72 */
-	u32 _pad;             /* 100 */
-}; /* 104 */
+	struct proc_meta m;   /* 80 */
+}; /* 120 */
 
 /* Referenced so that bpf2go emits Go types for them (size cross-check). */
 const struct fork_rec *unused_fork __attribute__((unused));
@@ -112,11 +148,15 @@ const struct syscall_hints_rec *unused_syscall_hints __attribute__((unused));
 
 /* ---- load-time constants (rewritten from Go before loading) ---- */
 
-/* 0: lifecycle records go to rb_syscall too ("shared"); 1: to rb_lifecycle ("split"). */
-volatile const u32 split_layout = 0;
-/* nonzero: syscall records carry ppid/uid/gid/comm (FlagHints). */
+/* LAYOUT_SHARED: every record goes to rb_syscall; LAYOUT_SPLIT: fork/exec/
+ * exit go to rb_lifecycle; LAYOUT_FALCO: every record goes to the ring of its
+ * CPU's group in rb_cpus (ring cpu / cpus_per_ring), as Falco's modern probe. */
+volatile const u32 layout = LAYOUT_SHARED;
+volatile const u32 cpus_per_ring = 2;
+/* nonzero: syscall records carry proc_meta (FlagHints). */
 volatile const u32 hints = 0;
-/* wake the reader when the syscall (or shared) ring's unread bytes cross this. */
+/* wake the reader when a ring's unread bytes cross this (every ring but the
+ * split layout's lifecycle ring). */
 volatile const u64 wakeup_bytes = 4096;
 /* the same for the split layout's lifecycle ring. */
 volatile const u64 lc_wakeup_bytes = 4096;
@@ -132,6 +172,20 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20); /* overridden from Go */
 } rb_lifecycle SEC(".maps");
+
+/* LAYOUT_FALCO: one ring per group of cpus_per_ring CPUs, each of the
+ * configured size, created and inserted from Go. */
+struct rb_inner {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20); /* overridden from Go */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1); /* overridden from Go: the number of rings */
+	__type(key, u32);
+	__array(values, struct rb_inner);
+} rb_cpus SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -160,6 +214,32 @@ struct {
 	__type(key, u32);
 	__type(value, u8);
 } shed_syscalls SEC(".maps");
+
+/* An exec record is built here (too big for the stack), then copied into
+ * the ring with its actual length (bpf_ringbuf_output). */
+struct exec_scratch {
+	struct exec_rec r;
+	char path[EXE_MAX + NAME_MAX + 1]; /* the exe path, built backwards to path[EXE_MAX] */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct exec_scratch);
+} exec_scratch SEC(".maps");
+
+/* Kernels before 6.16 do not pass group_dead to sched_process_exit: there,
+ * signal->live is 0 for every thread that exits after the last decrement,
+ * so several threads of one exit_group can see it. The first of them to
+ * mark the group leader (alive until every thread of the group is
+ * released) reports the group's death; the mark goes with the leader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, u32);
+} group_dead_seen SEC(".maps");
 
 /* ---- helpers ---- */
 
@@ -191,18 +271,26 @@ static __always_inline u64 wake_flags(void *rb, u64 thr, u64 sz)
 	return rw_crossed(avail, thr, sz) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
-/* Lifecycle reserve/submit: pick the ring by the (load-time constant) layout.
- * Written as two literal calls so the verifier sees a constant map pointer. */
-#define LC_RESERVE(sz)                                                                             \
-	(split_layout ? bpf_ringbuf_reserve(&rb_lifecycle, (sz), 0)                                \
-		      : bpf_ringbuf_reserve(&rb_syscall, (sz), 0))
-
-static __always_inline void lc_submit(void *r, u64 sz)
+/* The ring a record goes to, and that ring's wake-up threshold. NULL only if
+ * the Falco layout's ring of this CPU is missing (never, after Load). */
+static __always_inline void *ring_for(bool lifecycle, u64 *thr)
 {
-	if (split_layout)
-		bpf_ringbuf_submit(r, wake_flags(&rb_lifecycle, lc_wakeup_bytes, sz));
-	else
-		bpf_ringbuf_submit(r, wake_flags(&rb_syscall, wakeup_bytes, sz));
+	*thr = wakeup_bytes;
+	if (layout == LAYOUT_FALCO) {
+		u32 idx = bpf_get_smp_processor_id() / cpus_per_ring;
+		return bpf_map_lookup_elem(&rb_cpus, &idx);
+	}
+	if (lifecycle && layout == LAYOUT_SPLIT) {
+		*thr = lc_wakeup_bytes;
+		return &rb_lifecycle;
+	}
+	return &rb_syscall;
+}
+
+/* The number of pid p in the pid namespace of level (the task's own). */
+static __always_inline u32 pid_nr_at(struct pid *p, u32 level)
+{
+	return (u32)BPF_CORE_READ(p, numbers[level].nr);
 }
 
 static __always_inline void fill_hdr(struct rec_hdr *h, struct task_struct *t, u8 type)
@@ -215,16 +303,146 @@ static __always_inline void fill_hdr(struct rec_hdr *h, struct task_struct *t, u
 	h->cpu = (u16)bpf_get_smp_processor_id();
 	h->type = type;
 	h->flags = 0;
+	/* As Falco's proc.vpid: the leader's pid at the level of the task's
+	 * own pid namespace (thread_pid->level). */
+	u32 level = BPF_CORE_READ(t, thread_pid, level);
+	h->vpid = pid_nr_at(BPF_CORE_READ(t, group_leader, thread_pid), level);
+	h->abi = ABI_NATIVE;
+	h->_pad[0] = h->_pad[1] = h->_pad[2] = 0;
 }
 
 static __always_inline void fill_meta(struct proc_meta *m, struct task_struct *t)
 {
+	m->cgroup_id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
 	m->ppid = BPF_CORE_READ(t, real_parent, tgid);
 	/* Effective ids, as Falco's user.uid: what the kernel checks access with. */
 	m->uid = BPF_CORE_READ(t, cred, euid.val);
 	m->gid = BPF_CORE_READ(t, cred, egid.val);
+	u32 level = BPF_CORE_READ(t, thread_pid, level);
+	m->vtid = pid_nr_at(BPF_CORE_READ(t, thread_pid), level);
 	if (BPF_CORE_READ_INTO(&m->comm, t, comm))
 		__builtin_memset(m->comm, 0, COMM_LEN);
+}
+
+/* The syscall ABI of the current task: ia32 when an x86_64 task is in a
+ * 32-bit syscall (int 0x80, sysenter from compat mode: TS_COMPAT, as Falco's
+ * bpf_in_ia32_syscall), ABI_OTHER for an AArch32 task on arm64. */
+static __always_inline u8 current_abi(struct task_struct *t)
+{
+#if defined(__TARGET_ARCH_x86)
+	u32 status = BPF_CORE_READ(t, thread_info.status);
+	return (status & TS_COMPAT) ? ABI_IA32 : ABI_X86_64;
+#elif defined(__TARGET_ARCH_arm64)
+	unsigned long flags = BPF_CORE_READ(t, thread_info.flags);
+	return (flags & (1UL << TIF_32BIT)) ? ABI_OTHER : ABI_ARM64;
+#endif
+}
+
+/* The state of a walk from a file's dentry up to the task's root. */
+struct path_walk {
+	struct dentry *d;
+	struct vfsmount *vfsmnt;
+	struct mount *mnt;
+	struct dentry *root_d;
+	struct vfsmount *root_mnt;
+	u32 pos;  /* the path so far is exec_scratch.path[pos..EXE_MAX) */
+	u8 done;  /* reached the root */
+	u8 cut;   /* out of room */
+};
+
+/* One step of the walk (a bpf_loop callback, so the verifier checks it once
+ * rather than once per component): prepend "/" + the dentry's name, or
+ * cross a mount point. Returns 1 to stop. */
+static long path_step(u64 i, void *ctx)
+{
+	struct path_walk *w = ctx;
+	u32 zero = 0;
+	struct exec_scratch *sc = bpf_map_lookup_elem(&exec_scratch, &zero);
+	if (!sc) {
+		w->cut = 1;
+		return 1;
+	}
+	/* plain locals: BPF_CORE_READ(w->x, f) would relocate path_walk too */
+	struct dentry *d = w->d;
+	struct vfsmount *vfsmnt = w->vfsmnt;
+	struct mount *mnt = w->mnt;
+	if (d == w->root_d && vfsmnt == w->root_mnt) {
+		w->done = 1;
+		return 1;
+	}
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	if (d == BPF_CORE_READ(vfsmnt, mnt_root)) {
+		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
+		if (mp == mnt) {
+			/* the top of a tree outside the task's root */
+			w->done = 1;
+			return 1;
+		}
+		/* to the mount point, in the parent mount */
+		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = mp;
+		w->vfsmnt = (struct vfsmount *)((char *)mp + bpf_core_field_offset(struct mount, mnt));
+		return 0;
+	}
+	u32 len = BPF_CORE_READ(d, d_name.len);
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	if (len > NAME_MAX)
+		len = NAME_MAX;
+	u32 pos = w->pos;
+	if (pos > EXE_MAX || len + 1 > pos) {
+		w->cut = 1;
+		return 1;
+	}
+	pos -= len;
+	barrier_var(pos);
+	if (pos > EXE_MAX) {
+		w->cut = 1;
+		return 1;
+	}
+	if (len > 0)
+		bpf_probe_read_kernel(&sc->path[pos], len & NAME_MAX, name);
+	pos--;
+	barrier_var(pos);
+	if (pos >= EXE_MAX) {
+		w->cut = 1;
+		return 1;
+	}
+	sc->path[pos] = '/';
+	w->pos = pos;
+	if (d == parent) {
+		/* a dentry without a parent: a pseudo file (memfd) */
+		w->done = 1;
+		return 1;
+	}
+	w->d = parent;
+	return 0;
+}
+
+/* Builds the path of file f as the task t sees it into exec_scratch.path,
+ * backwards to path[EXE_MAX), and returns its start offset. Like d_path it
+ * stops at the task's root (t->fs->root) and crosses mount points; a file
+ * on a mount attached nowhere (memfd) is "/" + its dentry's name, d_path's
+ * result without " (deleted)". *cut is set when the path did not fit in
+ * EXE_MAX bytes or had more than PATH_DEPTH components (the path then holds
+ * its tail). */
+static __always_inline u32 build_path(char *path, struct file *f, struct task_struct *t, bool *cut)
+{
+	struct path_walk w = {};
+	w.d = BPF_CORE_READ(f, f_path.dentry);
+	w.vfsmnt = BPF_CORE_READ(f, f_path.mnt);
+	w.mnt = container_of(w.vfsmnt, struct mount, mnt);
+	w.root_d = BPF_CORE_READ(t, fs, root.dentry);
+	w.root_mnt = BPF_CORE_READ(t, fs, root.mnt);
+	w.pos = EXE_MAX;
+	bpf_loop(PATH_DEPTH, path_step, &w, 0);
+	if (!w.done)
+		*cut = true;
+	u32 pos = w.pos;
+	if (pos == EXE_MAX && !*cut) {
+		pos = EXE_MAX - 1;
+		path[EXE_MAX - 1] = '/';
+	}
+	return pos;
 }
 
 /* ---- programs ---- */
@@ -238,8 +456,10 @@ int BPF_PROG(rw_fork, struct task_struct *parent, struct task_struct *child)
 	if (excluded(tgid))
 		return 0;
 
+	u64 thr;
+	void *rb = ring_for(true, &thr);
 	count(CAT_LIFECYCLE, KIND_ATTEMPTED);
-	struct fork_rec *r = LC_RESERVE(sizeof(struct fork_rec));
+	struct fork_rec *r = rb ? bpf_ringbuf_reserve(rb, sizeof(struct fork_rec), 0) : NULL;
 	if (!r) {
 		count(CAT_LIFECYCLE, KIND_DROPPED);
 		return 0;
@@ -249,8 +469,9 @@ int BPF_PROG(rw_fork, struct task_struct *parent, struct task_struct *child)
 		r->h.flags |= FLAG_THREAD;
 	fill_meta(&r->m, child);
 	r->forker_tgid = BPF_CORE_READ(parent, tgid);
+	r->_pad = 0;
 	r->forker_start = BPF_CORE_READ(parent, group_leader, start_boottime);
-	lc_submit(r, sizeof(*r));
+	bpf_ringbuf_submit(r, wake_flags(rb, thr, sizeof(*r)));
 	return 0;
 }
 
@@ -261,33 +482,42 @@ int BPF_PROG(rw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	if (excluded(tgid))
 		return 0;
 
+	u64 thr;
+	void *rb = ring_for(true, &thr);
+	u32 zero = 0;
+	struct exec_scratch *sc = bpf_map_lookup_elem(&exec_scratch, &zero);
 	count(CAT_LIFECYCLE, KIND_ATTEMPTED);
-	struct exec_rec *r = LC_RESERVE(sizeof(struct exec_rec));
-	if (!r) {
+	if (!rb || !sc) {
 		count(CAT_LIFECYCLE, KIND_DROPPED);
 		return 0;
 	}
+	struct exec_rec *r = &sc->r;
 	fill_hdr(&r->h, p, TYPE_EXEC);
 	fill_meta(&r->m, p);
+	r->old_pid = (u32)old_pid;
 
-	/* exe: bprm->filename, NUL-terminated, bounded. */
-	const char *fn = BPF_CORE_READ(bprm, filename);
-	long n = bpf_probe_read_kernel_str(r->exe, EXE_MAX, fn);
-	if (n <= 0) {
-		r->exe_len = 0;
-	} else {
-		r->exe_len = (u16)(n - 1);
-		if (n == EXE_MAX) {
-			/* Filled the buffer: cut unless the kernel string ended exactly here. */
-			char c = 0;
-			bpf_probe_read_kernel(&c, 1, fn + EXE_MAX - 1);
-			if (c)
-				r->h.flags |= FLAG_TRUNCATED;
+	/* exe: the path of the new image's file (mm->exe_file), as Falco's
+	 * proc.exepath and Tetragon read it; bprm->filename can be relative or
+	 * /dev/fd/N. */
+	bool cut = false;
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	struct file *exe = BPF_CORE_READ(mm, exe_file);
+	u32 exe_len = 0;
+	if (exe) {
+		u32 pos = build_path(sc->path, exe, p, &cut);
+		if (pos < EXE_MAX) {
+			exe_len = EXE_MAX - pos;
+			barrier_var(exe_len);
+			if (exe_len > EXE_MAX)
+				exe_len = 0;
+			if (exe_len > 0 && bpf_probe_read_kernel(r->data, exe_len, &sc->path[pos]))
+				exe_len = 0;
 		}
 	}
+	if (cut)
+		r->h.flags |= FLAG_TRUNCATED;
 
 	/* args: the new image's argv block, NUL separated, bounded. */
-	struct mm_struct *mm = BPF_CORE_READ(p, mm);
 	u64 start = BPF_CORE_READ(mm, arg_start);
 	u64 end = BPF_CORE_READ(mm, arg_end);
 	u64 len = end > start ? end - start : 0;
@@ -298,34 +528,72 @@ int BPF_PROG(rw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	barrier_var(len);
 	if (len > ARGS_MAX)
 		len = 0; /* never: keeps the verifier's bound on len */
-	r->args_len = 0;
-	if (len > 0 && bpf_probe_read_user(r->args, len, (const void *)start) == 0)
-		r->args_len = (u16)len;
+	barrier_var(exe_len);
+	if (exe_len > EXE_MAX)
+		exe_len = EXE_MAX;
+	u32 args_len = 0;
+	if (len > 0 && bpf_probe_read_user(&r->data[exe_len], len, (const void *)start) == 0)
+		args_len = (u32)len;
+	r->exe_len = (u16)exe_len;
+	r->args_len = (u16)args_len;
 
-	lc_submit(r, sizeof(*r));
+	u64 sz = offsetof(struct exec_rec, data) + exe_len + args_len;
+	barrier_var(sz);
+	if (sz > sizeof(struct exec_rec))
+		sz = sizeof(struct exec_rec);
+	u64 avail = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA);
+	u64 wake = rw_crossed(avail + rw_footprint(sz), thr, sz) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(rb, r, sz, wake))
+		count(CAT_LIFECYCLE, KIND_DROPPED);
+	return 0;
+}
+
+static __always_inline void exit_rec(struct task_struct *p, bool group_dead)
+{
+	u64 thr;
+	void *rb = ring_for(true, &thr);
+	count(CAT_LIFECYCLE, KIND_ATTEMPTED);
+	struct exit_rec *r = rb ? bpf_ringbuf_reserve(rb, sizeof(struct exit_rec), 0) : NULL;
+	if (!r) {
+		count(CAT_LIFECYCLE, KIND_DROPPED);
+		return;
+	}
+	fill_hdr(&r->h, p, TYPE_EXIT);
+	if (group_dead)
+		r->h.flags |= FLAG_GROUP_DEAD;
+	fill_meta(&r->m, p);
+	r->exit_code = BPF_CORE_READ(p, exit_code);
+	r->_pad = 0;
+	bpf_ringbuf_submit(r, wake_flags(rb, thr, sizeof(*r)));
+}
+
+/* Kernels >= 6.16 pass do_exit()'s own group_dead (the thread whose
+ * decrement of signal->live reached 0): exact. The loader picks this program
+ * when the kernel's BTF shows the argument, rw_exit_legacy otherwise. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(rw_exit, struct task_struct *p, bool group_dead)
+{
+	if (excluded(BPF_CORE_READ(p, tgid)))
+		return 0;
+	exit_rec(p, group_dead);
 	return 0;
 }
 
 SEC("tp_btf/sched_process_exit")
-int BPF_PROG(rw_exit, struct task_struct *p)
+int BPF_PROG(rw_exit_legacy, struct task_struct *p)
 {
-	u32 tgid = BPF_CORE_READ(p, tgid);
-	if (excluded(tgid))
+	if (excluded(BPF_CORE_READ(p, tgid)))
 		return 0;
-
-	count(CAT_LIFECYCLE, KIND_ATTEMPTED);
-	struct exit_rec *r = LC_RESERVE(sizeof(struct exit_rec));
-	if (!r) {
-		count(CAT_LIFECYCLE, KIND_DROPPED);
-		return 0;
+	/* do_exit() decrements signal->live before this tracepoint, so every
+	 * thread exiting after the last decrement reads 0: only the first of
+	 * them to mark the group leader reports the group's death. */
+	bool dead = false;
+	if (BPF_CORE_READ(p, signal, live.counter) == 0) {
+		struct task_struct *leader = p->group_leader;
+		u32 *seen = bpf_task_storage_get(&group_dead_seen, leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		dead = seen && __sync_val_compare_and_swap(seen, 0, 1) == 0;
 	}
-	fill_hdr(&r->h, p, TYPE_EXIT);
-	/* do_exit() decrements signal->live before this tracepoint fires. */
-	if (BPF_CORE_READ(p, signal, live.counter) == 0)
-		r->h.flags |= FLAG_GROUP_DEAD;
-	fill_meta(&r->m, p);
-	r->exit_code = BPF_CORE_READ(p, exit_code);
-	lc_submit(r, sizeof(*r));
+	exit_rec(p, dead);
 	return 0;
 }
 
@@ -336,43 +604,59 @@ int BPF_PROG(rw_sys_exit, struct pt_regs *regs, long ret)
 	if (excluded((u32)(pid_tgid >> 32)))
 		return 0;
 
+	/* bpf_get_current_task (not _btf, which needs 5.11): every read of t
+	 * goes through BPF_CORE_READ anyway. */
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	u8 abi = current_abi(t);
+	u32 nr;
+	u64 a0, a1, a2;
 #if defined(__TARGET_ARCH_x86)
-	u32 nr = (u32)BPF_CORE_READ(regs, orig_ax);
-	u64 a0 = BPF_CORE_READ(regs, di);
-	u64 a1 = BPF_CORE_READ(regs, si);
-	u64 a2 = BPF_CORE_READ(regs, dx);
+	nr = (u32)BPF_CORE_READ(regs, orig_ax);
+	if (abi == ABI_IA32) {
+		/* i386 calling convention: ebx, ecx, edx */
+		a0 = (u32)BPF_CORE_READ(regs, bx);
+		a1 = (u32)BPF_CORE_READ(regs, cx);
+		a2 = (u32)BPF_CORE_READ(regs, dx);
+	} else {
+		a0 = BPF_CORE_READ(regs, di);
+		a1 = BPF_CORE_READ(regs, si);
+		a2 = BPF_CORE_READ(regs, dx);
+	}
 #elif defined(__TARGET_ARCH_arm64)
-	u32 nr = (u32)BPF_CORE_READ(regs, syscallno);
-	u64 a0 = BPF_CORE_READ(regs, orig_x0); /* x0 now holds the return value */
-	u64 a1 = BPF_CORE_READ(regs, regs[1]);
-	u64 a2 = BPF_CORE_READ(regs, regs[2]);
+	nr = (u32)BPF_CORE_READ(regs, syscallno);
+	a0 = BPF_CORE_READ(regs, orig_x0); /* x0 now holds the return value */
+	a1 = BPF_CORE_READ(regs, regs[1]);
+	a2 = BPF_CORE_READ(regs, regs[2]);
 #endif
 
+	/* The shed set holds native numbers: a compat call is never shed. */
 	u32 zero = 0;
 	u32 *shedding = bpf_map_lookup_elem(&shed_state, &zero);
-	if (shedding && *shedding && bpf_map_lookup_elem(&shed_syscalls, &nr)) {
+	if (abi == ABI_NATIVE && shedding && *shedding && bpf_map_lookup_elem(&shed_syscalls, &nr)) {
 		count(CAT_SYSCALL, KIND_SHED);
 		return 0;
 	}
 
-	/* bpf_get_current_task (not _btf, which needs 5.11): every read of t
-	 * goes through BPF_CORE_READ anyway. */
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	struct syscall_rec *s;
+	u64 thr;
+	void *rb = ring_for(false, &thr);
+	struct syscall_rec *s = NULL;
 	struct syscall_hints_rec *hr = NULL;
 
 	count(CAT_SYSCALL, KIND_ATTEMPTED);
-	if (hints) {
-		hr = bpf_ringbuf_reserve(&rb_syscall, sizeof(struct syscall_hints_rec), 0);
-		s = (struct syscall_rec *)hr;
-	} else {
-		s = bpf_ringbuf_reserve(&rb_syscall, sizeof(struct syscall_rec), 0);
+	if (rb) {
+		if (hints) {
+			hr = bpf_ringbuf_reserve(rb, sizeof(struct syscall_hints_rec), 0);
+			s = (struct syscall_rec *)hr;
+		} else {
+			s = bpf_ringbuf_reserve(rb, sizeof(struct syscall_rec), 0);
+		}
 	}
 	if (!s) {
 		count(CAT_SYSCALL, KIND_DROPPED);
 		return 0;
 	}
 	fill_hdr(&s->h, t, TYPE_SYSCALL);
+	s->h.abi = abi;
 	s->nr = nr;
 	s->_pad = 0;
 	s->ret = ret;
@@ -382,9 +666,8 @@ int BPF_PROG(rw_sys_exit, struct pt_regs *regs, long ret)
 	if (hr) {
 		s->h.flags |= FLAG_HINTS;
 		fill_meta(&hr->m, t);
-		hr->_pad = 0;
 	}
-	bpf_ringbuf_submit(s, wake_flags(&rb_syscall, wakeup_bytes, hr ? sizeof(*hr) : sizeof(*s)));
+	bpf_ringbuf_submit(s, wake_flags(rb, thr, hr ? sizeof(*hr) : sizeof(*s)));
 	return 0;
 }
 

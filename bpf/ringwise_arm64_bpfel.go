@@ -25,18 +25,29 @@ type ringwiseExecRec struct {
 		Cpu     uint16
 		Type    uint8
 		Flags   uint8
+		Vpid    uint32
+		Abi     uint8
+		Pad     [3]uint8
 	}
 	M struct {
-		_    structs.HostLayout
-		Ppid uint32
-		Uid  uint32
-		Gid  uint32
-		Comm [16]int8
+		_        structs.HostLayout
+		CgroupId uint64
+		Ppid     uint32
+		Uid      uint32
+		Gid      uint32
+		Vtid     uint32
+		Comm     [16]int8
 	}
+	OldPid  uint32
 	ExeLen  uint16
 	ArgsLen uint16
-	Exe     [160]int8
-	Args    [192]int8
+	Data    [5120]int8
+}
+
+type ringwiseExecScratch struct {
+	_    structs.HostLayout
+	R    ringwiseExecRec
+	Path [1280]int8
 }
 
 type ringwiseExitRec struct {
@@ -51,15 +62,21 @@ type ringwiseExitRec struct {
 		Cpu     uint16
 		Type    uint8
 		Flags   uint8
+		Vpid    uint32
+		Abi     uint8
+		Pad     [3]uint8
 	}
 	M struct {
-		_    structs.HostLayout
-		Ppid uint32
-		Uid  uint32
-		Gid  uint32
-		Comm [16]int8
+		_        structs.HostLayout
+		CgroupId uint64
+		Ppid     uint32
+		Uid      uint32
+		Gid      uint32
+		Vtid     uint32
+		Comm     [16]int8
 	}
 	ExitCode int32
+	Pad      uint32
 }
 
 type ringwiseForkRec struct {
@@ -74,15 +91,21 @@ type ringwiseForkRec struct {
 		Cpu     uint16
 		Type    uint8
 		Flags   uint8
+		Vpid    uint32
+		Abi     uint8
+		Pad     [3]uint8
 	}
 	M struct {
-		_    structs.HostLayout
-		Ppid uint32
-		Uid  uint32
-		Gid  uint32
-		Comm [16]int8
+		_        structs.HostLayout
+		CgroupId uint64
+		Ppid     uint32
+		Uid      uint32
+		Gid      uint32
+		Vtid     uint32
+		Comm     [16]int8
 	}
 	ForkerTgid  uint32
+	Pad         uint32
 	ForkerStart uint64
 }
 
@@ -90,13 +113,14 @@ type ringwiseSyscallHintsRec struct {
 	_ structs.HostLayout
 	S ringwiseSyscallRec
 	M struct {
-		_    structs.HostLayout
-		Ppid uint32
-		Uid  uint32
-		Gid  uint32
-		Comm [16]int8
+		_        structs.HostLayout
+		CgroupId uint64
+		Ppid     uint32
+		Uid      uint32
+		Gid      uint32
+		Vtid     uint32
+		Comm     [16]int8
 	}
-	Pad uint32
 }
 
 type ringwiseSyscallRec struct {
@@ -111,6 +135,9 @@ type ringwiseSyscallRec struct {
 		Cpu     uint16
 		Type    uint8
 		Flags   uint8
+		Vpid    uint32
+		Abi     uint8
+		Pad     [3]uint8
 	}
 	Nr   uint32
 	Pad  uint32
@@ -124,18 +151,23 @@ type ringwiseSyscallRec struct {
 const (
 	ringwiseMapCounters           = "counters"
 	ringwiseMapExcludedTgids      = "excluded_tgids"
+	ringwiseMapExecScratch        = "exec_scratch"
+	ringwiseMapGroupDeadSeen      = "group_dead_seen"
+	ringwiseMapRbCpus             = "rb_cpus"
 	ringwiseMapRbLifecycle        = "rb_lifecycle"
 	ringwiseMapRbSyscall          = "rb_syscall"
 	ringwiseMapShedState          = "shed_state"
 	ringwiseMapShedSyscalls       = "shed_syscalls"
 	ringwiseProgRwExec            = "rw_exec"
 	ringwiseProgRwExit            = "rw_exit"
+	ringwiseProgRwExitLegacy      = "rw_exit_legacy"
 	ringwiseProgRwFork            = "rw_fork"
 	ringwiseProgRwSysExit         = "rw_sys_exit"
 	ringwiseProgRwWhoami          = "rw_whoami"
+	ringwiseVarCpusPerRing        = "cpus_per_ring"
 	ringwiseVarHints              = "hints"
+	ringwiseVarLayout             = "layout"
 	ringwiseVarLcWakeupBytes      = "lc_wakeup_bytes"
-	ringwiseVarSplitLayout        = "split_layout"
 	ringwiseVarUnusedExec         = "unused_exec"
 	ringwiseVarUnusedExit         = "unused_exit"
 	ringwiseVarUnusedFork         = "unused_fork"
@@ -186,11 +218,12 @@ type ringwiseSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ringwiseProgramSpecs struct {
-	RwExec    *ebpf.ProgramSpec `ebpf:"rw_exec"`
-	RwExit    *ebpf.ProgramSpec `ebpf:"rw_exit"`
-	RwFork    *ebpf.ProgramSpec `ebpf:"rw_fork"`
-	RwSysExit *ebpf.ProgramSpec `ebpf:"rw_sys_exit"`
-	RwWhoami  *ebpf.ProgramSpec `ebpf:"rw_whoami"`
+	RwExec       *ebpf.ProgramSpec `ebpf:"rw_exec"`
+	RwExit       *ebpf.ProgramSpec `ebpf:"rw_exit"`
+	RwExitLegacy *ebpf.ProgramSpec `ebpf:"rw_exit_legacy"`
+	RwFork       *ebpf.ProgramSpec `ebpf:"rw_fork"`
+	RwSysExit    *ebpf.ProgramSpec `ebpf:"rw_sys_exit"`
+	RwWhoami     *ebpf.ProgramSpec `ebpf:"rw_whoami"`
 }
 
 // ringwiseMapSpecs contains maps before they are loaded into the kernel.
@@ -199,6 +232,9 @@ type ringwiseProgramSpecs struct {
 type ringwiseMapSpecs struct {
 	Counters      *ebpf.MapSpec `ebpf:"counters"`
 	ExcludedTgids *ebpf.MapSpec `ebpf:"excluded_tgids"`
+	ExecScratch   *ebpf.MapSpec `ebpf:"exec_scratch"`
+	GroupDeadSeen *ebpf.MapSpec `ebpf:"group_dead_seen"`
+	RbCpus        *ebpf.MapSpec `ebpf:"rb_cpus"`
 	RbLifecycle   *ebpf.MapSpec `ebpf:"rb_lifecycle"`
 	RbSyscall     *ebpf.MapSpec `ebpf:"rb_syscall"`
 	ShedState     *ebpf.MapSpec `ebpf:"shed_state"`
@@ -209,9 +245,10 @@ type ringwiseMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ringwiseVariableSpecs struct {
+	CpusPerRing        *ebpf.VariableSpec `ebpf:"cpus_per_ring"`
 	Hints              *ebpf.VariableSpec `ebpf:"hints"`
+	Layout             *ebpf.VariableSpec `ebpf:"layout"`
 	LcWakeupBytes      *ebpf.VariableSpec `ebpf:"lc_wakeup_bytes"`
-	SplitLayout        *ebpf.VariableSpec `ebpf:"split_layout"`
 	UnusedExec         *ebpf.VariableSpec `ebpf:"unused_exec"`
 	UnusedExit         *ebpf.VariableSpec `ebpf:"unused_exit"`
 	UnusedFork         *ebpf.VariableSpec `ebpf:"unused_fork"`
@@ -242,6 +279,9 @@ func (o *ringwiseObjects) Close() error {
 type ringwiseMaps struct {
 	Counters      *ebpf.Map `ebpf:"counters"`
 	ExcludedTgids *ebpf.Map `ebpf:"excluded_tgids"`
+	ExecScratch   *ebpf.Map `ebpf:"exec_scratch"`
+	GroupDeadSeen *ebpf.Map `ebpf:"group_dead_seen"`
+	RbCpus        *ebpf.Map `ebpf:"rb_cpus"`
 	RbLifecycle   *ebpf.Map `ebpf:"rb_lifecycle"`
 	RbSyscall     *ebpf.Map `ebpf:"rb_syscall"`
 	ShedState     *ebpf.Map `ebpf:"shed_state"`
@@ -252,6 +292,9 @@ func (m *ringwiseMaps) Close() error {
 	return _RingwiseClose(
 		m.Counters,
 		m.ExcludedTgids,
+		m.ExecScratch,
+		m.GroupDeadSeen,
+		m.RbCpus,
 		m.RbLifecycle,
 		m.RbSyscall,
 		m.ShedState,
@@ -263,9 +306,10 @@ func (m *ringwiseMaps) Close() error {
 //
 // It can be passed to loadRingwiseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ringwiseVariables struct {
+	CpusPerRing        *ebpf.Variable `ebpf:"cpus_per_ring"`
 	Hints              *ebpf.Variable `ebpf:"hints"`
+	Layout             *ebpf.Variable `ebpf:"layout"`
 	LcWakeupBytes      *ebpf.Variable `ebpf:"lc_wakeup_bytes"`
-	SplitLayout        *ebpf.Variable `ebpf:"split_layout"`
 	UnusedExec         *ebpf.Variable `ebpf:"unused_exec"`
 	UnusedExit         *ebpf.Variable `ebpf:"unused_exit"`
 	UnusedFork         *ebpf.Variable `ebpf:"unused_fork"`
@@ -278,17 +322,19 @@ type ringwiseVariables struct {
 //
 // It can be passed to loadRingwiseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ringwisePrograms struct {
-	RwExec    *ebpf.Program `ebpf:"rw_exec"`
-	RwExit    *ebpf.Program `ebpf:"rw_exit"`
-	RwFork    *ebpf.Program `ebpf:"rw_fork"`
-	RwSysExit *ebpf.Program `ebpf:"rw_sys_exit"`
-	RwWhoami  *ebpf.Program `ebpf:"rw_whoami"`
+	RwExec       *ebpf.Program `ebpf:"rw_exec"`
+	RwExit       *ebpf.Program `ebpf:"rw_exit"`
+	RwExitLegacy *ebpf.Program `ebpf:"rw_exit_legacy"`
+	RwFork       *ebpf.Program `ebpf:"rw_fork"`
+	RwSysExit    *ebpf.Program `ebpf:"rw_sys_exit"`
+	RwWhoami     *ebpf.Program `ebpf:"rw_whoami"`
 }
 
 func (p *ringwisePrograms) Close() error {
 	return _RingwiseClose(
 		p.RwExec,
 		p.RwExit,
+		p.RwExitLegacy,
 		p.RwFork,
 		p.RwSysExit,
 		p.RwWhoami,

@@ -39,7 +39,7 @@ func TestGlobalTGID(t *testing.T) {
 	p := load(t, Config{RingSize: 1 << 20, ExcludeSelf: true})
 	// The kernel path itself, not only the /proc fallback (6.10+ gives
 	// syscall programs bpf_get_current_pid_tgid; this kernel is newer).
-	if w, err := whoami(p.objs.RwWhoami); err != nil || w != uint32(os.Getpid()) {
+	if w, err := whoami(p.objs.Whoami); err != nil || w != uint32(os.Getpid()) {
 		t.Errorf("rw_whoami = %d, %v; want %d", w, err, os.Getpid())
 	}
 	if p.SelfTGID() != uint32(os.Getpid()) {

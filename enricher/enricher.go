@@ -299,6 +299,10 @@ func (e *Enricher) node(name string) *nodeState {
 		if cfg.Lookup == nil && e.cfg.NC != nil {
 			cfg.Lookup = procfs.NATSLookup{NC: e.cfg.NC, Node: name, NotFound: state.ErrNotFound}
 		}
+		if cfg.Containers == nil && e.cfg.NC != nil {
+			// The node's sensor reads its host's cgroup hierarchy.
+			cfg.Containers = procfs.NATSLookup{NC: e.cfg.NC, Node: name, NotFound: state.ErrNotFound}
+		}
 		ns = &nodeState{table: state.New(cfg)}
 		e.nodes[name] = ns
 		e.stats.Nodes = len(e.nodes)

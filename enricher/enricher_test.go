@@ -321,15 +321,15 @@ func TestBadInputDoesNotLoseGoodBatches(t *testing.T) {
 	bad("malformed", bytes.Clone(full[:len(full)/2]), "") // truncated msgpack
 
 	v2 := good(99)
-	v2.Schema = 2
+	v2.Schema = event.SchemaVersion + 1
 	v2.Node, v2.BootID, v2.SensorStartNs = node, "boot", s
 	data, err := codec.Encode(v2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad("schema_version", data, "") // payload says schema 2
+	bad("schema_version", data, "") // payload says a newer schema
 	e.publishBatch(t, node, good(3))
-	bad("schema_version", bytes.Clone(full), "2") // header says schema 2
+	bad("schema_version", bytes.Clone(full), fmt.Sprint(event.SchemaVersion+1)) // header says a newer schema
 
 	// 5 MB: the embedded server takes it (max payload 32 MiB), the loop
 	// refuses it before decoding (bus.DefaultMaxMessageBytes).

@@ -94,7 +94,7 @@ func (r *reader) record(ring Ring, ev *event.Event, deadline time.Time) (bool, e
 	s := r.s
 	cat := ev.Type.Category()
 	s.delivered[cat].Add(1)
-	s.recordBytes[cat].Add(uint64(bpf.RecordSize(ev.Type, ev.Flags&event.FlagHints != 0)))
+	s.recordBytes[cat].Add(uint64(footprint(ring, ev)))
 	if s.cfg.ConsumerCost > 0 {
 		spin(s.cfg.ConsumerCost)
 	}
@@ -262,4 +262,14 @@ func (r *reader) drainFlushed() error {
 			return err
 		}
 	}
+}
+
+// footprint is the bytes the record just read took in its ring: measured
+// by the ring when it can tell (exec records vary with their exe path and
+// argv), else the fixed size of its type.
+func footprint(ring Ring, ev *event.Event) int {
+	if f, ok := ring.(interface{ LastFootprint() int }); ok {
+		return f.LastFootprint()
+	}
+	return bpf.RecordSize(ev.Type, ev.Flags&event.FlagHints != 0)
 }

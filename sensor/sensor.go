@@ -73,6 +73,17 @@ func LoadProbe(cfg bpf.Config) (Probe, error) {
 type probeAdapter struct{ *bpf.Probe }
 
 func (p probeAdapter) Rings() (lifecycle, syscalls Ring) {
+	if cpus := p.Probe.CPURings(); cpus != nil {
+		// The falco layout: one ring per CPU group, read as one.
+		if len(cpus) == 1 {
+			return nil, cpus[0]
+		}
+		rs := make([]Ring, len(cpus))
+		for i, r := range cpus {
+			rs[i] = r
+		}
+		return nil, MergeRings(rs...)
+	}
 	if lc := p.Probe.LifecycleRing(); lc != nil { // no typed nil in the interface
 		lifecycle = lc
 	}
@@ -136,6 +147,10 @@ type Config struct {
 	// Meter, when set, gets the sensor's instruments (see docs/metrics.md);
 	// they stay registered after Run returns, reading the final counters.
 	Meter metric.Meter
+	// CgroupRoot is the host's cgroup v2 mount, for cgroup lookups (the
+	// container id of a cgroup id); default procfs.CgroupRoot(os.Getenv):
+	// $HOST_ROOT/sys/fs/cgroup.
+	CgroupRoot string
 	// Procfs reads the host's /proc for the snapshot and lookups; default
 	// procfs.HostProc(os.Getenv): $HOST_ROOT/proc in a container, as
 	// Falco reads it.
@@ -172,6 +187,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Procfs.Root == "" {
 		c.Procfs.Root = procfs.HostProc(os.Getenv)
+	}
+	if c.CgroupRoot == "" {
+		c.CgroupRoot = procfs.CgroupRoot(os.Getenv)
 	}
 	if c.BootID == "" {
 		b, err := os.ReadFile(filepath.Join(c.Procfs.Root, "sys/kernel/random/boot_id"))
@@ -260,6 +278,8 @@ type sensor struct {
 	log                 *slog.Logger
 	codec               *event.Codec
 	batch               event.Batch
+	// cgroups answers cgroup lookups (cgroup id → path → container id).
+	cgroups *procfs.Cgroups
 
 	startNs    uint64
 	wallOffset int64
@@ -297,7 +317,8 @@ type sensor struct {
 const maxSeries = 180_000
 
 func newSensor(cfg Config, probe Probe) *sensor {
-	s := &sensor{cfg: cfg, probe: probe, log: cfg.Logger, codec: event.NewCodec()}
+	s := &sensor{cfg: cfg, probe: probe, log: cfg.Logger, codec: event.NewCodec(),
+		cgroups: &procfs.Cgroups{Root: cfg.CgroupRoot}}
 	s.lifecycle, s.syscalls = probe.Rings()
 	layout := cfg.Probe.Layout
 	if layout == "" {
@@ -305,6 +326,17 @@ func newSensor(cfg Config, probe Probe) *sensor {
 	}
 	s.ringCfg = event.RingConfig{Layout: layout, Hints: cfg.Probe.Hints, Shedding: cfg.ShedHighWater > 0}
 	s.ringCfg.SizeBytes = s.syscalls.Size()
+	s.ringCfg.Rings = 1
+	if m, ok := s.syscalls.(*mergedRing); ok {
+		s.ringCfg.Rings = len(m.rings)
+		s.ringCfg.SizeBytes = m.rings[0].Size() // each ring is the preset size
+	}
+	if layout == ringspec.LayoutFalco {
+		s.ringCfg.CPUsPerRing = cfg.Probe.CPUsPerRing
+		if s.ringCfg.CPUsPerRing == 0 {
+			s.ringCfg.CPUsPerRing = ringspec.DefaultCPUsPerRing
+		}
+	}
 	if s.lifecycle != nil {
 		s.ringCfg.LifecycleSizeBytes = s.lifecycle.Size()
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,14 +87,19 @@ func newFakeProbe(step uint64, dropped [event.NumCategories]uint64, rings map[st
 
 // Rings serves the fixture's rings by their script names.
 func (p *fakeProbe) Rings() (lifecycle, syscalls sensor.Ring) {
+	var others []sensor.Ring
 	for _, r := range p.rings {
 		if r.name == "lifecycle" {
 			lifecycle = r
 		} else {
-			syscalls = r
+			others = append(others, r)
 		}
 	}
-	return lifecycle, syscalls
+	if len(others) > 1 {
+		// The falco layout's rings, one per CPU group, read as one.
+		return lifecycle, sensor.MergeRings(others...)
+	}
+	return lifecycle, others[0]
 }
 
 func (p *fakeProbe) Counters() (event.Counters, error) {
@@ -863,5 +869,67 @@ func TestRunPublishesFromOneGoroutineAtATime(t *testing.T) {
 	}
 	if pub.overlap.Load() {
 		t.Fatal("the sensor called Publisher.Publish from two goroutines at once (stats from the sampler during a batch publish)")
+	}
+}
+
+// byCPUGroup deals the records over rings as the falco layout does: by the
+// CPU that wrote them, cpusPerRing CPUs per ring.
+func byCPUGroup(evs []event.Event, cpusPerRing int) (map[string][]event.Event, []string) {
+	m := map[string][]event.Event{}
+	var names []string
+	for i := range evs {
+		name := fmt.Sprintf("cpus%d", int(evs[i].CPU)/cpusPerRing)
+		if _, ok := m[name]; !ok {
+			names = append(names, name)
+		}
+		m[name] = append(m[name], evs[i])
+	}
+	sort.Strings(names)
+	return m, names
+}
+
+// TestRunFalcoRingsMerged: the falco layout's rings (one per CPU group) are
+// read as one stream, every record once, each batch in time order, and the
+// result names the ring count.
+func TestRunFalcoRingsMerged(t *testing.T) {
+	evs := script(sensor.MonotonicNs(), 12)
+	for i := range evs {
+		evs[i].CPU = uint16(i % 6) // 6 CPUs, 2 per ring: 3 rings
+	}
+	rings, names := byCPUGroup(evs, 2)
+	if len(names) != 3 {
+		t.Fatalf("%d rings", len(names))
+	}
+	dropped := [event.NumCategories]uint64{0, 0}
+	probe := newFakeProbe(700, dropped, rings, names...)
+	pub := &recPub{}
+	cfg := baseConfig(t, pub)
+	cfg.Probe.Layout = ringspec.LayoutFalco
+	cfg.BatchMaxEvents = 9
+	res, err := runSensor(t, cfg, probe)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	p := decodeAll(t, pub.all())
+	checkCommon(t, p, cfg, res, evs, dropped)
+	seen := map[uint64]int{}
+	for bi, b := range p.batches {
+		for j := 1; j < len(b.Events); j++ {
+			if b.Events[j].TsNs < b.Events[j-1].TsNs {
+				t.Errorf("batch %d not sorted by time: %v", bi, tsList(b.Events))
+				break
+			}
+		}
+		for j := range b.Events {
+			seen[b.Events[j].TsNs]++
+		}
+	}
+	for i := range evs {
+		if seen[evs[i].TsNs] != 1 {
+			t.Errorf("record ts %d (%s pid %d) published %d times", evs[i].TsNs, evs[i].Type, evs[i].Pid, seen[evs[i].TsNs])
+		}
+	}
+	if res.Ring.Layout != ringspec.LayoutFalco || res.Ring.Rings != 3 || res.Ring.CPUsPerRing != ringspec.DefaultCPUsPerRing || res.Ring.SizeBytes != 1<<20 {
+		t.Errorf("Result.Ring = %+v", res.Ring)
 	}
 }

@@ -48,7 +48,17 @@ func (s *sensor) serveLookups() (*nats.Subscription, error) {
 			}
 			req.Pid = uint32(pid)
 		}
-		if rep.Error == "" {
+		if rep.Error == "" && req.CgroupID != 0 {
+			path, err := s.cgroups.Path(req.CgroupID)
+			switch {
+			case errors.Is(err, procfs.ErrNoCgroup):
+				rep.Error = procfs.ErrLookupNotFound
+			case err != nil:
+				rep.Error = err.Error()
+			default:
+				rep.Cgroup = &procfs.CgroupInfo{ID: req.CgroupID, Path: path, ContainerID: procfs.ContainerID(path)}
+			}
+		} else if rep.Error == "" {
 			p, err := s.cfg.Procfs.Lookup(req.Pid)
 			switch {
 			case errors.Is(err, procfs.ErrNotFound):

@@ -98,6 +98,20 @@ func AppendFalcoJSON(dst []byte, e *event.Enriched, wallOffsetNs int64, node str
 	dst = strconv.AppendUint(dst, uint64(e.Pid), 10)
 	dst = append(dst, `,"proc.tid":`...)
 	dst = strconv.AppendUint(dst, uint64(e.Tid), 10)
+	if e.VPid != 0 {
+		// The pid in the process's own namespace, as Falco's proc.vpid.
+		dst = append(dst, `,"proc.vpid":`...)
+		dst = strconv.AppendUint(dst, uint64(e.VPid), 10)
+	}
+	// Falco's container.id: the runtime's id cut to 12, "host" outside
+	// containers.
+	dst = append(dst, `,"container.id":"`...)
+	if e.ContainerID == "" {
+		dst = append(dst, "host"...)
+	} else {
+		dst = appendJSONContent(dst, e.ContainerID)
+	}
+	dst = append(dst, '"')
 	dst = append(dst, `,"proc.ppid":`...)
 	dst = appendJSONUint(dst, uint64(e.ProcPPid), e.Missing&event.FieldPPid != 0)
 	dst = append(dst, `,"proc.name":`...)
@@ -147,7 +161,7 @@ func appendEvtType(dst []byte, e *event.Enriched) []byte {
 	}
 	// Falco names ia32 calls by their x86_64 equivalent (setuid32 is
 	// setuid): normalize, then name in the normalized ABI.
-	abi := e.ABI()
+	abi := e.SyscallABI()
 	if nr, ok := syscalls.Normalize(abi, e.Syscall); ok {
 		return append(dst, syscalls.Name(syscalls.NormalABI(abi), nr)...)
 	}

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -61,6 +62,7 @@ func TestAppendFalcoJSONMissing(t *testing.T) {
 	want := map[string]any{
 		"evt.time": json.Number("1795765432123456789"), "evt.type": "openat", "proc.pid": json.Number("4321"), "proc.tid": json.Number("4322"),
 		"proc.ppid": nil, "proc.name": nil, "proc.exepath": nil, "proc.cmdline": nil, "user.uid": nil, "evt.rawres": json.Number("3"),
+		"container.id": "host",
 	}
 	if !maps.Equal(of, want) {
 		t.Errorf("output_fields\n%v\nwant\n%v", of, want)
@@ -140,6 +142,42 @@ func TestAppendFalcoJSONTypes(t *testing.T) {
 		}
 		if r.Ringwise.Reason == nil || *r.Ringwise.Reason != ReasonUnspecified {
 			t.Errorf("reason %v", r.Ringwise.Reason)
+		}
+	}
+}
+
+// TestAppendFalcoJSONABIs names syscall records by their own ABI: an ia32
+// setuid32 is setuid (Falco maps ia32 calls to their 64-bit names), arm64's
+// 113 is clock_gettime (x86_64's is setreuid), socketcall has no 64-bit
+// name and an AArch32 call no table: both stay numbers.
+func TestAppendFalcoJSONABIs(t *testing.T) {
+	num := func(a syscalls.ABI, name string) uint32 {
+		nr, ok := syscalls.Number(a, name)
+		if !ok {
+			t.Fatalf("no %s on %s", name, a)
+		}
+		return nr
+	}
+	for _, tc := range []struct {
+		abi  syscalls.ABI
+		nr   uint32
+		want string
+	}{
+		{syscalls.IA32, num(syscalls.IA32, "setuid32"), "setuid"},
+		{syscalls.IA32, num(syscalls.IA32, "_llseek"), "lseek"},
+		{syscalls.IA32, num(syscalls.IA32, "socketcall"), fmt.Sprintf("syscall_%d", num(syscalls.IA32, "socketcall"))},
+		{syscalls.ARM64, 113, "clock_gettime"},
+		{syscalls.X86_64, 113, "setreuid"},
+		{event.ABIOther, 23, "syscall_23"},
+	} {
+		e := ev(event.TypeSyscall, 1, 1, 0, event.ReasonNone)
+		e.ABI, e.Syscall, e.VPid, e.ContainerID = tc.abi, tc.nr, 7, "3f4e5d6c7b8a"
+		r := decodeLine(t, AppendFalcoJSON(nil, &e, 0, "n"))
+		if r.OutputFields["evt.type"] != tc.want {
+			t.Errorf("%s %d: evt.type %v, want %s", tc.abi, tc.nr, r.OutputFields["evt.type"], tc.want)
+		}
+		if r.OutputFields["container.id"] != "3f4e5d6c7b8a" || r.OutputFields["proc.vpid"] != json.Number("7") {
+			t.Errorf("container.id %v proc.vpid %v", r.OutputFields["container.id"], r.OutputFields["proc.vpid"])
 		}
 	}
 }

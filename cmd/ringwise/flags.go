@@ -38,6 +38,7 @@ type sensorFlags struct {
 	ringSize      int
 	preset        int
 	layout        string
+	cpusPerRing   int
 	lifecycleSize int
 	hints         bool
 	excludeSelf   bool
@@ -54,7 +55,8 @@ func (f *sensorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.node, "node", host, "node name, the last token of every subject")
 	fs.Var(sizeFlag{&f.ringSize}, "ring-size", "ring size in bytes, a power of two with an optional unit: 64KiB, 16MiB (overrides --buf-size-preset)")
 	fs.IntVar(&f.preset, "buf-size-preset", ringspec.DefaultPreset, "ring size as Falco's bufSizePreset: "+ringspec.PresetHelp())
-	fs.StringVar(&f.layout, "layout", string(ringspec.DefaultLayout), "ring layout: shared (one ring, like Falco) or split (lifecycle events get their own ring)")
+	fs.StringVar(&f.layout, "layout", string(ringspec.DefaultLayout), "ring layout: shared (one ring for all CPUs), split (lifecycle events get their own ring) or falco (Falco's modern probe: one ring of the preset size per group of --cpus-per-ring CPUs; the same as shared on a node of at most that many CPUs)")
+	fs.IntVar(&f.cpusPerRing, "cpus-per-ring", ringspec.DefaultCPUsPerRing, "CPUs per ring in the falco layout (Falco's cpus_for_each_buffer)")
 	fs.Var(sizeFlag{&f.lifecycleSize}, "lifecycle-ring-size", "lifecycle ring size of the split layout (default "+ringspec.FlagSize(ringspec.DefaultLifecycleRingSize)+")")
 	fs.BoolVar(&f.hints, "hints", false, "syscall records carry comm, ppid and uid read in the kernel (+32 bytes per record)")
 	fs.BoolVar(&f.excludeSelf, "exclude-self", true, "leave this process's own threads out of capture, in the kernel")
@@ -83,6 +85,9 @@ func (f *sensorFlags) config() (sensor.Config, error) {
 	if err != nil {
 		return sensor.Config{}, fmt.Errorf("--layout: %w", err)
 	}
+	if f.cpusPerRing < 1 {
+		return sensor.Config{}, fmt.Errorf("--cpus-per-ring %d: want at least 1", f.cpusPerRing)
+	}
 	// The sensor traces this machine's syscalls: its own ABI's numbers.
 	shed, _, err := syscalls.ParseList(syscalls.Native(), f.shedSyscalls)
 	if err != nil {
@@ -91,7 +96,7 @@ func (f *sensorFlags) config() (sensor.Config, error) {
 	cfg := sensor.Config{
 		Node: f.node,
 		Probe: bpf.Config{RingSize: size, LifecycleRingSize: f.lifecycleSize, Layout: layout, Hints: f.hints,
-			ShedSyscalls: shed},
+			ShedSyscalls: shed, CPUsPerRing: f.cpusPerRing},
 		ExcludeSelf:    f.excludeSelf,
 		ConsumerCost:   f.consumerCost,
 		BatchMaxEvents: f.batchEvents,

@@ -25,6 +25,7 @@ type Engine struct {
 	scratch     []byte
 	lookupsLeft int // this batch; negative: unlimited
 	st          Stats
+	containers  map[uint64]string // cgroup id → container id
 }
 
 const (
@@ -41,6 +42,8 @@ func NewEngine(cfg Config) *Engine {
 		tombs:  newTombstones(cfg.MaxTombstones),
 		neg:    newNegCache(cfg.NegativeCacheSize),
 		intern: newInterner(8192),
+
+		containers: map[uint64]string{},
 	}
 }
 
@@ -55,10 +58,11 @@ func (e *Engine) Seed(procs []event.ProcInfo) {
 		p := &procs[i]
 		en := entry{
 			pid: p.Pid, ppid: p.PPid, uid: p.UID, gid: p.GID, startNs: p.StartNs,
-			comm:    e.intern.str(p.Comm),
-			exe:     e.intern.str(p.ExePath),
-			cmdline: e.intern.str(p.Cmdline),
-			source:  event.SourceSnapshot,
+			comm:      e.intern.str(p.Comm),
+			exe:       e.intern.str(p.ExePath),
+			cmdline:   e.intern.str(p.Cmdline),
+			container: e.intern.str(p.ContainerID),
+			source:    event.SourceSnapshot,
 			// exec id unknown: adopted from the first event seen.
 			fromProc: true,
 		}
@@ -126,6 +130,7 @@ func (e *Engine) Enrich(ctx context.Context, b *event.Batch, out []event.Enriche
 		case event.TypeExec:
 			e.applyExec(ev)
 		case event.TypeSyscall:
+			e.countABI(ev)
 			if ev.Ret == 0 {
 				e.applyCreds(ev)
 			}
@@ -212,6 +217,7 @@ func fill(o *event.Enriched, en *entry) {
 	o.ProcName = en.comm
 	o.ProcExePath = en.exe
 	o.ProcCmdline = en.cmdline
+	o.ContainerID = en.container
 	o.Source = en.source
 	if en.missing != 0 {
 		setMissing(o, en.missing, en.reason)
@@ -284,6 +290,7 @@ func (e *Engine) fillFromRecord(o *event.Enriched, c *event.Event) {
 	e.st.Reordered++
 	o.ProcPPid, o.ProcUID, o.ProcGID = c.PPid, c.UID, c.GID
 	o.ProcName = e.comm(c)
+	o.ContainerID = e.container(c.CgroupID)
 	o.Source = event.SourceState
 	if c.Type == event.TypeExec {
 		o.ProcExePath = e.intern.bytes(c.Exe)
@@ -376,12 +383,13 @@ func (e *Engine) lookup(ctx context.Context, o *event.Enriched) lookupResult {
 		e.t.insert(entry{
 			pid: o.Pid, ppid: info.PPid, uid: info.UID, gid: info.GID,
 			// The event's exact start: /proc's matched within tolerance.
-			startNs: o.StartNs,
-			comm:    e.intern.str(info.Comm),
-			exe:     e.intern.str(info.ExePath),
-			cmdline: e.intern.str(info.Cmdline),
-			source:  event.SourceLookup,
-			execID:  o.ExecID, execKnown: true,
+			startNs:   o.StartNs,
+			comm:      e.intern.str(info.Comm),
+			exe:       e.intern.str(info.ExePath),
+			cmdline:   e.intern.str(info.Cmdline),
+			container: e.intern.str(info.ContainerID),
+			source:    event.SourceLookup,
+			execID:    o.ExecID, execKnown: true,
 		})
 		return lookupHit
 	case err == nil || errors.Is(err, ErrNotFound):
@@ -469,8 +477,9 @@ func (e *Engine) applyFork(ev *event.Event) {
 	child := entry{
 		pid: ev.Pid, ppid: ev.PPid, uid: ev.UID, gid: ev.GID, startNs: ev.StartNs,
 		execID: ev.ExecID, execKnown: true,
-		comm:   e.comm(ev),
-		source: event.SourceState,
+		comm:      e.comm(ev),
+		container: e.container(ev.CgroupID),
+		source:    event.SourceState,
 	}
 	child.exe, child.cmdline, child.missing, child.reason = e.inherit(ev, true)
 	e.put(child)
@@ -536,11 +545,52 @@ func (e *Engine) applyExec(ev *event.Event) {
 	e.put(entry{
 		pid: ev.Pid, ppid: ev.PPid, uid: ev.UID, gid: ev.GID, startNs: ev.StartNs,
 		execID: ev.ExecID, execKnown: true,
-		comm:    e.comm(ev),
-		exe:     e.intern.bytes(ev.Exe),
-		cmdline: e.cmdline(ev.Args),
-		source:  event.SourceState,
+		comm:      e.comm(ev),
+		exe:       e.intern.bytes(ev.Exe),
+		cmdline:   e.cmdline(ev.Args),
+		container: e.container(ev.CgroupID),
+		source:    event.SourceState,
 	})
+}
+
+// container is the container id of cgroup id, resolved once per id through
+// Config.Containers and cached ("" without a resolver, or when it fails).
+func (e *Engine) container(id uint64) string {
+	if id == 0 || e.cfg.Containers == nil {
+		return ""
+	}
+	if c, ok := e.containers[id]; ok {
+		return c
+	}
+	if len(e.containers) >= maxContainerCache {
+		clear(e.containers) // cgroups come and go: start over
+	}
+	e.st.ContainerLookups++
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.LookupTimeout)
+	c, err := e.cfg.Containers.ContainerID(ctx, id)
+	cancel()
+	if err != nil {
+		e.st.ContainerLookupErrors++
+		return "" // not cached: a later record tries again
+	}
+	c = e.intern.str(c)
+	e.containers[id] = c
+	return c
+}
+
+// maxContainerCache bounds the cgroup id → container id cache.
+const maxContainerCache = 4096
+
+// countABI counts syscall events of a compat ABI, and those no table names
+// (see Stats.CompatSyscalls).
+func (e *Engine) countABI(ev *event.Event) {
+	abi := ev.SyscallABI()
+	if abi != syscalls.Native() {
+		e.st.CompatSyscalls++
+	}
+	if _, ok := syscalls.Normalize(abi, ev.Syscall); !ok {
+		e.st.UnnamedSyscalls++
+	}
 }
 
 // applyCreds follows a successful setuid-family syscall, as Falco does:
@@ -550,7 +600,7 @@ func (e *Engine) applyExec(ev *event.Event) {
 // thread, but glibc applies them to every thread of the process, so the
 // process entry follows.
 func (e *Engine) applyCreds(ev *event.Event) {
-	cred, ok := syscalls.Cred(ev.ABI(), ev.Syscall)
+	cred, ok := syscalls.Cred(ev.SyscallABI(), ev.Syscall)
 	if !ok {
 		return
 	}

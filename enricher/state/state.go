@@ -51,6 +51,13 @@ const (
 
 // Config configures an Engine. Zero values select the defaults; for the
 // bounded caches and the reorder window a negative value disables them.
+// Containers resolves cgroup ids to container ids ("" for a host cgroup):
+// procfs.NATSLookup asks the node's sensor, which reads the host's cgroup
+// hierarchy.
+type Containers interface {
+	ContainerID(ctx context.Context, cgroupID uint64) (string, error)
+}
+
 type Config struct {
 	// MaxProcs bounds the table's entries (live + exited). Default 65536.
 	MaxProcs int
@@ -60,6 +67,10 @@ type Config struct {
 	// Lookup is asked for processes the table does not know; nil disables
 	// lookups.
 	Lookup Lookup
+	// Containers resolves a cgroup id (of fork and exec records) to
+	// Falco's container.id; nil leaves container ids to the snapshot and
+	// lookups (ProcInfo.ContainerID).
+	Containers Containers
 	// LookupTimeout bounds each lookup. Default 50ms.
 	LookupTimeout time.Duration
 	// NegativeCacheSize bounds the (pid, start) pairs whose enrichment failed,
@@ -151,6 +162,16 @@ type Stats struct {
 	LookupsSkipped uint64 // not made: per-batch budget spent or ctx done
 	NegativeHits   uint64 // answered from the negative cache
 
+	// ContainerLookups counts cgroup ids resolved through
+	// Config.Containers (each once while cached); ContainerLookupErrors
+	// those that failed (the container id is then left empty).
+	ContainerLookups, ContainerLookupErrors uint64
+	// CompatSyscalls counts syscall events of a non-native ABI (ia32 on
+	// x86_64); UnnamedSyscalls those whose number names no syscall of
+	// their ABI's table, or has no 64-bit equivalent (socketcall, ipc),
+	// or whose ABI no table covers (AArch32): counted apart, never named
+	// as another call.
+	CompatSyscalls, UnnamedSyscalls uint64
 	// Reordered counts events enriched from their own process's fork or exec
 	// record found later in the same batch.
 	Reordered uint64

@@ -14,6 +14,8 @@ type entry struct {
 	comm    string
 	exe     string
 	cmdline string
+	// container is Falco's container.id ("" for the host).
+	container string
 
 	// missing and reason describe fields unknown since the entry was made
 	// (exe path and cmdline of a child whose parent was unknown).

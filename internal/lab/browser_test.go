@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringwise/ringwise/services/ringspec"
 )
 
 // renderChromium returns the path of a Chromium binary, or skips the test.
@@ -148,7 +147,7 @@ func TestBrowserWideChart(t *testing.T) {
 	r := renderFixture("bpf")
 	r.Rows = nil
 	for p := 0; p < 10; p++ {
-		for li, l := range ringspec.ProbeLayouts() {
+		for li, l := range DefaultLayouts() {
 			m := 30 / float64(p+1+3*li)
 			r.Rows = append(r.Rows, Row{SizeBytes: 1 << (20 + p), Layout: l, MissingPct: m, MissingPctSpread: m / 10, PredictedMissingPct: m * 1.05})
 		}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -39,7 +40,9 @@ const (
 func DefaultSizes() []int { return []int{1 << 20, 2 << 20, 4 << 20, 16 << 20} }
 
 // DefaultLayouts are compared by default.
-func DefaultLayouts() []ringspec.Layout { return ringspec.ProbeLayouts() }
+func DefaultLayouts() []ringspec.Layout {
+	return []ringspec.Layout{ringspec.LayoutShared, ringspec.LayoutSplit}
+}
 
 // DefaultConfig is the standard lab: the seed's sizes, both layouts, the
 // standard flood and the default emulated monitor cost.
@@ -355,6 +358,11 @@ func buildRow(size int, layout ringspec.Layout, ms []measured) Row {
 	return row
 }
 
+// modelRing is the ring the pooled model replays for a layout. The falco
+// layout is modelled as its rings pooled into one of the same size, which is
+// exact on a node with one ring (at most cpus_for_each_buffer CPUs, as this
+// lab's 2-CPU machines); with more rings the per-CPU model of `ringwise
+// measure` (ringmodel.SimulateFalco) applies.
 func modelRing(size int, layout ringspec.Layout, lcSize int) ringmodel.Ring {
 	if layout.HasLifecycleRing() {
 		return ringmodel.Ring{SizeBytes: size, LifecycleSizeBytes: lcSize, Layout: ringspec.LayoutSplit}
@@ -382,11 +390,21 @@ func recommendation(cfg Config, rec ringmodel.Recommendation) Recommendation {
 			case c.Basis == ringmodel.BasisMeasuredSmall:
 				how += ", a smaller shared ring measured within the target"
 			}
-			out.Line += fmt.Sprintf("; with a single shared ring (as in Falco) set bufSizePreset %d (%s): %s",
-				c.Preset, ringspec.ProseSize(c.SizeBytes), how)
+			out.Line += fmt.Sprintf("; with a single shared ring (%s) set bufSizePreset %d (%s): %s",
+				falcoLayoutNote(runtime.NumCPU(), ringspec.DefaultCPUsPerRing), c.Preset, ringspec.ProseSize(c.SizeBytes), how)
 		}
 	}
 	return out
+}
+
+// falcoLayoutNote says how Falco's layout relates to one shared ring on a
+// node of cpus CPUs: the same when it has one ring.
+func falcoLayoutNote(cpus, cpusPerRing int) string {
+	n := bpf.FalcoRings(cpus, cpusPerRing)
+	if n == 1 {
+		return fmt.Sprintf("Falco's layout on this %d-CPU node: one ring for every %d CPUs is one ring here", cpus, cpusPerRing)
+	}
+	return fmt.Sprintf("not Falco's layout on this %d-CPU node, which has %d rings of the preset size, one per %d CPUs: see `ringwise measure`", cpus, n, cpusPerRing)
 }
 
 func peakRate(l ringmodel.Load) float64 {

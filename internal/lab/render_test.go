@@ -24,7 +24,7 @@ func renderFixture(source string) *Results {
 	r := &Results{
 		Params: Params{
 			ConsumerCostNs: 2500, Procs: 5000, Burst: 200, PauseMs: 5, Parallel: 4, Repeat: 3,
-			Source: source, Sizes: sizes, Layouts: ringspec.ProbeLayouts(),
+			Source: source, Sizes: sizes, Layouts: DefaultLayouts(),
 			LifecycleSize: 256 << 10, TargetPct: 0.1,
 		},
 		Seed:        SeedTable(),
@@ -35,7 +35,7 @@ func renderFixture(source string) *Results {
 	}
 	shared := []float64{18.31, 12.07, 6.02, 0.04}
 	split := []float64{3.12, 1.51, 0.42, 0}
-	for li, l := range ringspec.ProbeLayouts() {
+	for li, l := range DefaultLayouts() {
 		miss := shared
 		if li == 1 {
 			miss = split
@@ -60,7 +60,7 @@ func renderFixture(source string) *Results {
 	}
 	cands := []ringmodel.Candidate{}
 	for p := 1; p <= 5; p++ {
-		for _, l := range ringspec.ProbeLayouts() {
+		for _, l := range DefaultLayouts() {
 			size, _ := ringspec.PresetSize(p)
 			c := ringmodel.Candidate{Preset: p, SizeBytes: size, Layout: l, MemoryBytes: size, PredictedMissingPct: 20 / float64(p*p)}
 			if l == ringspec.LayoutSplit {

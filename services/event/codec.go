@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/ringwise/ringwise/services/syscalls"
 )
 
 // Limits that bound what a decoder accepts. A batch over them is rejected as
@@ -130,17 +132,18 @@ func encodeBatch(e *msgpack.Encoder, b *Batch) error {
 
 // fieldsFor returns the msgpack array length of an event of type t.
 func fieldsFor(t Type, flags uint8) int {
-	const hdr = 8
+	const hdr = 10
+	const meta = 6
 	switch t {
 	case TypeFork:
-		return hdr + 6
+		return hdr + meta + 2
 	case TypeExec:
-		return hdr + 6
+		return hdr + meta + 3
 	case TypeExit:
-		return hdr + 5
+		return hdr + meta + 1
 	case TypeSyscall:
 		if flags&FlagHints != 0 {
-			return hdr + 5 + 4
+			return hdr + 5 + meta
 		}
 		return hdr + 5
 	}
@@ -164,26 +167,20 @@ func encodeEvent(w *writer, ev *Event) {
 	w.uint(uint64(ev.Pid))
 	w.uint(uint64(ev.ExecID))
 	w.uint(uint64(ev.CPU))
+	w.uint(uint64(ev.VPid))
+	w.uint(uint64(ev.ABI))
 	switch ev.Type {
 	case TypeFork:
-		w.uint(uint64(ev.PPid))
-		w.uint(uint64(ev.UID))
-		w.uint(uint64(ev.GID))
-		w.comm(&ev.Comm)
+		w.meta(ev)
 		w.uint(uint64(ev.ForkerPid))
 		w.uint(ev.ForkerStartNs)
 	case TypeExec:
-		w.uint(uint64(ev.PPid))
-		w.uint(uint64(ev.UID))
-		w.uint(uint64(ev.GID))
-		w.comm(&ev.Comm)
+		w.meta(ev)
 		w.bytes(ev.Exe)
 		w.bytes(ev.Args)
+		w.uint(uint64(ev.OldPid))
 	case TypeExit:
-		w.uint(uint64(ev.PPid))
-		w.uint(uint64(ev.UID))
-		w.uint(uint64(ev.GID))
-		w.comm(&ev.Comm)
+		w.meta(ev)
 		w.int(int64(ev.ExitCode))
 	case TypeSyscall:
 		w.uint(uint64(ev.Syscall))
@@ -192,10 +189,7 @@ func encodeEvent(w *writer, ev *Event) {
 		w.uint(ev.SysArgs[1])
 		w.uint(ev.SysArgs[2])
 		if ev.Flags&FlagHints != 0 {
-			w.uint(uint64(ev.PPid))
-			w.uint(uint64(ev.UID))
-			w.uint(uint64(ev.GID))
-			w.comm(&ev.Comm)
+			w.meta(ev)
 		}
 	}
 }
@@ -271,26 +265,20 @@ func decodeEvent(r *reader, ev *Event) error {
 	ev.Pid = uint32(r.uint(0xffffffff))
 	ev.ExecID = uint32(r.uint(0xffffffff))
 	ev.CPU = uint16(r.uint(0xffff))
+	ev.VPid = uint32(r.uint(0xffffffff))
+	ev.ABI = syscalls.ABI(r.uint(0xff))
 	switch ev.Type {
 	case TypeFork:
-		ev.PPid = uint32(r.uint(0xffffffff))
-		ev.UID = uint32(r.uint(0xffffffff))
-		ev.GID = uint32(r.uint(0xffffffff))
-		r.comm(&ev.Comm)
+		r.meta(ev)
 		ev.ForkerPid = uint32(r.uint(0xffffffff))
 		ev.ForkerStartNs = r.uint(^uint64(0))
 	case TypeExec:
-		ev.PPid = uint32(r.uint(0xffffffff))
-		ev.UID = uint32(r.uint(0xffffffff))
-		ev.GID = uint32(r.uint(0xffffffff))
-		r.comm(&ev.Comm)
+		r.meta(ev)
 		ev.Exe = r.bytes(ev.Exe, MaxExeLen)
 		ev.Args = r.bytes(ev.Args, MaxArgsLen)
+		ev.OldPid = uint32(r.uint(0xffffffff))
 	case TypeExit:
-		ev.PPid = uint32(r.uint(0xffffffff))
-		ev.UID = uint32(r.uint(0xffffffff))
-		ev.GID = uint32(r.uint(0xffffffff))
-		r.comm(&ev.Comm)
+		r.meta(ev)
 		ev.ExitCode = int32(r.intRange(-1<<31, 1<<31-1))
 	case TypeSyscall:
 		ev.Syscall = uint32(r.uint(0xffffffff))
@@ -299,13 +287,29 @@ func decodeEvent(r *reader, ev *Event) error {
 		ev.SysArgs[1] = r.uint(^uint64(0))
 		ev.SysArgs[2] = r.uint(^uint64(0))
 		if ev.Flags&FlagHints != 0 {
-			ev.PPid = uint32(r.uint(0xffffffff))
-			ev.UID = uint32(r.uint(0xffffffff))
-			ev.GID = uint32(r.uint(0xffffffff))
-			r.comm(&ev.Comm)
+			r.meta(ev)
 		}
 	}
 	return r.err
+}
+
+// meta writes the process metadata of lifecycle records (and hints).
+func (w *writer) meta(ev *Event) {
+	w.uint(uint64(ev.PPid))
+	w.uint(uint64(ev.UID))
+	w.uint(uint64(ev.GID))
+	w.comm(&ev.Comm)
+	w.uint(uint64(ev.VTid))
+	w.uint(ev.CgroupID)
+}
+
+func (r *reader) meta(ev *Event) {
+	ev.PPid = uint32(r.uint(0xffffffff))
+	ev.UID = uint32(r.uint(0xffffffff))
+	ev.GID = uint32(r.uint(0xffffffff))
+	r.comm(&ev.Comm)
+	ev.VTid = uint32(r.uint(0xffffffff))
+	ev.CgroupID = r.uint(^uint64(0))
 }
 
 // counterRows lists a Counters' rows in wire order.

@@ -1,6 +1,8 @@
 package event
 
 import (
+	"github.com/ringwise/ringwise/services/syscalls"
+
 	"bytes"
 	"errors"
 	"reflect"
@@ -25,6 +27,13 @@ func sampleBatch() *Batch {
 	hint.PPid, hint.UID = 10, 0
 	hint.SetComm("ls")
 	exit := Event{Header: Header{TsNs: 900, StartNs: 199, Tid: 11, Pid: 11, ExecID: 4, Type: TypeExit, Flags: FlagGroupDead}, ExitCode: -9, PPid: 10}
+	// The container and ABI fields: a process seen as pid 7 in its own
+	// namespace, in a cgroup; an ia32 syscall; a non-leader exec.
+	fork.VPid, fork.VTid, fork.CgroupID = 7, 7, 0x1234_5678_9abc
+	exec.VPid, exec.VTid, exec.CgroupID, exec.OldPid = 7, 7, 0x1234_5678_9abc, 12
+	sys.VPid, sys.ABI = 7, syscalls.IA32
+	hint.VPid, hint.VTid, hint.CgroupID, hint.ABI = 7, 8, 99, syscalls.X86_64
+	exit.VPid, exit.VTid, exit.CgroupID = 7, 7, 1
 	b.Events = []Event{fork, exec, sys, hint, exit}
 	return b
 }
@@ -136,26 +145,26 @@ func TestDecodeBadInput(t *testing.T) {
 		{"truncated", good[:len(good)/2], ErrMalformed},
 		{"trailing bytes", append(append([]byte(nil), good...), 0x01), ErrMalformed},
 		{"wrong field count", mp(t, []any{1, "n"}), ErrMalformed},
-		{"schema 2", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters, []any{}}), ErrSchemaVersion},
-		{"schema as string", mp(t, []any{"1", "n", "b", 1, 0, 0, 0, 0, counters, []any{}}), ErrMalformed},
-		{"negative seq", mp(t, []any{1, "n", "b", -1, 0, 0, 0, 0, counters, []any{}}), ErrMalformed},
-		{"counters short", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, []uint64{1}, []any{}}), ErrMalformed},
-		{"nil events", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, nil}), ErrMalformed},
-		{"unknown event type", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(9, 0, 1, 1, 1, 1, 1, 1)}}), ErrInvalidEvent},
-		{"event too few fields", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1)}}), ErrMalformed},
-		{"syscall missing payload", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1, 1, 1, 1, 1, 1)}}), ErrMalformed},
-		{"tid overflow", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1, 1, uint64(1)<<40, 1, 1, 1, 0, 0, 0, 0, 0)}}), ErrMalformed},
-		{"comm too long", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, "01234567890123456789", 1, 1)}}), ErrOversized},
-		{"exe too long", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(2, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, "x", string(make([]byte, MaxExeLen+1)), "")}}), ErrOversized},
-		{"node name too long", mp(t, []any{1, string(make([]byte, 300)), "b", 1, 0, 0, 0, 0, counters, []any{}}), ErrOversized},
-		{"envelope without events", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters}), ErrMalformed},
+		{"schema 1 (before ABI, vpid, cgroup)", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{}}), ErrSchemaVersion},
+		{"schema as string", mp(t, []any{"2", "n", "b", 1, 0, 0, 0, 0, counters, []any{}}), ErrMalformed},
+		{"negative seq", mp(t, []any{2, "n", "b", -1, 0, 0, 0, 0, counters, []any{}}), ErrMalformed},
+		{"counters short", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, []uint64{1}, []any{}}), ErrMalformed},
+		{"nil events", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters, nil}), ErrMalformed},
+		{"unknown event type", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(9, 0, 1, 1, 1, 1, 1, 1, 1, 1)}}), ErrInvalidEvent},
+		{"event too few fields", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1)}}), ErrMalformed},
+		{"syscall missing payload", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1, 1, 1, 1, 1, 1, 1, 1)}}), ErrMalformed},
+		{"tid overflow", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1, 1, uint64(1)<<40, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0)}}), ErrMalformed},
+		{"comm too long", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, "01234567890123456789", 1, 1, 1, 1)}}), ErrOversized},
+		{"exe too long", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(2, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, "x", 1, 1, string(make([]byte, MaxExeLen+1)), "", 0)}}), ErrOversized},
+		{"node name too long", mp(t, []any{2, string(make([]byte, 300)), "b", 1, 0, 0, 0, 0, counters, []any{}}), ErrOversized},
+		{"envelope without events", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters}), ErrMalformed},
 		{"oversized payload", make([]byte, MaxBatchBytes+1), ErrOversized},
 	}
 	// A declared event count above the limit, without the events themselves.
 	var hdr bytes.Buffer
 	enc := msgpack.NewEncoder(&hdr)
 	enc.EncodeArrayLen(10)
-	for _, v := range []any{1, "n", "b", 1, 0, 0, 0, 0, counters} {
+	for _, v := range []any{2, "n", "b", 1, 0, 0, 0, 0, counters} {
 		enc.Encode(v)
 	}
 	enc.EncodeArrayLen(MaxBatchEvents + 1)

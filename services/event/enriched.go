@@ -146,6 +146,10 @@ type Enriched struct {
 	ProcName    string
 	ProcExePath string
 	ProcCmdline string
+	// ContainerID is Falco's container.id, derived from the process's
+	// cgroup (procfs.ContainerID); "" for a host process or when unknown.
+	// proc.vpid is the embedded Event's VPid.
+	ContainerID string
 	Missing     Field
 	Reason      Reason
 	Source      Source

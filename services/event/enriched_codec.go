@@ -8,7 +8,7 @@ import (
 
 const (
 	enrichedBatchFields = 8
-	enrichedEventFields = 10
+	enrichedEventFields = 11
 	maxProcStringLen    = 8192
 )
 
@@ -38,6 +38,7 @@ func (c *Codec) EncodeEnriched(b *EnrichedBatch) ([]byte, error) {
 		w.str2(e.ProcName)
 		w.str2(e.ProcExePath)
 		w.str2(e.ProcCmdline)
+		w.str2(e.ContainerID)
 		w.uint(uint64(e.Missing))
 		w.uint(uint64(e.Reason))
 		w.uint(uint64(e.Source))
@@ -116,6 +117,7 @@ func decodeEnrichedBatch(d *msgpack.Decoder, b *EnrichedBatch) error {
 		e.ProcName = r.str2(e.ProcName)
 		e.ProcExePath = r.str2(e.ProcExePath)
 		e.ProcCmdline = r.str2(e.ProcCmdline)
+		e.ContainerID = r.str2(e.ContainerID)
 		e.Missing = Field(r.uint(uint64(AllFields)))
 		e.Reason = Reason(r.uint(uint64(numReasons - 1)))
 		e.Source = Source(r.uint(uint64(SourceHints)))

@@ -17,7 +17,7 @@ import (
 
 // SchemaVersion is the version of the batch envelope and event encoding.
 // Decoders reject any other version with ErrSchemaVersion.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Type is the kind of a raw event.
 type Type uint8
@@ -108,7 +108,20 @@ type Header struct {
 	CPU     uint16
 	Type    Type
 	Flags   uint8
+	// VPid is the thread-group id in the process's own pid namespace
+	// (Falco's proc.vpid): Pid on the host, the container's pid inside one.
+	VPid uint32
+	// ABI is the syscall numbering of a syscall record's Syscall and the
+	// registers its SysArgs came from: ia32 for a 32-bit call on x86_64
+	// (int 0x80), ABIOther for one no table knows (AArch32 on arm64).
+	// Zero (syscalls.Unknown) in events that predate the field means the
+	// reader's native ABI; use SyscallABI.
+	ABI syscalls.ABI
 }
+
+// ABIOther marks a syscall record of an ABI no syscall table covers (an
+// AArch32 task on arm64): its number names nothing and is counted apart.
+const ABIOther syscalls.ABI = 0xff
 
 // Event is one raw record. Fields not meaningful for its Type are zero.
 //
@@ -122,10 +135,20 @@ type Event struct {
 	UID  uint32
 	GID  uint32
 	Comm [CommLen]byte // NUL-padded
+	// VTid is the thread id in the process's own pid namespace.
+	VTid uint32
+	// CgroupID is the task's cgroup v2 id (the kernfs id of its cgroup
+	// directory, that directory's inode number): the container id comes
+	// from that cgroup's path.
+	CgroupID uint64
 
 	// Exec payload.
-	Exe  []byte // path as passed to exec (bprm->filename), bounded
+	Exe  []byte // the new image's path (mm->exe_file, as d_path), bounded
 	Args []byte // argv, NUL-separated, bounded
+	// OldPid is the exec'ing thread's id before exec: it differs from Tid
+	// when a non-leader thread exec'ed and took over the leader's id, so
+	// thread OldPid ended without an exit record of its own.
+	OldPid uint32
 
 	// Fork payload: the process that forked (the child's image is its own
 	// until exec) and its start time; the child's PPid differs from it only
@@ -142,10 +165,14 @@ type Event struct {
 	SysArgs [3]uint64
 }
 
-// ABI is the syscall numbering of Syscall. Records carry no ABI yet (an
-// ia32 flag in the BPF record is planned), so this is the one place that
-// assumes the sensor ran on this program's architecture (syscalls.Native).
-func (e *Event) ABI() syscalls.ABI { return syscalls.Native() }
+// SyscallABI is the syscall numbering of Syscall: the record's ABI, or
+// this program's native one (syscalls.Native) for an event without one.
+func (e *Event) SyscallABI() syscalls.ABI {
+	if e.ABI == syscalls.Unknown {
+		return syscalls.Native()
+	}
+	return e.ABI
+}
 
 // CommString returns Comm up to its first NUL.
 func (e *Event) CommString() string { return CString(e.Comm[:]) }

@@ -61,8 +61,12 @@ type RingConfig struct {
 	SizeBytes          int             `json:"size_bytes"`
 	LifecycleSizeBytes int             `json:"lifecycle_size_bytes,omitempty"`
 	Layout             ringspec.Layout `json:"layout"`
-	Hints              bool            `json:"hints"`
-	Shedding           bool            `json:"shedding"`
+	// Rings is how many rings of SizeBytes the node has: 1, or one per
+	// group of CPUsPerRing CPUs in LayoutFalco.
+	Rings       int  `json:"rings,omitempty"`
+	CPUsPerRing int  `json:"cpus_per_ring,omitempty"`
+	Hints       bool `json:"hints"`
+	Shedding    bool `json:"shedding"`
 }
 
 // Sample is one reading of the kernel's cumulative counters.
@@ -85,6 +89,9 @@ type ProcInfo struct {
 	Comm    string `json:"comm" msgpack:"comm"`
 	ExePath string `json:"exepath" msgpack:"exepath"`
 	Cmdline string `json:"cmdline" msgpack:"cmdline"`
+	// ContainerID is Falco's container.id from the process's cgroup
+	// (procfs.ContainerID); "" for a host process.
+	ContainerID string `json:"container_id,omitempty" msgpack:"container_id,omitempty"`
 }
 
 // StartTolerance is how far apart two start times may be and still name the

@@ -15,13 +15,24 @@ import (
 // on ringwise.proc.<node>).
 type LookupRequest struct {
 	Pid uint32 `json:"pid"`
+	// CgroupID, when set, asks for a cgroup instead of a process: the
+	// reply's Cgroup (path and container id).
+	CgroupID uint64 `json:"cgroup_id,omitempty"`
+}
+
+// CgroupInfo answers a cgroup request.
+type CgroupInfo struct {
+	ID          uint64 `json:"id"`
+	Path        string `json:"path"`
+	ContainerID string `json:"container_id,omitempty"`
 }
 
 // LookupReply answers a LookupRequest. Error is ErrLookupNotFound when /proc
 // has no such process, another text on failure, empty on success.
 type LookupReply struct {
-	Proc  event.ProcInfo `json:"proc"`
-	Error string         `json:"error,omitempty"`
+	Proc   event.ProcInfo `json:"proc"`
+	Cgroup *CgroupInfo    `json:"cgroup,omitempty"`
+	Error  string         `json:"error,omitempty"`
 }
 
 // ErrLookupNotFound is the reply error text for a process /proc lacks.
@@ -58,4 +69,29 @@ func (l NATSLookup) Lookup(ctx context.Context, pid uint32) (event.ProcInfo, err
 		return event.ProcInfo{}, fmt.Errorf("lookup pid %d: %s", pid, rep.Error)
 	}
 	return rep.Proc, nil
+}
+
+// ContainerID asks the node's sensor for the container of cgroup id (""
+// for a host cgroup); the error wraps NotFound when the cgroup is gone.
+func (l NATSLookup) ContainerID(ctx context.Context, id uint64) (string, error) {
+	data, _ := json.Marshal(LookupRequest{CgroupID: id})
+	m, err := l.NC.RequestWithContext(ctx, bus.ProcSubject(l.Node), data)
+	if err != nil {
+		return "", fmt.Errorf("lookup cgroup %d on %s: %w", id, bus.ProcSubject(l.Node), err)
+	}
+	var rep LookupReply
+	if err := json.Unmarshal(m.Data, &rep); err != nil {
+		return "", fmt.Errorf("lookup cgroup %d on %s: bad reply: %w", id, bus.ProcSubject(l.Node), err)
+	}
+	if rep.Error == ErrLookupNotFound {
+		nf := l.NotFound
+		if nf == nil {
+			nf = ErrNotFound
+		}
+		return "", fmt.Errorf("lookup cgroup %d: %w", id, nf)
+	}
+	if rep.Error != "" || rep.Cgroup == nil {
+		return "", fmt.Errorf("lookup cgroup %d: %q", id, rep.Error)
+	}
+	return rep.Cgroup.ContainerID, nil
 }

@@ -110,6 +110,9 @@ func (f FS) Lookup(pid uint32) (event.ProcInfo, error) {
 	if cmd, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
 		p.Cmdline = cut(JoinArgs(cmd))
 	}
+	if cg, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
+		p.ContainerID = ContainerID(ParseCgroup(cg))
+	}
 	return p, nil
 }
 

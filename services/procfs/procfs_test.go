@@ -3,6 +3,8 @@ package procfs
 import (
 	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -63,5 +65,46 @@ func TestHostProc(t *testing.T) {
 		if got := HostProc(env(in)); got != want {
 			t.Errorf("HOST_ROOT=%q: HostProc = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestContainerID(t *testing.T) {
+	id := "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa00112233445566778899"
+	for path, want := range map[string]string{
+		"/system.slice/docker-" + id + ".scope": id[:12],
+		"/docker/" + id:                         id[:12],
+		"/kubepods.slice/kubepods-burstable.slice/cri-containerd-" + id + ".scope": id[:12],
+		"/machine.slice/libpod-" + id + ".scope":                                   id[:12],
+		"/kubepods/besteffort/pod1234/" + id:                                       id[:12],
+		"/system.slice/crio-" + id + ".scope":                                      id[:12],
+		"/user.slice/user-0.slice/session-3.scope":                                 "",
+		"/": "",
+		"/system.slice/docker-" + id[:63] + ".scope":             "",
+		"/system.slice/docker-" + strings.ToUpper(id) + ".scope": "",
+	} {
+		if got := ContainerID(path); got != want {
+			t.Errorf("ContainerID(%q) = %q, want %q", path, got, want)
+		}
+	}
+	if got := ParseCgroup([]byte("1:name=systemd:/x\n0::/system.slice/foo.service\n")); got != "/system.slice/foo.service" {
+		t.Errorf("ParseCgroup = %q", got)
+	}
+}
+
+func TestCgroupsPath(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "system.slice", "docker-abc.scope"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	id, err := CgroupID(root, "system.slice/docker-abc.scope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cgroups{Root: root}
+	if p, err := c.Path(id); err != nil || p != "/system.slice/docker-abc.scope" {
+		t.Errorf("Path(%d) = %q, %v", id, p, err)
+	}
+	if _, err := c.Path(1<<62 + 5); !errors.Is(err, ErrNoCgroup) {
+		t.Errorf("unknown id: %v", err)
 	}
 }

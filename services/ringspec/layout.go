@@ -9,9 +9,10 @@ import (
 type Layout string
 
 const (
-	// LayoutShared puts every record in one ring, as Falco's modern probe
-	// does by default: under a syscall flood lifecycle records compete for
-	// space and drop like any other.
+	// LayoutShared puts every record in one ring for all CPUs: under a
+	// syscall flood lifecycle records compete for space and drop like any
+	// other. This is Falco's layout only on a node of at most
+	// cpus_for_each_buffer (2) CPUs; LayoutFalco is Falco's on any node.
 	LayoutShared Layout = "shared"
 	// LayoutSplit gives fork/exec/exit their own ring (of
 	// DefaultLifecycleRingSize unless configured), so a syscall flood
@@ -26,8 +27,9 @@ const (
 	// DefaultShedLowWater. A lab variant of shared.
 	LayoutSharedShed Layout = "shared+shed"
 	// LayoutFalco is Falco's arrangement: an array of rings, one per group
-	// of CPUsPerRing CPUs (Falco's cpus_for_each_buffer, DefaultCPUsPerRing).
-	// Reserved: the probe does not implement it yet.
+	// of CPUsPerRing CPUs (Falco's cpus_for_each_buffer, DefaultCPUsPerRing),
+	// each of the full ring size, a CPU writing only to its group's ring.
+	// On a node of at most CPUsPerRing CPUs it is LayoutShared.
 	LayoutFalco Layout = "falco"
 	// LayoutMixed is not a ring arrangement: reports use it for an
 	// aggregate over nodes whose layouts differ.
@@ -38,12 +40,12 @@ const (
 const DefaultLayout = LayoutShared
 
 // ProbeLayouts are the layouts the BPF probe can load.
-func ProbeLayouts() []Layout { return []Layout{LayoutShared, LayoutSplit} }
+func ProbeLayouts() []Layout { return []Layout{LayoutShared, LayoutSplit, LayoutFalco} }
 
 // LabLayouts are the layouts the lab can run: the probe's plus the shared
 // variants with hints and with shedding.
 func LabLayouts() []Layout {
-	return []Layout{LayoutShared, LayoutSplit, LayoutSharedHints, LayoutSharedShed}
+	return []Layout{LayoutShared, LayoutSplit, LayoutSharedHints, LayoutSharedShed, LayoutFalco}
 }
 
 // Base is the kernel arrangement of l: shared for the shared variants,

@@ -12,7 +12,7 @@ func TestParseLayout(t *testing.T) {
 			t.Errorf("ParseLayout(%q) = %q, %v", l, got, err)
 		}
 	}
-	if _, err := ParseLayout("shared+hints", ProbeLayouts()...); err == nil || !strings.Contains(err.Error(), "want one of shared, split") {
+	if _, err := ParseLayout("shared+hints", ProbeLayouts()...); err == nil || !strings.Contains(err.Error(), "want one of shared, split, falco") {
 		t.Errorf("shared+hints accepted for the probe, or a vague error: %v", err)
 	}
 	if _, err := ParseLayout("mixed"); err == nil {
@@ -47,7 +47,7 @@ func TestLayoutProperties(t *testing.T) {
 			t.Errorf("%s: base %s lifecycle ring %v hints %v sheds %v", tc.l, tc.l.Base(), tc.l.HasLifecycleRing(), tc.l.Hints(), tc.l.Sheds())
 		}
 	}
-	if got := JoinLayouts(ProbeLayouts(), ","); got != "shared,split" {
+	if got := JoinLayouts(ProbeLayouts(), ","); got != "shared,split,falco" {
 		t.Errorf("JoinLayouts = %q", got)
 	}
 }
