@@ -120,3 +120,18 @@ func TestContainerIDFromCgroup(t *testing.T) {
 		t.Errorf("container lookups %d (want 2: cached per cgroup), errors %d", st.ContainerLookups, st.ContainerLookupErrors)
 	}
 }
+
+// TestNonLeaderExecEndsOldThread: an exec record whose old_pid is another
+// thread's id ends that thread (it has no exit record of its own).
+func TestNonLeaderExecEndsOldThread(t *testing.T) {
+	const start = sensorStart + 100
+	eng := NewEngine(Config{})
+	ex := execEv(5000, 1, start, 2, "true", "/usr/bin/true", "true")
+	ex.OldPid = 5003
+	leaderExec := execEv(5001, 1, start, 2, "true", "/usr/bin/true", "true")
+	leaderExec.OldPid = 5001
+	eng.Enrich(context.Background(), batch(0, forkEv(5000, 1, start, 1, "w"), ex, forkEv(5001, 1, start, 1, "w"), leaderExec), nil)
+	if st := eng.Stats(); st.NonLeaderExecs != 1 || st.ThreadExits != 1 {
+		t.Errorf("non-leader execs %d (want 1), thread exits %d (want 1)", st.NonLeaderExecs, st.ThreadExits)
+	}
+}

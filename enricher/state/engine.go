@@ -129,6 +129,12 @@ func (e *Engine) Enrich(ctx context.Context, b *event.Batch, out []event.Enriche
 			}
 		case event.TypeExec:
 			e.applyExec(ev)
+			if ev.OldPid != 0 && ev.OldPid != ev.Tid {
+				// A non-leader thread exec'ed and took the leader's id:
+				// thread OldPid ended here, with no exit record of its own.
+				e.st.NonLeaderExecs++
+				e.st.ThreadExits++
+			}
 		case event.TypeSyscall:
 			e.countABI(ev)
 			if ev.Ret == 0 {

@@ -162,6 +162,10 @@ type Stats struct {
 	LookupsSkipped uint64 // not made: per-batch budget spent or ctx done
 	NegativeHits   uint64 // answered from the negative cache
 
+	// NonLeaderExecs counts execs by a thread other than the leader
+	// (event.Event.OldPid): each also ends thread OldPid, counted in
+	// ThreadExits.
+	NonLeaderExecs uint64
 	// ContainerLookups counts cgroup ids resolved through
 	// Config.Containers (each once while cached); ContainerLookupErrors
 	// those that failed (the container id is then left empty).
