@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ringwise/ringwise/bpf/internal/ia32"
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/procfs"
 	"github.com/ringwise/ringwise/services/ringspec"
 	"github.com/ringwise/ringwise/services/syscalls"
 )
@@ -297,5 +299,57 @@ func TestIA32Syscall(t *testing.T) {
 	}
 	if found != 1 {
 		t.Errorf("%d ia32 records from the helper, want 1", found)
+	}
+}
+
+// TestCgroupAndNamespacePid: a process started in a cgroup of its own (a
+// container runtime's name) and a pid namespace of its own carries that
+// cgroup's id, which resolves through the host's cgroup hierarchy to the
+// container id, and its namespace pid and tid (1) beside the global ones.
+func TestCgroupAndNamespacePid(t *testing.T) {
+	needRoot(t)
+	root := procfs.CgroupV2Root("/sys/fs/cgroup")
+	const id = "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa00112233445566778899"
+	dir := filepath.Join(root, "docker-"+id+".scope")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot create a cgroup v2 directory under %s: %v", root, err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	cgid, err := procfs.CgroupID(root, filepath.Base(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := lifecycleProbe(t, false)
+	c := collect(p)
+	cmd := exec.Command("/bin/true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd, Cloneflags: syscall.CLONE_NEWPID}
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pid := uint32(cmd.Process.Pid)
+	time.Sleep(50 * time.Millisecond)
+	recs, _ := c.finish(t)
+	seen := 0
+	for _, r := range recs {
+		if r.Pid != pid || r.Type == event.TypeSyscall {
+			continue
+		}
+		seen++
+		if r.CgroupID != cgid || r.VPid != 1 || r.VTid != 1 {
+			t.Errorf("%s of pid %d: cgroup %d (want %d), vpid %d vtid %d (want 1, 1)", r.Type, pid, r.CgroupID, cgid, r.VPid, r.VTid)
+		}
+	}
+	if seen < 3 {
+		t.Fatalf("%d lifecycle records of the namespaced child, want fork, exec and exit", seen)
+	}
+	cg := &procfs.Cgroups{Root: root}
+	path, err := cg.Path(cgid)
+	if err != nil || path != "/docker-"+id+".scope" || procfs.ContainerID(path) != id[:12] {
+		t.Errorf("cgroup %d: path %q (%v), container id %q", cgid, path, err, procfs.ContainerID(path))
 	}
 }

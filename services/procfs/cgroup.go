@@ -59,9 +59,26 @@ func ParseCgroup(b []byte) string {
 	return ""
 }
 
-// CgroupRoot is the host's cgroup v2 mount: $HOST_ROOT/sys/fs/cgroup.
+// CgroupRoot is the host's cgroup v2 mount: $HOST_ROOT/sys/fs/cgroup, or
+// its "unified" directory on a hybrid (v1 + v2) host.
 func CgroupRoot(getenv func(string) string) string {
-	return filepath.Join(HostRoot(getenv), "sys/fs/cgroup")
+	return CgroupV2Root(filepath.Join(HostRoot(getenv), "sys/fs/cgroup"))
+}
+
+// cgroup2Magic is CGROUP2_SUPER_MAGIC.
+const cgroup2Magic = 0x63677270
+
+// CgroupV2Root is root when a cgroup2 file system is mounted there, else
+// root/unified when one is mounted there (systemd's hybrid layout), else
+// root.
+func CgroupV2Root(root string) string {
+	for _, dir := range []string{root, filepath.Join(root, "unified")} {
+		var st syscall.Statfs_t
+		if syscall.Statfs(dir, &st) == nil && st.Type == cgroup2Magic {
+			return dir
+		}
+	}
+	return root
 }
 
 // ErrNoCgroup means no cgroup directory has the id (it was removed).
@@ -86,6 +103,12 @@ func (c *Cgroups) Path(id uint64) (string, error) {
 		return p, nil
 	}
 	c.byID = map[uint64]string{} // rebuilt: drops removed cgroups
+	var rootDev uint64
+	if st, err := os.Stat(c.Root); err == nil {
+		if s, ok := st.Sys().(*syscall.Stat_t); ok {
+			rootDev = uint64(s.Dev)
+		}
+	}
 	err := filepath.WalkDir(c.Root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if path == c.Root {
@@ -103,6 +126,9 @@ func (c *Cgroups) Path(id uint64) (string, error) {
 		st, ok := info.Sys().(*syscall.Stat_t)
 		if !ok {
 			return nil
+		}
+		if uint64(st.Dev) != rootDev {
+			return fs.SkipDir // another file system (a v1 hierarchy): its inodes are not cgroup v2 ids
 		}
 		rel, _ := filepath.Rel(c.Root, path)
 		c.byID[st.Ino] = "/" + strings.TrimPrefix(filepath.ToSlash(rel), ".")
