@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ringwise/ringwise/bpf"
+	"github.com/ringwise/ringwise/services/procfs"
 	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/ringmodel"
 )
@@ -76,7 +77,14 @@ func Measure(ctx context.Context, cfg MeasureConfig) (*Measurement, error) {
 	if cfg.Duration < 0 {
 		return nil, fmt.Errorf("measure: duration %v: want >= 0", cfg.Duration)
 	}
-	m, err := bpf.LoadMeter(bpf.MeterConfig{SelfTGID: uint32(os.Getpid()), WatchTGID: cfg.WatchTGID})
+	// The kernel compares global tgids: in a container os.Getpid is the
+	// namespace's id (1), which would leave the sensor counted and hide
+	// the host's pid 1.
+	self, err := bpf.GlobalTGID(procfs.HostProc(os.Getenv))
+	if err != nil {
+		return nil, fmt.Errorf("measure: %w", err)
+	}
+	m, err := bpf.LoadMeter(bpf.MeterConfig{SelfTGID: self, WatchTGID: cfg.WatchTGID})
 	if err != nil {
 		return nil, err
 	}
