@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/ringwise/ringwise/bpf"
-	"github.com/ringwise/ringwise/services/procfs"
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/procfs"
 	"github.com/ringwise/ringwise/services/ringmodel"
 )
 
