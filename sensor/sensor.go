@@ -436,7 +436,7 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 	b.Seq = s.lastSeq.Add(1)
 	full := b.Events
 	b.Events = full[:n]
-	if s.lifecycle != nil {
+	if _, merged := s.syscalls.(*mergedRing); s.lifecycle != nil || merged {
 		// The reader merges the rings by time, but records of different
 		// CPUs take their timestamps just before reserving, so neighbours
 		// can be a little out of order; tidy that (nearly sorted: cheap).
