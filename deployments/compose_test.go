@@ -121,6 +121,9 @@ type summary struct {
 		BatchGaps        uint64            `json:"batch_gaps"`
 		Batches          uint64            `json:"batches"`
 		DuplicateBatches uint64            `json:"duplicate_batches"`
+		// Issue 8's per-node raw positions (absent, so 0, before it).
+		DuplicatePositions uint64 `json:"duplicate_positions"`
+		OutOfOrderBatches  uint64 `json:"out_of_order_batches"`
 	} `json:"analyzer"`
 	Ring struct {
 		SizeBytes int `json:"size_bytes"`
@@ -306,10 +309,10 @@ func TestComposeE2E(t *testing.T) {
 	}
 	phase("drain", t0)
 	restarts := strings.TrimSpace(s.run("docker", "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", victim))
-	t.Logf("summary: sensor attempted %d delivered %d dropped %d publish_errors %d; enricher events %d; analyzer events %d batches %d missing %d (%.4f%%) by reason %v, gaps %d, duplicate batches %d; killed enricher: restarts/status %s",
+	t.Logf("summary: sensor attempted %d delivered %d dropped %d publish_errors %d; enricher events %d; analyzer events %d batches %d missing %d (%.4f%%) by reason %v, gaps %d, duplicate batches %d, duplicate positions %d, out of order %d; killed enricher: restarts/status %s",
 		sum.Sensor.Attempted, sum.Sensor.Delivered, sum.Sensor.Dropped, sum.Sensor.PublishErrors, sum.Enricher.Events,
 		sum.Analyzer.Events, sum.Analyzer.Batches, sum.Analyzer.Missing, sum.Analyzer.MissingPct, sum.Analyzer.ByReason,
-		sum.Analyzer.BatchGaps, sum.Analyzer.DuplicateBatches, restarts)
+		sum.Analyzer.BatchGaps, sum.Analyzer.DuplicateBatches, sum.Analyzer.DuplicatePositions, sum.Analyzer.OutOfOrderBatches, restarts)
 
 	if sum.Sensor.Delivered < procs*3 {
 		t.Errorf("sensor delivered %d events, fewer than 3 per flood child (%d children): it did not see the flood", sum.Sensor.Delivered, procs)
@@ -322,6 +325,9 @@ func TestComposeE2E(t *testing.T) {
 	}
 	if sum.Analyzer.DuplicateBatches != 0 {
 		t.Errorf("analyzer saw %d duplicate batches", sum.Analyzer.DuplicateBatches)
+	}
+	if sum.Analyzer.DuplicatePositions != 0 || sum.Analyzer.OutOfOrderBatches != 0 {
+		t.Errorf("analyzer saw %d duplicate raw positions and %d out-of-order batches", sum.Analyzer.DuplicatePositions, sum.Analyzer.OutOfOrderBatches)
 	}
 	if sum.Analyzer.BatchGaps != 0 {
 		t.Errorf("analyzer saw %d batch gaps", sum.Analyzer.BatchGaps)

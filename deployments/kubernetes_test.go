@@ -107,8 +107,9 @@ type scaledObject struct {
 		PollingInterval *int32 `json:"pollingInterval,omitempty"`
 		CooldownPeriod  *int32 `json:"cooldownPeriod,omitempty"`
 		Triggers        []struct {
-			Type     string            `json:"type"`
-			Metadata map[string]string `json:"metadata"`
+			Type       string            `json:"type"`
+			MetricType string            `json:"metricType,omitempty"`
+			Metadata   map[string]string `json:"metadata"`
 		} `json:"triggers"`
 	} `json:"spec"`
 }
@@ -223,9 +224,12 @@ func TestKubernetesManifests(t *testing.T) {
 		if so.Spec.ScaleTargetRef.Name != "enricher" {
 			t.Errorf("ScaledObject %s scales %q, want the enricher Deployment", so.Metadata.Name, so.Spec.ScaleTargetRef.Name)
 		}
-		if len(so.Spec.Triggers) != 1 || so.Spec.Triggers[0].Type != "nats-jetstream" ||
-			so.Spec.Triggers[0].Metadata["stream"] != "RINGWISE_RAW" || so.Spec.Triggers[0].Metadata["lagThreshold"] == "" {
-			t.Errorf("ScaledObject %s: want one nats-jetstream trigger on RINGWISE_RAW with a lagThreshold, got %+v", so.Metadata.Name, so.Spec.Triggers)
+		if so.Spec.MinReplicaCount == nil || so.Spec.MaxReplicaCount == nil || *so.Spec.MinReplicaCount < 1 || *so.Spec.MaxReplicaCount <= *so.Spec.MinReplicaCount {
+			t.Errorf("ScaledObject %s: replica bounds %v..%v", so.Metadata.Name, so.Spec.MinReplicaCount, so.Spec.MaxReplicaCount)
+		}
+		// CPU until scaled mode exports a lag (see the manifest's comment).
+		if len(so.Spec.Triggers) != 1 || so.Spec.Triggers[0].Type != "cpu" || so.Spec.Triggers[0].MetricType != "Utilization" || so.Spec.Triggers[0].Metadata["value"] == "" {
+			t.Errorf("ScaledObject %s: want one cpu Utilization trigger with a value, got %+v", so.Metadata.Name, so.Spec.Triggers)
 		}
 	}
 }
@@ -282,6 +286,11 @@ func checkSecurity(t *testing.T, w workload) {
 		}
 		if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
 			t.Errorf("%s: capabilities must drop ALL", cw)
+		}
+		if strings.HasPrefix(c.Image, "ringwise/ringwise") && !slices.ContainsFunc(c.Args, func(a string) bool {
+			return strings.HasPrefix(a, "--nats-creds=") || strings.HasPrefix(a, "--admin-creds=")
+		}) {
+			t.Errorf("%s: connects to NATS without its own identity (--nats-creds)", cw)
 		}
 		var add []string
 		if sc.Capabilities != nil {

@@ -19,10 +19,14 @@ COPY deployments/docker/healthcheck /src/deployments/docker/healthcheck
 # when there are none.
 COPY deployments/docker/bin/.gitignore deployments/docker/bin/ringwise* deployments/docker/bin/healthcheck /prebuilt/
 RUN bash /src/deployments/docker/binaries.sh container ringwise /out \
- && bash /src/deployments/docker/binaries.sh container healthcheck /out
+ && bash /src/deployments/docker/binaries.sh container healthcheck /out \
+ && mkdir -p /rootfs/data && chown 65532:65532 /rootfs/data
 
 FROM scratch
 COPY --from=build /out/ringwise /out/healthcheck /
+# /data: the JetStream store of `ringwise nats`, owned by the non-root user
+# so that a named volume mounted there starts with that owner.
+COPY --from=build /rootfs/ /
 # Non-root by default: the enricher and analyzer need no privilege. The
 # sensor's service sets user 0 with exactly the capabilities BPF needs.
 USER 65532:65532

@@ -92,10 +92,16 @@ builder_image() {
 
 # secrets: what the stack authenticates with, made here on the host and
 # bind-mounted into the containers (compose secrets), never in an image:
-# deployments/secrets/http-token, the analyzer's HTTP bearer token, owned
-# by the analyzer's user (65532), mode 0400. Kept when it exists.
+#   deployments/secrets/http-token   the analyzer's HTTP bearer token
+#   deployments/secrets/nats/        `ringwise nats --init-auth` for node
+#                                    $RINGWISE_NODE (default node1): the
+#                                    authorization block (nats.conf) and one
+#                                    nkey seed per service
+# Each file is owned by the user of the service that reads it (the sensor
+# runs as root, the others as 65532), mode 0400. Kept when they exist; the
+# NATS identities are made again when the node has none.
 secrets() {
-	local dir="$ROOT/deployments/secrets"
+	local dir="$ROOT/deployments/secrets" node=${RINGWISE_NODE:-node1}
 	mkdir -p "$dir"
 	chmod 0711 "$dir"
 	if [ ! -s "$dir/http-token" ]; then
@@ -104,6 +110,20 @@ secrets() {
 	fi
 	chown 65532:65532 "$dir/http-token"
 	chmod 0400 "$dir/http-token"
+	if [ ! -s "$dir/nats/sensor-$node.nk" ]; then
+		rm -rf "$dir/nats"
+		"$ROOT/deployments/docker/bin/ringwise" nats --init-auth "$dir/nats" --nodes "$node" >/dev/null
+		log "wrote NATS identities (admin, enricher, analyzer, sensor-$node) to $dir/nats"
+	fi
+	chmod 0711 "$dir/nats"
+	local f
+	for f in "$dir"/nats/*; do
+		case "$(basename "$f")" in
+		sensor-*) chown 0:0 "$f" ;;
+		*) chown 65532:65532 "$f" ;;
+		esac
+		chmod 0400 "$f"
+	done
 }
 
 binaries() {
@@ -116,7 +136,10 @@ all)
 	binaries
 	secrets
 	;;
-secrets) secrets ;;
+secrets)
+	[ -x "$ROOT/deployments/docker/bin/ringwise" ] || binaries
+	secrets
+	;;
 image) builder_image ;;
 binaries) binaries ;;
 *)
