@@ -354,6 +354,9 @@ func (s *scaler) renew(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	for _, o := range owned {
+		if o.fenced.Load() {
+			continue
+		}
 		s.mu.Lock()
 		rev := o.leaseRev
 		s.mu.Unlock()
@@ -383,16 +386,12 @@ func (s *scaler) fence(o *ownedNode, why error) {
 	}
 	o.cancel()
 	s.mu.Lock()
-	if s.held[o.node] == o {
-		delete(s.held, o.node)
-	}
 	s.stats.Fenced++
 	s.mu.Unlock()
+	// It stays in held until its worker is done (reap drops it then), so
+	// the node is not taken again by this enricher while the batch in hand
+	// finishes.
 	s.e.log.Warn("fenced: node lost to another owner", "node", o.node, "id", s.cfg.ID, "err", why)
-	go func() {
-		<-o.done
-		s.e.forget(o.node, o)
-	}()
 }
 
 // reap drops workers that stopped by themselves (a failed take-over) and
