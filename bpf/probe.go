@@ -46,6 +46,10 @@ type Config struct {
 	// loader picks it by itself when the kernel's BTF lacks the argument;
 	// tests set it to check that path on a newer kernel.
 	LegacyGroupDeath bool
+	// LifecycleOnly records fork, exec and exit only: the per-syscall
+	// program (tp_btf/sys_exit) is not attached, so syscalls cost the
+	// traced workload nothing.
+	LifecycleOnly bool
 	// Hints makes syscall records carry ppid, uid, gid and comm read in the
 	// kernel (FlagHints): 32 more bytes per record, but metadata survives a
 	// lost lifecycle event.
@@ -286,6 +290,9 @@ func Load(cfg Config) (*Probe, error) {
 		{"sched_process_exit", p.objs.Exit},
 		{"sys_exit", p.objs.SysExit},
 	} {
+		if cfg.LifecycleOnly && prog.prog == p.objs.SysExit {
+			continue
+		}
 		l, err := link.AttachTracing(link.TracingOptions{Program: prog.prog})
 		if err != nil {
 			return nil, fmt.Errorf("ringwise bpf: attach tp_btf/%s: %w", prog.name, err)

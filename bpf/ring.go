@@ -120,3 +120,18 @@ func (r *Ring) Flush() error {
 }
 
 func (r *Ring) close() error { return r.rd.Close() }
+
+// Discard consumes the next record without decoding it (ReadInto into the
+// ring's reused buffer, then nothing): the no-op reader that is the limit
+// the sensor's drain is measured against. Deadlines as for Read. It returns
+// the record's size in bytes.
+func (r *Ring) Discard(deadline time.Time) (int, error) {
+	r.rd.SetDeadline(deadline)
+	if err := r.rd.ReadInto(&r.rec); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return 0, os.ErrDeadlineExceeded
+		}
+		return 0, fmt.Errorf("ringwise bpf: read %s ring: %w", r.name, err)
+	}
+	return len(r.rec.RawSample), nil
+}

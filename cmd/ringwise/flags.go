@@ -41,6 +41,7 @@ type sensorFlags struct {
 	cpusPerRing   int
 	lifecycleSize int
 	hints         bool
+	lifecycleOnly bool
 	excludeSelf   bool
 	consumerCost  time.Duration
 	shedHigh      float64
@@ -58,6 +59,7 @@ func (f *sensorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.layout, "layout", string(ringspec.DefaultLayout), "ring layout: shared (one ring for all CPUs), split (lifecycle events get their own ring) or falco (Falco's modern probe: one ring of the preset size per group of --cpus-per-ring CPUs; the same as shared on a node of at most that many CPUs)")
 	fs.IntVar(&f.cpusPerRing, "cpus-per-ring", ringspec.DefaultCPUsPerRing, "CPUs per ring in the falco layout (Falco's cpus_for_each_buffer)")
 	fs.Var(sizeFlag{&f.lifecycleSize}, "lifecycle-ring-size", "lifecycle ring size of the split layout (default "+ringspec.FlagSize(ringspec.DefaultLifecycleRingSize)+")")
+	fs.BoolVar(&f.lifecycleOnly, "lifecycle-only", false, "capture fork, exec and exit only: the per-syscall program is not attached")
 	fs.BoolVar(&f.hints, "hints", false, "syscall records carry comm, ppid and uid read in the kernel (+32 bytes per record)")
 	fs.BoolVar(&f.excludeSelf, "exclude-self", true, "leave this process's own threads out of capture, in the kernel")
 	fs.DurationVar(&f.consumerCost, "consumer-cost", 0, "LAB KNOB: busy work added per event in the sensor's reader to emulate a loaded monitor (e.g. 20us)")
@@ -95,7 +97,7 @@ func (f *sensorFlags) config() (sensor.Config, error) {
 	}
 	cfg := sensor.Config{
 		Node: f.node,
-		Probe: bpf.Config{RingSize: size, LifecycleRingSize: f.lifecycleSize, Layout: layout, Hints: f.hints,
+		Probe: bpf.Config{RingSize: size, LifecycleRingSize: f.lifecycleSize, Layout: layout, Hints: f.hints, LifecycleOnly: f.lifecycleOnly,
 			ShedSyscalls: shed, CPUsPerRing: f.cpusPerRing},
 		ExcludeSelf:    f.excludeSelf,
 		ConsumerCost:   f.consumerCost,

@@ -71,6 +71,7 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	pub := bus.NewSpool(js, int64(*spoolSize), log)
 	cfg.Spool = func() event.SpoolState { return event.SpoolState(pub.Stats()) }
 	cfg.Publisher, cfg.NC, cfg.Logger = pub, nc, log
+	cfg.Ready = func() { fmt.Fprintf(stderr, "ringwise sensor: capture attached\n") }
 	fmt.Fprintf(stderr, "ringwise sensor: node %s, ring %s (%s), consumer-cost %v%s, publishing to %s\n",
 		cfg.Node, ringspec.ProseSize(cfg.Probe.RingSize), cfg.Probe.Layout, cfg.ConsumerCost, labKnobNote(cfg.ConsumerCost), bus.RawSubject(cfg.Node))
 	res, err := sensor.Run(ctx, cfg)

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# What watching costs the node: the same workload with and without
+# `ringwise sensor`, alternated, so that the machine's other load falls on
+# both sides alike.
+#
+#   scripts/kernel-cost.sh          (root; run by scripts/bench.sh)
+#
+# Each round runs, in an order rotated from round to round:
+#   flood  none       `ringwise flood --procs $FLOOD_PROCS`, no sensor
+#   flood  lifecycle  the same with `ringwise sensor --lifecycle-only`
+#   flood  default    the same with `ringwise sensor` (default syscall set)
+#   dd     none       `dd if=/dev/zero of=/dev/null bs=500 count=$DD_COUNT`
+#   dd     default    the same with `ringwise sensor`
+# The sensor publishes into a local `ringwise nats` (memory streams); it is
+# started before and stopped after each timed run, and is not part of the
+# workload's times. Wall time and the workload's CPU time (user+system of
+# the command and its children, from bash's `time`) are recorded per run;
+# the report gives the median and the spread (min–max) over the rounds and
+# the overhead of the medians against `none`, and, per run with a sensor,
+# the events it delivered and dropped and its own CPU time and peak RSS.
+#
+# Env: ROUNDS (5), FLOOD_PROCS (3000), DD_COUNT (1000000), RING_SIZE (8MiB),
+# KC_OUT (bench/kernel-cost.md), KC_TSV (bench/kernel-cost.tsv).
+# All the rounds hold /tmp/ringwise-bpf.lock (one tracer at a time).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+
+ROUNDS=${ROUNDS:-5}
+FLOOD_PROCS=${FLOOD_PROCS:-3000}
+DD_COUNT=${DD_COUNT:-1000000}
+RING_SIZE=${RING_SIZE:-8MiB}
+OUT=${KC_OUT:-bench/kernel-cost.md}
+TSV=${KC_TSV:-bench/kernel-cost.tsv}
+PORT=${KC_PORT:-14322}
+
+if [ "$(id -u)" != 0 ]; then
+	echo "kernel-cost: needs root (loads BPF); skipped" >&2
+	exit 0
+fi
+mkdir -p bench "$(dirname "$OUT")"
+go build -o bin/ringwise ./cmd/ringwise
+RW=$PWD/bin/ringwise
+work=$(mktemp -d)
+nats_pid=""
+sensor_pid=""
+cleanup() {
+	[ -n "$sensor_pid" ] && kill -INT "$sensor_pid" 2>/dev/null && wait "$sensor_pid" 2>/dev/null || true
+	[ -n "$nats_pid" ] && kill "$nats_pid" 2>/dev/null && wait "$nats_pid" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$RW" nats --listen "127.0.0.1:$PORT" --store "$work/js" >"$work/nats.log" 2>&1 &
+nats_pid=$!
+for _ in $(seq 100); do
+	grep -q 'JetStream on' "$work/nats.log" 2>/dev/null && break
+	sleep 0.2
+done
+
+# cpu_ticks PID: utime+stime of a live process, in clock ticks.
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+hz=$(getconf CLK_TCK)
+
+start_sensor() { # extra flags...
+	: >"$work/sensor.log"
+	"$RW" sensor --nats "nats://127.0.0.1:$PORT" --memory-streams --node kc --ring-size "$RING_SIZE" "$@" \
+		>/dev/null 2>"$work/sensor.log" &
+	sensor_pid=$!
+	for _ in $(seq 300); do
+		grep -q 'capture attached' "$work/sensor.log" && break
+		if ! kill -0 "$sensor_pid" 2>/dev/null; then
+			echo "kernel-cost: sensor exited:" >&2
+			cat "$work/sensor.log" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+	grep -q 'capture attached' "$work/sensor.log" || { echo "kernel-cost: sensor not attached after 30s" >&2; cat "$work/sensor.log" >&2; exit 1; }
+	sleep 0.3 # the snapshot's publish settles
+}
+
+# stop_sensor: prints "delivered dropped sensor_cpu_s sensor_hwm_kib".
+stop_sensor() {
+	local ticks hwm line
+	ticks=$(cpu_ticks "$sensor_pid")
+	hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$sensor_pid/status" 2>/dev/null || echo 0)
+	kill -INT "$sensor_pid"
+	wait "$sensor_pid" || true
+	sensor_pid=""
+	line=$(grep 'drained; attempted' "$work/sensor.log" || true)
+	# "attempted [a b] delivered [c d] dropped [e f] shed [...]"
+	awk -v l="$line" -v t="$ticks" -v hz="$hz" -v hwm="$hwm" 'BEGIN {
+		gsub(/[][]/, "", l); n = split(l, w, " ")
+		for (i = 1; i <= n; i++) { if (w[i] == "delivered") d = w[i+1] + w[i+2]; if (w[i] == "dropped") x = w[i+1] + w[i+2] }
+		printf "%d %d %.3f %d\n", d, x, t / hz, hwm }'
+}
+
+# timed WORKLOAD: prints "wall cpu" (s).
+timed() {
+	local TIMEFORMAT='%3R %3U %3S' t
+	case $1 in
+	flood) t=$( { time "$RW" flood --procs "$FLOOD_PROCS" >/dev/null 2>&1; } 2>&1 ) ;;
+	dd) t=$( { time dd if=/dev/zero of=/dev/null bs=500 count="$DD_COUNT" 2>/dev/null; } 2>&1 ) ;;
+	esac
+	awk '{ printf "%s %.3f\n", $1, $2 + $3 }' <<<"$t"
+}
+
+# One tracer at a time: hold the shared BPF lock for all the rounds (the
+# runs without a sensor too, so that no other tracer slows them).
+if [ -z "${KC_LOCKED:-}" ]; then
+	echo "kernel-cost: waiting for /tmp/ringwise-bpf.lock" >&2
+	exec {lk}>/tmp/ringwise-bpf.lock
+	flock "$lk"
+fi
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+printf 'round\tworkload\tsensor\twall_s\tcpu_s\tdelivered\tdropped\tsensor_cpu_s\tsensor_hwm_kib\tload1\n' >"$TSV"
+runs=("flood none" "flood lifecycle" "flood default" "dd none" "dd default")
+for r in $(seq "$ROUNDS"); do
+	n=${#runs[@]}
+	for i in $(seq 0 $((n - 1))); do
+		set -- ${runs[$(((i + r) % n))]}
+		w=$1 s=$2
+		extra="- - - -"
+		case $s in
+		none) ;;
+		lifecycle) start_sensor --lifecycle-only ;;
+		*) start_sensor ;;
+		esac
+		res=$(timed "$w")
+		[ "$s" = none ] || extra=$(stop_sensor)
+		printf '%d\t%s\t%s\t%s\t%s\t%s\n' "$r" "$w" "$s" "${res// /$'\t'}" "${extra// /$'\t'}" "$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$TSV" >&2
+	done
+done
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
+{
+	echo "Measured by \`scripts/kernel-cost.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, $(nproc) CPUs, kernel $(uname -r); $ROUNDS rounds, the runs' order rotated each round; ring $RING_SIZE shared; flood = \`ringwise flood --procs $FLOOD_PROCS\`; dd = \`dd if=/dev/zero of=/dev/null bs=500 count=$DD_COUNT\`. Load average $load_start at the start, $load_end at the end (the machine is shared: wall time is noisy, the workload's CPU time less so)."
+	echo
+	echo "| workload | sensor | wall s median (min–max) | wall overhead | CPU s median (min–max) | CPU overhead | events delivered (median) | dropped (max) | sensor CPU µs/event | sensor peak RSS MiB |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	awk -F'\t' 'NR > 1 {
+		k = $2 SUBSEP $3
+		if (!(k in n)) order[++no] = k
+		n[k]++; W[k, n[k]] = $4; C[k, n[k]] = $5; D[k, n[k]] = $6; X[k, n[k]] = $7; S[k, n[k]] = $8; H[k, n[k]] = $9
+	}
+	function med(A, k, m,   i, j, v, t) {
+		for (i = 1; i <= m; i++) v[i] = A[k, i] + 0
+		for (i = 2; i <= m; i++) { t = v[i]; j = i - 1; while (j >= 1 && v[j] > t) { v[j + 1] = v[j]; j-- } v[j + 1] = t }
+		lo = v[1]; hi = v[m]
+		return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+	}
+	END {
+		for (o = 1; o <= no; o++) {
+			k = order[o]; split(k, kp, SUBSEP); m = n[k]
+			wm = med(W, k, m); wl = lo; wh = hi
+			cm = med(C, k, m); cl = lo; ch = hi
+			wmed[k] = wm; cmed[k] = cm
+			b = kp[1] SUBSEP "none"
+			if (kp[2] == "none") { wo = "—"; co = "—"; ev = "—"; dr = "—"; sc = "—"; rss = "—" }
+			else {
+				wo = sprintf("%+.1f %%", 100 * (wm / wmed[b] - 1)); co = sprintf("%+.1f %%", 100 * (cm / cmed[b] - 1))
+				dm = med(D, k, m); med(X, k, m); xm = hi; sm = med(S, k, m); hm = med(H, k, m)
+				ev = sprintf("%.0f", dm); dr = sprintf("%.0f", xm)
+				sc = dm > 0 ? sprintf("%.2f", 1e6 * sm / dm) : "—"; rss = sprintf("%.1f", hm / 1024)
+			}
+			printf "| %s | %s | %.2f (%.2f–%.2f) | %s | %.2f (%.2f–%.2f) | %s | %s | %s | %s | %s |\n", kp[1], kp[2], wm, wl, wh, wo, cm, cl, ch, co, ev, dr, sc, rss
+		}
+	}' "$TSV"
+	echo
+	echo "Overheads compare medians against the \`none\` runs of the same workload in the same rounds. Targets: default set ≤ 10 %, lifecycle-only ≤ 2 %, dd ≤ 15 %. Sensor CPU is the sensor process's user+system time over the whole run (idle before and after included), per delivered event."
+} >"$OUT"
+echo "kernel-cost: wrote $OUT and $TSV" >&2
