@@ -28,6 +28,8 @@ mkdir -p bench
 mapfile -t pkgs < <(grep -rl --include='*_test.go' -E '^func Benchmark' . |
 	grep -v -e '/testdata/' -e '/vendor/' | xargs -n1 dirname | sort -u |
 	sed -E 's#^\./##; s#^#./#; s#^\./\.$#.#')
+# BENCH_PKGS (space-separated, e.g. "./enricher ./sensor") restricts the run.
+if [ -n "${BENCH_PKGS:-}" ]; then read -r -a pkgs <<<"$BENCH_PKGS"; fi
 if [ ${#pkgs[@]} -eq 0 ]; then
 	echo "bench: no benchmarks found" >&2
 	exit 1
@@ -39,7 +41,11 @@ started=$(date -u '+%Y-%m-%d %H:%M UTC')
 status=0
 for p in "${pkgs[@]}"; do
 	echo "=== bench $p" >&2
-	if ! "$GO" test -run '^$' -bench . -benchmem -count "$COUNT" -cpu "$CPU" ${BENCH_TIME:+-benchtime "$BENCH_TIME"} -timeout 60m "$p" 2>&1 | tee -a "$RAW"; then
+	# Packages whose benchmarks load BPF hold the shared lock (one tracer
+	# at a time on the machine).
+	lock=()
+	case $p in ./bpf | ./sensor) lock=(flock /tmp/ringwise-bpf.lock) ;; esac
+	if ! "${lock[@]}" "$GO" test -run '^$' -bench . -benchmem -count "$COUNT" -cpu "$CPU" ${BENCH_TIME:+-benchtime "$BENCH_TIME"} -timeout 60m "$p" 2>&1 | tee -a "$RAW"; then
 		echo "bench: $p FAILED" >&2
 		status=1
 	fi
@@ -50,6 +56,14 @@ done
 if [ -d enricher ] && grep -q '^func BenchmarkEnrichTracingAB' enricher/*_test.go 2>/dev/null; then
 	echo "=== bench ./enricher BenchmarkEnrichTracingAB (x${BENCH_TRACING_COUNT:-5}, 40 rounds each)" >&2
 	"$GO" test -run '^$' -bench '^BenchmarkEnrichTracingAB$' -benchtime 40x -count "${BENCH_TRACING_COUNT:-5}" -cpu "$CPU" -timeout 30m ./enricher 2>&1 | tee -a "$RAW" || status=1
+fi
+# Kernel cost (root): scripts/kernel-cost.sh alternates the flood and dd
+# with and without the sensor; it writes bench/kernel-cost.{md,targets}.
+# KERNEL_COST=0 skips it (its last results, if any, are not reused).
+rm -f bench/kernel-cost.md bench/kernel-cost.targets
+if [ "${KERNEL_COST:-1}" != 0 ]; then
+	echo "=== kernel cost (scripts/kernel-cost.sh)" >&2
+	bash scripts/kernel-cost.sh || status=1
 fi
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -119,6 +133,33 @@ rate_target() { # label pkg bench
 rate_target "enricher hot path (\`enricher/state\` BenchmarkEnrichHotPath)" enricher/state BenchmarkEnrichHotPath
 rate_target "batch decode (\`services/event\` BenchmarkDecodePerEvent)" services/event BenchmarkDecodePerEvent
 
+# ratio_target LABEL PKG BENCH UNIT GOAL: the metric (a percentage) >= GOAL.
+ratio_target() {
+	local v
+	v=$(metric "$2" "$3" "$4" 4)
+	if [ -z "$v" ]; then
+		target_rows+=("| $1 | ≥ $5 % | not measured (root needed for BPF) | **NOT MET** |")
+		met_all=0
+	elif ge "$v" "$5"; then
+		target_rows+=("| $1 | ≥ $5 % | $(awk -v x="$v" 'BEGIN { printf "%.1f", x }') % | met |")
+	else
+		target_rows+=("| $1 | ≥ $5 % | $(awk -v x="$v" 'BEGIN { printf "%.1f", x }') % | **NOT MET** |")
+		met_all=0
+	fi
+}
+rate_target "sensor drain into NATS (\`sensor\` BenchmarkSensorDrain, real ring)" sensor BenchmarkSensorDrain
+ratio_target "sensor drain against a no-op reader of the same ring (\`sensor\` BenchmarkSensorDrain %-of-noop)" sensor BenchmarkSensorDrain %-of-noop 50
+ratio_target "enricher against msgpack decode+encode alone, 10k-process table (\`enricher\` BenchmarkEnrichVsLimit %-of-limit)" enricher BenchmarkEnrichVsLimit %-of-limit 60
+if [ -s bench/kernel-cost.targets ]; then
+	while IFS=$'\t' read -r l g m st; do
+		target_rows+=("| $l | $g | $m | $st |")
+		[ "$st" = met ] || met_all=0
+	done <bench/kernel-cost.targets
+else
+	target_rows+=("| kernel cost (scripts/kernel-cost.sh) | ≤ 10 % default, ≤ 2 % lifecycle-only, ≤ 15 % dd | not measured (KERNEL_COST=0 or not root) | **NOT MET** |")
+	met_all=0
+fi
+
 # Sensor read path: every BenchmarkDecodeRecord sub-benchmark, worst count.
 dec=$(awk -F'\t' -v p="$modprefix/bpf" '$1 == p && $2 ~ /^BenchmarkDecodeRecord(\/|$)/ && $3 == "allocs/op" { print $2 "\t" $5 }' <<<"$stats")
 if [ -z "$dec" ]; then
@@ -183,6 +224,35 @@ tmp=$(mktemp)
 	echo
 	if [ "$met_all" = 1 ]; then echo "All targets met."; else echo "**Some targets are not met.**"; fi
 	if [ "$status" != 0 ]; then echo; echo "**Some benchmark packages failed; see \`bench/raw.txt\`.**"; fi
+	echo
+	echo "## Each hop against its limit"
+	echo
+	sd() { metric sensor BenchmarkSensorDrain "$1" 4; }
+	if [ -n "$(sd events/s)" ]; then
+		echo "**Sensor drain** (\`sensor\` BenchmarkSensorDrain): a 64 MiB BPF ring is filled by \`dd bs=500 count=300000\` with no reader (real BPF programs, then detached; $(fmt_rate "$(sd events/drain)") records per fill) and drained twice in the same run: by a no-op reader (\`bpf.Ring.Discard\`: ringbuf ReadInto, discard) at $(fmt_rate "$(sd noop-events/s)") events/s, and by \`sensor.Run\` (read, decode, merge, batch, encode, publish to an embedded JetStream, acks awaited) at $(fmt_rate "$(sd events/s)") events/s: $(awk -v x="$(sd %-of-noop)" 'BEGIN { printf "%.1f", x }') % of the limit, $(awk -v x="$(sd cpu-ns/event)" 'BEGIN { printf "%.0f", x }') ns of CPU per event with NATS's share (GOMAXPROCS=$CPU: one core for the sensor and the server)."
+	else
+		echo "**Sensor drain**: not measured (BenchmarkSensorDrain needs root)."
+	fi
+	echo
+	el() { metric enricher BenchmarkEnrichVsLimit "$1" 4; }
+	if [ -n "$(el events/s)" ]; then
+		echo "**Enricher** (\`enricher\` BenchmarkEnrichVsLimit): the full per-batch path with a table of 10k processes (events scattered over all of them) runs at $(fmt_rate "$(el events/s)") events per CPU second; msgpack decode of the same raw batches plus encode of the enriched batches alone at $(fmt_rate "$(el limit-events/s)"): $(awk -v x="$(el %-of-limit)" 'BEGIN { printf "%.1f", x }') % of the limit (median of interleaved 16-batch slots timed by CPU time)."
+	fi
+	echo
+	echo "## Memory"
+	echo
+	if [ -n "$(el table-B/proc)" ]; then
+		echo "- Enricher table: $(awk -v x="$(el table-B/proc)" 'BEGIN { printf "%.0f", x }') bytes of heap per process (10k processes with 60-byte argv and 30-byte exe paths: HeapAlloc after GC, before and after seeding). The bound is \`state.Config.MaxProcs\` (default \`state.DefaultMaxProcs\` = 65536 entries, live and exited; no CLI flag yet): $(awk -v x="$(el table-MiB-at-max-procs)" 'BEGIN { printf "%.1f", x }') MiB at that bound for processes like these."
+	fi
+	if [ -s bench/kernel-cost.md ]; then
+		echo "- Each service's peak RSS under the flood: see the table under *Kernel cost*."
+	fi
+	if [ -s bench/kernel-cost.md ]; then
+		echo
+		echo "## Kernel cost"
+		echo
+		cat bench/kernel-cost.md
+	fi
 	if [ ${#tracing_rows[@]} -gt 0 ]; then
 		echo
 		echo "## Tracing cost"
