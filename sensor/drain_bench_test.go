@@ -80,8 +80,8 @@ func cpuNs(b *testing.B) int64 {
 // (bpf.Ring.Discard: ringbuf ReadInto, nothing else) — the limit; then fills
 // a fresh ring the same way and lets sensor.Run drain it: read, decode,
 // merge, batch, encode and publish to JetStream (an embedded NATS server in
-// this process, memory streams, bus.AsyncPublisher as `ringwise sensor`
-// uses), timed from capture start to the last publish acknowledged.
+// this process, memory streams, through bus.Spool as `ringwise sensor`
+// publishes), timed from capture start to the last publish acknowledged.
 //
 // Metrics: events/s is the sensor's delivered events per wall second of the
 // drain (per core at GOMAXPROCS=1, NATS included); noop-events/s the no-op
@@ -137,7 +137,7 @@ func BenchmarkSensorDrain(b *testing.B) {
 
 		// The measure: sensor.Run drains a ring filled the same way.
 		p = filledProbe(b)
-		pub := &bus.AsyncPublisher{JS: js}
+		pub := bus.NewSpool(js, 0, nil) // as `ringwise sensor` publishes
 		var start time.Time
 		var cpu0 int64
 		rctx, cancel := context.WithCancel(ctx)
@@ -173,8 +173,11 @@ func BenchmarkSensorDrain(b *testing.B) {
 		if err != nil {
 			b.Fatalf("sensor.Run: %v", err)
 		}
-		if failed, err := pub.Flush(); failed > 0 {
-			b.Fatalf("%d publishes failed: %v", failed, err)
+		if n := pub.Close(ctx); n > 0 {
+			b.Fatalf("%d batches abandoned", n)
+		}
+		if st := pub.Stats(); st.PublishErrors > 0 || st.Overflow > 0 {
+			b.Fatalf("spool %+v", st)
 		}
 		<-ready
 		fullNs += float64(time.Since(start).Nanoseconds())
