@@ -184,6 +184,7 @@ type measured struct {
 	run         RunResult
 	load        ringmodel.Load
 	byReason    map[string]uint64
+	byField     map[string]uint64
 	truth       struct{ procs, matched, wrong int }
 	recordBytes [event.NumCategories]float64
 }
@@ -292,7 +293,7 @@ func runOne(ctx context.Context, cfg Config, size int, layout ringspec.Layout) (
 	}
 	s := pr.Summary
 	c := pr.Sensor.Counters
-	m := measured{byReason: s.Analyzer.ByReason, recordBytes: pr.Sensor.RecordBytes}
+	m := measured{byReason: s.Analyzer.ByReason, byField: s.Analyzer.ByField, recordBytes: pr.Sensor.RecordBytes}
 	m.run = RunResult{
 		Attempted: s.Sensor.Attempted, Dropped: s.Sensor.Dropped, DroppedLifecycle: s.Sensor.DroppedLifecycle,
 		Delivered: s.Sensor.Delivered, Shed: s.Sensor.Shed, Events: s.Analyzer.Events, Missing: s.Analyzer.Missing,
@@ -313,7 +314,7 @@ func runOne(ctx context.Context, cfg Config, size int, layout ringspec.Layout) (
 }
 
 func buildRow(size int, layout ringspec.Layout, ms []measured) Row {
-	row := Row{SizeBytes: size, Layout: layout, ByReason: map[string]float64{}}
+	row := Row{SizeBytes: size, Layout: layout, ByReason: map[string]float64{}, MissingByFieldPct: map[string]float64{}}
 	var att, drop, lcDrop, shed, miss, wrong, bpe, evs, tp, tm, tw []float64
 	for _, m := range ms {
 		r := m.run
@@ -342,6 +343,9 @@ func buildRow(size int, layout ringspec.Layout, ms []measured) Row {
 		bpe = append(bpe, safeDiv(b, n))
 		for k, v := range m.byReason {
 			row.ByReason[k] += float64(v) / float64(len(ms))
+		}
+		for k, v := range m.byField {
+			row.MissingByFieldPct[k] += pct(v, r.Events) / float64(len(ms))
 		}
 	}
 	row.Attempted, _ = meanStd(att)

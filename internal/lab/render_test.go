@@ -476,3 +476,17 @@ func TestIsTerminalNotForFiles(t *testing.T) {
 		t.Errorf("nil is a terminal")
 	}
 }
+
+func TestRenderByField(t *testing.T) {
+	row := Row{MissingByFieldPct: map[string]float64{"proc.ppid": 0.5, "proc.exepath": 10.25, "proc.name": 0}}
+	if got, want := renderByField(row), "exepath 10.25, ppid 0.50"; got != want {
+		t.Errorf("renderByField = %q, want %q", got, want)
+	}
+	if got := renderByField(Row{}); got != "—" {
+		t.Errorf("no fields missing: %q", got)
+	}
+	cells := renderRowCells(row)
+	if len(cells) != len(renderTableHeader()) || cells[len(cells)-1] != "exepath 10.25, ppid 0.50" {
+		t.Errorf("row cells %q do not end with the by-field column", cells)
+	}
+}

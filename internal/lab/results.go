@@ -79,6 +79,11 @@ type Row struct {
 	TruthMatched   float64            `json:"truth_matched"`
 	TruthWrong     float64            `json:"truth_wrong"`
 	ByReason       map[string]float64 `json:"by_reason"`
+	// MissingByFieldPct is, per Falco field (proc.exepath, proc.ppid, ...),
+	// the share of delivered events whose value of that field could not be
+	// filled (mean over repeats): which fields a lost fork or exec takes
+	// away, and which ones hints fill.
+	MissingByFieldPct map[string]float64 `json:"missing_by_field_pct,omitempty"`
 	Runs           []RunResult        `json:"runs"`
 }
 

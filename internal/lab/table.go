@@ -86,7 +86,27 @@ func (row Row) layoutLabel() string {
 // renderTableHeader is the column header shared by text, markdown and HTML.
 func renderTableHeader() []string {
 	return []string{"size", "layout", "attempted", "dropped %", "lifecycle dropped %", "shed %", "bytes/record", "missing % (± s.d.)", "wrong %",
-		"predicted missing % (out of sample)", "in-sample fit %"}
+		"predicted missing % (out of sample)", "in-sample fit %", "missing % by field"}
+}
+
+// renderByField lists the fields some events lacked, with the share of
+// events that lacked each ("—" when none did, or nothing was measured).
+func renderByField(row Row) string {
+	var names []string
+	for k, v := range row.MissingByFieldPct {
+		if v > 0 {
+			names = append(names, k)
+		}
+	}
+	if len(names) == 0 {
+		return "—"
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = strings.TrimPrefix(k, "proc.") + " " + renderPct(row.MissingByFieldPct[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // renderRowCells is one row's cells, in renderTableHeader's order.
@@ -103,6 +123,7 @@ func renderRowCells(row Row) []string {
 		renderPct(row.WrongPct),
 		renderOutOfSample(row),
 		renderPct(row.InSampleMissingPct),
+		renderByField(row),
 	}
 }
 
