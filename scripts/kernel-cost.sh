@@ -42,6 +42,8 @@ if [ "$(id -u)" != 0 ]; then
 	exit 0
 fi
 mkdir -p bench "$(dirname "$OUT")"
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
 go build -o bin/ringwise ./cmd/ringwise
 RW=$PWD/bin/ringwise
 work=$(mktemp -d)
@@ -154,8 +156,6 @@ kill -INT "$enricher_pid" "$analyzer_pid" 2>/dev/null || true
 wait "$enricher_pid" "$analyzer_pid" 2>/dev/null || true
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
 {
 	echo "Measured by \`scripts/kernel-cost.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, $(nproc) CPUs, kernel $(uname -r); $ROUNDS rounds, the runs' order rotated each round; ring $RING_SIZE shared; flood = \`ringwise flood --procs $FLOOD_PROCS\`; dd = \`dd if=/dev/zero of=/dev/null bs=500 count=$DD_COUNT\`. Load average $load_start at the start, $load_end at the end (the machine is shared: wall time is noisy, the workload's CPU time less so)."
 	echo
