@@ -62,8 +62,20 @@ func TestE2ERealSensor(t *testing.T) {
 	if s.Truth.Processes != 300 || s.Truth.Matched != 300 || s.Truth.Unseen != 0 {
 		t.Errorf("truth: %d processes, %d matched; want 300 and 300", s.Truth.Processes, s.Truth.Matched)
 	}
-	if s.Analyzer.MissingPct > 0.1 {
-		t.Errorf("missing %.3f%% of events with an 8 MiB ring, want <= 0.1%%", s.Analyzer.MissingPct)
+	// Every event of the flood has its metadata. Node-wide, other
+	// processes may predate the sensor and exit before their /proc lookup
+	// (process_gone_before_lookup: a race with /proc, not ring loss, and it
+	// depends on what else runs on the node); none may be blamed on a lost
+	// lifecycle record when the ring dropped nothing.
+	if s.Truth.Events == 0 || s.Truth.MissingEvents != 0 {
+		t.Errorf("truth: %d of %d flood events with missing metadata with an 8 MiB ring, want 0 of > 0", s.Truth.MissingEvents, s.Truth.Events)
+	}
+	if s.Sensor.Dropped == 0 {
+		for _, r := range []string{"fork_dropped", "exec_dropped"} {
+			if n := s.Analyzer.ByReason[r]; n != 0 {
+				t.Errorf("%d events blamed on %s, but the ring dropped nothing", n, r)
+			}
+		}
 	}
 }
 
