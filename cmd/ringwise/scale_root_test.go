@@ -27,6 +27,7 @@ import (
 	"github.com/ringwise/ringwise/internal/flood"
 	"github.com/ringwise/ringwise/internal/pipeline"
 	"github.com/ringwise/ringwise/services/bus"
+	"github.com/ringwise/ringwise/services/event"
 )
 
 // The scale-out tests run the services as separate processes of one
@@ -224,6 +225,7 @@ type scaleRun struct {
 	dups, ooo, gaps    map[string]uint64
 	takeover           time.Duration
 	replicas           int
+	deadLetters        map[string]int // by reason
 	overflow           map[string]uint64 // events the spool dropped
 	overflowBatches    map[string]uint64
 	killedOwnerOf      string
@@ -249,6 +251,10 @@ type scaleSetup struct {
 	// cluster runs three NATS servers (R3 streams and buckets) and kills
 	// -9 one of them mid-flood, restarting it after the flood.
 	cluster bool
+	// badInput publishes garbage, truncated msgpack, a 5 MB message, a
+	// wrong schema version and a node mismatch into nodes[0]'s raw
+	// subject mid-flood; each must be dead-lettered with its reason.
+	badInput bool
 }
 
 // runScale runs NATS, an analyzer, enrichers and one sensor per node as
@@ -379,6 +385,10 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 		t.Logf("kill -9 of %s (owner of node %s) mid-flood: taken over after %v (member and lease TTL 2s)", owner, node, res.takeover.Round(time.Millisecond))
 		res.newOwner = "enricher " + string(must(leases.Get(ctx, bus.NodeKey(node))).Value())
 	}
+	if cfg.badInput {
+		time.Sleep(time.Second)
+		injectBadInput(t, ctx, js, cfg.nodes[0])
+	}
 	if cfg.cluster {
 		time.Sleep(3 * time.Second)
 		clusterSvcs[1].kill()
@@ -463,6 +473,20 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 		}
 		res.wrong[n] = truth.Wrong
 	}
+	if cfg.badInput {
+		var dls []bus.DeadLetter
+		waitUntil(t, 30*time.Second, "5 dead letters", func() bool {
+			dls, err = bus.ListDeadLetters(ctx, js, 0)
+			return err == nil && len(dls) >= 5
+		})
+		res.deadLetters = map[string]int{}
+		for _, d := range dls {
+			res.deadLetters[d.Reason]++
+			if d.OriginalSubject != bus.RawSubject(cfg.nodes[0]) || d.OriginalSeq == 0 {
+				t.Errorf("dead letter %+v: original subject or sequence missing", d)
+			}
+		}
+	}
 	if res.totalEvents > 0 {
 		res.missingPctAllNodes = 100 * float64(missing) / float64(res.totalEvents)
 	}
@@ -485,6 +509,34 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 		ns.stop(t, 30*time.Second)
 	}
 	return res
+}
+
+// injectBadInput publishes five kinds of bad input on node's raw subject.
+func injectBadInput(t *testing.T, ctx context.Context, js jetstream.JetStream, node string) {
+	t.Helper()
+	codec := event.NewCodec()
+	batch := func(claim string) []byte {
+		data, err := codec.Encode(&event.Batch{Node: claim, BootID: "bad-input", SensorStartNs: 1, Seq: 1,
+			Events: []event.Event{{Header: event.Header{Type: event.TypeSyscall, Pid: 1, Tid: 1, TsNs: 2}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]byte(nil), data...)
+	}
+	pub := bus.JetStreamPublisher{JS: js}
+	for i, m := range []bus.Msg{
+		{Data: []byte("garbage, not msgpack")},
+		{Data: batch(node)[:12]},
+		{Data: make([]byte, 5<<20)},
+		{Data: batch(node), Schema: event.SchemaVersion + 7},
+		{Data: batch("someone-else")},
+	} {
+		m.Subject = bus.RawSubject(node)
+		m.ID = fmt.Sprintf("bad-input-%d", i)
+		if err := pub.Publish(ctx, m); err != nil {
+			t.Fatalf("bad input %d: %v", i, err)
+		}
+	}
 }
 
 // waitJetStream waits until the cluster's JetStream answers.
@@ -566,9 +618,20 @@ func TestFailOver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process fault test")
 	}
-	setup := scaleSetup{nodes: []string{"a", "b"}, enrichers: 3, procs: 5000}
+	// The run without the kill also takes bad input on node a mid-flood.
+	setup := scaleSetup{nodes: []string{"a", "b"}, enrichers: 3, procs: 5000, badInput: true}
 	base := runScale(t, setup)
-	checkScaleRun(t, "no kill", base)
+	checkScaleRun(t, "no kill, with bad input", base)
+	t.Logf("dead letters by reason: %v", base.deadLetters)
+	for _, r := range []string{"malformed", bus.ReasonOversized, bus.ReasonSchemaVersion, "node_mismatch"} {
+		if base.deadLetters[r] == 0 {
+			t.Errorf("no dead letter with reason %s: %v", r, base.deadLetters)
+		}
+	}
+	if n := base.deadLetters["malformed"]; n != 2 {
+		t.Errorf("%d malformed dead letters, want 2 (garbage and truncated msgpack)", n)
+	}
+	setup.badInput = false
 	setup.kill = true
 	killed := runScale(t, setup)
 	checkScaleRun(t, "kill -9", killed)
