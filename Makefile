@@ -16,7 +16,7 @@ TEST_TIMEOUT ?= 20m
 TESTFLAGS ?=
 FUZZTIME ?= 5s
 
-.PHONY: all build lab test test-go vet fuzz-smoke generate bench deps tools clean
+.PHONY: all build lab test test-go vet fuzz-smoke generate bench deps tools deploy-binaries clean
 
 all: build
 
@@ -30,10 +30,18 @@ lab: build
 # (TEST_TOOLS, built once from their Go modules and cached in .cache/tools
 # by scripts/tools.sh: Jaeger's cold build is several minutes, a warm run
 # costs nothing). The tests ask scripts/tools.sh for them as well.
-TEST_TOOLS ?= jaeger
+TEST_TOOLS ?= jaeger nats-server compose
 deps:
 	bash scripts/ci-deps.sh
 	$(MAKE) --no-print-directory tools
+	$(MAKE) --no-print-directory deploy-binaries
+
+# deploy-binaries: the static binaries of the deployment's images
+# (deployments/docker/bin, git-ignored), built on the host before the tests
+# so that the compose end-to-end test's image builds only copy them.
+deploy-binaries:
+	@start=$$(date +%s); bash deployments/offline/prepare.sh binaries && \
+		echo "deploy-binaries: ready in $$(( $$(date +%s) - start ))s"
 
 tools:
 	@start=$$(date +%s); bash scripts/tools.sh $(TEST_TOOLS) >/dev/null && \
@@ -51,6 +59,8 @@ test-go:
 fuzz-smoke:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) bash scripts/fuzz-smoke.sh
 
+# RINGWISE_COMPOSE_E2E=1: make test also runs the compose end-to-end test
+# of deployments/ (installs Docker, builds the images, tears it all down).
 # deps must succeed; vet, fuzz smoke and the tests all run even if an earlier
 # one failed, the test run comes last (its ok/FAIL lines end the output) and
 # the target fails if any of them did.
@@ -58,7 +68,7 @@ test: deps
 	@status=0; \
 	$(MAKE) --no-print-directory vet || status=1; \
 	$(MAKE) --no-print-directory fuzz-smoke || status=1; \
-	$(MAKE) --no-print-directory test-go || status=1; \
+	RINGWISE_COMPOSE_E2E=1 $(MAKE) --no-print-directory test-go || status=1; \
 	exit $$status
 
 generate:

@@ -244,8 +244,9 @@ func TestComposeE2E(t *testing.T) {
 	// Enrichers share nodes under leases with hand-over (issue 8's scaled
 	// mode) only where the enricher has --mode; before that, enrichers on
 	// the shared durable split one node's stream and its process state.
-	help, _ := s.try("docker", "run", "--rm", "ringwise/ringwise:dev", "enricher", "--help")
-	scaled := strings.Contains(help, "-mode")
+	helpCmd := exec.Command("docker", "run", "--rm", "ringwise/ringwise:dev", "enricher", "--help")
+	help, _ := helpCmd.CombinedOutput() // the usage goes to stderr
+	scaled := strings.Contains(string(help), "-mode")
 	if !scaled {
 		t.Logf("NOT CHECKED: this enricher has no scaled mode (issue 8 not in this build): no enricher is killed, and missing metadata is reported, not judged (shared-durable enrichers split a node's process state)")
 	}
