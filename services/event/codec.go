@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -51,15 +52,12 @@ const batchFields = 10
 type Codec struct {
 	buf bytes.Buffer
 	enc *msgpack.Encoder
-	rd  bytes.Reader
-	dec *msgpack.Decoder
 }
 
 // NewCodec returns a Codec.
 func NewCodec() *Codec {
 	c := &Codec{}
 	c.enc = msgpack.NewEncoder(&c.buf)
-	c.dec = msgpack.NewDecoder(&c.rd)
 	return c
 }
 
@@ -91,15 +89,14 @@ func (c *Codec) Decode(data []byte, b *Batch) error {
 		b.Events = b.Events[:0]
 		return fmt.Errorf("decode batch: %d bytes: %w (max %d)", len(data), ErrOversized, MaxBatchBytes)
 	}
-	c.rd.Reset(data)
-	c.dec.Reset(&c.rd)
-	if err := decodeBatch(c.dec, b); err != nil {
+	r := reader{b: data}
+	if err := decodeBatch(&r, b); err != nil {
 		b.Events = b.Events[:0]
 		return err
 	}
-	if c.rd.Len() != 0 {
+	if r.rest() != 0 {
 		b.Events = b.Events[:0]
-		return fmt.Errorf("decode batch: %d trailing bytes: %w", c.rd.Len(), ErrMalformed)
+		return fmt.Errorf("decode batch: %d trailing bytes: %w", r.rest(), ErrMalformed)
 	}
 	return nil
 }
@@ -194,8 +191,7 @@ func encodeEvent(w *writer, ev *Event) {
 	}
 }
 
-func decodeBatch(d *msgpack.Decoder, b *Batch) error {
-	r := reader{d: d}
+func decodeBatch(r *reader, b *Batch) error {
 	schema, err := r.envelope("batch", batchFields)
 	if err != nil {
 		return err
@@ -232,7 +228,7 @@ func decodeBatch(d *msgpack.Decoder, b *Batch) error {
 		copy(b.Events, old) // keep the byte buffers already grown
 	}
 	for i := range b.Events {
-		if err := decodeEvent(&r, &b.Events[i]); err != nil {
+		if err := decodeEvent(r, &b.Events[i]); err != nil {
 			return fmt.Errorf("decode batch seq %d event %d: %w", b.Seq, i, err)
 		}
 	}
@@ -403,8 +399,11 @@ func (w *writer) comm(c *[CommLen]byte) {
 }
 
 // reader is a sticky-error msgpack reader that checks every value's range.
+// It parses the message in place (a byte slice and a position): no
+// io.Reader, no per-byte interface calls, the hot loop of every decode.
 type reader struct {
-	d   *msgpack.Decoder
+	b   []byte
+	pos int
 	err error
 }
 
@@ -414,36 +413,97 @@ func (r *reader) fail(err error) {
 	}
 }
 
+// rest is how many bytes are left unread.
+func (r *reader) rest() int { return len(r.b) - r.pos }
+
+// peek returns the next type code without consuming it.
+func (r *reader) peek() (byte, bool) {
+	if r.pos >= len(r.b) {
+		r.fail(io.ErrUnexpectedEOF)
+		return 0, false
+	}
+	return r.b[r.pos], true
+}
+
+// take consumes n bytes and returns them (a view of the message).
+func (r *reader) take(n int) []byte {
+	if n < 0 || r.rest() < n {
+		r.fail(io.ErrUnexpectedEOF)
+		return nil
+	}
+	p := r.b[r.pos : r.pos+n]
+	r.pos += n
+	return p
+}
+
+// be reads an n-byte big-endian unsigned integer (n = 1, 2, 4, 8).
+func (r *reader) be(n int) uint64 {
+	p := r.take(n)
+	if p == nil {
+		return 0
+	}
+	var v uint64
+	for _, c := range p {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
+
 func (r *reader) arrayLen() int {
 	if r.err != nil {
 		return 0
 	}
-	n, err := r.d.DecodeArrayLen()
-	if err != nil {
-		r.fail(err)
+	c, ok := r.peek()
+	if !ok {
 		return 0
 	}
-	return n
+	r.pos++
+	switch {
+	case c >= 0x90 && c <= 0x9f:
+		return int(c & 0x0f)
+	case c == 0xdc:
+		return int(r.be(2))
+	case c == 0xdd:
+		return int(r.be(4))
+	case c == 0xc0:
+		return -1
+	}
+	r.fail(fmt.Errorf("want array, got code 0x%02x", c))
+	return 0
+}
+
+// rawUint decodes an unsigned integer whose code c (isUintCode) is next.
+func (r *reader) rawUint(c byte) uint64 {
+	r.pos++
+	switch c {
+	case 0xcc:
+		return r.be(1)
+	case 0xcd:
+		return r.be(2)
+	case 0xce:
+		return r.be(4)
+	case 0xcf:
+		return r.be(8)
+	}
+	return uint64(c) // positive fixint
 }
 
 func (r *reader) uint(max uint64) uint64 {
 	if r.err != nil {
 		return 0
 	}
-	c, err := r.d.PeekCode()
-	if err != nil {
-		r.fail(err)
+	c, ok := r.peek()
+	if !ok {
 		return 0
 	}
-	// Reject negative ints and non-integers rather than letting the library
-	// coerce them (it would turn -1 into 2^64-1, or a float into an int).
+	// Reject negative ints and non-integers rather than coerce them (-1
+	// would become 2^64-1, a float an int).
 	if !isUintCode(c) {
 		r.fail(fmt.Errorf("want unsigned integer, got code 0x%02x", c))
 		return 0
 	}
-	v, err := r.d.DecodeUint64()
-	if err != nil {
-		r.fail(err)
+	v := r.rawUint(c)
+	if r.err != nil {
 		return 0
 	}
 	if v > max {
@@ -457,33 +517,39 @@ func (r *reader) int() int64 {
 	if r.err != nil {
 		return 0
 	}
-	c, err := r.d.PeekCode()
-	if err != nil {
-		r.fail(err)
+	c, ok := r.peek()
+	if !ok {
 		return 0
 	}
-	if !isUintCode(c) && !isIntCode(c) {
-		r.fail(fmt.Errorf("want integer, got code 0x%02x", c))
-		return 0
-	}
-	if c == 0xcf { // uint64 above MaxInt64 would wrap
-		v, err := r.d.DecodeUint64()
-		if err != nil {
-			r.fail(err)
+	switch {
+	case isUintCode(c):
+		v := r.rawUint(c)
+		if r.err != nil {
 			return 0
 		}
-		if v > 1<<63-1 {
+		if v > 1<<63-1 { // uint64 above MaxInt64 would wrap
 			r.fail(fmt.Errorf("value %d overflows int64", v))
 			return 0
 		}
 		return int64(v)
+	case c >= 0xe0: // negative fixint
+		r.pos++
+		return int64(int8(c))
+	case c == 0xd0:
+		r.pos++
+		return int64(int8(r.be(1)))
+	case c == 0xd1:
+		r.pos++
+		return int64(int16(r.be(2)))
+	case c == 0xd2:
+		r.pos++
+		return int64(int32(r.be(4)))
+	case c == 0xd3:
+		r.pos++
+		return int64(r.be(8))
 	}
-	v, err := r.d.DecodeInt64()
-	if err != nil {
-		r.fail(err)
-		return 0
-	}
-	return v
+	r.fail(fmt.Errorf("want integer, got code 0x%02x", c))
+	return 0
 }
 
 func (r *reader) intRange(min, max int64) int64 {
@@ -499,32 +565,39 @@ func (r *reader) strLen(max int) int {
 	if r.err != nil {
 		return 0
 	}
-	c, err := r.d.PeekCode()
-	if err != nil {
-		r.fail(err)
+	c, ok := r.peek()
+	if !ok {
 		return 0
 	}
 	var n int
 	switch {
-	case isStrCode(c):
-		n, err = r.d.DecodeBytesLen()
-	case isBinCode(c):
-		n, err = r.d.DecodeBytesLen()
+	case c >= 0xa0 && c <= 0xbf:
+		r.pos++
+		n = int(c & 0x1f)
+	case c == 0xd9 || c == 0xc4:
+		r.pos++
+		n = int(r.be(1))
+	case c == 0xda || c == 0xc5:
+		r.pos++
+		n = int(r.be(2))
+	case c == 0xdb || c == 0xc6:
+		r.pos++
+		n = int(r.be(4))
 	default:
 		r.fail(fmt.Errorf("want string or bytes, got code 0x%02x", c))
 		return 0
 	}
-	if err != nil {
-		r.fail(err)
+	if r.err != nil {
 		return 0
-	}
-	if n < 0 {
-		return 0 // nil
 	}
 	if n > max {
 		if r.err == nil {
 			r.err = fmt.Errorf("string of %d bytes: %w (max %d)", n, ErrOversized, max)
 		}
+		return 0
+	}
+	if n > r.rest() {
+		r.fail(io.ErrUnexpectedEOF)
 		return 0
 	}
 	return n
@@ -540,10 +613,7 @@ func (r *reader) bytes(dst []byte, limit int) []byte {
 		dst = make([]byte, n, max(n, 64))
 	}
 	dst = dst[:n]
-	if err := r.d.ReadFull(dst); err != nil {
-		r.fail(err)
-		return dst[:0]
-	}
+	copy(dst, r.take(n))
 	return dst
 }
 
@@ -552,9 +622,7 @@ func (r *reader) comm(c *[CommLen]byte) {
 	if r.err != nil || n == 0 {
 		return
 	}
-	if err := r.d.ReadFull(c[:n]); err != nil {
-		r.fail(err)
-	}
+	copy(c[:n], r.take(n))
 }
 
 // str decodes a short string, reusing prev when equal (the node name and
@@ -564,15 +632,11 @@ func (r *reader) str(prev string) string {
 	if r.err != nil {
 		return ""
 	}
-	var tmp [maxStringLen]byte
-	if err := r.d.ReadFull(tmp[:n]); err != nil {
-		r.fail(err)
-		return ""
-	}
-	if string(tmp[:n]) == prev {
+	p := r.take(n)
+	if string(p) == prev {
 		return prev
 	}
-	return string(tmp[:n])
+	return string(p)
 }
 
 func isUintCode(c byte) bool {

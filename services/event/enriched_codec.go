@@ -2,8 +2,6 @@ package event
 
 import (
 	"fmt"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 const (
@@ -58,21 +56,19 @@ func (c *Codec) DecodeEnriched(data []byte, b *EnrichedBatch) error {
 		b.Events = b.Events[:0]
 		return fmt.Errorf("decode enriched batch: %d bytes: %w (max %d)", len(data), ErrOversized, MaxBatchBytes)
 	}
-	c.rd.Reset(data)
-	c.dec.Reset(&c.rd)
-	if err := decodeEnrichedBatch(c.dec, b); err != nil {
+	r := reader{b: data}
+	if err := decodeEnrichedBatch(&r, b); err != nil {
 		b.Events = b.Events[:0]
 		return err
 	}
-	if c.rd.Len() != 0 {
+	if r.rest() != 0 {
 		b.Events = b.Events[:0]
-		return fmt.Errorf("decode enriched batch: %d trailing bytes: %w", c.rd.Len(), ErrMalformed)
+		return fmt.Errorf("decode enriched batch: %d trailing bytes: %w", r.rest(), ErrMalformed)
 	}
 	return nil
 }
 
-func decodeEnrichedBatch(d *msgpack.Decoder, b *EnrichedBatch) error {
-	r := reader{d: d}
+func decodeEnrichedBatch(r *reader, b *EnrichedBatch) error {
 	schema, err := r.envelope("enriched batch", enrichedBatchFields)
 	if err != nil {
 		return err
@@ -108,7 +104,7 @@ func decodeEnrichedBatch(d *msgpack.Decoder, b *EnrichedBatch) error {
 		if r.err != nil {
 			return fmt.Errorf("decode enriched batch seq %d event %d: %w", b.RawSeq, i, r.err)
 		}
-		if err := decodeEvent(&r, &e.Event); err != nil {
+		if err := decodeEvent(r, &e.Event); err != nil {
 			return fmt.Errorf("decode enriched batch seq %d event %d: %w", b.RawSeq, i, err)
 		}
 		e.ProcPPid = uint32(r.uint(0xffffffff))
@@ -151,10 +147,7 @@ func (r *reader) str2(prev string) string {
 	} else {
 		buf = make([]byte, n)
 	}
-	if err := r.d.ReadFull(buf); err != nil {
-		r.fail(err)
-		return ""
-	}
+	copy(buf, r.take(n))
 	if string(buf) == prev {
 		return prev
 	}
