@@ -1,12 +1,10 @@
 package event
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
-
-	"github.com/vmihailenco/msgpack/v5"
+	"math"
 
 	"github.com/ringwise/ringwise/services/syscalls"
 )
@@ -50,27 +48,27 @@ const batchFields = 10
 // must not be used by two goroutines at once; the zero value is not ready,
 // use NewCodec.
 type Codec struct {
-	buf bytes.Buffer
-	enc *msgpack.Encoder
+	out []byte
 }
 
 // NewCodec returns a Codec.
 func NewCodec() *Codec {
 	c := &Codec{}
-	c.enc = msgpack.NewEncoder(&c.buf)
 	return c
 }
 
 // Encode encodes b and returns the bytes, valid until the next Encode call.
 func (c *Codec) Encode(b *Batch) ([]byte, error) {
-	c.buf.Reset()
-	if err := encodeBatch(c.enc, b); err != nil {
+	w := writer{b: c.out[:0]}
+	err := encodeBatch(&w, b)
+	c.out = w.b
+	if err != nil {
 		return nil, err
 	}
-	if c.buf.Len() > MaxBatchBytes {
-		return nil, fmt.Errorf("encode batch seq %d: %d bytes: %w (max %d)", b.Seq, c.buf.Len(), ErrOversized, MaxBatchBytes)
+	if len(w.b) > MaxBatchBytes {
+		return nil, fmt.Errorf("encode batch seq %d: %d bytes: %w (max %d)", b.Seq, len(w.b), ErrOversized, MaxBatchBytes)
 	}
-	return c.buf.Bytes(), nil
+	return w.b, nil
 }
 
 // AppendEncode encodes b and appends the bytes to dst.
@@ -101,7 +99,7 @@ func (c *Codec) Decode(data []byte, b *Batch) error {
 	return nil
 }
 
-func encodeBatch(e *msgpack.Encoder, b *Batch) error {
+func encodeBatch(w *writer, b *Batch) error {
 	if len(b.Events) > MaxBatchEvents {
 		return fmt.Errorf("encode batch seq %d: %d events: %w (max %d)", b.Seq, len(b.Events), ErrOversized, MaxBatchEvents)
 	}
@@ -109,7 +107,6 @@ func encodeBatch(e *msgpack.Encoder, b *Batch) error {
 	if schema == 0 {
 		schema = SchemaVersion
 	}
-	w := writer{e: e}
 	w.arrayLen(batchFields)
 	w.uint(uint64(schema))
 	w.str(b.Node)
@@ -122,7 +119,7 @@ func encodeBatch(e *msgpack.Encoder, b *Batch) error {
 	w.counters(&b.Counters)
 	w.arrayLen(len(b.Events))
 	for i := range b.Events {
-		encodeEvent(&w, &b.Events[i])
+		encodeEvent(w, &b.Events[i])
 	}
 	return w.err
 }
@@ -355,40 +352,90 @@ func (r *reader) envelope(what string, fields int) (uint16, error) {
 
 // writer is a sticky-error msgpack writer.
 type writer struct {
-	e   *msgpack.Encoder
+	b   []byte
 	err error
 }
 
+// The encodings are msgpack's shortest, byte for byte what
+// vmihailenco/msgpack's Encoder writes for the same calls.
+
+func (w *writer) code1(c byte, v uint8) { w.b = append(w.b, c, v) }
+func (w *writer) code2(c byte, v uint16) {
+	w.b = append(w.b, c, byte(v>>8), byte(v))
+}
+func (w *writer) code4(c byte, v uint32) {
+	w.b = append(w.b, c, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+}
+func (w *writer) code8(c byte, v uint64) {
+	w.b = append(w.b, c, byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+}
+
 func (w *writer) arrayLen(n int) {
-	if w.err == nil {
-		w.err = w.e.EncodeArrayLen(n)
+	switch {
+	case n < 16:
+		w.b = append(w.b, 0x90|byte(n))
+	case n <= math.MaxUint16:
+		w.code2(0xdc, uint16(n))
+	default:
+		w.code4(0xdd, uint32(n))
 	}
 }
 func (w *writer) uint(v uint64) {
-	if w.err == nil {
-		w.err = w.e.EncodeUint(v)
+	switch {
+	case v <= math.MaxInt8:
+		w.b = append(w.b, byte(v))
+	case v <= math.MaxUint8:
+		w.code1(0xcc, uint8(v))
+	case v <= math.MaxUint16:
+		w.code2(0xcd, uint16(v))
+	case v <= math.MaxUint32:
+		w.code4(0xce, uint32(v))
+	default:
+		w.code8(0xcf, v)
 	}
 }
 func (w *writer) int(v int64) {
-	if w.err == nil {
-		w.err = w.e.EncodeInt(v)
+	switch {
+	case v >= 0:
+		w.uint(uint64(v))
+	case v >= -32:
+		w.b = append(w.b, byte(v))
+	case v >= math.MinInt8:
+		w.code1(0xd0, uint8(v))
+	case v >= math.MinInt16:
+		w.code2(0xd1, uint16(v))
+	case v >= math.MinInt32:
+		w.code4(0xd2, uint32(v))
+	default:
+		w.code8(0xd3, uint64(v))
 	}
 }
 func (w *writer) str(s string) {
-	if w.err == nil {
-		w.err = w.e.EncodeString(s)
+	switch n := len(s); {
+	case n < 32:
+		w.b = append(w.b, 0xa0|byte(n))
+	case n < 256:
+		w.code1(0xd9, uint8(n))
+	case n <= math.MaxUint16:
+		w.code2(0xda, uint16(n))
+	default:
+		w.code4(0xdb, uint32(n))
 	}
+	w.b = append(w.b, s...)
 }
+
+// bytes writes a bin; a nil slice as an empty bin, which is what an empty
+// exe or args means (and what the decoder reads).
 func (w *writer) bytes(b []byte) {
-	if w.err == nil {
-		// EncodeBytes writes nil for a nil slice; write an empty bin, which
-		// is what an empty exe or args means (and what the decoder reads).
-		if b == nil {
-			w.err = w.e.EncodeBytesLen(0)
-			return
-		}
-		w.err = w.e.EncodeBytes(b)
+	switch n := len(b); {
+	case n < 256:
+		w.code1(0xc4, uint8(n))
+	case n <= math.MaxUint16:
+		w.code2(0xc5, uint16(n))
+	default:
+		w.code4(0xc6, uint32(n))
 	}
+	w.b = append(w.b, b...)
 }
 func (w *writer) comm(c *[CommLen]byte) {
 	n := 0

@@ -12,11 +12,11 @@ const (
 
 // EncodeEnriched encodes b; the bytes are valid until the next Encode call.
 func (c *Codec) EncodeEnriched(b *EnrichedBatch) ([]byte, error) {
-	c.buf.Reset()
 	if len(b.Events) > MaxBatchEvents {
 		return nil, fmt.Errorf("encode enriched batch seq %d: %d events: %w (max %d)", b.RawSeq, len(b.Events), ErrOversized, MaxBatchEvents)
 	}
-	w := writer{e: c.enc}
+	w := writer{b: c.out[:0]}
+	defer func() { c.out = w.b }()
 	w.arrayLen(enrichedBatchFields)
 	w.uint(SchemaVersion)
 	w.str(b.Node)
@@ -44,10 +44,10 @@ func (c *Codec) EncodeEnriched(b *EnrichedBatch) ([]byte, error) {
 	if w.err != nil {
 		return nil, w.err
 	}
-	if c.buf.Len() > MaxBatchBytes {
-		return nil, fmt.Errorf("encode enriched batch seq %d: %d bytes: %w (max %d)", b.RawSeq, c.buf.Len(), ErrOversized, MaxBatchBytes)
+	if len(w.b) > MaxBatchBytes {
+		return nil, fmt.Errorf("encode enriched batch seq %d: %d bytes: %w (max %d)", b.RawSeq, len(w.b), ErrOversized, MaxBatchBytes)
 	}
-	return c.buf.Bytes(), nil
+	return w.b, nil
 }
 
 // DecodeEnriched decodes data into b, reusing b.Events.
