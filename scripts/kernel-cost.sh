@@ -88,7 +88,9 @@ start_sensor() { # extra flags...
 	sleep 0.3 # the snapshot's publish settles
 }
 
-# stop_sensor: prints "delivered dropped sensor_cpu_s sensor_hwm_kib".
+# stop_sensor: sets stop_res to "delivered dropped sensor_cpu_s sensor_hwm_kib"
+# (not in a subshell: the sensor must be this shell's child to be waited for).
+stop_res=""
 stop_sensor() {
 	local ticks hwm line
 	ticks=$(cpu_ticks "$sensor_pid")
@@ -97,11 +99,25 @@ stop_sensor() {
 	wait "$sensor_pid" || true
 	sensor_pid=""
 	line=$(grep 'drained; attempted' "$work/sensor.log" || true)
+	[ -n "$line" ] || { echo "kernel-cost: the sensor did not report its counters:" >&2; tail -5 "$work/sensor.log" >&2; }
 	# "attempted [a b] delivered [c d] dropped [e f] shed [...]"
-	awk -v l="$line" -v t="$ticks" -v hz="$hz" -v hwm="$hwm" 'BEGIN {
+	stop_res=$(awk -v l="$line" -v t="$ticks" -v hz="$hz" -v hwm="$hwm" 'BEGIN {
 		gsub(/[][]/, "", l); n = split(l, w, " ")
 		for (i = 1; i <= n; i++) { if (w[i] == "delivered") d = w[i+1] + w[i+2]; if (w[i] == "dropped") x = w[i+1] + w[i+2] }
-		printf "%d %d %.3f %d\n", d, x, t / hz, hwm }'
+		printf "%d %d %.3f %d\n", d, x, t / hz, hwm }')
+}
+
+# bpf_prog_stats PID: "runs ns_per_run" of the busiest BPF program the
+# process holds (kernel.bpf_stats_enabled must be 1 while it ran).
+bpf_prog_stats() {
+	local fd best_cnt=0 best_ns=0 cnt ns
+	for fd in /proc/$1/fd/*; do
+		[ "$(readlink "$fd" 2>/dev/null)" = "anon_inode:bpf-prog" ] || continue
+		cnt=$(awk '/^run_cnt:/ { print $2 }' "/proc/$1/fdinfo/${fd##*/}" 2>/dev/null)
+		ns=$(awk '/^run_time_ns:/ { print $2 }' "/proc/$1/fdinfo/${fd##*/}" 2>/dev/null)
+		if [ -n "$cnt" ] && [ "$cnt" -gt "$best_cnt" ]; then best_cnt=$cnt best_ns=$ns; fi
+	done
+	awk -v c="$best_cnt" -v n="$best_ns" 'BEGIN { printf "%d %.0f\n", c, c > 0 ? n / c : 0 }'
 }
 
 # timed WORKLOAD: prints "wall cpu" (s).
@@ -136,7 +152,10 @@ for r in $(seq "$ROUNDS"); do
 		*) start_sensor ;;
 		esac
 		res=$(timed "$w")
-		[ "$s" = none ] || extra=$(stop_sensor)
+		if [ "$s" != none ]; then
+			stop_sensor
+			extra=$stop_res
+		fi
 		printf '%d\t%s\t%s\t%s\t%s\t%s\n' "$r" "$w" "$s" "${res// /$'\t'}" "${extra// /$'\t'}" "$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$TSV" >&2
 	done
 done
@@ -151,9 +170,26 @@ start_sensor
 mem_flood=$(timed flood)
 sleep 1 # the enricher and analyzer catch up
 mem_rows=("| ringwise sensor (8 MiB ring mapped) | $(hwm "$sensor_pid") |" "| ringwise nats (JetStream, file store) | $(hwm "$nats_pid") |" "| ringwise enricher | $(hwm "$enricher_pid") |" "| ringwise analyzer | $(hwm "$analyzer_pid") |")
-stop_sensor >/dev/null
+stop_sensor
 kill -INT "$enricher_pid" "$analyzer_pid" 2>/dev/null || true
 wait "$enricher_pid" "$analyzer_pid" 2>/dev/null || true
+enricher_pid=""
+printf '%s\n' "${mem_rows[@]}" >"${OUT%.md}.mem"
+
+# Where a syscall's cost goes: one more dd with the kernel's BPF run-time
+# statistics on (they cost a little themselves, so the timed rounds ran
+# without): the sys_exit program's runs and mean ns per run.
+stats_was=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
+prog_stats=""
+if sysctl -qw kernel.bpf_stats_enabled=1 2>/dev/null; then
+	start_sensor
+	prog_dd=$(timed dd)
+	prog_stats=$(bpf_prog_stats "$sensor_pid")
+	stop_sensor
+	prog_sensor=$stop_res
+	sysctl -qw kernel.bpf_stats_enabled="$stats_was" || true
+	echo "$prog_stats $prog_dd $prog_sensor" >"${OUT%.md}.prog"
+fi
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
@@ -163,7 +199,6 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 	awk -F'\t' 'NR > 1 {
 		k = $2 SUBSEP $3
-		if (!(k in n)) order[++no] = k
 		n[k]++; W[k, n[k]] = $4; C[k, n[k]] = $5; D[k, n[k]] = $6; X[k, n[k]] = $7; S[k, n[k]] = $8; H[k, n[k]] = $9
 	}
 	function med(A, k, m,   i, j, v, t) {
@@ -173,11 +208,13 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 		return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
 	}
 	END {
+		no = split("flood none,flood lifecycle,flood default,dd none,dd default", order, ",")
+		for (o = 1; o <= no; o++) { split(order[o], kp, " "); k = kp[1] SUBSEP kp[2]; if (k in n) { wmed[k] = med(W, k, n[k]); cmed[k] = med(C, k, n[k]) } }
 		for (o = 1; o <= no; o++) {
-			k = order[o]; split(k, kp, SUBSEP); m = n[k]
+			split(order[o], kp, " "); k = kp[1] SUBSEP kp[2]; m = n[k]
+			if (!(k in n)) continue
 			wm = med(W, k, m); wl = lo; wh = hi
 			cm = med(C, k, m); cl = lo; ch = hi
-			wmed[k] = wm; cmed[k] = cm
 			b = kp[1] SUBSEP "none"
 			if (kp[2] == "none") { wo = "—"; co = "—"; ev = "—"; dr = "—"; sc = "—"; rss = "—" }
 			else {
@@ -194,8 +231,14 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo
 	echo "| service | peak RSS MiB |"
 	echo "|---|---:|"
-	printf '%s\n' "${mem_rows[@]}"
+	cat "${OUT%.md}.mem"
 	echo
+	if [ -s "${OUT%.md}.prog" ]; then
+		read -r pruns pns pwall pcpu pdel _ <"${OUT%.md}.prog"
+		awk -v r="$pruns" -v ns="$pns" -v c="$pcpu" -v d="$pdel" -v cnt="$DD_COUNT" -v base="$(awk -F'\t' '$2 == "dd" && $3 == "none" { s += $5; n++ } END { if (n) print s / n }' "$TSV")" 'BEGIN {
+			printf "Where a dd syscall'"'"'s cost goes (one more dd with \`kernel.bpf_stats_enabled=1\`, which adds a little itself): the busiest BPF program (tp_btf/sys_exit) ran %d times at a mean %.0f ns per run (the program, its ring reserve and submit, in dd'"'"'s context): %.2f s of the dd'"'"'s %.2f s CPU, against %.2f s for dd alone (mean of the rounds above); the remaining difference is the rest of the kernel'"'"'s path (the tracepoint itself, wakeups, cache and scheduler effects of the reader on the other core). The sensor delivered %d events.\n", r, ns, r * ns / 1e9, c, base, d }'
+		echo
+	fi
 	echo "Overheads compare medians against the \`none\` runs of the same workload in the same rounds. Targets: default set ≤ 10 %, lifecycle-only ≤ 2 %, dd ≤ 15 %. Sensor CPU is the sensor process's user+system time over the whole run (idle before and after included), per delivered event."
 } >"$OUT"
 # Targets, for scripts/bench.sh: label, goal, measured, status.
