@@ -60,8 +60,10 @@ fi
 # Kernel cost (root): scripts/kernel-cost.sh alternates the flood and dd
 # with and without the sensor; it writes bench/kernel-cost.{md,targets}.
 # KERNEL_COST=0 skips it (its last results, if any, are not reused).
-rm -f bench/kernel-cost.md bench/kernel-cost.targets
-if [ "${KERNEL_COST:-1}" != 0 ]; then
+# KERNEL_COST=reuse includes the results of an earlier scripts/kernel-cost.sh
+# run instead (their own header names the commit and time they came from).
+if [ "${KERNEL_COST:-1}" != reuse ]; then rm -f bench/kernel-cost.md bench/kernel-cost.targets; fi
+if [ "${KERNEL_COST:-1}" != 0 ] && [ "${KERNEL_COST:-1}" != reuse ]; then
 	echo "=== kernel cost (scripts/kernel-cost.sh)" >&2
 	bash scripts/kernel-cost.sh || status=1
 fi
