@@ -52,7 +52,8 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if cfg.Layouts, err = ringspec.ParseLayouts(*layouts, ringspec.LabLayouts()...); err != nil {
 		return fmt.Errorf("--layouts: %w", err)
 	}
-	sf := sensorFlags{shedSyscalls: *shedSys, layout: string(ringspec.DefaultLayout), preset: ringspec.DefaultPreset}
+	sf := sensorFlags{shedSyscalls: *shedSys, layout: string(ringspec.DefaultLayout), preset: ringspec.DefaultPreset,
+		cpusPerRing: ringspec.DefaultCPUsPerRing}
 	sc, err := sf.config()
 	if err != nil {
 		return err
