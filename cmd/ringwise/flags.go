@@ -87,7 +87,7 @@ func (f *sensorFlags) config() (sensor.Config, error) {
 	if err != nil {
 		return sensor.Config{}, fmt.Errorf("--layout: %w", err)
 	}
-	if f.cpusPerRing < 1 {
+	if f.cpusPerRing < 0 {
 		return sensor.Config{}, fmt.Errorf("--cpus-per-ring %d: want at least 1", f.cpusPerRing)
 	}
 	// The sensor traces this machine's syscalls: its own ABI's numbers.
@@ -98,7 +98,7 @@ func (f *sensorFlags) config() (sensor.Config, error) {
 	cfg := sensor.Config{
 		Node: f.node,
 		Probe: bpf.Config{RingSize: size, LifecycleRingSize: f.lifecycleSize, Layout: layout, Hints: f.hints, LifecycleOnly: f.lifecycleOnly,
-			ShedSyscalls: shed, CPUsPerRing: f.cpusPerRing},
+			ShedSyscalls: shed, CPUsPerRing: f.cpusPerRing}, // 0: ringspec.DefaultCPUsPerRing
 		ExcludeSelf:    f.excludeSelf,
 		ConsumerCost:   f.consumerCost,
 		BatchMaxEvents: f.batchEvents,
