@@ -19,7 +19,9 @@ func (s *sensor) registerMetrics(meter metric.Meter) (metric.Registration, error
 	cat := func(c int) attribute.KeyValue { return attribute.String("category", event.Category(c).String()) }
 	var (
 		attempted, delivered, dropped, shed, batches, pubErrs metric.Int64ObservableCounter
+		spoolOverflow                                         metric.Int64ObservableCounter
 		ringSize, fill, fillHigh                              metric.Int64ObservableGauge
+		spoolQueued, spoolMax                                 metric.Int64ObservableGauge
 		err                                                   error
 	)
 	counter := func(dst *metric.Int64ObservableCounter, name, desc string) {
@@ -41,6 +43,9 @@ func (s *sensor) registerMetrics(meter metric.Meter) (metric.Registration, error
 	gauge(&ringSize, "ringwise.sensor.ring.size", "Size of each ring in bytes (ring=main|lifecycle).")
 	gauge(&fill, "ringwise.sensor.ring.fill", "Bytes waiting in the ring(s) at the latest counter sample.")
 	gauge(&fillHigh, "ringwise.sensor.ring.fill.high_water", "Highest ring fill seen in any counter sample of this run.")
+	counter(&spoolOverflow, "ringwise.sensor.events.spool_overflow", "Delivered events whose raw batch the publish spool dropped because it was full during a NATS outage, per category (attempted == delivered + dropped + spool_overflow downstream).")
+	gauge(&spoolQueued, "ringwise.sensor.spool.queued", "Bytes of raw batches waiting in the publish spool (NATS slow or away).")
+	gauge(&spoolMax, "ringwise.sensor.spool.max", "The publish spool's bound in bytes (--spool-size).")
 	if err != nil {
 		return nil, fmt.Errorf("sensor: metrics: %w", err)
 	}
@@ -49,8 +54,10 @@ func (s *sensor) registerMetrics(meter metric.Meter) (metric.Registration, error
 		s.mu.Lock()
 		cur, high := s.fillNow, s.fillHigh
 		s.mu.Unlock()
+		over := s.spoolOverflow()
 		for i := 0; i < event.NumCategories; i++ {
 			set := metric.WithAttributes(node, cat(i))
+			o.ObserveInt64(spoolOverflow, int64(over[i]), set)
 			o.ObserveInt64(attempted, int64(c.Attempted[i]), set)
 			o.ObserveInt64(delivered, int64(c.Delivered[i]), set)
 			o.ObserveInt64(dropped, int64(c.Dropped[i]), set)
@@ -64,6 +71,11 @@ func (s *sensor) registerMetrics(meter metric.Meter) (metric.Registration, error
 		}
 		o.ObserveInt64(fill, int64(cur), metric.WithAttributes(node))
 		o.ObserveInt64(fillHigh, int64(high), metric.WithAttributes(node))
+		if s.cfg.Spool != nil {
+			sp := s.cfg.Spool()
+			o.ObserveInt64(spoolQueued, sp.QueuedBytes, metric.WithAttributes(node))
+			o.ObserveInt64(spoolMax, sp.MaxBytes, metric.WithAttributes(node))
+		}
 		return nil
-	}, attempted, delivered, dropped, shed, batches, pubErrs, ringSize, fill, fillHigh)
+	}, attempted, delivered, dropped, shed, batches, pubErrs, spoolOverflow, ringSize, fill, fillHigh, spoolQueued, spoolMax)
 }
