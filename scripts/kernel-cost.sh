@@ -22,6 +22,9 @@
 # Then one more flood with the whole pipeline (sensor, NATS, enricher,
 # analyzer) gives each service's peak RSS.
 #
+# KC_REPORT_ONLY=1 writes the report again from the files of an earlier
+# run (TSV, .meta, .mem, .prog) without measuring.
+#
 # Env: ROUNDS (5), FLOOD_PROCS (3000), DD_COUNT (1000000), RING_SIZE (8MiB),
 # KC_OUT (bench/kernel-cost.md), KC_TSV (bench/kernel-cost.tsv).
 # All the rounds hold /tmp/ringwise-bpf.lock (one tracer at a time).
@@ -42,6 +45,7 @@ if [ "$(id -u)" != 0 ]; then
 	exit 0
 fi
 mkdir -p bench "$(dirname "$OUT")"
+if [ -z "${KC_REPORT_ONLY:-}" ]; then
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
 go build -o bin/ringwise ./cmd/ringwise
@@ -191,9 +195,16 @@ if sysctl -qw kernel.bpf_stats_enabled=1 2>/dev/null; then
 	echo "$prog_stats $prog_dd $prog_sensor" >"${OUT%.md}.prog"
 fi
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+when=$(date -u '+%Y-%m-%d %H:%M UTC')
+printf '%s\n' "$commit" "$when" "$load_start" "$load_end" "$(awk '{ print $1 }' <<<"$mem_flood")" >"${OUT%.md}.meta"
+else
+	# KC_REPORT_ONLY=1: the report again from an earlier run's files.
+	{ read -r commit; read -r when; read -r load_start; read -r load_end; read -r mem_wall; } <"${OUT%.md}.meta"
+	mem_flood=$mem_wall
+fi
 
 {
-	echo "Measured by \`scripts/kernel-cost.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, $(nproc) CPUs, kernel $(uname -r); $ROUNDS rounds, the runs' order rotated each round; ring $RING_SIZE shared; flood = \`ringwise flood --procs $FLOOD_PROCS\`; dd = \`dd if=/dev/zero of=/dev/null bs=500 count=$DD_COUNT\`. Load average $load_start at the start, $load_end at the end (the machine is shared: wall time is noisy, the workload's CPU time less so)."
+	echo "Measured by \`scripts/kernel-cost.sh\` on $when, commit $commit, $(nproc) CPUs, kernel $(uname -r); $ROUNDS rounds, the runs' order rotated each round; ring $RING_SIZE shared; flood = \`ringwise flood --procs $FLOOD_PROCS\`; dd = \`dd if=/dev/zero of=/dev/null bs=500 count=$DD_COUNT\`. Load average $load_start at the start, $load_end at the end (the machine is shared: wall time is noisy, the workload's CPU time less so)."
 	echo
 	echo "| workload | sensor | wall s median (min–max) | wall overhead | CPU s median (min–max) | CPU overhead | events delivered (median) | dropped (max) | sensor CPU µs/event | sensor peak RSS MiB |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -220,7 +231,7 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 			else {
 				wo = sprintf("%+.1f %%", 100 * (wm / wmed[b] - 1)); co = sprintf("%+.1f %%", 100 * (cm / cmed[b] - 1))
 				dm = med(D, k, m); med(X, k, m); xm = hi; sm = med(S, k, m); hm = med(H, k, m)
-				ev = sprintf("%.0f", dm); dr = sprintf("%.0f", xm)
+				ev = dm > 0 ? sprintf("%.0f", dm) : "—"; dr = dm > 0 ? sprintf("%.0f", xm) : "—"
 				sc = dm > 0 ? sprintf("%.2f", 1e6 * sm / dm) : "—"; rss = sprintf("%.1f", hm / 1024)
 			}
 			printf "| %s | %s | %.2f (%.2f–%.2f) | %s | %.2f (%.2f–%.2f) | %s | %s | %s | %s | %s |\n", kp[1], kp[2], wm, wl, wh, wo, cm, cl, ch, co, ev, dr, sc, rss
