@@ -140,7 +140,7 @@ ratio_target() {
 	local v
 	v=$(metric "$2" "$3" "$4" 4)
 	if [ -z "$v" ]; then
-		target_rows+=("| $1 | ≥ $5 % | not measured (root needed for BPF) | **NOT MET** |")
+		target_rows+=("| $1 | ≥ $5 % | not measured (needs root and BPF; its package was not in this run) | **NOT MET** |")
 		met_all=0
 	elif ge "$v" "$5"; then
 		target_rows+=("| $1 | ≥ $5 % | $(awk -v x="$v" 'BEGIN { printf "%.1f", x }') % | met |")
@@ -216,6 +216,7 @@ tmp=$(mktemp)
 	echo "- Commit: $commit"
 	echo "- Command: \`go test -run '^\$' -bench . -benchmem -count $COUNT -cpu $CPU <pkg>\`, one package at a time; values are the median of the $COUNT runs (raw output: \`bench/raw.txt\`, not committed)."
 	echo "- GOMAXPROCS=$CPU: the benchmarks are single-goroutine, so events/s is per core. ns/op is per benchmark iteration, which for the batch benchmarks is a whole batch (events/s is per event)."
+	echo "- Packages run: ${pkgs[*]}"
 	echo "- Caveat: the machine may have been busy with other work while this ran (load average $load_start at start, $load_end at the end), so numbers can be low and noisy; compare runs on a quiet machine before drawing conclusions."
 	echo
 	echo "## Targets"
@@ -233,7 +234,7 @@ tmp=$(mktemp)
 	if [ -n "$(sd events/s)" ]; then
 		echo "**Sensor drain** (\`sensor\` BenchmarkSensorDrain): a 64 MiB BPF ring is filled by \`dd bs=500 count=300000\` with no reader (real BPF programs, then detached; $(fmt_rate "$(sd events/drain)") records per fill) and drained twice in the same run: by a no-op reader (\`bpf.Ring.Discard\`: ringbuf ReadInto, discard) at $(fmt_rate "$(sd noop-events/s)") events/s, and by \`sensor.Run\` (read, decode, merge, batch, encode, publish to an embedded JetStream, acks awaited) at $(fmt_rate "$(sd events/s)") events/s: $(awk -v x="$(sd %-of-noop)" 'BEGIN { printf "%.1f", x }') % of the limit, $(awk -v x="$(sd cpu-ns/event)" 'BEGIN { printf "%.0f", x }') ns of CPU per event with NATS's share (GOMAXPROCS=$CPU: one core for the sensor and the server)."
 	else
-		echo "**Sensor drain**: not measured (BenchmarkSensorDrain needs root)."
+		echo "**Sensor drain**: not measured in this run (BenchmarkSensorDrain needs root and BPF; its package, \`sensor\`, was not among the packages run)."
 	fi
 	echo
 	el() { metric enricher BenchmarkEnrichVsLimit "$1" 4; }
