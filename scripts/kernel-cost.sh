@@ -23,7 +23,7 @@
 # analyzer) gives each service's peak RSS.
 #
 # KC_REPORT_ONLY=1 writes the report again from the files of an earlier
-# run (TSV, .meta, .mem, .prog) without measuring.
+# run (TSV, .meta, .mem) without measuring.
 #
 # Env: ROUNDS (5), FLOOD_PROCS (3000), DD_COUNT (1000000), RING_SIZE (8MiB),
 # KC_OUT (bench/kernel-cost.md), KC_TSV (bench/kernel-cost.tsv).
@@ -111,19 +111,6 @@ stop_sensor() {
 		printf "%d %d %.3f %d\n", d, x, t / hz, hwm }')
 }
 
-# bpf_prog_stats PID: "runs ns_per_run" of the busiest BPF program the
-# process holds (kernel.bpf_stats_enabled must be 1 while it ran).
-bpf_prog_stats() {
-	local fd best_cnt=0 best_ns=0 cnt ns
-	for fd in /proc/$1/fd/*; do
-		[ "$(readlink "$fd" 2>/dev/null)" = "anon_inode:bpf-prog" ] || continue
-		cnt=$(awk '/^run_cnt:/ { print $2 }' "/proc/$1/fdinfo/${fd##*/}" 2>/dev/null)
-		ns=$(awk '/^run_time_ns:/ { print $2 }' "/proc/$1/fdinfo/${fd##*/}" 2>/dev/null)
-		if [ -n "$cnt" ] && [ "$cnt" -gt "$best_cnt" ]; then best_cnt=$cnt best_ns=$ns; fi
-	done
-	awk -v c="$best_cnt" -v n="$best_ns" 'BEGIN { printf "%d %.0f\n", c, c > 0 ? n / c : 0 }'
-}
-
 # timed WORKLOAD: prints "wall cpu" (s).
 timed() {
 	local TIMEFORMAT='%3R %3U %3S' t
@@ -180,20 +167,6 @@ wait "$enricher_pid" "$analyzer_pid" 2>/dev/null || true
 enricher_pid=""
 printf '%s\n' "${mem_rows[@]}" >"${OUT%.md}.mem"
 
-# Where a syscall's cost goes: one more dd with the kernel's BPF run-time
-# statistics on (they cost a little themselves, so the timed rounds ran
-# without): the sys_exit program's runs and mean ns per run.
-stats_was=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
-prog_stats=""
-if sysctl -qw kernel.bpf_stats_enabled=1 2>/dev/null; then
-	start_sensor
-	prog_dd=$(timed dd)
-	prog_stats=$(bpf_prog_stats "$sensor_pid")
-	stop_sensor
-	prog_sensor=$stop_res
-	sysctl -qw kernel.bpf_stats_enabled="$stats_was" || true
-	echo "$prog_stats $prog_dd $prog_sensor" >"${OUT%.md}.prog"
-fi
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 when=$(date -u '+%Y-%m-%d %H:%M UTC')
 printf '%s\n' "$commit" "$when" "$load_start" "$load_end" "$(awk '{ print $1 }' <<<"$mem_flood")" >"${OUT%.md}.meta"
@@ -244,12 +217,6 @@ fi
 	echo "|---|---:|"
 	cat "${OUT%.md}.mem"
 	echo
-	if [ -s "${OUT%.md}.prog" ]; then
-		read -r pruns pns pwall pcpu pdel _ <"${OUT%.md}.prog"
-		awk -v r="$pruns" -v ns="$pns" -v c="$pcpu" -v d="$pdel" -v cnt="$DD_COUNT" -v base="$(awk -F'\t' '$2 == "dd" && $3 == "none" { s += $5; n++ } END { if (n) print s / n }' "$TSV")" 'BEGIN {
-			printf "Where a dd syscall'"'"'s cost goes (one more dd with \`kernel.bpf_stats_enabled=1\`, which adds a little itself): the busiest BPF program (tp_btf/sys_exit) ran %d times at a mean %.0f ns per run (the program, its ring reserve and submit, in dd'"'"'s context): %.2f s of the dd'"'"'s %.2f s CPU, against %.2f s for dd alone (mean of the rounds above); the remaining difference is the rest of the kernel'"'"'s path (the tracepoint itself, wakeups, cache and scheduler effects of the reader on the other core). The sensor delivered %d events.\n", r, ns, r * ns / 1e9, c, base, d }'
-		echo
-	fi
 	echo "Overheads compare medians against the \`none\` runs of the same workload in the same rounds. Targets: default set ≤ 10 %, lifecycle-only ≤ 2 %, dd ≤ 15 %. Sensor CPU is the sensor process's user+system time over the whole run (idle before and after included), per delivered event."
 } >"$OUT"
 # Targets, for scripts/bench.sh: label, goal, measured, status.
