@@ -60,6 +60,52 @@ type Config struct {
 	// order from its checkpoint (see docs/scaling.md). Durable and Node
 	// are then unused.
 	Scale *ScaleConfig
+	// MaxNodes caps the nodes whose state this enricher keeps (default
+	// DefaultMaxNodes); NodeIdle is how long a node may be silent before
+	// its state may be evicted to make room (default DefaultNodeIdle). A
+	// new node that finds no room is refused as "node_cap".
+	MaxNodes int
+	NodeIdle time.Duration
+	// MaxSnapshotProcs caps the processes of one snapshot (default
+	// DefaultMaxSnapshotProcs); a larger one is refused.
+	MaxSnapshotProcs int
+}
+
+// Limits of an enricher (see Config).
+const (
+	// DefaultMaxNodes: each node's state costs some 250 KB before it holds
+	// a process (bounded caches), so 512 nodes stay near 128 MB.
+	DefaultMaxNodes = 512
+	// DefaultNodeIdle is how long a silent node keeps its state when room
+	// is needed.
+	DefaultNodeIdle = 10 * time.Minute
+	// DefaultMaxSnapshotProcs is far above any real node's process count
+	// (pid_max is 2^22, a busy host has some 10^4 processes).
+	DefaultMaxSnapshotProcs = 1 << 18
+)
+
+// LimitStats count what the enricher's limits refused or evicted.
+type LimitStats struct {
+	MaxNodes         int    `json:"max_nodes"`
+	NodesRefused     uint64 `json:"nodes_refused"`      // messages of a new node refused: no room
+	NodesEvicted     uint64 `json:"nodes_evicted_idle"` // idle nodes whose state was dropped to make room
+	SnapshotTooLarge uint64 `json:"snapshot_too_large"` // snapshots above MaxSnapshotProcs
+}
+
+// SnapshotEntryStats count what happened to the entries of snapshots
+// merged into a running node's state (state.MergeResult, summed).
+type SnapshotEntryStats struct {
+	Applied       uint64 `json:"applied"`
+	Agreed        uint64 `json:"agreed"`
+	Stale         uint64 `json:"stale"`
+	Contradicting uint64 `json:"contradicting"`
+}
+
+func (s *SnapshotEntryStats) add(r state.MergeResult) {
+	s.Applied += uint64(r.Applied)
+	s.Agreed += uint64(r.Agreed)
+	s.Stale += uint64(r.Stale)
+	s.Contradicting += uint64(r.Contradicting)
 }
 
 // Stats are the enricher's counters.
@@ -79,6 +125,12 @@ type Stats struct {
 	Replayed uint64 `json:"replayed"`
 	// Ownership is the scaled mode's account (nil otherwise).
 	Ownership *OwnershipStats `json:"ownership,omitempty"`
+	// SnapshotEntries: entries of snapshots merged into a running node's
+	// state; SnapshotsPending: snapshots of a new sensor run held until a
+	// batch of that run arrived.
+	SnapshotEntries  SnapshotEntryStats `json:"snapshot_entries"`
+	SnapshotsPending uint64             `json:"snapshots_pending"`
+	Limits           LimitStats         `json:"limits"`
 	// Consumer is the consume loop's account (acked, retried, poisoned
 	// by reason, dead-lettered), once Run has started.
 	Consumer bus.ConsumerStats `json:"consumer"`
@@ -112,12 +164,23 @@ func (e *Enricher) rawIncarnation() string {
 	return e.rawInc
 }
 
+type pendingSnapshot struct {
+	procs   []event.ProcInfo
+	bootID  string
+	startNs uint64
+}
+
 type nodeState struct {
 	// snap gathers the parts of a snapshot until the last one arrives.
 	snap      []event.ProcInfo
 	snapNext  uint32
 	snapBoot  string
 	snapStart uint64
+	// pending is a complete snapshot of another sensor run than the
+	// current one, applied when a batch of that run arrives.
+	pending *pendingSnapshot
+	// lastSeen is when a message of the node last arrived.
+	lastSeen time.Time
 
 	table   state.Table
 	bootID  string
@@ -160,6 +223,15 @@ func New(cfg Config) (*Enricher, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxNodes <= 0 {
+		cfg.MaxNodes = DefaultMaxNodes
+	}
+	if cfg.NodeIdle <= 0 {
+		cfg.NodeIdle = DefaultNodeIdle
+	}
+	if cfg.MaxSnapshotProcs <= 0 {
+		cfg.MaxSnapshotProcs = DefaultMaxSnapshotProcs
 	}
 	if cfg.Tracing == nil {
 		cfg.Tracing = telemetry.Disabled()
@@ -246,55 +318,123 @@ func (e *Enricher) Handle(ctx context.Context, subject string, data []byte) erro
 func (e *Enricher) handle(ctx context.Context, d bus.Delivery) error {
 	switch d.Kind {
 	case bus.KindSnapshot:
-		return e.handleSnapshot(d.Node, d.Data)
+		return e.handleSnapshot(d)
 	case bus.KindRaw:
 		return e.handleBatch(ctx, d)
 	}
 	return bus.PoisonAs(bus.ReasonBadSubject, fmt.Errorf("enricher: unexpected subject %q", d.Subject))
 }
 
-func (e *Enricher) handleSnapshot(node string, data []byte) error {
-	s, err := event.DecodeSnapshot(data)
+func (e *Enricher) handleSnapshot(d bus.Delivery) error {
+	node := d.Node
+	where := fmt.Sprintf("snapshot on %s (stream %s seq %d)", d.Subject, bus.StreamRaw, d.StreamSeq)
+	s, err := event.DecodeSnapshot(d.Data)
 	if err != nil {
-		err = fmt.Errorf("snapshot from %s: %w", node, err)
+		err = fmt.Errorf("%s: %w", where, err)
 		return bus.PoisonAs(event.ErrorKind(err), err)
 	}
 	if s.Node != node {
-		err := fmt.Errorf("snapshot on subject of node %q claims node %q: %w", node, s.Node, event.ErrMalformed)
+		err := fmt.Errorf("%s claims node %q: %w", where, s.Node, event.ErrMalformed)
 		return bus.PoisonAs("node_mismatch", err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	ns := e.node(node)
+	ns, err := e.node(node)
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
 	// Parts arrive in order on the stream; gather them, seed on the last.
 	if s.Part == 1 {
 		ns.snap = ns.snap[:0]
 		ns.snapBoot, ns.snapStart = s.BootID, s.SensorStartNs
 	} else if ns.snapNext != s.Part || ns.snapBoot != s.BootID || ns.snapStart != s.SensorStartNs {
-		ns.snap, ns.snapNext = ns.snap[:0], 0
-		err := fmt.Errorf("snapshot from %s: part %d of %d out of sequence: %w", node, s.Part, s.Parts, event.ErrMalformed)
+		ns.snap, ns.snapNext = nil, 0
+		err := fmt.Errorf("%s: part %d of %d out of sequence: %w", where, s.Part, s.Parts, event.ErrMalformed)
 		return bus.PoisonAs("snapshot_sequence", err)
+	}
+	if len(ns.snap)+len(s.Procs) > e.cfg.MaxSnapshotProcs {
+		ns.snap, ns.snapNext = nil, 0
+		e.stats.Limits.SnapshotTooLarge++
+		err := fmt.Errorf("%s: part %d of %d takes the snapshot above %d processes: %w", where, s.Part, s.Parts, e.cfg.MaxSnapshotProcs, event.ErrOversized)
+		return bus.PoisonAs("snapshot_too_large", err)
 	}
 	ns.snap = append(ns.snap, s.Procs...)
 	ns.snapNext = s.Part + 1
 	if s.Part < s.Parts {
 		return nil
 	}
-	ns.table.Seed(ns.snap)
-	if ns.bootID != s.BootID || ns.startNs != s.SensorStartNs {
-		ns.runEvents = 0
-	}
-	ns.bootID, ns.startNs, ns.lastSeq = s.BootID, s.SensorStartNs, 0
-	e.stats.Snapshots++
-	e.log.Info("seeded process table from snapshot", "node", node, "processes", len(ns.snap), "parts", s.Parts)
+	procs := ns.snap
 	ns.snap, ns.snapNext = nil, 0
+	switch {
+	case ns.bootID == "":
+		// The node's first word: nothing to protect yet.
+		e.seed(ns, procs, s.BootID, s.SensorStartNs)
+		e.log.Info("seeded process table from snapshot", "node", node, "processes", len(procs), "parts", s.Parts,
+			"stream", bus.StreamRaw, "subject", d.Subject, "seq", d.StreamSeq)
+	case ns.bootID == s.BootID && ns.startNs == s.SensorStartNs:
+		// The current run's state is newer than any snapshot of it.
+		r := ns.table.Merge(procs)
+		e.stats.Snapshots++
+		e.stats.SnapshotEntries.add(r)
+		if r.Contradicting > 0 || r.Stale > 0 {
+			e.log.Warn("snapshot entries refused: they contradict or predate the state built from events", "node", node,
+				"contradicting", r.Contradicting, "stale", r.Stale, "applied", r.Applied,
+				"stream", bus.StreamRaw, "subject", d.Subject, "seq", d.StreamSeq)
+		}
+	case ns.bootID == s.BootID && s.SensorStartNs < ns.startNs:
+		err := fmt.Errorf("%s: of sensor run %d, older than the current run %d: %w", where, s.SensorStartNs, ns.startNs, event.ErrMalformed)
+		return bus.PoisonAs("snapshot_stale_run", err)
+	default:
+		// Another run: it replaces the state only once a batch of that run
+		// shows the run is real (see applyPending).
+		ns.pending = &pendingSnapshot{procs: procs, bootID: s.BootID, startNs: s.SensorStartNs}
+		e.stats.SnapshotsPending++
+		e.log.Info("snapshot of a new sensor run held until a batch of that run arrives", "node", node,
+			"processes", len(procs), "stream", bus.StreamRaw, "subject", d.Subject, "seq", d.StreamSeq)
+	}
 	return nil
 }
 
-// node returns node's state, creating it on first sight. Caller holds mu.
-func (e *Enricher) node(name string) *nodeState {
+// seed replaces ns's table with procs for the run (boot, start). Caller
+// holds mu.
+func (e *Enricher) seed(ns *nodeState, procs []event.ProcInfo, boot string, start uint64) {
+	ns.table.Seed(procs)
+	if ns.bootID != boot || ns.startNs != start {
+		ns.runEvents = 0
+	}
+	ns.bootID, ns.startNs, ns.lastSeq, ns.pending = boot, start, 0, nil
+	e.stats.Snapshots++
+}
+
+// applyPending seeds ns from the snapshot held for run (boot, start), if
+// any: a batch of that run arrived. Caller holds mu.
+func (e *Enricher) applyPending(ns *nodeState, boot string, start uint64) {
+	if p := ns.pending; p != nil && p.bootID == boot && p.startNs == start {
+		e.seed(ns, p.procs, boot, start)
+	}
+}
+
+// node returns node's state, creating it on first sight. At MaxNodes it
+// first evicts the nodes idle for NodeIdle; with no room still, it refuses
+// the new node. Caller holds mu.
+func (e *Enricher) node(name string) (*nodeState, error) {
+	now := time.Now()
 	ns := e.nodes[name]
 	if ns == nil {
+		if len(e.nodes) >= e.cfg.MaxNodes {
+			for n, old := range e.nodes {
+				if old.owned == nil && now.Sub(old.lastSeen) >= e.cfg.NodeIdle {
+					delete(e.nodes, n)
+					e.stats.Limits.NodesEvicted++
+					e.log.Info("idle node evicted to make room", "node", n, "idle", now.Sub(old.lastSeen).Round(time.Second), "max_nodes", e.cfg.MaxNodes)
+				}
+			}
+		}
+		if len(e.nodes) >= e.cfg.MaxNodes {
+			e.stats.Limits.NodesRefused++
+			e.stats.Nodes = len(e.nodes)
+			return nil, bus.PoisonAs("node_cap", fmt.Errorf("node %q: this enricher already keeps the state of %d nodes (its cap), none idle for %v", name, len(e.nodes), e.cfg.NodeIdle))
+		}
 		cfg := e.cfg.State
 		if cfg.Lookup == nil && e.cfg.NC != nil {
 			cfg.Lookup = procfs.NATSLookup{NC: e.cfg.NC, Node: name, NotFound: state.ErrNotFound}
@@ -307,6 +447,24 @@ func (e *Enricher) node(name string) *nodeState {
 		e.nodes[name] = ns
 		e.stats.Nodes = len(e.nodes)
 	}
+	ns.lastSeen = now
+	return ns, nil
+}
+
+// ownedNodeState returns node's state for an owner that holds its lease:
+// never refused by MaxNodes (leases bound owned nodes). Caller holds mu.
+func (e *Enricher) ownedNodeState(name string) *nodeState {
+	if ns := e.nodes[name]; ns != nil {
+		ns.lastSeen = time.Now()
+		return ns
+	}
+	cfg := e.cfg.State
+	if cfg.Lookup == nil && e.cfg.NC != nil {
+		cfg.Lookup = procfs.NATSLookup{NC: e.cfg.NC, Node: name, NotFound: state.ErrNotFound}
+	}
+	ns := &nodeState{table: state.New(cfg), lastSeen: time.Now()}
+	e.nodes[name] = ns
+	e.stats.Nodes = len(e.nodes)
 	return ns
 }
 
@@ -316,8 +474,11 @@ const HeaderRawStreamSeq = bus.HeaderRawStreamSeq
 func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 	node := d.Node
 	e.mu.Lock()
-	ns := e.node(node)
+	ns, err := e.node(node)
 	e.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("batch on %s (stream %s seq %d): %w", d.Subject, bus.StreamRaw, d.StreamSeq, err)
+	}
 	if ns.codec == nil {
 		ns.codec = event.NewCodec()
 	}
@@ -341,7 +502,9 @@ func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 	e.mu.Lock()
 	if ns.bootID != b.BootID || ns.startNs != b.SensorStartNs {
 		// A sensor run we have no snapshot for (or a restart): keep the
-		// table, track the new sequence.
+		// table, track the new sequence; a snapshot held for this run
+		// replaces the table now.
+		e.applyPending(ns, b.BootID, b.SensorStartNs)
 		ns.bootID, ns.startNs, ns.lastSeq, ns.runEvents = b.BootID, b.SensorStartNs, 0, 0
 		if d.StreamSeq == 0 {
 			ns.lastPos, ns.retry = 0, nil
@@ -449,6 +612,7 @@ func (e *Enricher) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.stats
+	s.Limits.MaxNodes = e.cfg.MaxNodes
 	s.BadInput = make(map[string]uint64, len(e.stats.BadInput))
 	for k, v := range e.stats.BadInput {
 		s.BadInput[k] = v

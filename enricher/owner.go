@@ -582,7 +582,7 @@ func (o *ownedNode) takeover(ctx context.Context) (uint64, error) {
 	s, e := o.s, o.s.e
 	e.mu.Lock()
 	delete(e.nodes, o.node)
-	ns := e.node(o.node)
+	ns := e.ownedNodeState(o.node)
 	ns.owned = o
 	inc := e.rawInc
 	e.mu.Unlock()

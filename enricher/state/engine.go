@@ -55,23 +55,76 @@ func (e *Engine) Seed(procs []event.ProcInfo) {
 	e.tombs.reset()
 	e.neg.reset()
 	for i := range procs {
-		p := &procs[i]
-		en := entry{
-			pid: p.Pid, ppid: p.PPid, uid: p.UID, gid: p.GID, startNs: p.StartNs,
-			comm:      e.intern.str(p.Comm),
-			exe:       e.intern.str(p.ExePath),
-			cmdline:   e.intern.str(p.Cmdline),
-			container: e.intern.str(p.ContainerID),
-			source:    event.SourceSnapshot,
-			// exec id unknown: adopted from the first event seen.
-			fromProc: true,
-		}
-		if idx, ok := e.t.get(p.Pid); ok { // duplicate pid: the later wins
+		en := e.snapshotEntry(&procs[i])
+		if idx, ok := e.t.get(en.pid); ok { // duplicate pid: the later wins
 			e.t.replace(idx, en)
 			continue
 		}
 		e.makeRoom()
 		e.t.insert(en)
+	}
+}
+
+// Merge implements Table.
+func (e *Engine) Merge(procs []event.ProcInfo) MergeResult {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var r MergeResult
+	for i := range procs {
+		p := &procs[i]
+		idx, ok := e.t.get(p.Pid)
+		if !ok {
+			if e.tombs.has(p.Pid, p.StartNs) {
+				r.Stale++ // its exit was seen: the snapshot is older than the state
+				continue
+			}
+			e.makeRoom()
+			e.t.insert(e.snapshotEntry(p))
+			r.Applied++
+			continue
+		}
+		en := &e.t.slab[idx]
+		switch {
+		case event.SameStart(en.startNs, p.StartNs):
+			// The same process. Its known image stands: a snapshot carries
+			// no exec counter, so it cannot show itself newer than an exec
+			// the events applied.
+			if en.exited || (en.comm == p.Comm && en.exe == p.ExePath && (en.cmdline == p.Cmdline || en.missing&event.FieldCmdline != 0)) {
+				r.Agreed++
+				continue
+			}
+			if en.missing != 0 && en.source != event.SourceSnapshot && en.comm == p.Comm {
+				// Fields the state could not know: the snapshot fills them.
+				e.t.replace(idx, e.snapshotEntry(p))
+				r.Applied++
+				continue
+			}
+			r.Contradicting++
+		case p.StartNs < en.startNs:
+			r.Stale++ // an older holder of the pid than the state's
+		default:
+			// A newer holder of the pid than the state's: the state's exit
+			// was lost.
+			if !en.exited {
+				e.st.PidReuseDetected++
+			}
+			e.t.replace(idx, e.snapshotEntry(p))
+			r.Applied++
+		}
+	}
+	return r
+}
+
+func (e *Engine) snapshotEntry(p *event.ProcInfo) entry {
+	return entry{
+		pid: p.Pid, ppid: p.PPid, uid: p.UID, gid: p.GID, startNs: p.StartNs,
+		comm:      e.intern.str(p.Comm),
+		exe:       e.intern.str(p.ExePath),
+		cmdline:   e.intern.str(p.Cmdline),
+		container: e.intern.str(p.ContainerID),
+		source:    event.SourceSnapshot,
+		// exec id unknown: adopted from the first event seen.
+		fromProc: true,
 	}
 }
 

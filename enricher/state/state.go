@@ -120,6 +120,15 @@ type Table interface {
 	// Seed resets the table and seeds it from a /proc snapshot
 	// (Source=snapshot). Counters in Stats are cumulative and kept.
 	Seed(procs []event.ProcInfo)
+	// Merge applies a /proc snapshot to a table that events already
+	// update, without letting it replace newer state: an entry whose pid
+	// is held by a later-started process, or whose exit was seen, is
+	// stale; an entry for a known process whose image (name, exe, command
+	// line) differs contradicts what the events established (a snapshot
+	// carries no exec counter, so it cannot be newer than an applied exec)
+	// and is dropped. Only unknown pids, newer holders of a pid and fields
+	// the state lacks are applied.
+	Merge(procs []event.ProcInfo) MergeResult
 	// Enrich appends one Enriched per raw event of b to out, in order,
 	// applying lifecycle events to the table, and returns out. The strings of
 	// the results are shared and immutable; Event.Exe and Event.Args alias
@@ -129,6 +138,14 @@ type Table interface {
 	Snapshot() []event.ProcInfo
 	// Stats returns the engine's counters.
 	Stats() Stats
+}
+
+// MergeResult counts what Merge did with a snapshot's entries.
+type MergeResult struct {
+	Applied       int // inserted or replaced
+	Agreed        int // already known, the same
+	Stale         int // older than the state (earlier holder of the pid, or exited)
+	Contradicting int // a known live process with another image: dropped
 }
 
 // New returns an Engine configured by cfg.
