@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +47,27 @@ var ErrHTTPExposed = errors.New("refusing to serve HTTP beyond loopback without 
 // maxStatsPerNode bounds the stats messages kept for the ring model (about
 // an hour at one per second).
 const maxStatsPerNode = 3600
+
+// maxHeldStats bounds the stats of a not yet confirmed sensor run held per
+// node; maxRunsPerNode the runs remembered per node.
+const (
+	maxHeldStats   = 64
+	maxRunsPerNode = 64
+)
+
+// Node limits of an analyzer (see Config).
+const (
+	// DefaultMaxNodes caps the nodes the analyzer keeps (each costs its
+	// counters, up to maxStatsPerNode stats messages and its alerts).
+	DefaultMaxNodes = 1024
+	// DefaultNodeIdle is how long a silent node is kept when room is needed.
+	DefaultNodeIdle = 30 * time.Minute
+)
+
+type runID struct {
+	boot  string
+	start uint64
+}
 
 // Config configures an analyzer.
 type Config struct {
@@ -84,6 +106,11 @@ type Config struct {
 	// MetadataAlert configures the metadata-loss alert (its threshold is
 	// Recommend.TargetPct); a zero Rate means alert.DefaultMetadataConfig().
 	MetadataAlert alert.Config
+	// MaxNodes caps the nodes kept (default DefaultMaxNodes); NodeIdle is
+	// how long a silent node keeps its place when room is needed (default
+	// DefaultNodeIdle). A new node with no room is refused as "node_cap".
+	MaxNodes int
+	NodeIdle time.Duration
 }
 
 // Analyzer aggregates enriched batches and stats.
@@ -98,6 +125,11 @@ type Analyzer struct {
 	truth    *report.TruthChecker
 	stats    map[string][]event.Stats // per node, current sensor run
 	badInput map[string]uint64
+	limits   map[string]uint64
+	lastSeen map[string]time.Time            // per node kept
+	runs     map[string]map[runID]bool       // per node: runs with a batch seen
+	held     map[string][]event.Stats        // per node: stats of runs not seen yet
+	services map[string]report.ServiceHealth // other services' reports, by name
 	httpAddr string
 
 	consumers []*bus.Consumer // set by Run
@@ -122,6 +154,12 @@ func New(cfg Config) *Analyzer {
 	if cfg.Tracing == nil {
 		cfg.Tracing = telemetry.Disabled()
 	}
+	if cfg.MaxNodes <= 0 {
+		cfg.MaxNodes = DefaultMaxNodes
+	}
+	if cfg.NodeIdle <= 0 {
+		cfg.NodeIdle = DefaultNodeIdle
+	}
 	if cfg.DropAlert.Rate == 0 {
 		cfg.DropAlert = alert.DefaultDropConfig()
 	}
@@ -129,7 +167,9 @@ func New(cfg Config) *Analyzer {
 		cfg.MetadataAlert = alert.DefaultMetadataConfig()
 	}
 	a := &Analyzer{cfg: cfg, log: cfg.Logger, codec: event.NewCodec(), agg: report.NewAggregator(),
-		stats: map[string][]event.Stats{}, badInput: map[string]uint64{},
+		stats: map[string][]event.Stats{}, badInput: map[string]uint64{}, limits: map[string]uint64{},
+		lastSeen: map[string]time.Time{}, runs: map[string]map[runID]bool{}, held: map[string][]event.Stats{},
+		services:   map[string]report.ServiceHealth{},
 		dropAlerts: map[string]*alert.Drop{}, metaAlerts: map[string]*alert.Metadata{},
 		alertCounts: map[alertKey]uint64{}, recommended: map[string]ringmodel.Recommendation{}}
 	if len(cfg.Truth) > 0 {
@@ -163,6 +203,13 @@ func (a *Analyzer) Run(ctx context.Context) error {
 		go srv.Serve(ln)
 		defer srv.Close()
 		a.log.Info("analyzer HTTP", "addr", ln.Addr().String())
+	}
+	if a.cfg.NC != nil {
+		sub, err := a.cfg.NC.Subscribe(bus.SubjectService+">", a.serviceHealth)
+		if err != nil {
+			return fmt.Errorf("analyzer: subscribe %s>: %w", bus.SubjectService, err)
+		}
+		defer sub.Unsubscribe()
 	}
 	var consumers []*bus.Consumer
 	for _, c := range []struct {
@@ -267,7 +314,7 @@ func (a *Analyzer) HandleEnriched(subject string, data []byte) error {
 		err = fmt.Errorf("enriched batch on %s: %w: %v", subject, event.ErrMalformed, err)
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		return a.bad(bus.ReasonBadSubject, err, subject)
+		return a.bad(bus.ReasonBadSubject, err, bus.StreamEnriched, bus.Delivery{Subject: subject})
 	}
 	return a.handleEnriched(context.Background(), bus.Delivery{Subject: subject, Kind: k, Node: node, Data: data})
 }
@@ -276,12 +323,16 @@ func (a *Analyzer) handleEnriched(ctx context.Context, d bus.Delivery) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := a.codec.DecodeEnriched(d.Data, &a.batch); err != nil {
-		return a.bad(event.ErrorKind(err), err, d.Subject)
+		return a.bad(event.ErrorKind(err), err, bus.StreamEnriched, d)
 	}
 	if d.Node != a.batch.Node {
 		err := fmt.Errorf("enriched batch on %s claims node %q: %w", d.Subject, a.batch.Node, event.ErrMalformed)
-		return a.bad("node_mismatch", err, d.Subject)
+		return a.bad("node_mismatch", err, bus.StreamEnriched, d)
 	}
+	if err := a.admit(a.batch.Node); err != nil {
+		return a.bad("node_cap", err, bus.StreamEnriched, d)
+	}
+	a.seenRun(a.batch.Node, a.batch.BootID, a.batch.SensorStartNs)
 	telemetry.SetEvents(trace.SpanFromContext(ctx), len(a.batch.Events))
 	if v := d.Header.Get(bus.HeaderRawStreamSeq); v != "" {
 		if pos, err := strconv.ParseUint(v, 10, 64); err == nil && !a.agg.ObservePosition(a.batch.Node, d.Header.Get(bus.HeaderRawStream), pos) {
@@ -315,26 +366,58 @@ func (a *Analyzer) handleStats(_ context.Context, d bus.Delivery) error {
 		err = fmt.Errorf("stats: %w: %v", event.ErrMalformed, err)
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		return a.bad("malformed", err, "stats")
+		return a.bad("malformed", err, bus.StreamStats, d)
 	}
 	if err := bus.ValidNode(st.Node); err != nil {
 		err = fmt.Errorf("stats: %w: %v", event.ErrMalformed, err)
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		return a.bad("malformed", err, "stats")
+		return a.bad("malformed", err, bus.StreamStats, d)
 	}
 	if d.Node != "" && d.Node != st.Node {
 		err := fmt.Errorf("stats on %s claim node %q: %w", d.Subject, st.Node, event.ErrMalformed)
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		return a.bad("node_mismatch", err, d.Subject)
+		return a.bad("node_mismatch", err, bus.StreamStats, d)
 	}
 	a.mu.Lock()
-	a.agg.AddStats(&st)
+	if err := a.admit(st.Node); err != nil {
+		defer a.mu.Unlock()
+		return a.bad("node_cap", err, bus.StreamStats, d)
+	}
 	list := a.stats[st.Node]
 	if len(list) > 0 && (list[0].SensorStartNs != st.SensorStartNs || list[0].BootID != st.BootID) {
+		cur := list[0]
+		if cur.BootID == st.BootID && st.SensorStartNs < cur.SensorStartNs {
+			defer a.mu.Unlock()
+			err := fmt.Errorf("stats on %s of sensor run %d, older than the current run %d: %w", d.Subject, st.SensorStartNs, cur.SensorStartNs, event.ErrMalformed)
+			return a.bad("stats_stale_run", err, bus.StreamStats, d)
+		}
+		if !a.runSeen(st.Node, st.BootID, st.SensorStartNs) {
+			// Another run than the current one, of which no batch came yet:
+			// held until one does (a run is real when its batches are).
+			a.holdStats(st)
+			a.mu.Unlock()
+			return nil
+		}
 		list = nil // a new sensor run: its load replaces the old one
 	}
+	if n := len(list); n > 0 && backwards(&st, &list[n-1]) {
+		if n >= 2 && !backwards(&st, &list[n-2]) {
+			// In line with the one before the last: the last jumped ahead
+			// of its run, and is taken back.
+			a.limits["stats_outliers_removed"]++
+			a.log.Warn("stats outlier taken back: it ran ahead of its successor", "node", st.Node,
+				"stream", bus.StreamStats, "subject", d.Subject, "seq", d.StreamSeq)
+			list = list[:n-1]
+			a.agg.ReplaceRunStats(st.Node, st.BootID, st.SensorStartNs, list)
+		} else {
+			defer a.mu.Unlock()
+			err := fmt.Errorf("stats on %s: counters go backwards within sensor run %d: %w", d.Subject, st.SensorStartNs, event.ErrMalformed)
+			return a.bad("stats_backwards", err, bus.StreamStats, d)
+		}
+	}
+	a.agg.AddStats(&st)
 	if len(list) >= maxStatsPerNode {
 		list = list[1:]
 	}
@@ -349,10 +432,167 @@ func (a *Analyzer) handleStats(_ context.Context, d bus.Delivery) error {
 
 // bad counts bad input of kind and returns err marked as poison with that
 // reason. The caller holds mu.
-func (a *Analyzer) bad(kind string, err error, where string) error {
+func (a *Analyzer) bad(kind string, err error, stream string, d bus.Delivery) error {
 	a.badInput[kind]++
-	a.log.Warn("bad input", "kind", kind, "where", where, "err", err)
+	a.log.Warn("bad input", "kind", kind, "stream", stream, "subject", d.Subject, "seq", d.StreamSeq, "err", err)
 	return bus.PoisonAs(kind, err)
+}
+
+// maxServices bounds the services whose health reports are kept.
+const maxServices = 64
+
+// serviceHealth keeps a service's health report from
+// ringwise.svc.<role>.<instance>.
+func (a *Analyzer) serviceHealth(m *nats.Msg) {
+	name := strings.TrimPrefix(m.Subject, bus.SubjectService)
+	name = strings.Replace(name, ".", "/", 1)
+	var h report.ServiceHealth
+	if len(m.Data) > 1<<16 || json.Unmarshal(m.Data, &h) != nil {
+		a.mu.Lock()
+		a.badInput["service_health"]++
+		a.mu.Unlock()
+		a.log.Warn("bad input", "kind", "service_health", "subject", m.Subject, "bytes", len(m.Data))
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.services[name]; !ok && len(a.services) >= maxServices {
+		oldest := ""
+		for k, v := range a.services {
+			if oldest == "" || v.Updated < a.services[oldest].Updated {
+				oldest = k
+			}
+		}
+		delete(a.services, oldest)
+	}
+	a.services[name] = h
+}
+
+// backwards reports whether any cumulative counter of st is below prev's.
+func backwards(st, prev *event.Stats) bool {
+	for c := range st.Counters.Attempted {
+		if st.Counters.Attempted[c] < prev.Counters.Attempted[c] || st.Counters.Delivered[c] < prev.Counters.Delivered[c] ||
+			st.Counters.Dropped[c] < prev.Counters.Dropped[c] || st.Counters.Shed[c] < prev.Counters.Shed[c] {
+			return true
+		}
+	}
+	return st.Batches < prev.Batches || st.LastBatchSeq < prev.LastBatchSeq
+}
+
+// admit makes room for node under Config.MaxNodes: a known node passes; a
+// new one evicts the nodes idle for NodeIdle when the cap is reached, and
+// is refused when there is still no room. The caller holds mu.
+func (a *Analyzer) admit(node string) error {
+	now := time.Now()
+	if _, ok := a.lastSeen[node]; ok || a.agg.Has(node) {
+		a.lastSeen[node] = now
+		return nil
+	}
+	if len(a.lastSeen) >= a.cfg.MaxNodes {
+		for n, t := range a.lastSeen {
+			if now.Sub(t) >= a.cfg.NodeIdle {
+				a.forget(n)
+				a.limits["nodes_evicted_idle"]++
+			}
+		}
+	}
+	if len(a.lastSeen) >= a.cfg.MaxNodes {
+		a.limits["nodes_refused"]++
+		return fmt.Errorf("node %q: the analyzer already keeps %d nodes (its cap), none idle for %v", node, len(a.lastSeen), a.cfg.NodeIdle)
+	}
+	a.lastSeen[node] = now
+	return nil
+}
+
+// forget drops everything kept about node. The caller holds mu.
+func (a *Analyzer) forget(node string) {
+	delete(a.lastSeen, node)
+	delete(a.stats, node)
+	delete(a.runs, node)
+	delete(a.held, node)
+	delete(a.dropAlerts, node)
+	delete(a.metaAlerts, node)
+	delete(a.recommended, node)
+	a.agg.RemoveNode(node)
+}
+
+// seenRun records that a batch of node's sensor run (boot, start) arrived,
+// and applies the stats held for that run. The caller holds mu.
+func (a *Analyzer) seenRun(node, boot string, start uint64) {
+	runs := a.runs[node]
+	if runs == nil {
+		runs = map[runID]bool{}
+		a.runs[node] = runs
+	}
+	k := runID{boot, start}
+	if runs[k] {
+		return
+	}
+	if len(runs) >= maxRunsPerNode {
+		clear(runs)
+	}
+	runs[k] = true
+	var keep []event.Stats
+	var apply []event.Stats
+	for _, st := range a.held[node] {
+		if st.BootID == boot && st.SensorStartNs == start {
+			apply = append(apply, st)
+		} else {
+			keep = append(keep, st)
+		}
+	}
+	a.held[node] = keep
+	if len(apply) > 0 {
+		a.stats[node] = nil // the new run's load replaces the old one
+		for i := range apply {
+			a.agg.AddStats(&apply[i])
+			a.stats[node] = append(a.stats[node], apply[i])
+		}
+	}
+}
+
+func (a *Analyzer) runSeen(node, boot string, start uint64) bool {
+	return a.runs[node][runID{boot, start}]
+}
+
+// holdStats keeps st until a batch of its run arrives (at most
+// maxHeldStats per node, the oldest dropped). The caller holds mu.
+func (a *Analyzer) holdStats(st event.Stats) {
+	h := a.held[st.Node]
+	if len(h) >= maxHeldStats {
+		h = h[1:]
+		a.limits["stats_held_dropped"]++
+	}
+	a.held[st.Node] = append(h, st)
+	a.limits["stats_held"]++
+}
+
+// Health is the analyzer's own account of bad input and limits, as
+// /api/summary shows it under services.analyzer.
+func (a *Analyzer) Health() report.ServiceHealth {
+	a.mu.Lock()
+	cs := a.consumers
+	h := report.ServiceHealth{BadInput: map[string]uint64{}, Limits: map[string]uint64{}}
+	for k, v := range a.badInput {
+		h.BadInput[k] = v
+	}
+	for k, v := range a.limits {
+		h.Limits[k] = v
+	}
+	h.Limits["max_nodes"] = uint64(a.cfg.MaxNodes)
+	h.Limits["nodes"] = uint64(len(a.lastSeen))
+	a.mu.Unlock()
+	// What the consume loops refused before a handler saw it (oversized,
+	// bad subject, schema version) is bad input too; what the handlers
+	// refused is counted above already.
+	for _, c := range cs {
+		for k, v := range c.Stats().Poisoned {
+			if _, counted := h.BadInput[k]; !counted {
+				h.BadInput[k] += v
+			}
+		}
+	}
+	return h
 }
 
 // BadInput returns the bad-input counters by kind.
@@ -368,12 +608,18 @@ func (a *Analyzer) BadInput() map[string]uint64 {
 
 // Summary returns the report for node ("" = merged over all nodes).
 func (a *Analyzer) Summary(node string) report.Summary {
+	health := a.Health()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.agg.Summary(node)
 	if a.truth != nil {
 		s.Truth = a.truth.Result()
 	}
+	s.Services = make(map[string]report.ServiceHealth, len(a.services)+1)
+	for k, v := range a.services {
+		s.Services[k] = v
+	}
+	s.Services["analyzer"] = health
 	return s
 }
 

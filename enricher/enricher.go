@@ -10,10 +10,13 @@ package enricher
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,6 +72,9 @@ type Config struct {
 	// MaxSnapshotProcs caps the processes of one snapshot (default
 	// DefaultMaxSnapshotProcs); a larger one is refused.
 	MaxSnapshotProcs int
+	// Instance names this enricher in its health reports (default
+	// <host>-<pid>); it must be a valid subject token.
+	Instance string
 }
 
 // Limits of an enricher (see Config).
@@ -233,6 +239,19 @@ func New(cfg Config) (*Enricher, error) {
 	if cfg.MaxSnapshotProcs <= 0 {
 		cfg.MaxSnapshotProcs = DefaultMaxSnapshotProcs
 	}
+	if cfg.Instance == "" {
+		host, _ := os.Hostname()
+		host = strings.Map(func(r rune) rune {
+			if r == '.' || r == '*' || r == '>' || r <= ' ' {
+				return '_'
+			}
+			return r
+		}, host)
+		cfg.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if err := bus.ValidNode(cfg.Instance); err != nil {
+		return nil, fmt.Errorf("enricher: instance: %w", err)
+	}
 	if cfg.Tracing == nil {
 		cfg.Tracing = telemetry.Disabled()
 	}
@@ -265,6 +284,11 @@ func (e *Enricher) Run(ctx context.Context) error {
 	if err := e.loadIncarnation(ctx); err != nil {
 		return err
 	}
+	if e.cfg.NC != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go e.reportHealth(done)
+	}
 	if e.cfg.Scale != nil {
 		return e.runScaled(ctx)
 	}
@@ -294,6 +318,48 @@ func (e *Enricher) loadIncarnation(ctx context.Context) error {
 	e.rawInc = strconv.FormatInt(st.CachedInfo().Created.UnixNano(), 36)
 	e.mu.Unlock()
 	return nil
+}
+
+// HealthInterval is how often a running enricher publishes its Health on
+// ringwise.svc.enricher.<instance> for the analyzer's /api/summary.
+const HealthInterval = 2 * time.Second
+
+// Health is the enricher's account of bad input and limits (the
+// analyzer shows it under services."enricher/<instance>").
+type Health struct {
+	BadInput map[string]uint64 `json:"bad_input"`
+	Limits   map[string]uint64 `json:"limits"`
+	Updated  int64             `json:"updated_unix_ns"`
+}
+
+// Health returns the enricher's bad input by kind and its limits' counters.
+func (e *Enricher) Health() Health {
+	st := e.Stats()
+	return Health{BadInput: st.BadInput, Updated: time.Now().UnixNano(), Limits: map[string]uint64{
+		"max_nodes": uint64(st.Limits.MaxNodes), "nodes": uint64(st.Nodes),
+		"nodes_refused": st.Limits.NodesRefused, "nodes_evicted_idle": st.Limits.NodesEvicted,
+		"snapshot_too_large": st.Limits.SnapshotTooLarge, "max_snapshot_procs": uint64(e.cfg.MaxSnapshotProcs),
+		"snapshot_entries_contradicting": st.SnapshotEntries.Contradicting, "snapshot_entries_stale": st.SnapshotEntries.Stale,
+		"snapshots_pending": st.SnapshotsPending, "dead_lettered": st.Consumer.DeadLettered,
+		"dead_letter_errors": st.Consumer.DeadLetterErrors, "publish_errors": st.PubErrors,
+	}}
+}
+
+func (e *Enricher) reportHealth(done <-chan struct{}) {
+	subject := bus.SubjectService + "enricher." + e.cfg.Instance
+	t := time.NewTicker(HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		data, err := json.Marshal(e.Health())
+		if err == nil {
+			_ = e.cfg.NC.Publish(subject, data)
+		}
+	}
 }
 
 // Handle processes one message from the raw stream: a snapshot or a batch.

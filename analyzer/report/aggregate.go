@@ -22,6 +22,22 @@ type Summary struct {
 	// Falco is set for summaries of Falco output (AnalyzeFalco): drop
 	// alerts, causes, skipped lines, metrics snapshots.
 	Falco *FalcoReport `json:"falco,omitempty"`
+	// Services is what each service refused as bad input and what its
+	// limits refused or evicted, by kind: "analyzer", and each enricher
+	// as "enricher/<instance>" (from its own counters on ringwise.svc.>).
+	Services map[string]ServiceHealth `json:"services,omitempty"`
+}
+
+// ServiceHealth is one service's account of bad input and limits.
+type ServiceHealth struct {
+	// BadInput counts messages refused as bad input, by kind.
+	BadInput map[string]uint64 `json:"bad_input"`
+	// Limits counts what each limit refused or evicted, and gives the
+	// limits themselves (max_nodes, …).
+	Limits map[string]uint64 `json:"limits"`
+	// Updated is when the service last reported (unix ns); 0 for the
+	// analyzer itself.
+	Updated int64 `json:"updated_unix_ns,omitempty"`
 }
 
 // SensorSummary holds the sensor's ring counters: for each sensor run the
@@ -238,6 +254,31 @@ type Aggregator struct {
 // NewAggregator returns an empty Aggregator.
 func NewAggregator() *Aggregator {
 	return &Aggregator{nodes: make(map[string]*nodeState)}
+}
+
+// RemoveNode forgets everything about node (an idle node evicted to make
+// room).
+func (a *Aggregator) RemoveNode(name string) { delete(a.nodes, name) }
+
+// Has reports whether node was seen.
+func (a *Aggregator) Has(name string) bool { return a.nodes[name] != nil }
+
+// NumNodes is the number of nodes seen.
+func (a *Aggregator) NumNodes() int { return len(a.nodes) }
+
+// ReplaceRunStats recomputes the stats-derived counters of node's sensor
+// run (boot, startNs) from list alone: a stats message found to be an
+// outlier is taken back this way.
+func (a *Aggregator) ReplaceRunStats(node, boot string, startNs uint64, list []event.Stats) {
+	n := a.nodes[node]
+	if n == nil {
+		return
+	}
+	r := n.run(boot, startNs)
+	r.counters, r.batches, r.publishErrors, r.lastBatchSeq, r.final = event.Counters{}, 0, 0, 0, false
+	for i := range list {
+		a.AddStats(&list[i])
+	}
 }
 
 func (a *Aggregator) node(name string) *nodeState {
