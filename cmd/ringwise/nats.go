@@ -119,7 +119,7 @@ func cmdNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			// The services' identities cannot create streams: the admin does.
 			// (Anonymous services create them, as ever, in memory or on file.)
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err = bus.EnsureStreams(sctx, js, bus.StreamOptions{})
+			err = bus.EnsureStreams(sctx, js, bus.StreamOptions{Replicas: bus.AutoReplicas(nc)})
 			cancel()
 			if err != nil {
 				return err

@@ -116,6 +116,8 @@ func RolePermissions(r Role, node string) (*Permissions, error) {
 			// dropping its own consumers.
 			"$JS.API.STREAM.MSG.GET." + StreamRaw, "$JS.API.DIRECT.GET." + StreamRaw, "$JS.API.DIRECT.GET." + StreamRaw + ".>",
 			"$JS.API.CONSUMER.DELETE." + StreamRaw + ".>",
+			// What a previous owner already published (take-over).
+			"$JS.API.STREAM.MSG.GET." + StreamEnriched, "$JS.API.DIRECT.GET." + StreamEnriched, "$JS.API.DIRECT.GET." + StreamEnriched + ".>",
 			// Where a node's enriched subject ends (take-over, fencing).
 			"$JS.API.STREAM.MSG.GET." + StreamEnriched, "$JS.API.DIRECT.GET." + StreamEnriched, "$JS.API.DIRECT.GET." + StreamEnriched + ".>",
 			// Account limits, which creating a KV bucket looks up.

@@ -467,18 +467,26 @@ func cloneHeader(h nats.Header) nats.Header {
 // it last had, so that no service waits on a stream that is gone. What the
 // stream held is lost; Check reports which streams were recreated.
 type StreamWatcher struct {
-	js    jetstream.JetStream
-	known map[string]jetstream.StreamConfig
+	js      jetstream.JetStream
+	known   map[string]jetstream.StreamConfig
+	missing map[string]int
 }
+
+// StreamMissingChecks is how many consecutive checks must find a stream
+// gone before StreamWatcher recreates it: a cluster in a leader election
+// may answer "not found" for a moment, and recreating then would make an
+// empty stream beside the real one.
+const StreamMissingChecks = 3
 
 // NewStreamWatcher watches the streams of StreamConfigs on js.
 func NewStreamWatcher(js jetstream.JetStream) *StreamWatcher {
-	return &StreamWatcher{js: js, known: map[string]jetstream.StreamConfig{}}
+	return &StreamWatcher{js: js, known: map[string]jetstream.StreamConfig{}, missing: map[string]int{}}
 }
 
 // Check looks at every ringwise stream once: it remembers the
 // configuration of those that exist and recreates those that existed
-// before and are gone, returning their names.
+// before and were found gone by StreamMissingChecks checks in a row,
+// returning their names.
 func (w *StreamWatcher) Check(ctx context.Context) ([]string, error) {
 	var made []string
 	for _, sc := range StreamConfigs(StreamOptions{}) {
@@ -488,6 +496,7 @@ func (w *StreamWatcher) Check(ctx context.Context) ([]string, error) {
 			if err == nil {
 				w.known[sc.Name] = info.Config
 			}
+			w.missing[sc.Name] = 0
 			continue
 		}
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -497,6 +506,10 @@ func (w *StreamWatcher) Check(ctx context.Context) ([]string, error) {
 		if !seen {
 			continue // never existed: creating it is the services' or the admin's
 		}
+		if w.missing[sc.Name]++; w.missing[sc.Name] < StreamMissingChecks {
+			continue
+		}
+		w.missing[sc.Name] = 0
 		if _, err := w.js.CreateStream(ctx, cfg); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			return made, fmt.Errorf("recreate stream %s (subjects %v): %w", cfg.Name, cfg.Subjects, err)
 		}
