@@ -50,7 +50,7 @@ func (e *Enricher) RegisterMetrics(meter metric.Meter) (metric.Registration, err
 	counter(&evictions, "ringwise.enricher.table.evictions", "Process-table entries evicted because the table was full (live: not yet exited); Falco: n_drops_full_threadtable.")
 	counter(&pidReuse, "ringwise.enricher.pid_reuse", "Stale entries refused because their pid now names another process.")
 	gauge(&tableSize, "ringwise.enricher.table.size", "Process-table entries (state=all|live).")
-	gauge(&lag, "ringwise.enricher.lag", "Raw-stream messages not yet enriched: pending plus unacknowledged on the enricher's durable consumer.")
+	gauge(&lag, "ringwise.enricher.lag", "Raw-stream messages not yet enriched: pending plus unacknowledged on the shared durable consumer; in scaled mode per owned node, what its consumer still held at its last delivery.")
 	if err != nil {
 		return nil, fmt.Errorf("enricher: metrics: %w", err)
 	}
@@ -93,7 +93,16 @@ func (e *Enricher) RegisterMetrics(meter metric.Meter) (metric.Registration, err
 			o.ObserveInt64(tableSize, int64(ts.Procs), metric.WithAttributes(node, attribute.String("state", "all")))
 			o.ObserveInt64(tableSize, int64(ts.Live), metric.WithAttributes(node, attribute.String("state", "live")))
 		}
-		if e.cfg.JS != nil {
+		e.mu.Lock()
+		sc := e.scale
+		e.mu.Unlock()
+		if sc != nil {
+			// Scaled mode: one ordered consumer per owned node; each
+			// delivery says how much its consumer still holds.
+			for n, p := range sc.lags() {
+				o.ObserveInt64(lag, int64(p), metric.WithAttributes(attribute.String("stream", bus.StreamRaw), attribute.String("node", n)))
+			}
+		} else if e.cfg.JS != nil {
 			lctx, cancel := context.WithTimeout(ctx, lagTimeout)
 			defer cancel()
 			if c, err := e.cfg.JS.Consumer(lctx, bus.StreamRaw, e.cfg.Durable); err == nil {

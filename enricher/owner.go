@@ -203,6 +203,10 @@ type ownedNode struct {
 
 	leaseRev uint64 // under s.mu: the fencing token, renewed by the controller
 
+	// pending is the node's consumer lag at its last delivery (read by
+	// /metrics).
+	pending atomic.Uint64
+
 	// Worker goroutine only.
 	ckptRev   uint64
 	seq       uint64 // last raw sequence handled
@@ -521,6 +525,7 @@ func (o *ownedNode) handle(ctx context.Context, d bus.Delivery) error {
 		return err
 	}
 	o.seq = d.StreamSeq
+	o.pending.Store(d.Pending)
 	o.sinceCkpt++
 	if o.sinceCkpt >= o.s.cfg.CheckpointBatches || time.Since(o.lastCkpt) >= o.s.cfg.CheckpointInterval {
 		o.checkpoint(ctx)
@@ -759,4 +764,15 @@ func (e *Enricher) ownership() *OwnershipStats {
 	}
 	slices.Sort(st.Owned)
 	return &st
+}
+
+// lags returns the consumer lag of every node this enricher owns.
+func (s *scaler) lags() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]uint64, len(s.held))
+	for node, o := range s.held {
+		out[node] = o.pending.Load()
+	}
+	return out
 }

@@ -159,6 +159,9 @@ type Delivery struct {
 	StreamSeq uint64
 	// Delivered counts deliveries of this message, 1 the first time.
 	Delivered uint64
+	// Pending is how many messages the consumer still had to deliver after
+	// this one when it was sent: the consumer's lag behind its stream.
+	Pending uint64
 }
 
 // Handler processes one delivery. nil acks it; an error wrapped by Poison
@@ -336,7 +339,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) handle(ctx context.Context, m jetstream.Msg) {
 	d := Delivery{Subject: m.Subject(), Data: m.Data(), Header: m.Headers(), Delivered: 1}
 	if md, err := m.Metadata(); err == nil {
-		d.StreamSeq, d.Delivered = md.Sequence.Stream, md.NumDelivered
+		d.StreamSeq, d.Delivered, d.Pending = md.Sequence.Stream, md.NumDelivered, md.NumPending
 	}
 	var node string
 	if c.tracing.Enabled() {
