@@ -79,6 +79,12 @@ type Config struct {
 
 // Limits of an enricher (see Config).
 const (
+	// DefaultMaxDeliver bounds the deliveries of one raw message: a batch
+	// that still fails after so many (with the loop's back-off capped at
+	// bus.DefaultRetryMax, some eight minutes) is dead-lettered as
+	// "max_deliver" instead of being retried forever; a NATS outage
+	// shorter than that loses nothing.
+	DefaultMaxDeliver = 100
 	// DefaultMaxNodes: each node's state costs some 250 KB before it holds
 	// a process (bounded caches), so 512 nodes stay near 128 MB.
 	DefaultMaxNodes = 512
@@ -276,6 +282,7 @@ func (e *Enricher) Spec() bus.ConsumerSpec {
 		// tolerates (see nodeState.retry).
 		MaxAckPending: bus.DefaultMaxAckPending,
 		Schema:        event.SchemaVersion,
+		MaxDeliver:    DefaultMaxDeliver,
 	}
 }
 
@@ -342,6 +349,7 @@ func (e *Enricher) Health() Health {
 		"snapshot_entries_contradicting": st.SnapshotEntries.Contradicting, "snapshot_entries_stale": st.SnapshotEntries.Stale,
 		"snapshots_pending": st.SnapshotsPending, "dead_lettered": st.Consumer.DeadLettered,
 		"dead_letter_errors": st.Consumer.DeadLetterErrors, "publish_errors": st.PubErrors,
+		"max_deliver": DefaultMaxDeliver, "max_delivered_dead_lettered": st.Consumer.Poisoned[bus.ReasonMaxDeliver],
 	}}
 }
 

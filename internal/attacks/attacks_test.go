@@ -535,3 +535,31 @@ func TestScaledEnricherWithItsIdentity(t *testing.T) {
 		t.Errorf("missing %d", s.Analyzer.Missing)
 	}
 }
+
+// The forged sequence of issue 9: with the node's identity, one batch that
+// claims sequence 10^9 must not make the node's later batches look old.
+// Duplicates are the raw stream's business, not the payload's.
+func TestForgedSequenceCostsNoEvent(t *testing.T) {
+	w := newWorld(t, bus.StreamOptions{}, "vm")
+	w.startEnricher(enricher.Config{})
+	a := w.startAnalyzer()
+	vm := w.sensor("vm")
+	for i := 0; i < 5; i++ {
+		if err := vm.batch(sysEvent(1e9+uint64(i), 10, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forged := vm.seq
+	vm.seq = 1e9 - 1
+	if err := vm.batch(sysEvent(2e9, 10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	vm.seq = forged
+	for i := 0; i < 20; i++ {
+		if err := vm.batch(sysEvent(3e9+uint64(i), 10, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 5 + the forged 1 + 20: every event enriched and counted.
+	w.eventually("all 26 events analysed", func() bool { return a.Summary("vm").Analyzer.Events == 26 })
+}
