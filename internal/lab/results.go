@@ -84,7 +84,7 @@ type Row struct {
 	// filled (mean over repeats): which fields a lost fork or exec takes
 	// away, and which ones hints fill.
 	MissingByFieldPct map[string]float64 `json:"missing_by_field_pct,omitempty"`
-	Runs           []RunResult        `json:"runs"`
+	Runs              []RunResult        `json:"runs"`
 }
 
 // RunResult is one repeat of a row, as measured.
