@@ -15,7 +15,7 @@ func (a *Analyzer) RegisterMetrics(meter metric.Meter) (metric.Registration, err
 	var (
 		events, missing, byField, byReason, batches, dups, gaps, badInput, alerts metric.Int64ObservableCounter
 		missingPct, fieldPct                                                      metric.Float64ObservableGauge
-		recSize, recPreset                                                        metric.Int64ObservableGauge
+		recSize, recPreset, limits                                                metric.Int64ObservableGauge
 		err                                                                       error
 	)
 	counter := func(dst *metric.Int64ObservableCounter, name, desc string) {
@@ -47,6 +47,10 @@ func (a *Analyzer) RegisterMetrics(meter metric.Meter) (metric.Registration, err
 		recPreset, err = meter.Int64ObservableGauge("ringwise.analyzer.recommended.buf_size_preset",
 			metric.WithDescription("The recommendation as Falco's bufSizePreset."))
 	}
+	if err == nil {
+		limits, err = meter.Int64ObservableGauge("ringwise.analyzer.limits",
+			metric.WithDescription("The analyzer's limits and what they refused or evicted, by limit (max_nodes, nodes, nodes_refused, nodes_evicted_idle, stats_held, …): the same values as /api/summary's services.analyzer.limits."))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("analyzer: metrics: %w", err)
 	}
@@ -54,6 +58,9 @@ func (a *Analyzer) RegisterMetrics(meter metric.Meter) (metric.Registration, err
 	a.metricsOn = true
 	a.mu.Unlock()
 	return meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for k, v := range a.Health().Limits { // takes a.mu itself
+			o.ObserveInt64(limits, int64(v), metric.WithAttributes(attribute.String("limit", k)))
+		}
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		for _, name := range a.agg.Nodes() {
@@ -87,5 +94,5 @@ func (a *Analyzer) RegisterMetrics(meter metric.Meter) (metric.Registration, err
 			o.ObserveInt64(alerts, int64(n), metric.WithAttributes(attribute.String("rule", k.rule), attribute.String("node", k.node)))
 		}
 		return nil
-	}, events, missing, byField, byReason, batches, dups, gaps, badInput, alerts, missingPct, fieldPct, recSize, recPreset)
+	}, events, missing, byField, byReason, batches, dups, gaps, badInput, alerts, missingPct, fieldPct, recSize, recPreset, limits)
 }

@@ -65,4 +65,24 @@ func TestScaledLagMetricPerOwnedNode(t *testing.T) {
 	if v != 0 {
 		t.Fatalf("lag %d after every batch was enriched, want 0", v)
 	}
+	// The limits are on /metrics too, with the values /api/summary shows.
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	want := enr.Health().Limits
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if g, ok := m.Data.(metricdata.Gauge[int64]); ok && m.Name == "ringwise.enricher.limits" {
+				for _, dp := range g.DataPoints {
+					k, _ := dp.Attributes.Value("limit")
+					got[k.AsString()] = dp.Value
+				}
+			}
+		}
+	}
+	if len(got) == 0 || got["max_nodes"] != int64(want["max_nodes"]) || got["max_nodes"] == 0 {
+		t.Fatalf("ringwise.enricher.limits %v, want the Health limits %v", got, want)
+	}
 }

@@ -24,7 +24,7 @@ func (e *Enricher) RegisterMetrics(meter metric.Meter) (metric.Registration, err
 		batches, events, badInput, gaps, pubErrs         metric.Int64ObservableCounter
 		lookups, missing, evictions, pidReuse, snapshots metric.Int64ObservableCounter
 		deadLetters, retried                             metric.Int64ObservableCounter
-		tableSize, lag                                   metric.Int64ObservableGauge
+		tableSize, lag, limits                           metric.Int64ObservableGauge
 		err                                              error
 	)
 	counter := func(dst *metric.Int64ObservableCounter, name, desc string) {
@@ -51,6 +51,10 @@ func (e *Enricher) RegisterMetrics(meter metric.Meter) (metric.Registration, err
 	counter(&pidReuse, "ringwise.enricher.pid_reuse", "Stale entries refused because their pid now names another process.")
 	gauge(&tableSize, "ringwise.enricher.table.size", "Process-table entries (state=all|live).")
 	gauge(&lag, "ringwise.enricher.lag", "Raw-stream messages not yet enriched: pending plus unacknowledged on the shared durable consumer; in scaled mode per owned node, what its consumer still held at its last delivery.")
+	if err == nil {
+		limits, err = meter.Int64ObservableGauge("ringwise.enricher.limits",
+			metric.WithDescription("The enricher's limits and what they refused or evicted, by limit (max_nodes, nodes, nodes_refused, nodes_evicted_idle, snapshot_too_large, max_deliver, …): the same values as /api/summary's services.enricher/<id>.limits."))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("enricher: metrics: %w", err)
 	}
@@ -67,6 +71,9 @@ func (e *Enricher) RegisterMetrics(meter metric.Meter) (metric.Registration, err
 		o.ObserveInt64(deadLetters, int64(st.Consumer.DeadLettered), metric.WithAttributes(attribute.String("result", "stored")))
 		o.ObserveInt64(deadLetters, int64(st.Consumer.DeadLetterErrors), metric.WithAttributes(attribute.String("result", "failed")))
 		o.ObserveInt64(retried, int64(st.Consumer.Retried))
+		for k, v := range e.Health().Limits {
+			o.ObserveInt64(limits, int64(v), metric.WithAttributes(attribute.String("limit", k)))
+		}
 		e.mu.Lock()
 		nodes := make(map[string]state.Stats, len(e.nodes))
 		for name, ns := range e.nodes {
@@ -113,5 +120,5 @@ func (e *Enricher) RegisterMetrics(meter metric.Meter) (metric.Registration, err
 			}
 		}
 		return nil
-	}, batches, events, badInput, gaps, pubErrs, snapshots, lookups, missing, evictions, pidReuse, tableSize, lag, deadLetters, retried)
+	}, batches, events, badInput, gaps, pubErrs, snapshots, lookups, missing, evictions, pidReuse, tableSize, lag, deadLetters, retried, limits)
 }
