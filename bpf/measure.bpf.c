@@ -97,6 +97,8 @@ int BPF_PROG(m_exit, struct task_struct *p)
 	return 0;
 }
 
+/* The hot path: every syscall. regs is a trusted BTF pointer in tp_btf, so
+ * it is read directly (a CO-RE relocated load, no helper call). */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(m_sys_exit, struct pt_regs *regs, long ret)
 {
@@ -106,9 +108,9 @@ int BPF_PROG(m_sys_exit, struct pt_regs *regs, long ret)
 	if (!c)
 		return 0;
 #if defined(__TARGET_ARCH_x86)
-	u32 nr = (u32)BPF_CORE_READ(regs, orig_ax);
+	u32 nr = (u32)regs->orig_ax;
 #elif defined(__TARGET_ARCH_arm64)
-	u32 nr = (u32)BPF_CORE_READ(regs, syscallno);
+	u32 nr = (u32)regs->syscallno;
 #endif
 	c->kinds[K_SYSCALL]++;
 	if (nr < MAX_NR)

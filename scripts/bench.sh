@@ -295,6 +295,11 @@ tmp=$(mktemp)
 				}
 			}
 		}' <<<"$stats"
+	# The section written by scripts/measure-overhead.sh (root, BPF) is kept.
+	if [ -f "$OUT" ] && grep -q '<!-- measure-overhead:start' "$OUT"; then
+		echo
+		sed -n '/<!-- measure-overhead:start/,/<!-- measure-overhead:end -->/p' "$OUT"
+	fi
 } >"$tmp"
 mv "$tmp" "$OUT"
 echo "bench: wrote $OUT and $RAW" >&2
