@@ -32,12 +32,6 @@ type MeasureConfig struct {
 	Started func()
 }
 
-// nrCount is one syscall number's arrivals on one CPU in one bin.
-type nrCount struct {
-	nr uint16
-	n  uint32
-}
-
 // Measurement is what Measure counted: per CPU and per bin, syscall and
 // lifecycle arrivals, and per syscall number. It holds counts only.
 type Measurement struct {
@@ -60,11 +54,13 @@ type Measurement struct {
 	// bpf.MeasureMaxNr are under bpf.MeasureMaxNr.
 	BySyscall map[uint32]uint64 `json:"by_syscall"`
 
-	durNs []uint64
-	// lifecycle[cpu][bin] and syscalls[cpu][bin]; nrs[bin][cpu] sparse.
-	lifecycle [][]float64
-	syscalls  [][]float64
-	nrs       [][][]nrCount
+	// The curve: DurNs[bin]; Lifecycle[cpu][bin] (forks+execs+exits) and
+	// SyscallBins[cpu][bin]; NrBins[bin][cpu] lists [nr, count] of the
+	// syscall numbers seen (sparse). Saved with --save, read with --load.
+	DurNs       []uint64        `json:"dur_ns"`
+	Lifecycle   [][]float64     `json:"lifecycle"`
+	SyscallBins [][]float64     `json:"syscall_bins"`
+	NrBins      [][][][2]uint32 `json:"nr_bins"`
 }
 
 // Measure loads the counting-only program and reads its per-CPU counters
@@ -93,7 +89,7 @@ func Measure(ctx context.Context, cfg MeasureConfig) (*Measurement, error) {
 	res := &Measurement{
 		NumCPU: ncpu, Interval: cfg.Interval, BySyscall: map[uint32]uint64{},
 		PerCPUSyscalls: make([]uint64, ncpu),
-		lifecycle:      make([][]float64, ncpu), syscalls: make([][]float64, ncpu),
+		Lifecycle:      make([][]float64, ncpu), SyscallBins: make([][]float64, ncpu),
 	}
 	prev, err := m.Read(nil)
 	if err != nil {
@@ -145,9 +141,9 @@ func Measure(ctx context.Context, cfg MeasureConfig) (*Measurement, error) {
 
 // addBin adds the deltas cur − prev as one bin of durNs.
 func (res *Measurement) addBin(prev, cur []bpf.CPUCounts, durNs uint64) {
-	res.durNs = append(res.durNs, durNs)
+	res.DurNs = append(res.DurNs, durNs)
 	res.Bins++
-	binNrs := make([][]nrCount, len(cur))
+	binNrs := make([][][2]uint32, len(cur))
 	for cpu := range cur {
 		p, c := &prev[cpu], &cur[cpu]
 		sys := c.Syscalls - p.Syscalls
@@ -157,22 +153,49 @@ func (res *Measurement) addBin(prev, cur []bpf.CPUCounts, durNs uint64) {
 		res.Execs += execs
 		res.Exits += exits
 		res.PerCPUSyscalls[cpu] += sys
-		res.lifecycle[cpu] = append(res.lifecycle[cpu], float64(forks+execs+exits))
-		res.syscalls[cpu] = append(res.syscalls[cpu], float64(sys))
+		res.Lifecycle[cpu] = append(res.Lifecycle[cpu], float64(forks+execs+exits))
+		res.SyscallBins[cpu] = append(res.SyscallBins[cpu], float64(sys))
 		if sys == 0 {
 			continue
 		}
 		for nr := range c.Nr {
 			if d := c.Nr[nr] - p.Nr[nr]; d > 0 {
 				res.BySyscall[uint32(nr)] += d
-				binNrs[cpu] = append(binNrs[cpu], nrCount{uint16(nr), uint32(min(d, 1<<32-1))})
+				binNrs[cpu] = append(binNrs[cpu], [2]uint32{uint32(nr), uint32(min(d, 1<<32-1))})
 			}
 		}
 		if d := c.NrOther - p.NrOther; d > 0 {
 			res.BySyscall[bpf.MeasureMaxNr] += d
 		}
 	}
-	res.nrs = append(res.nrs, binNrs)
+	res.NrBins = append(res.NrBins, binNrs)
+}
+
+// Validate checks a Measurement read back from JSON: the curve's shape
+// matches NumCPU and Bins, so that Series cannot index out of range.
+func (res *Measurement) Validate() error {
+	if res.NumCPU < 1 || res.NumCPU > 1<<14 {
+		return fmt.Errorf("measurement: %d CPUs", res.NumCPU)
+	}
+	n := len(res.DurNs)
+	if res.Bins != n || len(res.NrBins) != n || len(res.Lifecycle) != res.NumCPU || len(res.SyscallBins) != res.NumCPU {
+		return fmt.Errorf("measurement: %d bins but %d durations, %d syscall-number bins, %d/%d CPU curves for %d CPUs",
+			res.Bins, n, len(res.NrBins), len(res.Lifecycle), len(res.SyscallBins), res.NumCPU)
+	}
+	for cpu := range res.NumCPU {
+		if len(res.Lifecycle[cpu]) != n || len(res.SyscallBins[cpu]) != n {
+			return fmt.Errorf("measurement: CPU %d has %d/%d bins, want %d", cpu, len(res.Lifecycle[cpu]), len(res.SyscallBins[cpu]), n)
+		}
+	}
+	for i, b := range res.NrBins {
+		if len(b) != 0 && len(b) != res.NumCPU {
+			return fmt.Errorf("measurement: bin %d has syscall numbers for %d CPUs, want %d", i, len(b), res.NumCPU)
+		}
+	}
+	if res.BySyscall == nil {
+		res.BySyscall = map[uint32]uint64{}
+	}
+	return nil
 }
 
 // SyscallShare is one syscall number's part of the load.
@@ -206,19 +229,19 @@ func (res *Measurement) TopSyscalls() []SyscallShare {
 // event) and one per fork, exec and exit, leaving out the syscalls in
 // without (a what-if: "if these were not captured").
 func (res *Measurement) Series(recordsPerSyscall float64, without map[uint32]bool) ringmodel.CPUSeries {
-	s := ringmodel.CPUSeries{DurNs: slices.Clone(res.durNs), Arrivals: make([][][event.NumCategories]float64, res.NumCPU)}
+	s := ringmodel.CPUSeries{DurNs: slices.Clone(res.DurNs), Arrivals: make([][][event.NumCategories]float64, res.NumCPU)}
 	for cpu := range res.NumCPU {
-		a := make([][event.NumCategories]float64, len(res.durNs))
+		a := make([][event.NumCategories]float64, len(res.DurNs))
 		for i := range a {
-			sys := res.syscalls[cpu][i]
-			if len(without) > 0 {
-				for _, nc := range res.nrs[i][cpu] {
-					if without[uint32(nc.nr)] {
-						sys -= float64(nc.n)
+			sys := res.SyscallBins[cpu][i]
+			if len(without) > 0 && len(res.NrBins[i]) > cpu {
+				for _, nc := range res.NrBins[i][cpu] {
+					if without[nc[0]] {
+						sys -= float64(nc[1])
 					}
 				}
 			}
-			a[i][event.CategoryLifecycle] = res.lifecycle[cpu][i]
+			a[i][event.CategoryLifecycle] = res.Lifecycle[cpu][i]
 			a[i][event.CategorySyscall] = max(sys, 0) * recordsPerSyscall
 		}
 		s.Arrivals[cpu] = a

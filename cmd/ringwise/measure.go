@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -68,6 +69,8 @@ func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	captured := fs.String("falco-syscalls", "", "syscall names Falco captures (its rules ∪ base_syscalls); empty models every syscall counted — an upper bound, since Falco skips I/O syscalls unless -A")
 	top := fs.Int("what-if-top", DefaultWhatIfTop, "what-if: leave out the top 1..N syscalls")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	save := fs.String("save", "", "write the measurement (the per-CPU arrival curve) to FILE as JSON")
+	load := fs.String("load", "", "model a measurement saved with --save instead of counting (no BPF, no root)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -105,7 +108,6 @@ func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	out := measureOutput{RecordBytes: rb, RecordsPerSys: *perSys}
 
-	fmt.Fprintf(stderr, "ringwise measure: counting for %v (every %v)…\n", *duration, *interval)
 	var mreport *report.FalcoMetricsReport
 	var first []report.FalcoCounters
 	isURL := strings.HasPrefix(*metrics, "http://") || strings.HasPrefix(*metrics, "https://")
@@ -116,20 +118,50 @@ func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		first = rs
 	}
-	meas, err := sensor.Measure(ctx, sensor.MeasureConfig{Duration: *duration, Interval: *interval, Started: func() {
-		if isURL { // one scrape at the start, the rest after
-			if rs, err := readFalcoMetrics(ctx, *metrics, 1, time.Second, stderr); err == nil {
-				first = rs
-			} else {
-				fmt.Fprintf(stderr, "ringwise measure: %v\n", err)
-			}
+	var meas *sensor.Measurement
+	if *load != "" {
+		data, err := os.ReadFile(*load)
+		if err != nil {
+			return err
 		}
-	}})
-	if err != nil {
-		return err
+		meas = &sensor.Measurement{}
+		if err := json.Unmarshal(data, meas); err != nil {
+			return fmt.Errorf("--load %s: %w", *load, err)
+		}
+		if err := meas.Validate(); err != nil {
+			return fmt.Errorf("--load %s: %w", *load, err)
+		}
+	} else {
+		fmt.Fprintf(stderr, "ringwise measure: counting for %v (every %v)…\n", *duration, *interval)
+		var err error
+		meas, err = sensor.Measure(ctx, sensor.MeasureConfig{Duration: *duration, Interval: *interval, Started: func() {
+			if isURL { // one scrape at the start, the rest after
+				if rs, err := readFalcoMetrics(ctx, *metrics, 1, time.Second, stderr); err == nil {
+					first = rs
+				} else {
+					fmt.Fprintf(stderr, "ringwise measure: %v\n", err)
+				}
+			}
+		}})
+		if err != nil {
+			return err
+		}
+	}
+	if *save != "" {
+		data, err := json.Marshal(meas)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*save, data, 0o644); err != nil {
+			return err
+		}
 	}
 	if isURL {
-		rs, err := readFalcoMetrics(context.WithoutCancel(ctx), *metrics, max(*scrapes-1, 1), time.Second, stderr)
+		n := max(*scrapes-1, 1) // the first was taken when counting began
+		if *load != "" {
+			n = max(*scrapes, 1)
+		}
+		rs, err := readFalcoMetrics(context.WithoutCancel(ctx), *metrics, n, time.Second, stderr)
 		if err != nil {
 			return err
 		}
