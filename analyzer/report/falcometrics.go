@@ -338,9 +338,9 @@ func WriteFalcoMetricsText(w io.Writer, rep FalcoMetricsReport) {
 	}
 	fmt.Fprintf(&b, "  total %s: %d events, %d drops (%.2f%%); full-ring drops in lifecycle categories (clone/fork, execve, proc exit): %d\n",
 		what, t.Events, t.Drops, t.DropPct, rep.LifecycleBufferDrops)
-	if len(rep.BufferDrops) > 0 {
+	if nz := nonZero(rep.BufferDrops); len(nz) > 0 {
 		b.WriteString("  full-ring drops by category:\n")
-		writeCounts(&b, rep.BufferDrops, sumMap(rep.BufferDrops), func(k string) string {
+		writeCounts(&b, nz, sumMap(nz), func(k string) string {
 			if isLifecycleCategory(k) {
 				return "  (process table)"
 			}
@@ -360,6 +360,16 @@ func WriteFalcoMetricsText(w io.Writer, rep FalcoMetricsReport) {
 		b.WriteString("  (* Falco restarted: the interval counts from zero)\n")
 	}
 	io.WriteString(w, b.String())
+}
+
+func nonZero(m map[string]uint64) map[string]uint64 {
+	out := map[string]uint64{}
+	for k, v := range m {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func sumMap(m map[string]uint64) uint64 {

@@ -45,7 +45,7 @@ func writeFalco(b *strings.Builder, s Summary) {
 			d.Alerts, d.EBPF, orDash(d.First), orDash(d.Last), d.SpanSec, c.NEvts, c.NDrops, d.DropPct, c.NDropsBuffer, c.NDropsScratchMap, c.NDropsPF, c.NDropsBug)
 		if len(c.Buffer) > 0 {
 			fmt.Fprintf(b, "          full-ring drops by category (%d in clone/fork, execve, proc exit: the process table's records):\n", d.LifecycleBufferDrops)
-			writeCounts(b, c.Buffer, c.NDropsBuffer, func(k string) string {
+			writeCounts(b, nonZero(c.Buffer), c.NDropsBuffer, func(k string) string {
 				if isLifecycleCategory(k) {
 					return "  (process table)"
 				}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ringwise/ringwise/analyzer/report"
+	"github.com/ringwise/ringwise/bpf"
 	"github.com/ringwise/ringwise/sensor"
 	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/ringmodel"
@@ -20,6 +21,11 @@ import (
 // Defaults of 'ringwise measure'.
 const (
 	DefaultMeasureDuration = 30 * time.Second
+	// DefaultWhatIfKeep are the syscalls the what-if never leaves out: the
+	// ones Falco's documentation says its state engine needs (process
+	// lineage, file descriptors, sockets, credentials, working directory).
+	DefaultWhatIfKeep = "clone,clone3,fork,vfork,execve,execveat,exit,exit_group,close,socket,bind,getsockopt," +
+		"setuid,setgid,setresuid,setresgid,setreuid,setregid,setsid,setpgid,capset,chdir,fchdir,chroot,prctl"
 	// DefaultWhatIfTop is how many of the dominant syscalls the what-if
 	// leaves out, one more at a time.
 	DefaultWhatIfTop = 3
@@ -68,6 +74,7 @@ func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	recBytes := fs.String("record-bytes", fmt.Sprintf("%g,%g", def[0], def[1]), "ASSUMED mean ring bytes of a Falco record: lifecycle,syscall")
 	captured := fs.String("falco-syscalls", "", "syscall names Falco captures (its rules ∪ base_syscalls); empty models every syscall counted — an upper bound, since Falco skips I/O syscalls unless -A")
 	top := fs.Int("what-if-top", DefaultWhatIfTop, "what-if: leave out the top 1..N syscalls")
+	keep := fs.String("what-if-keep", DefaultWhatIfKeep, "syscall names the what-if never leaves out (Falco's state engine needs them)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	save := fs.String("save", "", "write the measurement (the per-CPU arrival curve) to FILE as JSON")
 	load := fs.String("load", "", "model a measurement saved with --save instead of counting (no BPF, no root)")
@@ -97,14 +104,25 @@ func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var only map[uint32]bool
 	if *captured != "" {
-		nrs, err := parseSyscallNames("falco-syscalls", *captured)
+		nrs, absent, err := parseSyscallNames("falco-syscalls", *captured)
 		if err != nil {
 			return err
+		}
+		if len(absent) > 0 {
+			fmt.Fprintf(stderr, "ringwise measure: --falco-syscalls: %s not on this architecture, skipped\n", strings.Join(absent, ", "))
 		}
 		only = map[uint32]bool{}
 		for _, nr := range nrs {
 			only[nr] = true
 		}
+	}
+	keepNrs, _, err := parseSyscallNames("what-if-keep", *keep)
+	if err != nil {
+		return err
+	}
+	keepSet := map[uint32]bool{}
+	for _, nr := range keepNrs {
+		keepSet[nr] = true
 	}
 	out := measureOutput{RecordBytes: rb, RecordsPerSys: *perSys}
 
@@ -196,12 +214,19 @@ func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}
 	}
-	tops := meas.TopSyscalls()
-	for _, s := range tops {
+	// Shares of the captured load.
+	var capturedTotal uint64
+	for _, s := range meas.TopSyscalls() {
 		if notCaptured[s.Nr] {
 			continue
 		}
+		capturedTotal += s.Count
 		out.TopSyscalls = append(out.TopSyscalls, namedShare{syscallLabel(s.Nr), s})
+	}
+	for i := range out.TopSyscalls {
+		if capturedTotal > 0 {
+			out.TopSyscalls[i].Pct = 100 * float64(out.TopSyscalls[i].Count) / float64(capturedTotal)
+		}
 	}
 	out.Recommendation = ringmodel.RecommendFalco(meas.Series(*perSys, notCaptured), rb, d, *cpusPer, ringmodel.Calibration{}, *target)
 	without := map[uint32]bool{}
@@ -210,8 +235,13 @@ func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var names []string
 	var share float64
-	for i := 0; i < *top && i < len(out.TopSyscalls); i++ {
-		s := out.TopSyscalls[i]
+	for _, s := range out.TopSyscalls {
+		if len(names) == *top {
+			break
+		}
+		if keepSet[s.Nr] || s.Nr >= bpf.MeasureMaxNr {
+			continue
+		}
 		without[s.Nr] = true
 		names = append(names, s.Name)
 		share += s.Pct
@@ -259,7 +289,11 @@ func writeMeasure(w io.Writer, o *measureOutput, captured string) {
 			}
 			tops = append(tops, fmt.Sprintf("%s %.1f%%", s.Name, s.Pct))
 		}
-		fmt.Fprintf(&b, "  dominant syscalls: %s\n", strings.Join(tops, ", "))
+		what := "all counted syscalls"
+		if captured != "" {
+			what = "the syscalls Falco captures (--falco-syscalls)"
+		}
+		fmt.Fprintf(&b, "  dominant syscalls (share of %s): %s\n", what, strings.Join(tops, ", "))
 	}
 	if o.FalcoMetrics != nil {
 		var mb strings.Builder
@@ -292,7 +326,7 @@ func writeMeasure(w io.Writer, o *measureOutput, captured string) {
 		if rr.MeetsTarget {
 			what = fmt.Sprintf("bufSizePreset %d would do (predicted %.3f%% missing)", rr.BufSizePreset, rr.PredictedMissingPct)
 		}
-		fmt.Fprintf(&b, "what-if: without %s (%.0f%% of the load), %s — in Falco: base_syscalls.custom_set: %s (check your rules do not need them)\n",
+		fmt.Fprintf(&b, "what-if: without %s (%.0f%% of the load), %s — in Falco: base_syscalls.custom_set: %s (check that your rules do not need them)\n",
 			strings.Join(wi.Without, "/"), wi.SharePct, what, wi.CustomSet)
 	}
 	io.WriteString(w, b.String())
