@@ -191,6 +191,9 @@ func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		out.FalcoMetrics = mreport
 	}
 	out.Measurement = meas
+	if mreport != nil && mreport.NumCPUs > 0 && mreport.NumCPUs != meas.NumCPU {
+		fmt.Fprintf(stderr, "ringwise measure: warning: Falco's metrics report %d CPUs, this measurement counted %d: are they from the same node?\n", mreport.NumCPUs, meas.NumCPU)
+	}
 
 	d := *drain
 	switch {
