@@ -69,6 +69,11 @@ type Config struct {
 	// ShedSyscalls are the syscall numbers dropped by policy while shedding
 	// is on (SetShedding).
 	ShedSyscalls []uint32
+	// CaptureSyscalls, when not nil, are the only syscall numbers captured:
+	// the others are neither written nor counted, as in Falco, which only
+	// captures the syscalls its rules and base_syscalls need. Lifecycle
+	// records are always captured. Numbers ≥ CaptureMaxNr are refused.
+	CaptureSyscalls []uint32
 	// WakeupBytes: records are submitted without waking the reader until a
 	// ring holds more than this many unread bytes, since one wakeup per
 	// record costs the traced workload more than the probe itself. 0 means
@@ -76,7 +81,15 @@ type Config struct {
 	WakeupBytes int
 }
 
+// CaptureMaxNr bounds Config.CaptureSyscalls (the kernel map's size).
+const CaptureMaxNr = 1024
+
 func (c *Config) normalize() error {
+	for _, nr := range c.CaptureSyscalls {
+		if nr >= CaptureMaxNr {
+			return fmt.Errorf("ringwise bpf: capture syscall %d: want < %d", nr, CaptureMaxNr)
+		}
+	}
 	if c.Layout == "" {
 		c.Layout = ringspec.DefaultLayout
 	}
@@ -176,6 +189,10 @@ func Load(cfg Config) (*Probe, error) {
 	// Each ring wakes the reader at its own sixteenth: the syscall ring's
 	// threshold may exceed the whole lifecycle ring.
 	lcWakeup := lcSize / 16
+	capture := uint32(0)
+	if cfg.CaptureSyscalls != nil {
+		capture = 1
+	}
 	hints := uint32(0)
 	if cfg.Hints {
 		hints = 1
@@ -187,6 +204,7 @@ func Load(cfg Config) (*Probe, error) {
 		ringwiseVarHints:         hints,
 		ringwiseVarWakeupBytes:   uint64(cfg.WakeupBytes),
 		ringwiseVarLcWakeupBytes: uint64(lcWakeup),
+		ringwiseVarCaptureFilter: capture,
 	} {
 		vs, ok := spec.Variables[name]
 		if !ok {
@@ -238,6 +256,11 @@ func Load(cfg Config) (*Probe, error) {
 	for _, tgid := range p.cfg.ExcludeTGIDs {
 		if err := p.objs.ExcludedTgids.Put(tgid, one); err != nil {
 			return nil, fmt.Errorf("ringwise bpf: exclude tgid %d: %w", tgid, err)
+		}
+	}
+	for _, nr := range cfg.CaptureSyscalls {
+		if err := p.objs.CaptureSyscalls.Put(nr, one); err != nil {
+			return nil, fmt.Errorf("ringwise bpf: capture syscall %d: %w", nr, err)
 		}
 	}
 	for _, nr := range cfg.ShedSyscalls {

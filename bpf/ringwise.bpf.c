@@ -160,6 +160,9 @@ volatile const u32 hints = 0;
 volatile const u64 wakeup_bytes = 4096;
 /* the same for the split layout's lifecycle ring. */
 volatile const u64 lc_wakeup_bytes = 4096;
+/* nonzero: only syscalls marked in capture_syscalls are captured; the others
+ * are neither written nor counted (like Falco's interesting syscalls). */
+volatile const u32 capture_filter = 0;
 
 /* ---- maps ---- */
 
@@ -240,6 +243,14 @@ struct {
 	__type(key, int);
 	__type(value, u32);
 } group_dead_seen SEC(".maps");
+
+#define CAPTURE_MAX_NR 1024
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CAPTURE_MAX_NR);
+	__type(key, u32);
+	__type(value, u8);
+} capture_syscalls SEC(".maps");
 
 /* ---- helpers ---- */
 
@@ -629,6 +640,13 @@ int BPF_PROG(rw_sys_exit, struct pt_regs *regs, long ret)
 	a2 = BPF_CORE_READ(regs, regs[2]);
 #endif
 
+	/* The capture set holds native numbers: compat calls are always
+	 * captured (they are rare, and an evasion worth seeing). */
+	if (capture_filter && abi == ABI_NATIVE) {
+		u8 *on = bpf_map_lookup_elem(&capture_syscalls, &nr); /* NULL past the end */
+		if (!on || !*on)
+			return 0;
+	}
 	/* The shed set holds native numbers: a compat call is never shed. */
 	u32 zero = 0;
 	u32 *shedding = bpf_map_lookup_elem(&shed_state, &zero);

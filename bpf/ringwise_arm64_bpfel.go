@@ -149,6 +149,7 @@ type ringwiseSyscallRec struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	ringwiseMapCaptureSyscalls    = "capture_syscalls"
 	ringwiseMapCounters           = "counters"
 	ringwiseMapExcludedTgids      = "excluded_tgids"
 	ringwiseMapExecScratch        = "exec_scratch"
@@ -164,6 +165,7 @@ const (
 	ringwiseProgRwFork            = "rw_fork"
 	ringwiseProgRwSysExit         = "rw_sys_exit"
 	ringwiseProgRwWhoami          = "rw_whoami"
+	ringwiseVarCaptureFilter      = "capture_filter"
 	ringwiseVarCpusPerRing        = "cpus_per_ring"
 	ringwiseVarHints              = "hints"
 	ringwiseVarLayout             = "layout"
@@ -230,21 +232,23 @@ type ringwiseProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ringwiseMapSpecs struct {
-	Counters      *ebpf.MapSpec `ebpf:"counters"`
-	ExcludedTgids *ebpf.MapSpec `ebpf:"excluded_tgids"`
-	ExecScratch   *ebpf.MapSpec `ebpf:"exec_scratch"`
-	GroupDeadSeen *ebpf.MapSpec `ebpf:"group_dead_seen"`
-	RbCpus        *ebpf.MapSpec `ebpf:"rb_cpus"`
-	RbLifecycle   *ebpf.MapSpec `ebpf:"rb_lifecycle"`
-	RbSyscall     *ebpf.MapSpec `ebpf:"rb_syscall"`
-	ShedState     *ebpf.MapSpec `ebpf:"shed_state"`
-	ShedSyscalls  *ebpf.MapSpec `ebpf:"shed_syscalls"`
+	CaptureSyscalls *ebpf.MapSpec `ebpf:"capture_syscalls"`
+	Counters        *ebpf.MapSpec `ebpf:"counters"`
+	ExcludedTgids   *ebpf.MapSpec `ebpf:"excluded_tgids"`
+	ExecScratch     *ebpf.MapSpec `ebpf:"exec_scratch"`
+	GroupDeadSeen   *ebpf.MapSpec `ebpf:"group_dead_seen"`
+	RbCpus          *ebpf.MapSpec `ebpf:"rb_cpus"`
+	RbLifecycle     *ebpf.MapSpec `ebpf:"rb_lifecycle"`
+	RbSyscall       *ebpf.MapSpec `ebpf:"rb_syscall"`
+	ShedState       *ebpf.MapSpec `ebpf:"shed_state"`
+	ShedSyscalls    *ebpf.MapSpec `ebpf:"shed_syscalls"`
 }
 
 // ringwiseVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ringwiseVariableSpecs struct {
+	CaptureFilter      *ebpf.VariableSpec `ebpf:"capture_filter"`
 	CpusPerRing        *ebpf.VariableSpec `ebpf:"cpus_per_ring"`
 	Hints              *ebpf.VariableSpec `ebpf:"hints"`
 	Layout             *ebpf.VariableSpec `ebpf:"layout"`
@@ -277,19 +281,21 @@ func (o *ringwiseObjects) Close() error {
 //
 // It can be passed to loadRingwiseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ringwiseMaps struct {
-	Counters      *ebpf.Map `ebpf:"counters"`
-	ExcludedTgids *ebpf.Map `ebpf:"excluded_tgids"`
-	ExecScratch   *ebpf.Map `ebpf:"exec_scratch"`
-	GroupDeadSeen *ebpf.Map `ebpf:"group_dead_seen"`
-	RbCpus        *ebpf.Map `ebpf:"rb_cpus"`
-	RbLifecycle   *ebpf.Map `ebpf:"rb_lifecycle"`
-	RbSyscall     *ebpf.Map `ebpf:"rb_syscall"`
-	ShedState     *ebpf.Map `ebpf:"shed_state"`
-	ShedSyscalls  *ebpf.Map `ebpf:"shed_syscalls"`
+	CaptureSyscalls *ebpf.Map `ebpf:"capture_syscalls"`
+	Counters        *ebpf.Map `ebpf:"counters"`
+	ExcludedTgids   *ebpf.Map `ebpf:"excluded_tgids"`
+	ExecScratch     *ebpf.Map `ebpf:"exec_scratch"`
+	GroupDeadSeen   *ebpf.Map `ebpf:"group_dead_seen"`
+	RbCpus          *ebpf.Map `ebpf:"rb_cpus"`
+	RbLifecycle     *ebpf.Map `ebpf:"rb_lifecycle"`
+	RbSyscall       *ebpf.Map `ebpf:"rb_syscall"`
+	ShedState       *ebpf.Map `ebpf:"shed_state"`
+	ShedSyscalls    *ebpf.Map `ebpf:"shed_syscalls"`
 }
 
 func (m *ringwiseMaps) Close() error {
 	return _RingwiseClose(
+		m.CaptureSyscalls,
 		m.Counters,
 		m.ExcludedTgids,
 		m.ExecScratch,
@@ -306,6 +312,7 @@ func (m *ringwiseMaps) Close() error {
 //
 // It can be passed to loadRingwiseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ringwiseVariables struct {
+	CaptureFilter      *ebpf.Variable `ebpf:"capture_filter"`
 	CpusPerRing        *ebpf.Variable `ebpf:"cpus_per_ring"`
 	Hints              *ebpf.Variable `ebpf:"hints"`
 	Layout             *ebpf.Variable `ebpf:"layout"`

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ringwise/ringwise/bpf"
 	"github.com/ringwise/ringwise/sensor"
 	"github.com/ringwise/ringwise/services/ringspec"
-	"github.com/ringwise/ringwise/services/syscalls"
 )
 
 // sizeFlag is a ring size in bytes given with a unit (64KiB, 16MiB).
@@ -47,6 +47,7 @@ type sensorFlags struct {
 	shedHigh      float64
 	shedLow       float64
 	shedSyscalls  string
+	syscalls      string
 	batchEvents   int
 	batchDelay    time.Duration
 }
@@ -65,7 +66,8 @@ func (f *sensorFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.consumerCost, "consumer-cost", 0, "LAB KNOB: busy work added per event in the sensor's reader to emulate a loaded monitor (e.g. 20us)")
 	fs.Float64Var(&f.shedHigh, "shed-high", 0, "adaptive shedding: ring fill fraction above which low-value syscalls are shed (0 = off; the lab's shared+shed uses "+strconv.FormatFloat(ringspec.DefaultShedHighWater, 'g', -1, 64)+")")
 	fs.Float64Var(&f.shedLow, "shed-low", ringspec.DefaultShedLowWater, "adaptive shedding: ring fill fraction below which shedding stops")
-	fs.StringVar(&f.shedSyscalls, "shed-syscalls", sensor.DefaultShedSyscalls, "comma-separated syscalls (names, or numbers of this machine's ABI) eligible for shedding; names this architecture lacks are skipped")
+	fs.StringVar(&f.shedSyscalls, "shed-syscalls", sensor.DefaultShedSyscalls, "comma-separated syscall names eligible for shedding; names this architecture lacks are skipped")
+	fs.StringVar(&f.syscalls, "syscalls", "", "comma-separated syscall names to capture, as Falco's base_syscalls.custom_set (empty: every syscall); the others are neither written nor counted; fork, exec and exit records are always captured")
 	fs.IntVar(&f.batchEvents, "batch-events", sensor.DefaultBatchMaxEvents, "max events per published batch")
 	fs.DurationVar(&f.batchDelay, "batch-delay", sensor.DefaultBatchMaxDelay, "max time an event waits in an open batch")
 }
@@ -91,14 +93,23 @@ func (f *sensorFlags) config() (sensor.Config, error) {
 		return sensor.Config{}, fmt.Errorf("--cpus-per-ring %d: want at least 1", f.cpusPerRing)
 	}
 	// The sensor traces this machine's syscalls: its own ABI's numbers.
-	shed, _, err := syscalls.ParseList(syscalls.Native(), f.shedSyscalls)
+	shed, _, err := parseSyscallNames("shed-syscalls", f.shedSyscalls)
 	if err != nil {
-		return sensor.Config{}, fmt.Errorf("--shed-syscalls: %w", err)
+		return sensor.Config{}, err
+	}
+	var capture []uint32
+	if strings.TrimSpace(f.syscalls) != "" {
+		if capture, _, err = parseSyscallNames("syscalls", f.syscalls); err != nil {
+			return sensor.Config{}, err
+		}
+		if capture == nil {
+			capture = []uint32{} // only names this architecture lacks: capture none
+		}
 	}
 	cfg := sensor.Config{
 		Node: f.node,
 		Probe: bpf.Config{RingSize: size, LifecycleRingSize: f.lifecycleSize, Layout: layout, Hints: f.hints, LifecycleOnly: f.lifecycleOnly,
-			ShedSyscalls: shed, CPUsPerRing: f.cpusPerRing}, // 0: ringspec.DefaultCPUsPerRing
+			ShedSyscalls: shed, CPUsPerRing: f.cpusPerRing, CaptureSyscalls: capture}, // CPUsPerRing 0: ringspec.DefaultCPUsPerRing
 		ExcludeSelf:    f.excludeSelf,
 		ConsumerCost:   f.consumerCost,
 		BatchMaxEvents: f.batchEvents,

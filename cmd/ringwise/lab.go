@@ -33,7 +33,7 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	asJSON := fs.Bool("json", false, "print results.json to stdout instead of the table")
 	shedHigh := fs.Float64("shed-high", ringspec.DefaultShedHighWater, "shared+shed: ring fill fraction where shedding starts")
 	shedLow := fs.Float64("shed-low", ringspec.DefaultShedLowWater, "shared+shed: ring fill fraction where shedding stops")
-	shedSys := fs.String("shed-syscalls", sensor.DefaultShedSyscalls, "shared+shed: syscalls (names or numbers) eligible for shedding")
+	shedSys := fs.String("shed-syscalls", sensor.DefaultShedSyscalls, "shared+shed: syscall names eligible for shedding")
 	node := fs.String("node", hostname(), "node name")
 	verbose := fs.Bool("v", false, "log to stderr")
 	if err := parse(fs, args); err != nil {

@@ -63,6 +63,9 @@ func TestMeasureFlagErrors(t *testing.T) {
 		"measure --load x --record-bytes 1":                    "want LIFECYCLE,SYSCALL",
 		"measure --load x --cpus-for-each-buffer 0":            "want >= 1",
 		"measure --load ../../docs/falco-example/measure.json": "drain is unknown",
+		"sensor --syscalls 0":                                  "is a number: give syscall names",
+		"sensor --shed-syscalls read,1":                        "is a number: give syscall names",
+		"sensor --syscalls read,nosuch":                        "no such syscall",
 	} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), strings.Fields(args), &out, &errb); code == 0 || !strings.Contains(errb.String(), want) {
