@@ -225,7 +225,7 @@ type scaleRun struct {
 	dups, ooo, gaps    map[string]uint64
 	takeover           time.Duration
 	replicas           int
-	deadLetters        map[string]int // by reason
+	deadLetters        map[string]int    // by reason
 	overflow           map[string]uint64 // events the spool dropped
 	overflowBatches    map[string]uint64
 	killedOwnerOf      string

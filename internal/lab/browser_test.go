@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // renderChromium returns the path of a Chromium binary, or skips the test.
