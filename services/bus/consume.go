@@ -337,10 +337,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // handle runs the handler on one message and settles it.
 func (c *Consumer) handle(ctx context.Context, m jetstream.Msg) {
-	d := Delivery{Subject: m.Subject(), Data: m.Data(), Header: m.Headers(), Delivered: 1}
-	if md, err := m.Metadata(); err == nil {
-		d.StreamSeq, d.Delivered, d.Pending = md.Sequence.Stream, md.NumDelivered, md.NumPending
-	}
+	d := newDelivery(m)
 	var node string
 	if c.tracing.Enabled() {
 		_, node, _ = ParseSubject(d.Subject) // check() refuses a bad one
@@ -528,4 +525,14 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, limit int) ([]
 		out = append(out, dl)
 	}
 	return out, nil
+}
+
+// newDelivery reads a message and its metadata (stream sequence, delivery
+// count, what the consumer still holds) into a Delivery.
+func newDelivery(m jetstream.Msg) Delivery {
+	d := Delivery{Subject: m.Subject(), Data: m.Data(), Header: m.Headers(), Delivered: 1}
+	if md, err := m.Metadata(); err == nil {
+		d.StreamSeq, d.Delivered, d.Pending = md.Sequence.Stream, md.NumDelivered, md.NumPending
+	}
+	return d
 }

@@ -60,10 +60,8 @@ func (c *Consumer) RunOrdered(ctx context.Context, start uint64) error {
 // handleOrdered runs the handler on one message of an ordered consumer.
 func (c *Consumer) handleOrdered(ctx context.Context, m jetstream.Msg) {
 	hctx := context.WithoutCancel(ctx)
-	d := Delivery{Subject: m.Subject(), Data: m.Data(), Header: m.Headers(), Delivered: 1}
-	if md, err := m.Metadata(); err == nil {
-		d.StreamSeq = md.Sequence.Stream
-	}
+	d := newDelivery(m)
+	d.Delivered = 1 // an ordered consumer's redelivery is a new consumer: count attempts here
 	var node string
 	if c.tracing.Enabled() {
 		_, node, _ = ParseSubject(d.Subject) // check() refuses a bad one
