@@ -298,26 +298,36 @@ static __always_inline void *ring_for(bool lifecycle, u64 *thr)
 	return &rb_syscall;
 }
 
-/* The number of pid p in the pid namespace of level (the task's own). */
+/* The number of pid p in the pid namespace of level (the task's own): a
+ * probe read, since BTF loads need a constant offset. */
 static __always_inline u32 pid_nr_at(struct pid *p, u32 level)
 {
 	return (u32)BPF_CORE_READ(p, numbers[level].nr);
 }
 
+/* The header of every record. Every program here is tp_btf, whose task
+ * arguments and bpf_get_current_task_btf() are BTF pointers: fields are read
+ * with direct, CO-RE relocated loads (a load with an exception-table entry
+ * when the verifier cannot prove the pointer valid), not bpf_probe_read
+ * helper calls. On the per-syscall path that was the biggest cost: perf
+ * showed copy_from_kernel_nofault + bpf_probe_read_kernel at 35 % of a
+ * syscall-bound workload's time with the sensor attached. */
 static __always_inline void fill_hdr(struct rec_hdr *h, struct task_struct *t, u8 type)
 {
+	struct task_struct *leader = t->group_leader;
 	h->ts_ns = bpf_ktime_get_boot_ns();
-	h->start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
-	h->tid = BPF_CORE_READ(t, pid);
-	h->pid = BPF_CORE_READ(t, tgid);
-	h->exec_id = (u32)BPF_CORE_READ(t, self_exec_id);
+	h->start_ns = leader->start_boottime;
+	h->tid = t->pid;
+	h->pid = t->tgid;
+	h->exec_id = (u32)t->self_exec_id;
 	h->cpu = (u16)bpf_get_smp_processor_id();
 	h->type = type;
 	h->flags = 0;
 	/* As Falco's proc.vpid: the leader's pid at the level of the task's
-	 * own pid namespace (thread_pid->level). */
-	u32 level = BPF_CORE_READ(t, thread_pid, level);
-	h->vpid = pid_nr_at(BPF_CORE_READ(t, group_leader, thread_pid), level);
+	 * own pid namespace (thread_pid->level). At level 0 (the initial
+	 * namespace, most tasks of a node) that is the tgid itself. */
+	u32 level = t->thread_pid->level;
+	h->vpid = level == 0 ? (u32)t->tgid : pid_nr_at(leader->thread_pid, level);
 	h->abi = ABI_NATIVE;
 	h->_pad[0] = h->_pad[1] = h->_pad[2] = 0;
 }
@@ -341,11 +351,9 @@ static __always_inline void fill_meta(struct proc_meta *m, struct task_struct *t
 static __always_inline u8 current_abi(struct task_struct *t)
 {
 #if defined(__TARGET_ARCH_x86)
-	u32 status = BPF_CORE_READ(t, thread_info.status);
-	return (status & TS_COMPAT) ? ABI_IA32 : ABI_X86_64;
+	return (t->thread_info.status & TS_COMPAT) ? ABI_IA32 : ABI_X86_64;
 #elif defined(__TARGET_ARCH_arm64)
-	unsigned long flags = BPF_CORE_READ(t, thread_info.flags);
-	return (flags & (1UL << TIF_32BIT)) ? ABI_OTHER : ABI_ARM64;
+	return (t->thread_info.flags & (1UL << TIF_32BIT)) ? ABI_OTHER : ABI_ARM64;
 #endif
 }
 
@@ -615,29 +623,28 @@ int BPF_PROG(rw_sys_exit, struct pt_regs *regs, long ret)
 	if (excluded((u32)(pid_tgid >> 32)))
 		return 0;
 
-	/* bpf_get_current_task (not _btf, which needs 5.11): every read of t
-	 * goes through BPF_CORE_READ anyway. */
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	/* The task and the registers are BTF pointers: direct loads. */
+	struct task_struct *t = bpf_get_current_task_btf();
 	u8 abi = current_abi(t);
 	u32 nr;
 	u64 a0, a1, a2;
 #if defined(__TARGET_ARCH_x86)
-	nr = (u32)BPF_CORE_READ(regs, orig_ax);
+	nr = (u32)regs->orig_ax;
 	if (abi == ABI_IA32) {
 		/* i386 calling convention: ebx, ecx, edx */
-		a0 = (u32)BPF_CORE_READ(regs, bx);
-		a1 = (u32)BPF_CORE_READ(regs, cx);
-		a2 = (u32)BPF_CORE_READ(regs, dx);
+		a0 = (u32)regs->bx;
+		a1 = (u32)regs->cx;
+		a2 = (u32)regs->dx;
 	} else {
-		a0 = BPF_CORE_READ(regs, di);
-		a1 = BPF_CORE_READ(regs, si);
-		a2 = BPF_CORE_READ(regs, dx);
+		a0 = regs->di;
+		a1 = regs->si;
+		a2 = regs->dx;
 	}
 #elif defined(__TARGET_ARCH_arm64)
-	nr = (u32)BPF_CORE_READ(regs, syscallno);
-	a0 = BPF_CORE_READ(regs, orig_x0); /* x0 now holds the return value */
-	a1 = BPF_CORE_READ(regs, regs[1]);
-	a2 = BPF_CORE_READ(regs, regs[2]);
+	nr = (u32)regs->syscallno;
+	a0 = regs->orig_x0; /* x0 now holds the return value */
+	a1 = regs->regs[1];
+	a2 = regs->regs[2];
 #endif
 
 	/* The capture set holds native numbers: compat calls are always
