@@ -334,15 +334,17 @@ static __always_inline void fill_hdr(struct rec_hdr *h, struct task_struct *t, u
 
 static __always_inline void fill_meta(struct proc_meta *m, struct task_struct *t)
 {
-	m->cgroup_id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
-	m->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	/* direct BTF loads, as in fill_hdr */
+	m->cgroup_id = t->cgroups->dfl_cgrp->kn->id;
+	m->ppid = t->real_parent->tgid;
 	/* Effective ids, as Falco's user.uid: what the kernel checks access with. */
-	m->uid = BPF_CORE_READ(t, cred, euid.val);
-	m->gid = BPF_CORE_READ(t, cred, egid.val);
-	u32 level = BPF_CORE_READ(t, thread_pid, level);
-	m->vtid = pid_nr_at(BPF_CORE_READ(t, thread_pid), level);
-	if (BPF_CORE_READ_INTO(&m->comm, t, comm))
-		__builtin_memset(m->comm, 0, COMM_LEN);
+	const struct cred *cred = t->cred;
+	m->uid = cred->euid.val;
+	m->gid = cred->egid.val;
+	struct pid *tp = t->thread_pid;
+	u32 level = tp->level;
+	m->vtid = level == 0 ? (u32)t->pid : pid_nr_at(tp, level);
+	__builtin_memcpy(m->comm, t->comm, COMM_LEN);
 }
 
 /* The syscall ABI of the current task: ia32 when an x86_64 task is in a
@@ -471,7 +473,7 @@ int BPF_PROG(rw_fork, struct task_struct *parent, struct task_struct *child)
 {
 	/* Subject is the child: a fork by an excluded process (the sensor
 	 * launching a workload) is still captured; its own threads are not. */
-	u32 tgid = BPF_CORE_READ(child, tgid);
+	u32 tgid = child->tgid;
 	if (excluded(tgid))
 		return 0;
 
@@ -484,12 +486,12 @@ int BPF_PROG(rw_fork, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	}
 	fill_hdr(&r->h, child, TYPE_FORK);
-	if (tgid == (u32)BPF_CORE_READ(parent, tgid))
+	if (tgid == (u32)parent->tgid)
 		r->h.flags |= FLAG_THREAD;
 	fill_meta(&r->m, child);
-	r->forker_tgid = BPF_CORE_READ(parent, tgid);
+	r->forker_tgid = parent->tgid;
 	r->_pad = 0;
-	r->forker_start = BPF_CORE_READ(parent, group_leader, start_boottime);
+	r->forker_start = parent->group_leader->start_boottime;
 	bpf_ringbuf_submit(r, wake_flags(rb, thr, sizeof(*r)));
 	return 0;
 }
@@ -581,7 +583,7 @@ static __always_inline void exit_rec(struct task_struct *p, bool group_dead)
 	if (group_dead)
 		r->h.flags |= FLAG_GROUP_DEAD;
 	fill_meta(&r->m, p);
-	r->exit_code = BPF_CORE_READ(p, exit_code);
+	r->exit_code = p->exit_code;
 	r->_pad = 0;
 	bpf_ringbuf_submit(r, wake_flags(rb, thr, sizeof(*r)));
 }
@@ -592,7 +594,7 @@ static __always_inline void exit_rec(struct task_struct *p, bool group_dead)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(rw_exit, struct task_struct *p, bool group_dead)
 {
-	if (excluded(BPF_CORE_READ(p, tgid)))
+	if (excluded(p->tgid))
 		return 0;
 	exit_rec(p, group_dead);
 	return 0;
@@ -601,7 +603,7 @@ int BPF_PROG(rw_exit, struct task_struct *p, bool group_dead)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(rw_exit_legacy, struct task_struct *p)
 {
-	if (excluded(BPF_CORE_READ(p, tgid)))
+	if (excluded(p->tgid))
 		return 0;
 	/* do_exit() decrements signal->live before this tracepoint, so every
 	 * thread exiting after the last decrement reads 0: only the first of
