@@ -46,12 +46,13 @@ type CPUCounts struct {
 // Meter is the loaded, attached counting-only program of `ringwise
 // measure`: no records, no ring.
 type Meter struct {
-	objs   measureObjects
-	links  []link.Link
-	ncpu   int
-	buf    []measureMeasureCounts
-	mu     sync.Mutex
-	closed bool
+	objs    measureObjects
+	links   []link.Link // lifecycle: attached from LoadMeter to Close
+	sysExit link.Link   // the per-syscall counter, when attached
+	ncpu    int
+	buf     []measureMeasureCounts
+	mu      sync.Mutex
+	closed  bool
 }
 
 // LoadMeter loads and attaches the counting-only program.
@@ -97,7 +98,6 @@ func LoadMeter(cfg MeterConfig) (*Meter, error) {
 		{"sched_process_fork", m.objs.M_fork},
 		{"sched_process_exec", m.objs.M_exec},
 		{"sched_process_exit", m.objs.M_exit},
-		{"sys_exit", m.objs.M_sysExit},
 	} {
 		l, err := link.AttachTracing(link.TracingOptions{Program: prog.prog})
 		if err != nil {
@@ -106,7 +106,42 @@ func LoadMeter(cfg MeterConfig) (*Meter, error) {
 		}
 		m.links = append(m.links, l)
 	}
+	if err := m.SetSyscalls(true); err != nil {
+		m.Close()
+		return nil, err
+	}
 	return m, nil
+}
+
+// SetSyscalls attaches (on) or detaches the per-syscall counter; the
+// lifecycle counters stay attached. Any program on sys_exit sends every
+// syscall of every task through the kernel's slow exit path (the tracepoint
+// sets SYSCALL_WORK_SYSCALL_TRACEPOINT on all tasks), and on a
+// syscall-bound workload that path, not the counting, is most of the cost:
+// detached, syscalls cost the node nothing. Measure uses it to sample
+// syscalls in short windows.
+func (m *Meter) SetSyscalls(on bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errors.New("ringwise meter: closed")
+	}
+	if !on {
+		if m.sysExit != nil {
+			m.sysExit.Close()
+			m.sysExit = nil
+		}
+		return nil
+	}
+	if m.sysExit != nil {
+		return nil
+	}
+	l, err := link.AttachTracing(link.TracingOptions{Program: m.objs.M_sysExit})
+	if err != nil {
+		return fmt.Errorf("ringwise meter: attach tp_btf/sys_exit: %w", err)
+	}
+	m.sysExit = l
+	return nil
 }
 
 // NumCPU is the number of possible CPUs: the length of Read's result.
@@ -144,6 +179,10 @@ func (m *Meter) Detach() {
 		l.Close()
 	}
 	m.links = nil
+	if m.sysExit != nil {
+		m.sysExit.Close()
+		m.sysExit = nil
+	}
 }
 
 // Close detaches and releases the kernel objects.

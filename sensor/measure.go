@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ringwise/ringwise/bpf"
@@ -30,6 +32,69 @@ type MeasureConfig struct {
 	// Started, when set, is called once counting has begun (the program is
 	// attached and the first reading taken).
 	Started func()
+	// Sample, when set, counts syscalls only in windows (SyscallSample);
+	// the zero value counts every syscall for the whole run.
+	Sample SyscallSample
+}
+
+// DefaultSyscallSample is `ringwise measure`'s default: syscalls counted
+// in a 20 ms window every 2 s (1 % of the time), lifecycle always.
+var DefaultSyscallSample = SyscallSample{Window: 20 * time.Millisecond, Period: 2 * time.Second}
+
+// SyscallSample is a duty cycle for the per-syscall counter: attached for
+// Window out of every Period. Any program on sys_exit sends every syscall of
+// the node through the kernel's slow exit path, and on a syscall-bound
+// workload that costs more than the counting (see BENCHMARKS.md), so
+// counting only in windows divides the cost by Period/Window. Bins outside
+// a window get their syscalls ESTIMATED from the node's lifecycle activity
+// (Measurement.Sampling says how).
+type SyscallSample struct {
+	Window time.Duration `json:"window_ns"`
+	Period time.Duration `json:"period_ns"`
+}
+
+// On reports whether s samples (false: count continuously).
+func (s SyscallSample) On() bool { return s.Period > 0 }
+
+// String is the flag form, "20ms/2s" or "all".
+func (s SyscallSample) String() string {
+	if !s.On() {
+		return "all"
+	}
+	return s.Window.String() + "/" + s.Period.String()
+}
+
+// ParseSyscallSample reads "all" (count continuously) or "WINDOW/PERIOD"
+// (e.g. "20ms/2s").
+func ParseSyscallSample(v string) (SyscallSample, error) {
+	if v == "all" || v == "" {
+		return SyscallSample{}, nil
+	}
+	w, p, ok := strings.Cut(v, "/")
+	if !ok {
+		return SyscallSample{}, fmt.Errorf("syscall sample %q: want all or WINDOW/PERIOD, e.g. 20ms/2s", v)
+	}
+	win, err := time.ParseDuration(w)
+	if err != nil {
+		return SyscallSample{}, fmt.Errorf("syscall sample %q: window: %w", v, err)
+	}
+	per, err := time.ParseDuration(p)
+	if err != nil {
+		return SyscallSample{}, fmt.Errorf("syscall sample %q: period: %w", v, err)
+	}
+	if win <= 0 || per <= win {
+		return SyscallSample{}, fmt.Errorf("syscall sample %q: want 0 < window < period", v)
+	}
+	return SyscallSample{Window: win, Period: per}, nil
+}
+
+// bins gives the window and the period in bins of interval: a window covers
+// at least two bins, since the bin in which the counter is attached is
+// counted only in part.
+func (s SyscallSample) bins(interval time.Duration) (window, period int) {
+	window = max(2, int((s.Window+interval-1)/interval))
+	period = max(window+1, int((s.Period+interval/2)/interval))
+	return window, period
 }
 
 // Measurement is what Measure counted: per CPU and per bin, syscall and
@@ -61,6 +126,29 @@ type Measurement struct {
 	Lifecycle   [][]float64     `json:"lifecycle"`
 	SyscallBins [][]float64     `json:"syscall_bins"`
 	NrBins      [][][][2]uint32 `json:"nr_bins"`
+
+	// Sampling is set when syscalls were counted only in windows
+	// (MeasureConfig.Sample): Syscalls, PerCPUSyscalls and SyscallBins are
+	// then ESTIMATES, BySyscall holds the counts of the windows only.
+	Sampling *SamplingInfo `json:"sampling,omitempty"`
+}
+
+// SamplingInfo says how a sampled measurement's syscalls were estimated.
+type SamplingInfo struct {
+	SyscallSample
+	// Exposure[bin] is the part of the bin the counter was attached for
+	// (1 whole, 0 not at all).
+	Exposure []float64 `json:"exposure"`
+	// Counted is the syscalls counted in the windows; ExposedNs the time
+	// they cover, summed over the bins.
+	Counted   uint64 `json:"counted"`
+	ExposedNs uint64 `json:"exposed_ns"`
+	// Estimated[cpu][bin] is the estimated part of SyscallBins[cpu][bin]:
+	// syscalls/s = Base[cpu] + PerLifecycle[cpu] × lifecycle events/s, a
+	// weighted least-squares fit over the exposed bins of that CPU.
+	Estimated    [][]float64 `json:"estimated"`
+	Base         []float64   `json:"base_per_s"`
+	PerLifecycle []float64   `json:"per_lifecycle"`
 }
 
 // Measure loads the counting-only program and reads its per-CPU counters
@@ -91,6 +179,14 @@ func Measure(ctx context.Context, cfg MeasureConfig) (*Measurement, error) {
 		PerCPUSyscalls: make([]uint64, ncpu),
 		Lifecycle:      make([][]float64, ncpu), SyscallBins: make([][]float64, ncpu),
 	}
+	// The counter is attached from the start: the first window is bins
+	// 0..winBins-1, then one every perBins.
+	winBins, perBins := cfg.Sample.bins(cfg.Interval)
+	if cfg.Sample.On() {
+		res.Sampling = &SamplingInfo{SyscallSample: cfg.Sample}
+	}
+	attached := true
+	var attachedAt time.Time // when the counter came back, within the bin being counted
 	prev, err := m.Read(nil)
 	if err != nil {
 		return nil, err
@@ -124,11 +220,38 @@ func Measure(ctx context.Context, cfg MeasureConfig) (*Measurement, error) {
 			return nil, err
 		}
 		now := time.Now()
-		res.addBin(prev, cur, uint64(now.Sub(last)))
+		exposure := 1.0
+		if res.Sampling != nil {
+			switch {
+			case !attached:
+				exposure = 0
+			case !attachedAt.IsZero() && attachedAt.After(last):
+				exposure = min(1, float64(now.Sub(attachedAt))/float64(max(now.Sub(last), 1)))
+			}
+		}
+		res.addBin(prev, cur, uint64(now.Sub(last)), exposure)
 		last = now
 		prev, cur = cur, prev
+		if res.Sampling != nil && !done {
+			// The next bin is res.Bins (0-based).
+			switch pos := res.Bins % perBins; {
+			case pos == 0 && !attached:
+				if err := m.SetSyscalls(true); err != nil {
+					return nil, err
+				}
+				attached, attachedAt = true, time.Now()
+			case pos == winBins && attached:
+				if err := m.SetSyscalls(false); err != nil {
+					return nil, err
+				}
+				attached = false
+			}
+		}
 	}
 	m.Detach()
+	if res.Sampling != nil {
+		res.estimate()
+	}
 	res.Duration = last.Sub(start)
 	for i := range prev {
 		p, f := &prev[i], &first[i]
@@ -139,14 +262,27 @@ func Measure(ctx context.Context, cfg MeasureConfig) (*Measurement, error) {
 	return res, nil
 }
 
-// addBin adds the deltas cur − prev as one bin of durNs.
-func (res *Measurement) addBin(prev, cur []bpf.CPUCounts, durNs uint64) {
+// addBin adds the deltas cur − prev as one bin of durNs, of which the
+// syscall counter was attached for the part exposure (1 when not sampling;
+// at 0 the bin's syscall counts, a few left over from the detach, are
+// dropped and estimated later).
+func (res *Measurement) addBin(prev, cur []bpf.CPUCounts, durNs uint64, exposure float64) {
 	res.DurNs = append(res.DurNs, durNs)
 	res.Bins++
+	if res.Sampling != nil {
+		res.Sampling.Exposure = append(res.Sampling.Exposure, exposure)
+		res.Sampling.ExposedNs += uint64(exposure * float64(durNs))
+	}
 	binNrs := make([][][2]uint32, len(cur))
 	for cpu := range cur {
 		p, c := &prev[cpu], &cur[cpu]
 		sys := c.Syscalls - p.Syscalls
+		if exposure == 0 {
+			sys = 0
+		}
+		if res.Sampling != nil {
+			res.Sampling.Counted += sys
+		}
 		forks, execs, exits := c.Forks-p.Forks, c.Execs-p.Execs, c.Exits-p.Exits
 		res.Syscalls += sys
 		res.Forks += forks
@@ -169,6 +305,82 @@ func (res *Measurement) addBin(prev, cur []bpf.CPUCounts, durNs uint64) {
 		}
 	}
 	res.NrBins = append(res.NrBins, binNrs)
+}
+
+// estimate fills the syscalls of the bins outside the windows (and the
+// unexposed part of partly exposed ones) from the lifecycle curve: per CPU,
+// syscalls/s = base + k × lifecycle events/s, fitted by least squares
+// weighted by exposed time over the exposed bins. Under a process flood a
+// node's syscalls follow its processes (each short-lived process makes
+// about the same syscalls), and between floods the base rate remains. The
+// totals become estimates; Sampling keeps what was counted.
+func (res *Measurement) estimate() {
+	sp := res.Sampling
+	sp.Estimated = make([][]float64, res.NumCPU)
+	sp.Base = make([]float64, res.NumCPU)
+	sp.PerLifecycle = make([]float64, res.NumCPU)
+	res.Syscalls = 0
+	for cpu := range res.NumCPU {
+		xs, ys, ws := make([]float64, 0, len(res.DurNs)), make([]float64, 0, len(res.DurNs)), make([]float64, 0, len(res.DurNs))
+		for i, d := range res.DurNs {
+			e := sp.Exposure[i]
+			if e <= 0 || d == 0 {
+				continue
+			}
+			secs := float64(d) / 1e9
+			xs = append(xs, res.Lifecycle[cpu][i]/secs)
+			ys = append(ys, res.SyscallBins[cpu][i]/(secs*e))
+			ws = append(ws, secs*e)
+		}
+		a, k := fitRate(xs, ys, ws)
+		sp.Base[cpu], sp.PerLifecycle[cpu] = a, k
+		est := make([]float64, len(res.DurNs))
+		var total float64
+		for i, d := range res.DurNs {
+			secs := float64(d) / 1e9
+			est[i] = (a + k*res.Lifecycle[cpu][i]/secs) * secs * (1 - sp.Exposure[i])
+			res.SyscallBins[cpu][i] += est[i]
+			total += res.SyscallBins[cpu][i]
+		}
+		sp.Estimated[cpu] = est
+		res.PerCPUSyscalls[cpu] = uint64(math.Round(total))
+		res.Syscalls += res.PerCPUSyscalls[cpu]
+	}
+}
+
+// fitRate fits y = a + k·x by weighted least squares with a, k ≥ 0 (a
+// negative slope or intercept is not a rate: the constrained optimum then
+// lies on that axis).
+func fitRate(xs, ys, ws []float64) (a, k float64) {
+	var sw, sx, sy, sxx, sxy float64
+	for i := range xs {
+		w := ws[i]
+		sw += w
+		sx += w * xs[i]
+		sy += w * ys[i]
+		sxx += w * xs[i] * xs[i]
+		sxy += w * xs[i] * ys[i]
+	}
+	if sw == 0 {
+		return 0, 0
+	}
+	den := sw*sxx - sx*sx
+	if den > 1e-12*sw*sxx && den > 0 {
+		k = (sw*sxy - sx*sy) / den
+		a = (sy - k*sx) / sw
+	} else {
+		k, a = 0, sy/sw
+	}
+	switch {
+	case k < 0:
+		k, a = 0, sy/sw
+	case a < 0:
+		a = 0
+		if sxx > 0 {
+			k = sxy / sxx
+		}
+	}
+	return a, k
 }
 
 // Validate checks a Measurement read back from JSON: the curve's shape
@@ -195,6 +407,16 @@ func (res *Measurement) Validate() error {
 	if res.BySyscall == nil {
 		res.BySyscall = map[uint32]uint64{}
 	}
+	if sp := res.Sampling; sp != nil {
+		if len(sp.Exposure) != n || len(sp.Estimated) != res.NumCPU {
+			return fmt.Errorf("measurement: sampling has %d exposures and %d CPU estimates for %d bins, %d CPUs", len(sp.Exposure), len(sp.Estimated), n, res.NumCPU)
+		}
+		for cpu, e := range sp.Estimated {
+			if len(e) != n {
+				return fmt.Errorf("measurement: CPU %d has %d estimated bins, want %d", cpu, len(e), n)
+			}
+		}
+	}
 	return nil
 }
 
@@ -208,10 +430,19 @@ type SyscallShare struct {
 // TopSyscalls returns the syscall numbers by arrivals, most first.
 func (res *Measurement) TopSyscalls() []SyscallShare {
 	out := make([]SyscallShare, 0, len(res.BySyscall))
+	// Sampled: the shares are those of the windows, the counts scaled to
+	// the estimated total.
+	counted, scale := res.Syscalls, 1.0
+	if res.Sampling != nil {
+		counted = res.Sampling.Counted
+		if counted > 0 {
+			scale = float64(res.Syscalls) / float64(counted)
+		}
+	}
 	for nr, n := range res.BySyscall {
-		s := SyscallShare{Nr: nr, Count: n}
-		if res.Syscalls > 0 {
-			s.Pct = 100 * float64(n) / float64(res.Syscalls)
+		s := SyscallShare{Nr: nr, Count: uint64(math.Round(float64(n) * scale))}
+		if counted > 0 {
+			s.Pct = 100 * float64(n) / float64(counted)
 		}
 		out = append(out, s)
 	}
@@ -230,6 +461,18 @@ func (res *Measurement) TopSyscalls() []SyscallShare {
 // without (a what-if: "if these were not captured").
 func (res *Measurement) Series(recordsPerSyscall float64, without map[uint32]bool) ringmodel.CPUSeries {
 	s := ringmodel.CPUSeries{DurNs: slices.Clone(res.DurNs), Arrivals: make([][][event.NumCategories]float64, res.NumCPU)}
+	// Sampled: the estimated part of a bin loses the windows' share of the
+	// left-out syscalls.
+	var withoutShare float64
+	if sp := res.Sampling; sp != nil && sp.Counted > 0 && len(without) > 0 {
+		var n uint64
+		for nr, c := range res.BySyscall {
+			if without[nr] {
+				n += c
+			}
+		}
+		withoutShare = float64(n) / float64(sp.Counted)
+	}
 	for cpu := range res.NumCPU {
 		a := make([][event.NumCategories]float64, len(res.DurNs))
 		for i := range a {
@@ -240,6 +483,9 @@ func (res *Measurement) Series(recordsPerSyscall float64, without map[uint32]boo
 						sys -= float64(nc[1])
 					}
 				}
+			}
+			if withoutShare > 0 {
+				sys -= res.Sampling.Estimated[cpu][i] * withoutShare
 			}
 			a[i][event.CategoryLifecycle] = res.Lifecycle[cpu][i]
 			a[i][event.CategorySyscall] = max(sys, 0) * recordsPerSyscall

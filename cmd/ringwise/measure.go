@@ -64,6 +64,7 @@ func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"Also answers what ring would do without the dominant syscalls (base_syscalls.custom_set). Needs root.", stderr)
 	duration := fs.Duration("duration", DefaultMeasureDuration, "how long to count (Ctrl-C stops early)")
 	interval := fs.Duration("interval", sensor.DefaultMeasureInterval, "sampling interval: the arrival curve's bin width")
+	sampleFlag := fs.String("syscall-sample", sensor.DefaultSyscallSample.String(), "count syscalls only in a WINDOW of every PERIOD (e.g. 20ms/2s), lifecycle always, and ESTIMATE the rest from lifecycle activity; 'all' counts every syscall. Any sys_exit hook slows every syscall of the node (a syscall-bound workload by tens of %), so the default counts 1 % of the time")
 	metrics := fs.String("falco-metrics", "", "Falco's Prometheus metrics (file or http URL): Falco's drain is read from them")
 	scrapes := fs.Int("scrapes", 2, "with a --falco-metrics URL: scrapes to take (over the measurement)")
 	drain := fs.Float64("drain", 0, "Falco's consumer rate in events/s (overrides --falco-metrics)")
@@ -86,6 +87,10 @@ func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *cpusPer < 1 {
 		return fmt.Errorf("--cpus-for-each-buffer %d: want >= 1", *cpusPer)
+	}
+	sample, err := sensor.ParseSyscallSample(*sampleFlag)
+	if err != nil {
+		return fmt.Errorf("--syscall-sample: %w", err)
 	}
 	if *perSys <= 0 {
 		return fmt.Errorf("--records-per-syscall %v: want > 0", *perSys)
@@ -152,7 +157,7 @@ func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	} else {
 		fmt.Fprintf(stderr, "ringwise measure: counting for %v (every %v)…\n", *duration, *interval)
 		var err error
-		meas, err = sensor.Measure(ctx, sensor.MeasureConfig{Duration: *duration, Interval: *interval, Started: func() {
+		meas, err = sensor.Measure(ctx, sensor.MeasureConfig{Duration: *duration, Interval: *interval, Sample: sample, Started: func() {
 			if isURL { // one scrape at the start, the rest after
 				if rs, err := readFalcoMetrics(ctx, *metrics, 1, time.Second, stderr); err == nil {
 					first = rs
@@ -278,6 +283,10 @@ func writeMeasure(w io.Writer, o *measureOutput, captured string) {
 		return strconv.FormatFloat(float64(n)/secs, 'f', 0, 64)
 	}
 	fmt.Fprintf(&b, "measured: %.1f s on %d CPUs, every %v (%d bins), counting only (no records, no ring)\n", secs, m.NumCPU, m.Interval, m.Bins)
+	if sp := m.Sampling; sp != nil {
+		fmt.Fprintf(&b, "  syscalls SAMPLED: counted %v in every %v (%.1f s of %.1f s, %d syscalls), the rest ESTIMATED per CPU as base + k × lifecycle rate (--syscall-sample all counts every one)\n",
+			sp.Window, sp.Period, float64(sp.ExposedNs)/1e9, secs, sp.Counted)
+	}
 	fmt.Fprintf(&b, "  %d syscalls (%s/s), %d forks (%s/s), %d execs, %d exits\n", m.Syscalls, rate(m.Syscalls), m.Forks, rate(m.Forks), m.Execs, m.Exits)
 	var cpus []string
 	for i, n := range m.PerCPUSyscalls {
