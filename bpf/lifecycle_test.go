@@ -353,3 +353,66 @@ func TestCgroupAndNamespacePid(t *testing.T) {
 		t.Errorf("cgroup %d: path %q (%v), container id %q", cgid, path, err, procfs.ContainerID(path))
 	}
 }
+
+// TestCgroupMoveRecord: a running process written into another cgroup v2
+// directory's cgroup.procs gets one cgroup_attach record with the new
+// cgroup's id and its own pid, start and exec counter, between its exec and
+// its exit; its exec record had the old cgroup.
+func TestCgroupMoveRecord(t *testing.T) {
+	needRoot(t)
+	root := procfs.CgroupV2Root("/sys/fs/cgroup")
+	dir := filepath.Join(root, "ringwise-move-test")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot create a cgroup v2 directory under %s: %v", root, err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+	cgid, err := procfs.CgroupID(root, filepath.Base(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := lifecycleProbe(t, false)
+	c := collect(p)
+	cmd := exec.Command("/bin/sleep", "0.3")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := uint32(cmd.Process.Pid)
+	time.Sleep(100 * time.Millisecond) // exec'ed by now
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(fmt.Sprint(pid)), 0o644); err != nil {
+		cmd.Wait()
+		t.Fatalf("move %d into %s: %v", pid, dir, err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	recs, _ := c.finish(t)
+	var order []event.Type
+	var moves []rec
+	var execCg uint64
+	for _, r := range recs {
+		if r.Pid != pid || r.Type == event.TypeSyscall {
+			continue
+		}
+		order = append(order, r.Type)
+		switch r.Type {
+		case event.TypeCgroup:
+			moves = append(moves, r)
+		case event.TypeExec:
+			execCg = r.CgroupID
+		}
+	}
+	if len(moves) != 1 {
+		t.Fatalf("%d cgroup records of pid %d (lifecycle %v), want 1", len(moves), pid, order)
+	}
+	m := moves[0]
+	if m.CgroupID != cgid || m.Tid != pid || m.Flags&event.FlagThread != 0 || m.ExecID == 0 {
+		t.Errorf("cgroup record: cgroup %d (want %d), tid %d, flags %#x, exec id %d", m.CgroupID, cgid, m.Tid, m.Flags, m.ExecID)
+	}
+	if execCg == cgid || execCg == 0 {
+		t.Errorf("exec record's cgroup %d: want the old one, not %d", execCg, cgid)
+	}
+	if n := len(order); n < 3 || order[n-2] != event.TypeCgroup || order[n-1] != event.TypeExit {
+		t.Errorf("lifecycle of pid %d: %v, want ... exec, cgroup_attach, procexit", pid, order)
+	}
+}

@@ -311,6 +311,7 @@ func Load(cfg Config) (*Probe, error) {
 		{"sched_process_fork", p.objs.Fork},
 		{"sched_process_exec", p.objs.Exec},
 		{"sched_process_exit", p.objs.Exit},
+		{"cgroup_attach_task", p.objs.Cgroup},
 		{"sys_exit", p.objs.SysExit},
 	} {
 		if cfg.LifecycleOnly && prog.prog == p.objs.SysExit {
@@ -566,6 +567,7 @@ type probeObjects struct {
 	Fork    *ebpf.Program `ebpf:"rw_fork"`
 	Exec    *ebpf.Program `ebpf:"rw_exec"`
 	Exit    *ebpf.Program `ebpf:"rw_exit"`
+	Cgroup  *ebpf.Program `ebpf:"rw_cgroup_attach"`
 	SysExit *ebpf.Program `ebpf:"rw_sys_exit"`
 	Whoami  *ebpf.Program `ebpf:"rw_whoami"`
 }

@@ -25,6 +25,7 @@ const (
 	// argv follow it with their actual lengths (at most ExeMax + ArgsMax).
 	ExecRecordSize         = 88
 	ExitRecordSize         = 88  // struct exit_rec
+	CgroupRecordSize       = 80  // struct cgroup_rec
 	SyscallRecordSize      = 80  // struct syscall_rec
 	SyscallHintsRecordSize = 120 // struct syscall_hints_rec
 
@@ -110,6 +111,8 @@ func payloadSize(t event.Type, hints bool) int {
 		return ExecRecordSize
 	case event.TypeExit:
 		return ExitRecordSize
+	case event.TypeCgroup:
+		return CgroupRecordSize
 	case event.TypeSyscall:
 		if hints {
 			return SyscallHintsRecordSize
@@ -162,6 +165,8 @@ func DecodeRecord(raw []byte, ev *event.Event) error {
 	case event.TypeExit:
 		decodeMeta(raw[offMeta:], ev)
 		ev.ExitCode = int32(le.Uint32(raw[offExitCode:]))
+	case event.TypeCgroup:
+		decodeMeta(raw[offMeta:], ev)
 	case event.TypeExec:
 		decodeMeta(raw[offMeta:], ev)
 		ev.OldPid = le.Uint32(raw[offOldPid:])

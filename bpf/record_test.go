@@ -231,6 +231,7 @@ func TestRecordSizesMatchGenerated(t *testing.T) {
 	check("sizeof fork_rec", unsafe.Sizeof(ringwiseForkRec{}), ForkRecordSize)
 	check("sizeof exec_rec", unsafe.Sizeof(ringwiseExecRec{}), ExecRecordSize+ExeMax+ArgsMax)
 	check("sizeof exit_rec", unsafe.Sizeof(ringwiseExitRec{}), ExitRecordSize)
+	check("sizeof cgroup_rec", unsafe.Sizeof(ringwiseCgroupRec{}), CgroupRecordSize)
 	check("sizeof syscall_rec", unsafe.Sizeof(ringwiseSyscallRec{}), SyscallRecordSize)
 	check("sizeof syscall_hints_rec", unsafe.Sizeof(ringwiseSyscallHintsRec{}), SyscallHintsRecordSize)
 

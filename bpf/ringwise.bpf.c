@@ -31,6 +31,7 @@ char __license[] SEC("license") = "Dual MIT/GPL";
 #define TYPE_EXEC 2
 #define TYPE_EXIT 3
 #define TYPE_SYSCALL 4
+#define TYPE_CGROUP 5
 
 /* event.Flag* */
 #define FLAG_THREAD (1 << 0)
@@ -126,6 +127,11 @@ struct exit_rec {
 	u32 _pad;           /* 84 */
 }; /* 88 */
 
+struct cgroup_rec {
+	struct rec_hdr h;   /* 0 */
+	struct proc_meta m; /* 40 m.cgroup_id is the cgroup moved to */
+}; /* 80 */
+
 struct syscall_rec {
 	struct rec_hdr h; /* 0 */
 	u32 nr;           /* 40 in the numbering of h.abi */
@@ -143,6 +149,7 @@ struct syscall_hints_rec {
 const struct fork_rec *unused_fork __attribute__((unused));
 const struct exec_rec *unused_exec __attribute__((unused));
 const struct exit_rec *unused_exit __attribute__((unused));
+const struct cgroup_rec *unused_cgroup __attribute__((unused));
 const struct syscall_rec *unused_syscall __attribute__((unused));
 const struct syscall_hints_rec *unused_syscall_hints __attribute__((unused));
 
@@ -615,6 +622,35 @@ int BPF_PROG(rw_exit_legacy, struct task_struct *p)
 		dead = seen && __sync_val_compare_and_swap(seen, 0, 1) == 0;
 	}
 	exit_rec(p, dead);
+	return 0;
+}
+
+/* A running task moved to another cgroup (cgroup_attach_task fires after
+ * the migration, once per attach, for the task written to cgroup.procs or
+ * cgroup.threads): a lifecycle record with the task's new cgroup v2 id.
+ * Fork and exec records carry the cgroup id, and container runtimes and
+ * systemd move a process before its exec, so this record is what keeps the
+ * id exact for a process moved later, without a cgroup id in every syscall
+ * record. Moves in v1-only hierarchies leave the v2 id unchanged: the record
+ * says so by repeating it (harmless). */
+SEC("tp_btf/cgroup_attach_task")
+int BPF_PROG(rw_cgroup_attach, struct cgroup *dst_cgrp, const char *path, struct task_struct *task, bool threadgroup)
+{
+	if (excluded(task->tgid))
+		return 0;
+	u64 thr;
+	void *rb = ring_for(true, &thr);
+	count(CAT_LIFECYCLE, KIND_ATTEMPTED);
+	struct cgroup_rec *r = rb ? bpf_ringbuf_reserve(rb, sizeof(struct cgroup_rec), 0) : NULL;
+	if (!r) {
+		count(CAT_LIFECYCLE, KIND_DROPPED);
+		return 0;
+	}
+	fill_hdr(&r->h, task, TYPE_CGROUP);
+	if (!threadgroup)
+		r->h.flags |= FLAG_THREAD;
+	fill_meta(&r->m, task);
+	bpf_ringbuf_submit(r, wake_flags(rb, thr, sizeof(*r)));
 	return 0;
 }
 

@@ -13,6 +13,33 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type ringwiseCgroupRec struct {
+	_ structs.HostLayout
+	H struct {
+		_       structs.HostLayout
+		TsNs    uint64
+		StartNs uint64
+		Tid     uint32
+		Pid     uint32
+		ExecId  uint32
+		Cpu     uint16
+		Type    uint8
+		Flags   uint8
+		Vpid    uint32
+		Abi     uint8
+		Pad     [3]uint8
+	}
+	M struct {
+		_        structs.HostLayout
+		CgroupId uint64
+		Ppid     uint32
+		Uid      uint32
+		Gid      uint32
+		Vtid     uint32
+		Comm     [16]int8
+	}
+}
+
 type ringwiseExecRec struct {
 	_ structs.HostLayout
 	H struct {
@@ -159,6 +186,7 @@ const (
 	ringwiseMapRbSyscall          = "rb_syscall"
 	ringwiseMapShedState          = "shed_state"
 	ringwiseMapShedSyscalls       = "shed_syscalls"
+	ringwiseProgRwCgroupAttach    = "rw_cgroup_attach"
 	ringwiseProgRwExec            = "rw_exec"
 	ringwiseProgRwExit            = "rw_exit"
 	ringwiseProgRwExitLegacy      = "rw_exit_legacy"
@@ -170,6 +198,7 @@ const (
 	ringwiseVarHints              = "hints"
 	ringwiseVarLayout             = "layout"
 	ringwiseVarLcWakeupBytes      = "lc_wakeup_bytes"
+	ringwiseVarUnusedCgroup       = "unused_cgroup"
 	ringwiseVarUnusedExec         = "unused_exec"
 	ringwiseVarUnusedExit         = "unused_exit"
 	ringwiseVarUnusedFork         = "unused_fork"
@@ -220,12 +249,13 @@ type ringwiseSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ringwiseProgramSpecs struct {
-	RwExec       *ebpf.ProgramSpec `ebpf:"rw_exec"`
-	RwExit       *ebpf.ProgramSpec `ebpf:"rw_exit"`
-	RwExitLegacy *ebpf.ProgramSpec `ebpf:"rw_exit_legacy"`
-	RwFork       *ebpf.ProgramSpec `ebpf:"rw_fork"`
-	RwSysExit    *ebpf.ProgramSpec `ebpf:"rw_sys_exit"`
-	RwWhoami     *ebpf.ProgramSpec `ebpf:"rw_whoami"`
+	RwCgroupAttach *ebpf.ProgramSpec `ebpf:"rw_cgroup_attach"`
+	RwExec         *ebpf.ProgramSpec `ebpf:"rw_exec"`
+	RwExit         *ebpf.ProgramSpec `ebpf:"rw_exit"`
+	RwExitLegacy   *ebpf.ProgramSpec `ebpf:"rw_exit_legacy"`
+	RwFork         *ebpf.ProgramSpec `ebpf:"rw_fork"`
+	RwSysExit      *ebpf.ProgramSpec `ebpf:"rw_sys_exit"`
+	RwWhoami       *ebpf.ProgramSpec `ebpf:"rw_whoami"`
 }
 
 // ringwiseMapSpecs contains maps before they are loaded into the kernel.
@@ -253,6 +283,7 @@ type ringwiseVariableSpecs struct {
 	Hints              *ebpf.VariableSpec `ebpf:"hints"`
 	Layout             *ebpf.VariableSpec `ebpf:"layout"`
 	LcWakeupBytes      *ebpf.VariableSpec `ebpf:"lc_wakeup_bytes"`
+	UnusedCgroup       *ebpf.VariableSpec `ebpf:"unused_cgroup"`
 	UnusedExec         *ebpf.VariableSpec `ebpf:"unused_exec"`
 	UnusedExit         *ebpf.VariableSpec `ebpf:"unused_exit"`
 	UnusedFork         *ebpf.VariableSpec `ebpf:"unused_fork"`
@@ -317,6 +348,7 @@ type ringwiseVariables struct {
 	Hints              *ebpf.Variable `ebpf:"hints"`
 	Layout             *ebpf.Variable `ebpf:"layout"`
 	LcWakeupBytes      *ebpf.Variable `ebpf:"lc_wakeup_bytes"`
+	UnusedCgroup       *ebpf.Variable `ebpf:"unused_cgroup"`
 	UnusedExec         *ebpf.Variable `ebpf:"unused_exec"`
 	UnusedExit         *ebpf.Variable `ebpf:"unused_exit"`
 	UnusedFork         *ebpf.Variable `ebpf:"unused_fork"`
@@ -329,16 +361,18 @@ type ringwiseVariables struct {
 //
 // It can be passed to loadRingwiseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ringwisePrograms struct {
-	RwExec       *ebpf.Program `ebpf:"rw_exec"`
-	RwExit       *ebpf.Program `ebpf:"rw_exit"`
-	RwExitLegacy *ebpf.Program `ebpf:"rw_exit_legacy"`
-	RwFork       *ebpf.Program `ebpf:"rw_fork"`
-	RwSysExit    *ebpf.Program `ebpf:"rw_sys_exit"`
-	RwWhoami     *ebpf.Program `ebpf:"rw_whoami"`
+	RwCgroupAttach *ebpf.Program `ebpf:"rw_cgroup_attach"`
+	RwExec         *ebpf.Program `ebpf:"rw_exec"`
+	RwExit         *ebpf.Program `ebpf:"rw_exit"`
+	RwExitLegacy   *ebpf.Program `ebpf:"rw_exit_legacy"`
+	RwFork         *ebpf.Program `ebpf:"rw_fork"`
+	RwSysExit      *ebpf.Program `ebpf:"rw_sys_exit"`
+	RwWhoami       *ebpf.Program `ebpf:"rw_whoami"`
 }
 
 func (p *ringwisePrograms) Close() error {
 	return _RingwiseClose(
+		p.RwCgroupAttach,
 		p.RwExec,
 		p.RwExit,
 		p.RwExitLegacy,

@@ -121,6 +121,40 @@ func TestContainerIDFromCgroup(t *testing.T) {
 	}
 }
 
+// TestCgroupMoveFollowsContainer: a process moved to another cgroup after
+// its exec (a cgroup_attach_task record) carries the new container.id from
+// then on, and the events before the move keep the old one; a move of an
+// unknown process or of another holder of the pid changes nothing.
+func TestCgroupMoveFollowsContainer(t *testing.T) {
+	const start = sensorStart + 100
+	eng := NewEngine(Config{Containers: fakeContainers{1: "", 7: "3f4e5d6c7b8a"}})
+	execd := execEv(4000, 1, start, 1, "sleep", "/usr/bin/sleep", "sleep")
+	execd.CgroupID = 1
+	before := sysEv(4000, start, 1)
+	move := execEv(4000, 1, start, 1, "sleep", "", "")
+	move.Type, move.Exe, move.Args, move.CgroupID = event.TypeCgroup, nil, nil, 7
+	after := sysEv(4000, start, 1)
+	stale := move
+	stale.StartNs = start - 50 // an older holder of pid 4000
+	stale.CgroupID = 1
+	unknown := move
+	unknown.Pid, unknown.Tid = 4999, 4999
+	last := sysEv(4000, start, 1)
+	out := eng.Enrich(context.Background(), batch(0, execd, before, move, after, stale, unknown, last), nil)
+	if out[1].ContainerID != "" {
+		t.Errorf("before the move: container.id %q", out[1].ContainerID)
+	}
+	if out[3].ContainerID != "3f4e5d6c7b8a" || out[6].ContainerID != "3f4e5d6c7b8a" {
+		t.Errorf("after the move: container.id %q, %q", out[3].ContainerID, out[6].ContainerID)
+	}
+	if out[3].Missing != 0 || out[3].ProcName != "sleep" || out[3].ProcExePath != "/usr/bin/sleep" {
+		t.Errorf("after the move: missing %v, name %q exe %q", out[3].Missing, out[3].ProcName, out[3].ProcExePath)
+	}
+	if st := eng.Stats(); st.CgroupMoves != 1 {
+		t.Errorf("cgroup moves applied %d, want 1", st.CgroupMoves)
+	}
+}
+
 // TestNonLeaderExecEndsOldThread: an exec record whose old_pid is another
 // thread's id ends that thread (it has no exit record of its own).
 func TestNonLeaderExecEndsOldThread(t *testing.T) {

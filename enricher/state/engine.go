@@ -193,6 +193,8 @@ func (e *Engine) Enrich(ctx context.Context, b *event.Batch, out []event.Enriche
 			if ev.Ret == 0 {
 				e.applyCreds(ev)
 			}
+		case event.TypeCgroup:
+			e.applyCgroup(ev)
 		}
 		e.enrich(ctx, b, i, o)
 		if ev.Type == event.TypeExit {
@@ -678,6 +680,21 @@ func (e *Engine) applyCreds(ev *event.Event) {
 		en.gid = id
 	}
 	e.st.CredChanges++
+}
+
+// applyCgroup moves a known process to the record's cgroup: its later
+// events carry the new container.id. The table keeps one container per
+// process, as Falco's thread table keeps the cgroups a process was moved to;
+// a move of one thread (FlagThread, cgroup v2 threaded mode) is applied to
+// its process too. The record's own enrichment, like every event's, is
+// what the table says after it.
+func (e *Engine) applyCgroup(ev *event.Event) {
+	idx, found := e.t.get(ev.Pid)
+	if !found || !e.t.slab[idx].matches(ev.StartNs) {
+		return
+	}
+	e.t.slab[idx].container = e.container(ev.CgroupID)
+	e.st.CgroupMoves++
 }
 
 func (e *Engine) applyExit(ev *event.Event) {

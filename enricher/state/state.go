@@ -205,6 +205,9 @@ type Stats struct {
 	PidReuseDetected uint64
 	// CredChanges counts successful setuid/setgid-family syscalls applied.
 	CredChanges uint64
+	// CgroupMoves counts cgroup_attach_task records of a known process
+	// applied (its container.id follows the new cgroup).
+	CgroupMoves uint64
 
 	// Procs is the current number of entries, Live those not exited.
 	Procs, Live int

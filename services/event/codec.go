@@ -135,6 +135,8 @@ func fieldsFor(t Type, flags uint8) int {
 		return hdr + meta + 3
 	case TypeExit:
 		return hdr + meta + 1
+	case TypeCgroup:
+		return hdr + meta
 	case TypeSyscall:
 		if flags&FlagHints != 0 {
 			return hdr + 5 + meta
@@ -176,6 +178,8 @@ func encodeEvent(w *writer, ev *Event) {
 	case TypeExit:
 		w.meta(ev)
 		w.int(int64(ev.ExitCode))
+	case TypeCgroup:
+		w.meta(ev)
 	case TypeSyscall:
 		w.uint(uint64(ev.Syscall))
 		w.int(ev.Ret)
@@ -273,6 +277,8 @@ func decodeEvent(r *reader, ev *Event) error {
 	case TypeExit:
 		r.meta(ev)
 		ev.ExitCode = int32(r.intRange(-1<<31, 1<<31-1))
+	case TypeCgroup:
+		r.meta(ev)
 	case TypeSyscall:
 		ev.Syscall = uint32(r.uint(0xffffffff))
 		ev.Ret = r.int()

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"fmt"
 	"github.com/ringwise/ringwise/services/syscalls"
 
 	"bytes"
@@ -146,25 +147,25 @@ func TestDecodeBadInput(t *testing.T) {
 		{"trailing bytes", append(append([]byte(nil), good...), 0x01), ErrMalformed},
 		{"wrong field count", mp(t, []any{1, "n"}), ErrMalformed},
 		{"schema 1 (before ABI, vpid, cgroup)", mp(t, []any{1, "n", "b", 1, 0, 0, 0, 0, counters, []any{}}), ErrSchemaVersion},
-		{"schema as string", mp(t, []any{"2", "n", "b", 1, 0, 0, 0, 0, counters, []any{}}), ErrMalformed},
-		{"negative seq", mp(t, []any{2, "n", "b", -1, 0, 0, 0, 0, counters, []any{}}), ErrMalformed},
-		{"counters short", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, []uint64{1}, []any{}}), ErrMalformed},
-		{"nil events", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters, nil}), ErrMalformed},
-		{"unknown event type", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(9, 0, 1, 1, 1, 1, 1, 1, 1, 1)}}), ErrInvalidEvent},
-		{"event too few fields", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1)}}), ErrMalformed},
-		{"syscall missing payload", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1, 1, 1, 1, 1, 1, 1, 1)}}), ErrMalformed},
-		{"tid overflow", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1, 1, uint64(1)<<40, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0)}}), ErrMalformed},
-		{"comm too long", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, "01234567890123456789", 1, 1, 1, 1)}}), ErrOversized},
-		{"exe too long", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(2, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, "x", 1, 1, string(make([]byte, MaxExeLen+1)), "", 0)}}), ErrOversized},
-		{"node name too long", mp(t, []any{2, string(make([]byte, 300)), "b", 1, 0, 0, 0, 0, counters, []any{}}), ErrOversized},
-		{"envelope without events", mp(t, []any{2, "n", "b", 1, 0, 0, 0, 0, counters}), ErrMalformed},
+		{"schema as string", mp(t, []any{fmt.Sprint(SchemaVersion), "n", "b", 1, 0, 0, 0, 0, counters, []any{}}), ErrMalformed},
+		{"negative seq", mp(t, []any{SchemaVersion, "n", "b", -1, 0, 0, 0, 0, counters, []any{}}), ErrMalformed},
+		{"counters short", mp(t, []any{SchemaVersion, "n", "b", 1, 0, 0, 0, 0, []uint64{1}, []any{}}), ErrMalformed},
+		{"nil events", mp(t, []any{SchemaVersion, "n", "b", 1, 0, 0, 0, 0, counters, nil}), ErrMalformed},
+		{"unknown event type", mp(t, []any{SchemaVersion, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(9, 0, 1, 1, 1, 1, 1, 1, 1, 1)}}), ErrInvalidEvent},
+		{"event too few fields", mp(t, []any{SchemaVersion, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1)}}), ErrMalformed},
+		{"syscall missing payload", mp(t, []any{SchemaVersion, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1, 1, 1, 1, 1, 1, 1, 1)}}), ErrMalformed},
+		{"tid overflow", mp(t, []any{SchemaVersion, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(4, 0, 1, 1, uint64(1)<<40, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0)}}), ErrMalformed},
+		{"comm too long", mp(t, []any{SchemaVersion, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, "01234567890123456789", 1, 1, 1, 1)}}), ErrOversized},
+		{"exe too long", mp(t, []any{SchemaVersion, "n", "b", 1, 0, 0, 0, 0, counters, []any{ev(2, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, "x", 1, 1, string(make([]byte, MaxExeLen+1)), "", 0)}}), ErrOversized},
+		{"node name too long", mp(t, []any{SchemaVersion, string(make([]byte, 300)), "b", 1, 0, 0, 0, 0, counters, []any{}}), ErrOversized},
+		{"envelope without events", mp(t, []any{SchemaVersion, "n", "b", 1, 0, 0, 0, 0, counters}), ErrMalformed},
 		{"oversized payload", make([]byte, MaxBatchBytes+1), ErrOversized},
 	}
 	// A declared event count above the limit, without the events themselves.
 	var hdr bytes.Buffer
 	enc := msgpack.NewEncoder(&hdr)
 	enc.EncodeArrayLen(10)
-	for _, v := range []any{2, "n", "b", 1, 0, 0, 0, 0, counters} {
+	for _, v := range []any{SchemaVersion, "n", "b", 1, 0, 0, 0, 0, counters} {
 		enc.Encode(v)
 	}
 	enc.EncodeArrayLen(MaxBatchEvents + 1)

@@ -16,8 +16,9 @@ import (
 )
 
 // SchemaVersion is the version of the batch envelope and event encoding.
-// Decoders reject any other version with ErrSchemaVersion.
-const SchemaVersion = 2
+// Decoders reject any other version with ErrSchemaVersion. 3 added
+// TypeCgroup (a reader of 2 would refuse such events as invalid).
+const SchemaVersion = 3
 
 // Type is the kind of a raw event.
 type Type uint8
@@ -35,6 +36,13 @@ const (
 	TypeExit
 	// TypeSyscall is a raw_syscalls sys_exit record.
 	TypeSyscall
+	// TypeCgroup is cgroup_attach_task: a running process (with
+	// FlagThread: only thread Tid) was moved to another cgroup, e.g. by a
+	// container runtime or systemd. Its CgroupID is the new one; the other
+	// fields are as in an exit record, without the exit code. With it the
+	// cgroup id (and container.id) of every later event is exact, while
+	// syscall records carry no cgroup id of their own (8 bytes each).
+	TypeCgroup
 	typeCount
 )
 
@@ -49,6 +57,8 @@ func (t Type) String() string {
 		return "procexit"
 	case TypeSyscall:
 		return "syscall"
+	case TypeCgroup:
+		return "cgroup_attach"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
