@@ -130,6 +130,20 @@ section=$(mktemp)
 				n, wo, wol, woh, ww, wwl, wwh, 100 * (ww - wo) / wo, co, col, coh, cw, cwl, cwh, 100 * (cw - co) / co, mc }'
 	done
 	echo
+	# The A/B rows above carry the machine's noise (a few %). The sampled
+	# cost can also be derived from this run's own rows: the per-syscall
+	# counter is attached for window/period of the time, and while attached
+	# costs what the "every syscall" row measured.
+	read -r dco _ _ < <(stats 2 "${res[dd-all,off]}")
+	read -r dcw _ _ < <(stats 2 "${res[dd-all,on]}")
+	read -r fco _ _ < <(stats 2 "${res[flood-all,off]}")
+	read -r fcw _ _ < <(stats 2 "${res[flood-all,on]}")
+	awk -v dco="$dco" -v dcw="$dcw" -v fco="$fco" -v fcw="$fcw" 'BEGIN {
+		duty = 0.02 / 2 # --syscall-sample 20ms/2s
+		d = 100 * (dcw - dco) / dco; f = 100 * (fcw - fco) / fco
+		printf "Derived from this run: the default attaches the syscall counter %.0f %% of the time, so it costs about %.0f %% of the every-syscall overhead: dd %+.2f %% (%.0f %% × %+.1f %%), flood %+.2f %% (%.0f %% × %+.1f %%), plus its lifecycle counters (one per-CPU increment per fork, exec and exit).\n",
+			100 * duty, 100 * duty, duty * d, 100 * duty, d, duty * f, 100 * duty, f }'
+	echo
 	echo "Raw pairs (wall cpu [measure_cpu]):"
 	echo
 	echo '```'
