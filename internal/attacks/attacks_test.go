@@ -380,6 +380,102 @@ func TestJunkCannotShutOutANode(t *testing.T) {
 	t.Logf("junk: %d of %d publishes refused (none expected: DiscardOld); enricher bad input %v", junkErrs, 3*streamBytes/len(big), e.Stats().BadInput)
 }
 
+// One node can never push out another node's data: with the streams sized
+// for the nodes of the identities (StreamOptions.Nodes), a node flooding
+// every subject it may publish on with maximum-size messages, far past the
+// streams' bytes, neither gets another node's new messages refused nor
+// removes any of its unconsumed ones (no service reads while it floods);
+// it pushes out only its own. The control run, sized as before (per-node
+// limits that do not fit the stream together), shows the flood does push
+// out the other node's unconsumed batches there.
+func TestFloodCannotPushOutAnotherNode(t *testing.T) {
+	const streamBytes, msgSize = 8 << 20, 64 << 10
+	// flood returns what the good node published and what it still has.
+	flood := func(t *testing.T, so bus.StreamOptions) (w *world, published, goodRaw, goodStats uint64) {
+		so.MaxBytes, so.RawMaxMsgSize, so.StatsMaxMsgSize = streamBytes, msgSize, msgSize
+		w = newWorld(t, so, "good", "junk")
+		good, junk := w.sensor("good"), w.sensor("junk")
+		if err := good.snapshot(event.ProcInfo{Pid: 700, StartNs: 5e8, Comm: "nginx", ExePath: "/usr/sbin/nginx"}); err != nil {
+			t.Fatal(err)
+		}
+		// Within its own per-node limit (31 batches here): what the good
+		// node has is all it published.
+		const before, after = 15, 5
+		published = before + after
+		for i := 0; i < before; i++ {
+			if err := good.batch(sysEvent(1e9+uint64(i), 700, 5e8)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < 3; i++ {
+			if err := good.stats(uint64(10*(i+1)), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Maximum-size messages (no headers: the payload is all of
+		// MaxMsgSize) on each of junk's subjects, 3x the stream's bytes.
+		full := bytes.Repeat([]byte{0xc1}, msgSize)
+		for _, subj := range []string{bus.RawSubject("junk"), bus.SnapshotSubject("junk"), bus.StatsSubject("junk")} {
+			for i := 0; i < 3*streamBytes/msgSize; i++ {
+				if err := junk.publish(subj, "", full); err != nil {
+					t.Fatalf("junk's own message %d on %s refused: %v", i+1, subj, err)
+				}
+				if i%128 == 0 { // the good node goes on meanwhile
+					if err := good.batch(sysEvent(2e9+uint64(i), 700, 5e8)); err != nil {
+						t.Fatalf("good node's batch refused while junk floods: %v", err)
+					}
+					published++
+				}
+			}
+		}
+		for i := 0; i < after; i++ {
+			if err := good.batch(sysEvent(3e9+uint64(i), 700, 5e8)); err != nil {
+				t.Fatalf("good node's batch refused after the flood: %v", err)
+			}
+		}
+		return w, published, subjectCount(t, w.admin, bus.StreamRaw, bus.RawSubject("good")), subjectCount(t, w.admin, bus.StreamStats, bus.StatsSubject("good"))
+	}
+
+	t.Run("strict", func(t *testing.T) {
+		w, published, raw, stats := flood(t, bus.StreamOptions{Nodes: 2})
+		if raw != published {
+			t.Errorf("good node's raw subject holds %d of its %d unconsumed batches: junk pushed some out", raw, published)
+		}
+		if snap := subjectCount(t, w.admin, bus.StreamRaw, bus.SnapshotSubject("good")); snap != 1 {
+			t.Errorf("good node's snapshot: %d stored, want its 1", snap)
+		}
+		if stats != 3 {
+			t.Errorf("good node's stats: %d of its 3 kept", stats)
+		}
+		cfgs, err := bus.StreamConfigs(bus.StreamOptions{Memory: true, MaxBytes: streamBytes, RawMaxMsgSize: msgSize, StatsMaxMsgSize: msgSize, Nodes: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		perNode := uint64(cfgs[0].MaxMsgsPerSubject)
+		if published > perNode {
+			t.Fatalf("the good node published %d batches, above its own limit %d: the test is wrong", published, perNode)
+		}
+		if n := subjectCount(t, w.admin, bus.StreamRaw, bus.RawSubject("junk")); n != perNode {
+			t.Errorf("junk holds %d raw messages, want its per-node limit %d", n, perNode)
+		}
+		// Then the services read: every good event arrives, no gap.
+		a := w.startAnalyzer()
+		w.startEnricher(enricher.Config{})
+		w.eventually("analyzer counted every good event", func() bool { return a.Summary("good").Analyzer.Events == published })
+		if s := a.Summary("good"); s.Analyzer.Missing != 0 || s.Analyzer.BatchGaps != 0 {
+			t.Errorf("good node: %d missing, %d gaps", s.Analyzer.Missing, s.Analyzer.BatchGaps)
+		}
+		t.Logf("junk flooded %d messages of %d bytes on each of its 3 subjects into streams of %d bytes; per node subject limit %d; good kept all %d batches", 3*streamBytes/msgSize, msgSize, streamBytes, perNode, published)
+	})
+	t.Run("control: limits that do not fit", func(t *testing.T) {
+		_, published, raw, _ := flood(t, bus.StreamOptions{RawMaxMsgsPerNode: 1000, StatsMaxMsgsPerNode: 1000})
+		if raw >= published {
+			t.Errorf("without the strict sizing the flood removed none of the good node's %d batches: the strict run proves nothing", published)
+		}
+		t.Logf("not strict: good kept %d of its %d unconsumed batches", raw, published)
+	})
+}
+
 // A deleted stream is recreated by the admin's watcher and reported; no
 // service hangs, and each returns promptly on cancel.
 func TestDeletedStreamNoServiceHangs(t *testing.T) {

@@ -52,8 +52,11 @@ type SpoolState struct {
 	Sent          uint64 `json:"sent"`
 	PublishErrors uint64 `json:"publish_errors"`
 	LastError     string `json:"last_error,omitempty"`
-	Overflow      uint64 `json:"overflow"`
-	Abandoned     uint64 `json:"abandoned"`
+	// Refused counts batches the stream refused for good (too large):
+	// dropped, their events counted as overflow.
+	Refused   uint64 `json:"refused"`
+	Overflow  uint64 `json:"overflow"`
+	Abandoned uint64 `json:"abandoned"`
 }
 
 // RingConfig describes the sensor's rings.
