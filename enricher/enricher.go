@@ -111,6 +111,9 @@ type SnapshotEntryStats struct {
 	Agreed        uint64 `json:"agreed"`
 	Stale         uint64 `json:"stale"`
 	Contradicting uint64 `json:"contradicting"`
+	// ContradictingContainer: of Contradicting, those whose container id
+	// differs from the one the process's cgroup gave it.
+	ContradictingContainer uint64 `json:"contradicting_container"`
 }
 
 func (s *SnapshotEntryStats) add(r state.MergeResult) {
@@ -118,6 +121,7 @@ func (s *SnapshotEntryStats) add(r state.MergeResult) {
 	s.Agreed += uint64(r.Agreed)
 	s.Stale += uint64(r.Stale)
 	s.Contradicting += uint64(r.Contradicting)
+	s.ContradictingContainer += uint64(r.ContradictingContainer)
 }
 
 // Stats are the enricher's counters.
@@ -346,7 +350,8 @@ func (e *Enricher) Health() Health {
 		"max_nodes": uint64(st.Limits.MaxNodes), "nodes": uint64(st.Nodes),
 		"nodes_refused": st.Limits.NodesRefused, "nodes_evicted_idle": st.Limits.NodesEvicted,
 		"snapshot_too_large": st.Limits.SnapshotTooLarge, "max_snapshot_procs": uint64(e.cfg.MaxSnapshotProcs),
-		"snapshot_entries_contradicting": st.SnapshotEntries.Contradicting, "snapshot_entries_stale": st.SnapshotEntries.Stale,
+		"snapshot_entries_contradicting":           st.SnapshotEntries.Contradicting,
+		"snapshot_entries_contradicting_container": st.SnapshotEntries.ContradictingContainer, "snapshot_entries_stale": st.SnapshotEntries.Stale,
 		"snapshots_pending": st.SnapshotsPending, "dead_lettered": st.Consumer.DeadLettered,
 		"dead_letter_errors": st.Consumer.DeadLetterErrors, "publish_errors": st.PubErrors,
 		"max_deliver": DefaultMaxDeliver, "max_delivered_dead_lettered": st.Consumer.Poisoned[bus.ReasonMaxDeliver],
@@ -452,7 +457,7 @@ func (e *Enricher) handleSnapshot(d bus.Delivery) error {
 		e.stats.SnapshotEntries.add(r)
 		if r.Contradicting > 0 || r.Stale > 0 {
 			e.log.Warn("snapshot entries refused: they contradict or predate the state built from events", "node", node,
-				"contradicting", r.Contradicting, "stale", r.Stale, "applied", r.Applied,
+				"contradicting", r.Contradicting, "contradicting_container", r.ContradictingContainer, "stale", r.Stale, "applied", r.Applied,
 				"stream", bus.StreamRaw, "subject", d.Subject, "seq", d.StreamSeq)
 		}
 	case ns.bootID == s.BootID && s.SensorStartNs < ns.startNs:
