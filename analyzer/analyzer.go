@@ -464,7 +464,8 @@ func (a *Analyzer) serviceHealth(m *nats.Msg) {
 		a.mu.Lock()
 		a.badInput["service_health"]++
 		a.mu.Unlock()
-		a.log.Warn("bad input", "kind", "service_health", "subject", m.Subject, "bytes", len(m.Data))
+		// Core NATS: no stream, no sequence.
+		a.log.Warn("bad input", "kind", "service_health", "stream", "none (core NATS)", "subject", m.Subject, "seq", "none", "bytes", len(m.Data))
 		return
 	}
 	a.mu.Lock()

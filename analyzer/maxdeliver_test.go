@@ -10,6 +10,7 @@ import (
 	"github.com/ringwise/ringwise/analyzer"
 	"github.com/ringwise/ringwise/services/bus"
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/telemetry"
 )
 
 // A message the analyzer never settles (it crashed, or stopped, while
@@ -38,7 +39,14 @@ func TestAnalyzerMaxDeliverDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	const maxDeliver = 3
-	a := analyzer.New(analyzer.Config{JS: js, Durable: "ana-md", MaxDeliver: maxDeliver})
+	m, err := telemetry.NewMetrics("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := analyzer.New(analyzer.Config{JS: js, Durable: "ana-md", MaxDeliver: maxDeliver, Metrics: m.Handler()})
+	if _, err := a.RegisterMetrics(m.Meter()); err != nil {
+		t.Fatal(err)
+	}
 	pub := bus.JetStreamPublisher{JS: js}
 	first := enrichedBatch(1, 5, 0, 0)
 	if err := pub.Publish(ctx, bus.Msg{Subject: bus.EnrichedSubject(node), ID: first.MsgID(), Data: encode(t, first), Schema: event.SchemaVersion}); err != nil {
@@ -100,4 +108,30 @@ func TestAnalyzerMaxDeliverDeadLetters(t *testing.T) {
 		t.Fatalf("dead letters %+v: want the first batch (seq 1 of %s) as %s", dls, bus.StreamEnriched, bus.ReasonMaxDeliver)
 	}
 	t.Logf("dead letter: %s", dls[0].Error)
+
+	// The consume loop's refusal is bad input by kind, the same in
+	// /api/summary (services.analyzer) and on /metrics.
+	if got := a.Summary("").Services["analyzer"].BadInput[bus.ReasonMaxDeliver]; got != 1 {
+		t.Errorf("/api/summary services.analyzer.bad_input[%s] = %d, want 1", bus.ReasonMaxDeliver, got)
+	}
+	fams, err := m.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onMetrics float64
+	for _, f := range fams {
+		if f.GetName() != "ringwise_analyzer_bad_input_total" {
+			continue
+		}
+		for _, mm := range f.GetMetric() {
+			for _, l := range mm.GetLabel() {
+				if l.GetName() == "kind" && l.GetValue() == bus.ReasonMaxDeliver {
+					onMetrics = mm.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if onMetrics != 1 {
+		t.Errorf("/metrics ringwise_analyzer_bad_input_total{kind=%q} = %v, want 1", bus.ReasonMaxDeliver, onMetrics)
+	}
 }

@@ -659,3 +659,78 @@ func TestForgedSequenceCostsNoEvent(t *testing.T) {
 	// 5 + the forged 1 + 20: every event enriched and counted.
 	w.eventually("all 26 events analysed", func() bool { return a.Summary("vm").Analyzer.Events == 26 })
 }
+
+// A forged boot id with forged batch numbers (the node's identity): a new
+// boot id starts a new run only when its batches are consistent with one.
+// A lone batch of boot "forged" numbered 10^9, with a snapshot of that run
+// that would rename the node's live nginx, resets nothing: the snapshot is
+// not applied, no batch of the real run looks lost or old, every event is
+// enriched and counted. Even a forged run that starts at 1 (consistent, so
+// adopted) costs the real run neither events nor false gaps once it goes on.
+func TestForgedBootIDCostsNothing(t *testing.T) {
+	w := newWorld(t, bus.StreamOptions{}, "vm")
+	e := w.startEnricher(enricher.Config{})
+	a := w.startAnalyzer()
+	vm := w.sensor("vm")
+	if err := vm.snapshot(event.ProcInfo{Pid: 10, StartNs: 1, Comm: "nginx", ExePath: "/usr/sbin/nginx"}); err != nil {
+		t.Fatal(err)
+	}
+	real := func(n int) {
+		for i := 0; i < n; i++ {
+			if err := vm.batch(sysEvent(1e9+vm.seq, 10, 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	forged := func(boot string, seq uint64) {
+		b := &event.Batch{Node: "vm", BootID: boot, SensorStartNs: 7, Seq: seq, Events: []event.Event{sysEvent(2e9, 10, 1)}}
+		data, err := event.NewCodec().Encode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := vm.publish(bus.RawSubject("vm"), b.MsgID(), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	real(5)
+	snap, _ := event.EncodeSnapshot(&event.Snapshot{Node: "vm", BootID: "forged", SensorStartNs: 7, Part: 1, Parts: 1,
+		Procs: []event.ProcInfo{{Pid: 10, StartNs: 1, Comm: "sshd", ExePath: "/usr/sbin/sshd"}}})
+	if err := vm.publish(bus.SnapshotSubject("vm"), "", snap); err != nil {
+		t.Fatal(err)
+	}
+	forged("forged", 1e9)
+	real(10)
+	w.eventually("16 events analysed", func() bool { return a.Summary("vm").Analyzer.Events == 16 })
+	st := e.Stats()
+	if st.SeqGaps != 0 || st.Limits.RunsRefused != 1 || st.Limits.RunsAdopted != 0 {
+		t.Errorf("after a lone forged batch: %d gaps, limits %+v; want 0 gaps, 1 run refused, none adopted", st.SeqGaps, st.Limits)
+	}
+	names := enrichedNames(t, w, "vm")
+	for i, n := range names {
+		if n != "nginx" {
+			t.Errorf("event %d of pid 10 came out as %q, want nginx (the forged run's snapshot applied?)", i, n)
+		}
+	}
+
+	// A forged run consistent with one (it starts at 1): adopted, and the
+	// real run, going on, is taken back without false gaps.
+	forged("forged-2", 1)
+	real(10)
+	w.eventually("27 events analysed", func() bool { return a.Summary("vm").Analyzer.Events == 27 })
+	st = e.Stats()
+	if st.SeqGaps != 0 || st.Limits.RunsAdopted != 2 {
+		t.Errorf("after a consistent forged run: %d gaps, limits %+v; want 0 gaps, 2 runs adopted (forged-2, then the real one back)", st.SeqGaps, st.Limits)
+	}
+	s := a.Summary("vm")
+	if s.Analyzer.BatchGaps != 0 || s.Analyzer.Missing != 0 {
+		t.Errorf("analyzer: %d batch gaps, %d missing; want 0, 0", s.Analyzer.BatchGaps, s.Analyzer.Missing)
+	}
+	w.eventually("the enricher's run counters in /api/summary", func() bool {
+		for name, h := range a.Summary("").Services {
+			if strings.HasPrefix(name, "enricher/") && h.Limits["runs_refused"] == 1 && h.Limits["runs_adopted"] == 2 {
+				return true
+			}
+		}
+		return false
+	})
+}
