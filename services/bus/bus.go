@@ -129,7 +129,7 @@ const (
 // only its own oldest messages, never another node's, and never gets
 // another node's new message refused. The price: a node's backlog is
 // counted in messages of the maximum size, so MaxBytes / (nodes x 2 x
-// 1 MiB) raw batches per node (511 for one node in the default 1 GiB);
+// 256 KiB) raw batches per node (2047 for one node in the default 1 GiB);
 // raise StreamOptions.MaxBytes (`ringwise nats --stream-max-bytes`) for
 // more. RINGWISE_ENRICHED is written by the enricher identity, which is
 // trusted for every node; its per-node message limit holds, its byte bound
@@ -137,11 +137,12 @@ const (
 const (
 	// DefaultRawMaxMsgSize bounds a raw batch or snapshot part in the
 	// stream: larger ones are refused to their publisher (the sensor's
-	// spool counts and drops them, see SpoolStats.Refused). It equals the
-	// consume loop's limit (DefaultMaxMessageBytes): a larger raw message
-	// could only be dead-lettered as "oversized", and every byte allowed
-	// per message is a byte each node may hold in the strict bound.
-	DefaultRawMaxMsgSize = DefaultMaxMessageBytes
+	// spool counts and drops them, see SpoolStats.Refused). The sensor
+	// cuts batches under it (sensor.DefaultBatchMaxBytes) and snapshot
+	// parts are far under it (event.SnapshotPartBytes). Small on purpose:
+	// the strict per-node bound counts every message at this size, so it
+	// sets how many batches a node may hold: 2047 for one node in 1 GiB.
+	DefaultRawMaxMsgSize = 256 << 10
 	// DefaultRawMaxMsgsPerNode bounds one node's raw batches (and, apart,
 	// its snapshot parts) in RINGWISE_RAW when the nodes are not known
 	// (anonymous servers): at a batch every 20 ms, more than half an hour

@@ -50,7 +50,7 @@ func TestStreamConfigsStrictPerNode(t *testing.T) {
 	// one message per node, is an error naming the stream.
 	for _, bad := range []bus.StreamOptions{
 		{MaxBytes: 1 << 30, Nodes: 3, RawMaxMsgsPerNode: 100_000},
-		{MaxBytes: 4 << 20, Nodes: 3},
+		{MaxBytes: 1 << 20, Nodes: 3},
 	} {
 		if _, err := bus.StreamConfigs(bad); err == nil || !strings.Contains(err.Error(), bus.StreamRaw) {
 			t.Errorf("%+v: err %v, want one naming %s", bad, err, bus.StreamRaw)
