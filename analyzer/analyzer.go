@@ -345,7 +345,11 @@ func (a *Analyzer) handleEnriched(ctx context.Context, d bus.Delivery) error {
 	if err := a.admit(a.batch.Node); err != nil {
 		return a.bad("node_cap", err, bus.StreamEnriched, d)
 	}
-	a.seenRun(a.batch.Node, a.batch.BootID, a.batch.SensorStartNs)
+	if d.Header.Get(bus.HeaderRunUnconfirmed) == "" {
+		// A batch of a run the enricher has not adopted (a forged boot id,
+		// say) does not make the run real: its held stats stay held.
+		a.seenRun(a.batch.Node, a.batch.BootID, a.batch.SensorStartNs)
+	}
 	telemetry.SetEvents(trace.SpanFromContext(ctx), len(a.batch.Events))
 	if v := d.Header.Get(bus.HeaderRawStreamSeq); v != "" {
 		if pos, err := strconv.ParseUint(v, 10, 64); err == nil && !a.agg.ObservePosition(a.batch.Node, d.Header.Get(bus.HeaderRawStream), pos) {

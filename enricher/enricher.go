@@ -744,6 +744,9 @@ func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 	// The enricher's own count travels with its output, so an analyzer run
 	// apart reports it too (a maximum: a redelivered batch repeats no count).
 	hdr.Set(bus.HeaderEnricherEvents, strconv.FormatUint(runEvents+uint64(len(out.Events)), 10))
+	if foreign != nil {
+		hdr.Set(bus.HeaderRunUnconfirmed, "1")
+	}
 	id := out.MsgID()
 	if d.StreamSeq != 0 {
 		hdr.Set(HeaderRawStreamSeq, strconv.FormatUint(d.StreamSeq, 10))

@@ -693,6 +693,19 @@ func TestForgedBootIDCostsNothing(t *testing.T) {
 		}
 	}
 	real(5)
+	if err := vm.stats(100, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Stats of the forged run: 90 % dropped, held until a batch shows the
+	// run is real.
+	fst := event.Stats{Node: "vm", BootID: "forged", SensorStartNs: 7, Batches: 1, LastBatchSeq: 1e9}
+	for c := range fst.Counters.Attempted {
+		fst.Counters.Attempted[c], fst.Counters.Delivered[c], fst.Counters.Dropped[c] = 2000, 200, 1800
+	}
+	fdata, _ := json.Marshal(&fst)
+	if err := vm.publish(bus.StatsSubject("vm"), "", fdata); err != nil {
+		t.Fatal(err)
+	}
 	snap, _ := event.EncodeSnapshot(&event.Snapshot{Node: "vm", BootID: "forged", SensorStartNs: 7, Part: 1, Parts: 1,
 		Procs: []event.ProcInfo{{Pid: 10, StartNs: 1, Comm: "sshd", ExePath: "/usr/sbin/sshd"}}})
 	if err := vm.publish(bus.SnapshotSubject("vm"), "", snap); err != nil {
@@ -710,6 +723,13 @@ func TestForgedBootIDCostsNothing(t *testing.T) {
 		if n != "nginx" {
 			t.Errorf("event %d of pid 10 came out as %q, want nginx (the forged run's snapshot applied?)", i, n)
 		}
+	}
+	if err := vm.stats(200, 0); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the real run's second stats", func() bool { return a.Summary("vm").Sensor.Attempted >= 2*200 })
+	if s := a.Summary("vm"); s.Sensor.DropPct != 0 {
+		t.Errorf("drop %% = %.1f after the forged run's stats and batch, want 0 (the real run's)", s.Sensor.DropPct)
 	}
 
 	// A forged run consistent with one (it starts at 1): adopted, and the

@@ -61,6 +61,12 @@ const (
 	// HeaderRawStream names the RINGWISE_RAW incarnation (its creation
 	// time) that HeaderRawStreamSeq refers to.
 	HeaderRawStream = "Ringwise-Raw-Stream"
+	// HeaderRunUnconfirmed marks an enriched batch of a sensor run the
+	// enricher has not adopted as its node's run (its batches were not yet
+	// consistent with a new run: a restart's first, or a forgery). Its
+	// events count; it does not make its run real for the analyzer (stats
+	// held for that run stay held).
+	HeaderRunUnconfirmed = "Ringwise-Run-Unconfirmed"
 )
 
 // RawSubject is where the sensor of node publishes raw batches.
