@@ -285,7 +285,9 @@ func (e *Enricher) runSwitch(ns *nodeState, b *event.Batch, d bus.Delivery) *run
 			if ns.prev.bootID == c.bootID && ns.prev.startNs == c.startNs && c.firstSeq > ns.prev.lastSeq {
 				known, events = ns.prev.lastSeq, ns.prev.runEvents+c.events
 			}
-			e.stats.SeqGaps += c.firstSeq - 1 - known
+			if c.firstSeq > known+1 {
+				e.stats.SeqGaps += c.firstSeq - 1 - known
+			}
 			e.stats.Limits.RunsAdopted++
 			e.adoptRun(ns, b.BootID, b.SensorStartNs, c.seq-1, events)
 			ns.cand = nil
