@@ -62,6 +62,12 @@ const (
 	DefaultMaxNodes = 1024
 	// DefaultNodeIdle is how long a silent node is kept when room is needed.
 	DefaultNodeIdle = 30 * time.Minute
+	// DefaultMaxDeliver bounds the deliveries of one enriched batch or
+	// stats message, as the enricher bounds raw ones: a message delivered
+	// that often without being settled (it failed, or the analyzer stopped
+	// or crashed while handling it) goes to the DLQ as "max_deliver" and
+	// the stream goes on, instead of the server giving up on it silently.
+	DefaultMaxDeliver = 100
 )
 
 type runID struct {
@@ -111,6 +117,9 @@ type Config struct {
 	// DefaultNodeIdle). A new node with no room is refused as "node_cap".
 	MaxNodes int
 	NodeIdle time.Duration
+	// MaxDeliver bounds deliveries per message (default DefaultMaxDeliver;
+	// see bus.ConsumerSpec.MaxDeliver).
+	MaxDeliver int
 }
 
 // Analyzer aggregates enriched batches and stats.
@@ -159,6 +168,9 @@ func New(cfg Config) *Analyzer {
 	}
 	if cfg.NodeIdle <= 0 {
 		cfg.NodeIdle = DefaultNodeIdle
+	}
+	if cfg.MaxDeliver <= 0 {
+		cfg.MaxDeliver = DefaultMaxDeliver
 	}
 	if cfg.DropAlert.Rate == 0 {
 		cfg.DropAlert = alert.DefaultDropConfig()
@@ -282,8 +294,9 @@ func (a *Analyzer) Specs() []bus.ConsumerSpec {
 		// An enriched batch carries each event's names and command line,
 		// so it may exceed NATS's default 1 MiB; the decoder's limit rules.
 		{Stream: bus.StreamEnriched, Durable: a.cfg.Durable, StartSeq: a.cfg.FromSeq[bus.StreamEnriched], Schema: event.SchemaVersion,
-			MaxBytes: event.MaxBatchBytes},
-		{Stream: bus.StreamStats, Durable: a.cfg.Durable + statsDurableSuffix, StartSeq: a.cfg.FromSeq[bus.StreamStats]},
+			MaxBytes: event.MaxBatchBytes, MaxDeliver: a.cfg.MaxDeliver},
+		{Stream: bus.StreamStats, Durable: a.cfg.Durable + statsDurableSuffix, StartSeq: a.cfg.FromSeq[bus.StreamStats],
+			MaxDeliver: a.cfg.MaxDeliver},
 	}
 }
 
@@ -332,7 +345,11 @@ func (a *Analyzer) handleEnriched(ctx context.Context, d bus.Delivery) error {
 	if err := a.admit(a.batch.Node); err != nil {
 		return a.bad("node_cap", err, bus.StreamEnriched, d)
 	}
-	a.seenRun(a.batch.Node, a.batch.BootID, a.batch.SensorStartNs)
+	if d.Header.Get(bus.HeaderRunUnconfirmed) == "" {
+		// A batch of a run the enricher has not adopted (a forged boot id,
+		// say) does not make the run real: its held stats stay held.
+		a.seenRun(a.batch.Node, a.batch.BootID, a.batch.SensorStartNs)
+	}
 	telemetry.SetEvents(trace.SpanFromContext(ctx), len(a.batch.Events))
 	if v := d.Header.Get(bus.HeaderRawStreamSeq); v != "" {
 		if pos, err := strconv.ParseUint(v, 10, 64); err == nil && !a.agg.ObservePosition(a.batch.Node, d.Header.Get(bus.HeaderRawStream), pos) {
@@ -451,7 +468,8 @@ func (a *Analyzer) serviceHealth(m *nats.Msg) {
 		a.mu.Lock()
 		a.badInput["service_health"]++
 		a.mu.Unlock()
-		a.log.Warn("bad input", "kind", "service_health", "subject", m.Subject, "bytes", len(m.Data))
+		// Core NATS: no stream, no sequence.
+		a.log.Warn("bad input", "kind", "service_health", "stream", "none (core NATS)", "subject", m.Subject, "seq", "none", "bytes", len(m.Data))
 		return
 	}
 	a.mu.Lock()
@@ -581,12 +599,17 @@ func (a *Analyzer) Health() report.ServiceHealth {
 	}
 	h.Limits["max_nodes"] = uint64(a.cfg.MaxNodes)
 	h.Limits["nodes"] = uint64(len(a.lastSeen))
+	h.Limits["max_deliver"] = uint64(a.cfg.MaxDeliver)
 	a.mu.Unlock()
 	// What the consume loops refused before a handler saw it (oversized,
 	// bad subject, schema version) is bad input too; what the handlers
 	// refused is counted above already.
 	for _, c := range cs {
-		for k, v := range c.Stats().Poisoned {
+		st := c.Stats()
+		h.Limits["max_delivered_dead_lettered"] += st.Poisoned[bus.ReasonMaxDeliver]
+		h.Limits["dead_lettered"] += st.DeadLettered
+		h.Limits["dead_letter_errors"] += st.DeadLetterErrors
+		for k, v := range st.Poisoned {
 			if _, counted := h.BadInput[k]; !counted {
 				h.BadInput[k] += v
 			}

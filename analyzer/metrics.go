@@ -58,8 +58,14 @@ func (a *Analyzer) RegisterMetrics(meter metric.Meter) (metric.Registration, err
 	a.metricsOn = true
 	a.mu.Unlock()
 	return meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		for k, v := range a.Health().Limits { // takes a.mu itself
+		h := a.Health() // takes a.mu itself
+		for k, v := range h.Limits {
 			o.ObserveInt64(limits, int64(v), metric.WithAttributes(attribute.String("limit", k)))
+		}
+		// Health's bad input: the handlers' and the consume loops' (oversized,
+		// schema_version, max_deliver, …), as /api/summary shows them.
+		for k, n := range h.BadInput {
+			o.ObserveInt64(badInput, int64(n), metric.WithAttributes(attribute.String("kind", k)))
 		}
 		a.mu.Lock()
 		defer a.mu.Unlock()
@@ -86,9 +92,6 @@ func (a *Analyzer) RegisterMetrics(meter metric.Meter) (metric.Registration, err
 				o.ObserveInt64(recSize, int64(rec.SizeBytes), metric.WithAttributes(node, attribute.String("layout", string(rec.Layout))))
 				o.ObserveInt64(recPreset, int64(rec.BufSizePreset), metric.WithAttributes(node))
 			}
-		}
-		for k, n := range a.badInput {
-			o.ObserveInt64(badInput, int64(n), metric.WithAttributes(attribute.String("kind", k)))
 		}
 		for k, n := range a.alertCounts {
 			o.ObserveInt64(alerts, int64(n), metric.WithAttributes(attribute.String("rule", k.rule), attribute.String("node", k.node)))

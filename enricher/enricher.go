@@ -98,8 +98,14 @@ const (
 
 // LimitStats count what the enricher's limits refused or evicted.
 type LimitStats struct {
-	MaxNodes         int    `json:"max_nodes"`
-	NodesRefused     uint64 `json:"nodes_refused"`      // messages of a new node refused: no room
+	MaxNodes     int    `json:"max_nodes"`
+	NodesRefused uint64 `json:"nodes_refused"` // messages of a new node refused: no room
+	// RunsAdopted counts new sensor runs whose batches were consistent
+	// with one; RunsRefused other runs' batches that were not (a forged
+	// boot id or start, or a run that never went on): enriched, counted,
+	// and the current run went on.
+	RunsAdopted      uint64 `json:"runs_adopted"`
+	RunsRefused      uint64 `json:"runs_refused"`
 	NodesEvicted     uint64 `json:"nodes_evicted_idle"` // idle nodes whose state was dropped to make room
 	SnapshotTooLarge uint64 `json:"snapshot_too_large"` // snapshots above MaxSnapshotProcs
 }
@@ -111,6 +117,9 @@ type SnapshotEntryStats struct {
 	Agreed        uint64 `json:"agreed"`
 	Stale         uint64 `json:"stale"`
 	Contradicting uint64 `json:"contradicting"`
+	// ContradictingContainer: of Contradicting, those whose container id
+	// differs from the one the process's cgroup gave it.
+	ContradictingContainer uint64 `json:"contradicting_container"`
 }
 
 func (s *SnapshotEntryStats) add(r state.MergeResult) {
@@ -118,6 +127,7 @@ func (s *SnapshotEntryStats) add(r state.MergeResult) {
 	s.Agreed += uint64(r.Agreed)
 	s.Stale += uint64(r.Stale)
 	s.Contradicting += uint64(r.Contradicting)
+	s.ContradictingContainer += uint64(r.ContradictingContainer)
 }
 
 // Stats are the enricher's counters.
@@ -203,6 +213,16 @@ type nodeState struct {
 	// retry holds raw positions whose enriched publish failed; their
 	// redelivery (after newer batches) is not a duplicate.
 	retry map[uint64]struct{}
+	// cand is a sensor run other than the current one whose batches have
+	// arrived, not yet adopted (see runSwitch); prev is the run before the
+	// current one, so that going back to it (the current run was forged)
+	// neither counts false gaps nor restarts its event count.
+	cand *runCandidate
+	prev struct {
+		bootID             string
+		startNs            uint64
+		lastSeq, runEvents uint64
+	}
 	// lastPos is the highest raw position enriched: the raw stream
 	// sequence (the sensor's batch number only when Handle is called
 	// without a stream). Positions at or below it are duplicates.
@@ -215,6 +235,93 @@ type nodeState struct {
 	codec *event.Codec
 	raw   event.Batch
 	out   event.EnrichedBatch
+}
+
+// runConfirmBatches is how many batches of another sensor run, in
+// sequence and with none of the current run between them, make it the
+// node's current run (see runSwitch).
+const runConfirmBatches = 2
+
+// runCandidate is a sensor run seen in batches but not adopted yet.
+type runCandidate struct {
+	bootID           string
+	startNs          uint64
+	firstSeq, seq    uint64 // its first and last batch numbers seen
+	batches, events  uint64 // its batches and events enriched so far
+	firstStreamSeq   uint64
+	firstSubjectSeen string
+}
+
+// runSwitch decides what a batch of another sensor run than ns's current
+// one does, and returns the candidate the batch belongs to when it does not
+// (yet) start a new run. A new boot id or sensor start time starts a new run
+// only when its batches are consistent with one: its first batch (number
+// 1), or runConfirmBatches of them in sequence (each number the last + 1;
+// a run whose first batches were lost) with no batch of the current run in
+// between, since a node runs one sensor at a time. Until then its
+// batches are enriched with the current state and counted, but reset
+// nothing: not the current run's sequence (a forged run cannot make real
+// batches look lost or old), not its event count, and a snapshot held for
+// the candidate run is not applied. Caller holds mu.
+func (e *Enricher) runSwitch(ns *nodeState, b *event.Batch, d bus.Delivery) *runCandidate {
+	if ns.bootID == "" || b.Seq == 1 {
+		if ns.cand != nil {
+			e.dropCandidate(ns, d, "a new run began")
+		}
+		if ns.bootID != "" {
+			e.stats.Limits.RunsAdopted++
+		}
+		e.adoptRun(ns, b.BootID, b.SensorStartNs, 0, 0)
+		return nil
+	}
+	c := ns.cand
+	if c != nil && c.bootID == b.BootID && c.startNs == b.SensorStartNs && b.Seq == c.seq+1 {
+		c.seq = b.Seq
+		if c.batches+1 >= runConfirmBatches {
+			// Consistent: the new run is real. The numbers before its first
+			// batch seen were lost (after the last one known, if it is the
+			// run before the current one); those seen were enriched already.
+			known, events := uint64(0), c.events
+			if ns.prev.bootID == c.bootID && ns.prev.startNs == c.startNs && c.firstSeq > ns.prev.lastSeq {
+				known, events = ns.prev.lastSeq, ns.prev.runEvents+c.events
+			}
+			if c.firstSeq > known+1 {
+				e.stats.SeqGaps += c.firstSeq - 1 - known
+			}
+			e.stats.Limits.RunsAdopted++
+			e.adoptRun(ns, b.BootID, b.SensorStartNs, c.seq-1, events)
+			ns.cand = nil
+			return nil
+		}
+		return c
+	}
+	if c != nil {
+		e.dropCandidate(ns, d, "another run's batch, out of its sequence")
+	}
+	ns.cand = &runCandidate{bootID: b.BootID, startNs: b.SensorStartNs, firstSeq: b.Seq, seq: b.Seq,
+		firstStreamSeq: d.StreamSeq, firstSubjectSeen: d.Subject}
+	return ns.cand
+}
+
+// dropCandidate forgets ns's candidate run, which its batches did not
+// confirm: counted, and logged with the candidate's first batch. Caller
+// holds mu.
+func (e *Enricher) dropCandidate(ns *nodeState, d bus.Delivery, why string) {
+	c := ns.cand
+	ns.cand = nil
+	e.stats.Limits.RunsRefused++
+	e.log.Warn("batches of another sensor run not consistent with a new run: the current run goes on", "why", why,
+		"run_boot_id", c.bootID, "run_sensor_start_ns", c.startNs, "run_batches", c.batches, "run_first_batch_seq", c.firstSeq,
+		"current_boot_id", ns.bootID, "current_sensor_start_ns", ns.startNs,
+		"stream", bus.StreamRaw, "subject", c.firstSubjectSeen, "seq", c.firstStreamSeq, "now_subject", d.Subject, "now_seq", d.StreamSeq)
+}
+
+// adoptRun makes (boot, start) ns's current run, seeding the table from a
+// snapshot held for it. Caller holds mu.
+func (e *Enricher) adoptRun(ns *nodeState, boot string, start, lastSeq, events uint64) {
+	ns.prev.bootID, ns.prev.startNs, ns.prev.lastSeq, ns.prev.runEvents = ns.bootID, ns.startNs, ns.lastSeq, ns.runEvents
+	e.applyPending(ns, boot, start)
+	ns.bootID, ns.startNs, ns.lastSeq, ns.runEvents = boot, start, lastSeq, events
 }
 
 // New returns an enricher; Run consumes with it.
@@ -345,8 +452,10 @@ func (e *Enricher) Health() Health {
 	return Health{BadInput: st.BadInput, Updated: time.Now().UnixNano(), Limits: map[string]uint64{
 		"max_nodes": uint64(st.Limits.MaxNodes), "nodes": uint64(st.Nodes),
 		"nodes_refused": st.Limits.NodesRefused, "nodes_evicted_idle": st.Limits.NodesEvicted,
+		"runs_adopted": st.Limits.RunsAdopted, "runs_refused": st.Limits.RunsRefused,
 		"snapshot_too_large": st.Limits.SnapshotTooLarge, "max_snapshot_procs": uint64(e.cfg.MaxSnapshotProcs),
-		"snapshot_entries_contradicting": st.SnapshotEntries.Contradicting, "snapshot_entries_stale": st.SnapshotEntries.Stale,
+		"snapshot_entries_contradicting":           st.SnapshotEntries.Contradicting,
+		"snapshot_entries_contradicting_container": st.SnapshotEntries.ContradictingContainer, "snapshot_entries_stale": st.SnapshotEntries.Stale,
 		"snapshots_pending": st.SnapshotsPending, "dead_lettered": st.Consumer.DeadLettered,
 		"dead_letter_errors": st.Consumer.DeadLetterErrors, "publish_errors": st.PubErrors,
 		"max_deliver": DefaultMaxDeliver, "max_delivered_dead_lettered": st.Consumer.Poisoned[bus.ReasonMaxDeliver],
@@ -452,7 +561,7 @@ func (e *Enricher) handleSnapshot(d bus.Delivery) error {
 		e.stats.SnapshotEntries.add(r)
 		if r.Contradicting > 0 || r.Stale > 0 {
 			e.log.Warn("snapshot entries refused: they contradict or predate the state built from events", "node", node,
-				"contradicting", r.Contradicting, "stale", r.Stale, "applied", r.Applied,
+				"contradicting", r.Contradicting, "contradicting_container", r.ContradictingContainer, "stale", r.Stale, "applied", r.Applied,
 				"stream", bus.StreamRaw, "subject", d.Subject, "seq", d.StreamSeq)
 		}
 	case ns.bootID == s.BootID && s.SensorStartNs < ns.startNs:
@@ -574,30 +683,41 @@ func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 		pos = b.Seq
 	}
 	e.mu.Lock()
+	var foreign *runCandidate // the batch's run, not (yet) the current one
 	if ns.bootID != b.BootID || ns.startNs != b.SensorStartNs {
-		// A sensor run we have no snapshot for (or a restart): keep the
-		// table, track the new sequence; a snapshot held for this run
-		// replaces the table now.
-		e.applyPending(ns, b.BootID, b.SensorStartNs)
-		ns.bootID, ns.startNs, ns.lastSeq, ns.runEvents = b.BootID, b.SensorStartNs, 0, 0
-		if d.StreamSeq == 0 {
+		// Another sensor run (a restart, or a forgery): see runSwitch. The
+		// table is kept; a snapshot held for the run replaces it once the
+		// run is adopted.
+		foreign = e.runSwitch(ns, b, d)
+		if foreign == nil && d.StreamSeq == 0 {
 			ns.lastPos, ns.retry = 0, nil
 		}
+	} else if ns.cand != nil {
+		e.dropCandidate(ns, d, "a batch of the current run came between")
+	}
+	if foreign != nil && d.StreamSeq == 0 {
+		// Without a stream the batch number is the position: a foreign
+		// run's numbers neither are judged by nor move the current run's.
+		pos = 0
 	}
 	_, retrying := ns.retry[pos]
-	if pos <= ns.lastPos && !retrying {
+	if pos != 0 && pos <= ns.lastPos && !retrying {
 		e.mu.Unlock()
 		return nil // duplicate re-delivery; already enriched
 	}
-	if !retrying && b.Seq > ns.lastSeq+1 {
+	if foreign == nil && !retrying && b.Seq > ns.lastSeq+1 {
 		e.stats.SeqGaps += b.Seq - ns.lastSeq - 1
-		e.log.Warn("raw batches lost", "node", node, "after_seq", ns.lastSeq, "got_seq", b.Seq)
+		e.log.Warn("raw batches lost", "node", node, "after_seq", ns.lastSeq, "got_seq", b.Seq,
+			"stream", bus.StreamRaw, "subject", d.Subject, "seq", d.StreamSeq)
 	}
-	if !retrying {
+	if !retrying && foreign == nil {
 		ns.lastSeq = max(ns.lastSeq, b.Seq)
 	}
 	table := ns.table
 	runEvents := ns.runEvents
+	if foreign != nil {
+		runEvents = foreign.events
+	}
 	owned := ns.owned
 	e.mu.Unlock()
 
@@ -610,7 +730,7 @@ func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 		// previous owner published it); the table is rebuilt, nothing sent.
 		e.mu.Lock()
 		ns.lastPos = max(ns.lastPos, pos)
-		ns.runEvents += uint64(len(out.Events))
+		ns.countRun(foreign, len(out.Events))
 		e.stats.Replayed++
 		e.mu.Unlock()
 		return nil
@@ -626,6 +746,9 @@ func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 	// The enricher's own count travels with its output, so an analyzer run
 	// apart reports it too (a maximum: a redelivered batch repeats no count).
 	hdr.Set(bus.HeaderEnricherEvents, strconv.FormatUint(runEvents+uint64(len(out.Events)), 10))
+	if foreign != nil {
+		hdr.Set(bus.HeaderRunUnconfirmed, "1")
+	}
 	id := out.MsgID()
 	if d.StreamSeq != 0 {
 		hdr.Set(HeaderRawStreamSeq, strconv.FormatUint(d.StreamSeq, 10))
@@ -676,9 +799,20 @@ func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 	ns.lastPos = max(ns.lastPos, pos)
 	e.stats.Batches++
 	e.stats.Events += uint64(len(out.Events))
-	ns.runEvents += uint64(len(out.Events))
+	ns.countRun(foreign, len(out.Events))
 	e.mu.Unlock()
 	return nil
+}
+
+// countRun adds a batch's events to its run's count: the current run's, or
+// the candidate's it belongs to. Caller holds mu.
+func (ns *nodeState) countRun(foreign *runCandidate, events int) {
+	if foreign == nil {
+		ns.runEvents += uint64(events)
+		return
+	}
+	foreign.batches++
+	foreign.events += uint64(events)
 }
 
 // Stats returns a copy of the counters.

@@ -48,7 +48,10 @@ func startEnv(t *testing.T) *env {
 	// Generous: only to avoid hangs.
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	t.Cleanup(cancel)
-	if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{Memory: true}); err != nil {
+	// The raw stream stores messages above the consume loop's limit (the
+	// default raw MaxMsgSize equals it and refuses them at publish), so
+	// the tests can show the loop dead-letters them as "oversized".
+	if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{Memory: true, RawMaxMsgSize: 8 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	return &env{nc: nc, js: js, ctx: ctx}

@@ -197,3 +197,53 @@ func TestSnapshotSizeCap(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// A real new sensor run whose first batches were lost (it starts at 3) is
+// adopted on its second batch in sequence, the lost ones counted as gaps
+// and its held snapshot applied; a lone batch of another run numbered far
+// ahead is enriched but resets nothing; every batch is published.
+func TestNewRunAdoptedOnlyWhenConsistent(t *testing.T) {
+	pub := &capturePub{}
+	e, err := enricher.New(enricher.Config{Publisher: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const node = "vm"
+	send := func(boot string, start, seq uint64, ev event.Event) event.EnrichedBatch {
+		t.Helper()
+		b := &event.Batch{Node: node, BootID: boot, SensorStartNs: start, Seq: seq, Events: []event.Event{ev}}
+		if err := e.Handle(ctx, bus.RawSubject(node), batchMsg(t, b)); err != nil {
+			t.Fatal(err)
+		}
+		return lastEnriched(t, pub)
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		send("boot-1", 1, seq, sys(1e9+seq, 10, 5, 0, 0))
+	}
+	// A lone batch of another run, far ahead: enriched, nothing reset.
+	if out := send("boot-x", 9, 1e9, sys(2e9, 10, 5, 0, 0)); len(out.Events) != 1 || out.BootID != "boot-x" {
+		t.Errorf("foreign batch enriched as %+v", out)
+	}
+	send("boot-1", 1, 4, sys(3e9, 10, 5, 0, 0))
+	if st := e.Stats(); st.SeqGaps != 0 || st.Limits.RunsRefused != 1 || st.Limits.RunsAdopted != 0 {
+		t.Fatalf("after a lone foreign batch: gaps %d, limits %+v", st.SeqGaps, st.Limits)
+	}
+	// A restart (boot-2) whose batches 1 and 2 were lost; its snapshot is
+	// held until the run is adopted.
+	if err := e.Handle(ctx, bus.SnapshotSubject(node), snapshotMsg(t, node, "boot-2", 7,
+		event.ProcInfo{Pid: 20, StartNs: 6, Comm: "nginx", ExePath: "/usr/sbin/nginx"})); err != nil {
+		t.Fatal(err)
+	}
+	send("boot-2", 7, 3, sys(4e9, 20, 6, 0, 0))
+	if st := e.Stats(); st.Limits.RunsAdopted != 0 {
+		t.Fatalf("adopted on one batch: %+v", st.Limits)
+	}
+	out := send("boot-2", 7, 4, sys(4e9+1, 20, 6, 0, 0))
+	if got := out.Events[0]; got.ProcName != "nginx" || got.Source != event.SourceSnapshot {
+		t.Errorf("after adoption: name %q source %v, want nginx from the held snapshot", got.ProcName, got.Source)
+	}
+	if st := e.Stats(); st.SeqGaps != 2 || st.Limits.RunsAdopted != 1 || st.Batches != 7 {
+		t.Errorf("after the restart: gaps %d (want 2: batches 1 and 2), limits %+v, batches %d (want 7)", st.SeqGaps, st.Limits, st.Batches)
+	}
+}

@@ -34,6 +34,7 @@ type reader struct {
 	lifecycle Ring // nil in the shared layout
 	syscalls  Ring
 	n         int // events in the open batch
+	bytes     int // the open batch's encoded size, bounded (event.EventWireBound)
 	first     time.Time
 	// pubCtx publishes batches: it outlives the run's cancellation, because
 	// the drain's last batches must still go out.
@@ -153,9 +154,11 @@ func (r *reader) publishCounts() {
 func (r *reader) commit() {
 	if r.n == 0 {
 		r.first = time.Now()
+		r.bytes = event.MaxBatchEnvelopeBytes
 	}
+	r.bytes += event.EventWireBound(&r.s.batch.Events[r.n])
 	r.n++
-	if r.n >= r.s.cfg.BatchMaxEvents {
+	if r.n >= r.s.cfg.BatchMaxEvents || r.bytes+maxEventWireBytes > r.s.cfg.BatchMaxBytes {
 		if err := r.flushIfDue(time.Now(), true); err != nil {
 			r.s.log.Warn("publish failed", "err", err)
 		}

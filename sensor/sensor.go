@@ -98,11 +98,19 @@ const DefaultShedSyscalls = "read,write,close,fstat,lseek,mmap,mprotect,munmap,b
 // Defaults of Config.
 const (
 	DefaultBatchMaxEvents = 1024
+	// DefaultBatchMaxBytes bounds a raw batch's encoding: the raw stream's
+	// message size less room for the NATS headers (message id, schema,
+	// trace context), so that no batch is refused for its size. Batches of
+	// syscalls stay far under it at 1024 events; exec-heavy ones are cut.
+	DefaultBatchMaxBytes  = bus.DefaultRawMaxMsgSize - 4096
 	DefaultBatchMaxDelay  = 20 * time.Millisecond
 	DefaultSampleInterval = 10 * time.Millisecond
 	DefaultStatsInterval  = time.Second
 	DefaultPollInterval   = 5 * time.Millisecond
 )
+
+// maxEventWireBytes is event.EventWireBound of the largest event.
+const maxEventWireBytes = event.MaxEventFixedBytes + event.MaxExeLen + event.MaxArgsLen
 
 // Config configures a sensor run.
 type Config struct {
@@ -116,7 +124,11 @@ type Config struct {
 	// so this holds in a container too.
 	ExcludeSelf bool
 
-	BatchMaxEvents int           // default DefaultBatchMaxEvents
+	BatchMaxEvents int // default DefaultBatchMaxEvents
+	// BatchMaxBytes bounds a batch's encoded size (default
+	// DefaultBatchMaxBytes), by event.EventWireBound: a batch is published
+	// once the next event might not fit.
+	BatchMaxBytes  int
 	BatchMaxDelay  time.Duration // default DefaultBatchMaxDelay
 	SampleInterval time.Duration // default DefaultSampleInterval
 	StatsInterval  time.Duration // default DefaultStatsInterval
@@ -169,6 +181,12 @@ func (c *Config) defaults() error {
 	}
 	if c.BatchMaxEvents > event.MaxBatchEvents {
 		return fmt.Errorf("sensor: batch of %d events exceeds the schema limit %d", c.BatchMaxEvents, event.MaxBatchEvents)
+	}
+	if c.BatchMaxBytes <= 0 {
+		c.BatchMaxBytes = DefaultBatchMaxBytes
+	}
+	if min := event.MaxBatchEnvelopeBytes + 2*maxEventWireBytes; c.BatchMaxBytes < min {
+		return fmt.Errorf("sensor: batch bytes %d: below %d (two events of the largest size)", c.BatchMaxBytes, min)
 	}
 	if c.BatchMaxDelay <= 0 {
 		c.BatchMaxDelay = DefaultBatchMaxDelay

@@ -933,3 +933,44 @@ func TestRunFalcoRingsMerged(t *testing.T) {
 		t.Errorf("Result.Ring = %+v", res.Ring)
 	}
 }
+
+// A batch is cut by bytes as well as by events: with exec records of the
+// largest exe and arguments, every published batch stays within
+// BatchMaxBytes (so the raw stream, which counts every node's share in
+// messages of its maximum size, never refuses one), and nothing is lost.
+func TestRunCutsBatchesByBytes(t *testing.T) {
+	base := sensor.MonotonicNs()
+	var evs []event.Event
+	for k := 0; k < 40; k++ {
+		pid := uint32(2000 + k)
+		e := event.Event{Header: event.Header{TsNs: base + uint64(k+1)*1000, StartNs: base, Tid: pid, Pid: pid, ExecID: 1, Type: event.TypeExec}, PPid: 1,
+			Exe: bytes.Repeat([]byte{'/'}, event.MaxExeLen), Args: append(bytes.Repeat([]byte{'a'}, event.MaxArgsLen-1), 0)}
+		e.SetComm("big")
+		evs = append(evs, e)
+	}
+	probe := newFakeProbe(0, [event.NumCategories]uint64{}, map[string][]event.Event{"shared": evs}, "shared")
+	pub := &recPub{}
+	cfg := baseConfig(t, pub)
+	cfg.BatchMaxEvents, cfg.BatchMaxBytes = 1024, 64<<10
+	if _, err := runSensor(t, cfg, probe); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	n, batches := 0, 0
+	for _, m := range pub.all() {
+		if m.Subject != bus.RawSubject(testNode) {
+			continue
+		}
+		batches++
+		if len(m.Data) > cfg.BatchMaxBytes {
+			t.Errorf("batch %d: %d bytes, above BatchMaxBytes %d", batches, len(m.Data), cfg.BatchMaxBytes)
+		}
+		var b event.Batch
+		if err := event.NewCodec().Decode(m.Data, &b); err != nil {
+			t.Fatal(err)
+		}
+		n += len(b.Events)
+	}
+	if n != len(evs) || batches < 2 {
+		t.Errorf("%d events in %d batches, want all %d in more than one", n, batches, len(evs))
+	}
+}

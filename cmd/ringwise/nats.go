@@ -35,6 +35,7 @@ func cmdNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	name := fs.String("name", "", "server name, unique in a cluster (default ringwise-embedded)")
 	cluster := fs.String("cluster", "", "join a JetStream cluster: this server's cluster (route) address, e.g. 127.0.0.1:6222")
 	clusterName := fs.String("cluster-name", "ringwise", "the cluster's name (with --cluster)")
+	streamBytes := fs.Int64("stream-max-bytes", 0, "bytes of each of RINGWISE_RAW, _ENRICHED and _STATS (default 1 GiB); with identities, each node's message limits are sized so that all nodes' worst cases fit (README \"Security\")")
 	routes := fs.String("routes", "", "with --cluster: comma-separated route URLs of all servers of the cluster, e.g. nats://127.0.0.1:6222,nats://127.0.0.1:6223,nats://127.0.0.1:6224")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -65,6 +66,9 @@ func cmdNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *nodes != "" {
 		return fmt.Errorf("--nodes goes with --init-auth")
+	}
+	if *streamBytes < 0 {
+		return fmt.Errorf("--stream-max-bytes %d: want > 0", *streamBytes)
 	}
 	o := bus.EmbeddedOptions{StoreDir: *store, ConfigFile: *config, AllowAnonymous: *anonymous}
 	if *listen == "" && *config == "" {
@@ -118,18 +122,44 @@ func cmdNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if !srv.Anonymous() {
 			// The services' identities cannot create streams: the admin does.
 			// (Anonymous services create them, as ever, in memory or on file.)
+			so := bus.StreamOptions{Replicas: bus.AutoReplicas(nc), MaxBytes: *streamBytes}
+			if nodes, bounded := srv.PublishingNodes(); bounded {
+				so.Nodes = max(len(nodes), 1)
+			} else {
+				fmt.Fprintf(stderr, "ringwise nats: an identity of the config may publish as any node (a wildcard on ringwise.raw, .snapshot or .stats): the per-node bound is NOT strict, one node may push out another's oldest messages\n")
+			}
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err = bus.EnsureStreams(sctx, js, bus.StreamOptions{Replicas: bus.AutoReplicas(nc)})
+			err = bus.EnsureStreams(sctx, js, so)
 			cancel()
 			if err != nil {
 				return err
 			}
+			reportStreamLimits(stderr, so)
 		}
 		go watchStreams(ctx, bus.NewStreamWatcher(js), stderr)
 	}
 	fmt.Fprintf(stderr, "ringwise nats: NATS with JetStream on %s (Ctrl-C to stop)\n", srv.URL())
 	<-ctx.Done()
 	return nil
+}
+
+// reportStreamLimits says what each node may hold in the streams the
+// sensors write, and whether that bound is strict.
+func reportStreamLimits(w io.Writer, so bus.StreamOptions) {
+	cfgs, err := bus.StreamConfigs(so)
+	if err != nil {
+		return
+	}
+	for _, c := range cfgs {
+		if c.Name != bus.StreamRaw && c.Name != bus.StreamStats {
+			continue
+		}
+		strict := "NOT strict (nodes unknown)"
+		if so.Nodes > 0 {
+			strict = fmt.Sprintf("strict: %d nodes' worst cases fit the stream's bytes", so.Nodes)
+		}
+		fmt.Fprintf(w, "ringwise nats: stream %s: %d bytes, per node subject at most %d messages of %d bytes (%s)\n", c.Name, c.MaxBytes, c.MaxMsgsPerSubject, c.MaxMsgSize, strict)
+	}
 }
 
 // adminConn connects in-process as the admin identity; nil without one on

@@ -52,6 +52,9 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if err := tf.checkMetrics(); err != nil {
+		return err
+	}
 	tr, flush, err := newTracing(ctx, telemetry.ServiceSensor, stderr)
 	if err != nil {
 		return err
@@ -61,7 +64,9 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	tf.serveMetrics(ctx, metrics, stderr)
+	if err := tf.serveMetrics(ctx, metrics, stderr); err != nil {
+		return err
+	}
 	cfg.Tracing, cfg.Meter = tr, metrics.Meter()
 	nc, js, err := connectJS(ctx, &nf, bus.RoleSensor, cfg.Node, "ringwise-sensor-"+cfg.Node)
 	if err != nil {
@@ -115,6 +120,9 @@ func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	if err := tf.checkMetrics(); err != nil {
+		return err
+	}
 	tr, flush, err := newTracing(ctx, telemetry.ServiceEnricher, stderr)
 	if err != nil {
 		return err
@@ -158,7 +166,9 @@ func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if _, err := e.RegisterMetrics(metrics.Meter()); err != nil {
 		return err
 	}
-	tf.serveMetrics(ctx, metrics, stderr)
+	if err := tf.serveMetrics(ctx, metrics, stderr); err != nil {
+		return err
+	}
 	fmt.Fprintf(stderr, "ringwise enricher: consuming %s (%s mode)\n", bus.StreamRaw, *mode)
 	err = e.Run(ctx)
 	st := e.Stats()

@@ -6,18 +6,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/ringwise/ringwise/analyzer/alert"
+	"github.com/ringwise/ringwise/services/bus"
 	"github.com/ringwise/ringwise/services/telemetry"
 )
 
 // telemetryFlags are the logging, metrics and alert flags of the commands
 // that run services.
 type telemetryFlags struct {
-	logFormat   string
-	metricsAddr string
-	alerts      bool
+	logFormat        string
+	metricsAddr      string
+	metricsTokenFile string
+	metricsToken     string // from the file or $RINGWISE_METRICS_TOKEN (checkMetrics)
+	alerts           bool
 
 	dropThreshold float64
 	dropRate      float64
@@ -31,7 +35,8 @@ const tracingHelp = "Traces: set OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://127.0.
 func (f *telemetryFlags) register(fs *flag.FlagSet, metrics, alerts bool) {
 	fs.StringVar(&f.logFormat, "log-format", telemetry.DefaultLogFormat, "log format: text (for a terminal) or json (one object per line)")
 	if metrics {
-		fs.StringVar(&f.metricsAddr, "metrics", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9464; empty = off). "+tracingHelp)
+		fs.StringVar(&f.metricsAddr, "metrics", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9464; empty = off); beyond loopback it needs a bearer token (--metrics-token-file or $"+telemetry.EnvMetricsToken+"). "+tracingHelp)
+		fs.StringVar(&f.metricsTokenFile, "metrics-token-file", "", "file whose first line is the bearer token /metrics requests must send (Authorization: Bearer TOKEN); default $"+telemetry.EnvMetricsToken)
 	}
 	f.alerts = alerts
 	if alerts {
@@ -69,19 +74,47 @@ func (f *telemetryFlags) alertConfigs() (drop, meta alert.Config, err error) {
 	return drop, meta, nil
 }
 
-// serveMetrics serves m on --metrics until ctx is done (no-op when unset).
-func (f *telemetryFlags) serveMetrics(ctx context.Context, m *telemetry.Metrics, stderr io.Writer) {
+// checkMetrics reads the /metrics token and applies the exposure rule
+// (loopback, or a token), so that a refused --metrics stops the command
+// before it does anything else.
+func (f *telemetryFlags) checkMetrics() error {
 	if f.metricsAddr == "" {
-		return
+		if f.metricsTokenFile != "" {
+			return fmt.Errorf("--metrics-token-file goes with --metrics")
+		}
+		return nil
+	}
+	f.metricsToken = os.Getenv(telemetry.EnvMetricsToken)
+	if f.metricsTokenFile != "" {
+		t, err := bus.ReadPasswordFile(f.metricsTokenFile)
+		if err != nil {
+			return fmt.Errorf("--metrics-token-file: %w", err)
+		}
+		f.metricsToken = t
+	}
+	if err := telemetry.CheckExposure(f.metricsAddr, f.metricsToken); err != nil {
+		return fmt.Errorf("--metrics: %w", err)
+	}
+	return nil
+}
+
+// serveMetrics serves m on --metrics until ctx is done (no-op when unset).
+func (f *telemetryFlags) serveMetrics(ctx context.Context, m *telemetry.Metrics, stderr io.Writer) error {
+	if f.metricsAddr == "" {
+		return nil
+	}
+	if err := f.checkMetrics(); err != nil {
+		return err
 	}
 	go func() {
-		err := m.Serve(ctx, f.metricsAddr, func(addr string) {
+		err := m.Serve(ctx, f.metricsAddr, f.metricsToken, func(addr string) {
 			fmt.Fprintf(stderr, "ringwise: Prometheus metrics on http://%s/metrics\n", addr)
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "ringwise: %v\n", err)
 		}
 	}()
+	return nil
 }
 
 // newTracing returns service's tracing from the OTEL_* environment and a

@@ -80,7 +80,9 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer metrics.Shutdown(context.WithoutCancel(ctx))
 	opts.Meter, opts.Metrics = metrics.Meter(), metrics.Handler()
-	tf.serveMetrics(ctx, metrics, stderr)
+	if err := tf.serveMetrics(ctx, metrics, stderr); err != nil {
+		return err
+	}
 	if *procs < 0 {
 		return fmt.Errorf("--flood %d: must be >= 0", *procs)
 	}

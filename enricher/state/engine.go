@@ -88,8 +88,24 @@ func (e *Engine) Merge(procs []event.ProcInfo) MergeResult {
 		case event.SameStart(en.startNs, p.StartNs):
 			// The same process. Its known image stands: a snapshot carries
 			// no exec counter, so it cannot show itself newer than an exec
-			// the events applied.
-			if en.exited || (en.comm == p.Comm && en.exe == p.ExePath && (en.cmdline == p.Cmdline || en.missing&event.FieldCmdline != 0)) {
+			// the events applied. Its container is part of that image: a
+			// process does not change cgroup namespace by exec, and a
+			// snapshot that moves a live process into (or out of) a
+			// container would relabel every later event of it.
+			if en.exited {
+				r.Agreed++
+				continue
+			}
+			if en.containerKnown && en.container != p.ContainerID {
+				r.Contradicting++
+				r.ContradictingContainer++
+				continue
+			}
+			if en.comm == p.Comm && en.exe == p.ExePath && (en.cmdline == p.Cmdline || en.missing&event.FieldCmdline != 0) {
+				if !en.containerKnown {
+					// The state could not resolve it: the snapshot's /proc did.
+					en.container, en.containerKnown = e.intern.str(p.ContainerID), true
+				}
 				r.Agreed++
 				continue
 			}
@@ -122,7 +138,9 @@ func (e *Engine) snapshotEntry(p *event.ProcInfo) entry {
 		exe:       e.intern.str(p.ExePath),
 		cmdline:   e.intern.str(p.Cmdline),
 		container: e.intern.str(p.ContainerID),
-		source:    event.SourceSnapshot,
+		// The snapshot's /proc cgroup: known ("" is the host).
+		containerKnown: true,
+		source:         event.SourceSnapshot,
 		// exec id unknown: adopted from the first event seen.
 		fromProc: true,
 	}
@@ -449,8 +467,10 @@ func (e *Engine) lookup(ctx context.Context, o *event.Enriched) lookupResult {
 			exe:       e.intern.str(info.ExePath),
 			cmdline:   e.intern.str(info.Cmdline),
 			container: e.intern.str(info.ContainerID),
-			source:    event.SourceLookup,
-			execID:    o.ExecID, execKnown: true,
+			// /proc's cgroup: known ("" is the host).
+			containerKnown: true,
+			source:         event.SourceLookup,
+			execID:         o.ExecID, execKnown: true,
 		})
 		return lookupHit
 	case err == nil || errors.Is(err, ErrNotFound):
@@ -538,10 +558,10 @@ func (e *Engine) applyFork(ev *event.Event) {
 	child := entry{
 		pid: ev.Pid, ppid: ev.PPid, uid: ev.UID, gid: ev.GID, startNs: ev.StartNs,
 		execID: ev.ExecID, execKnown: true,
-		comm:      e.comm(ev),
-		container: e.container(ev.CgroupID),
-		source:    event.SourceState,
+		comm:   e.comm(ev),
+		source: event.SourceState,
 	}
+	child.container, child.containerKnown = e.containerOf(ev.CgroupID)
 	child.exe, child.cmdline, child.missing, child.reason = e.inherit(ev, true)
 	e.put(child)
 }
@@ -603,25 +623,33 @@ func (e *Engine) applyExec(ev *event.Event) {
 			return // a newer exec is already applied (records out of order)
 		}
 	}
-	e.put(entry{
+	en := entry{
 		pid: ev.Pid, ppid: ev.PPid, uid: ev.UID, gid: ev.GID, startNs: ev.StartNs,
 		execID: ev.ExecID, execKnown: true,
-		comm:      e.comm(ev),
-		exe:       e.intern.bytes(ev.Exe),
-		cmdline:   e.cmdline(ev.Args),
-		container: e.container(ev.CgroupID),
-		source:    event.SourceState,
-	})
+		comm:    e.comm(ev),
+		exe:     e.intern.bytes(ev.Exe),
+		cmdline: e.cmdline(ev.Args),
+		source:  event.SourceState,
+	}
+	en.container, en.containerKnown = e.containerOf(ev.CgroupID)
+	e.put(en)
 }
 
 // container is the container id of cgroup id, resolved once per id through
 // Config.Containers and cached ("" without a resolver, or when it fails).
 func (e *Engine) container(id uint64) string {
+	c, _ := e.containerOf(id)
+	return c
+}
+
+// containerOf is container, and whether the id is known: false without a
+// resolver, without a cgroup id, or when the resolution failed.
+func (e *Engine) containerOf(id uint64) (string, bool) {
 	if id == 0 || e.cfg.Containers == nil {
-		return ""
+		return "", false
 	}
 	if c, ok := e.containers[id]; ok {
-		return c
+		return c, true
 	}
 	if len(e.containers) >= maxContainerCache {
 		clear(e.containers) // cgroups come and go: start over
@@ -632,11 +660,11 @@ func (e *Engine) container(id uint64) string {
 	cancel()
 	if err != nil {
 		e.st.ContainerLookupErrors++
-		return "" // not cached: a later record tries again
+		return "", false // not cached: a later record tries again
 	}
 	c = e.intern.str(c)
 	e.containers[id] = c
-	return c
+	return c, true
 }
 
 // maxContainerCache bounds the cgroup id → container id cache.

@@ -124,7 +124,7 @@ type Table interface {
 	// update, without letting it replace newer state: an entry whose pid
 	// is held by a later-started process, or whose exit was seen, is
 	// stale; an entry for a known process whose image (name, exe, command
-	// line) differs contradicts what the events established (a snapshot
+	// line, or container id when the state knows it from the cgroup) differs contradicts what the events established (a snapshot
 	// carries no exec counter, so it cannot be newer than an applied exec)
 	// and is dropped. Only unknown pids, newer holders of a pid and fields
 	// the state lacks are applied.
@@ -146,6 +146,9 @@ type MergeResult struct {
 	Agreed        int // already known, the same
 	Stale         int // older than the state (earlier holder of the pid, or exited)
 	Contradicting int // a known live process with another image: dropped
+	// ContradictingContainer is the part of Contradicting whose container
+	// id differs from the one the state knows (from the cgroup).
+	ContradictingContainer int
 }
 
 // New returns an Engine configured by cfg.

@@ -24,9 +24,13 @@ type entry struct {
 	source  event.Source
 
 	execKnown bool // execID is meaningful (false: adopt the first one seen)
-	fromProc  bool // startNs is /proc's, clock-tick granular: compare with SameStart
-	exited    bool
-	inUse     bool
+	// containerKnown: container is what the process's cgroup says (resolved
+	// from a record's cgroup id, or read from /proc), not "" for want of a
+	// resolver or after a failed resolution.
+	containerKnown bool
+	fromProc       bool // startNs is /proc's, clock-tick granular: compare with SameStart
+	exited         bool
+	inUse          bool
 
 	// noExecAhead is the event exec id for which a search of the batch for
 	// the missing exec record already failed (avoids rescanning per event).

@@ -380,6 +380,102 @@ func TestJunkCannotShutOutANode(t *testing.T) {
 	t.Logf("junk: %d of %d publishes refused (none expected: DiscardOld); enricher bad input %v", junkErrs, 3*streamBytes/len(big), e.Stats().BadInput)
 }
 
+// One node can never push out another node's data: with the streams sized
+// for the nodes of the identities (StreamOptions.Nodes), a node flooding
+// every subject it may publish on with maximum-size messages, far past the
+// streams' bytes, neither gets another node's new messages refused nor
+// removes any of its unconsumed ones (no service reads while it floods);
+// it pushes out only its own. The control run, sized as before (per-node
+// limits that do not fit the stream together), shows the flood does push
+// out the other node's unconsumed batches there.
+func TestFloodCannotPushOutAnotherNode(t *testing.T) {
+	const streamBytes, msgSize = 8 << 20, 64 << 10
+	// flood returns what the good node published and what it still has.
+	flood := func(t *testing.T, so bus.StreamOptions) (w *world, published, goodRaw, goodStats uint64) {
+		so.MaxBytes, so.RawMaxMsgSize, so.StatsMaxMsgSize = streamBytes, msgSize, msgSize
+		w = newWorld(t, so, "good", "junk")
+		good, junk := w.sensor("good"), w.sensor("junk")
+		if err := good.snapshot(event.ProcInfo{Pid: 700, StartNs: 5e8, Comm: "nginx", ExePath: "/usr/sbin/nginx"}); err != nil {
+			t.Fatal(err)
+		}
+		// Within its own per-node limit (31 batches here): what the good
+		// node has is all it published.
+		const before, after = 15, 5
+		published = before + after
+		for i := 0; i < before; i++ {
+			if err := good.batch(sysEvent(1e9+uint64(i), 700, 5e8)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < 3; i++ {
+			if err := good.stats(uint64(10*(i+1)), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Maximum-size messages (no headers: the payload is all of
+		// MaxMsgSize) on each of junk's subjects, 3x the stream's bytes.
+		full := bytes.Repeat([]byte{0xc1}, msgSize)
+		for _, subj := range []string{bus.RawSubject("junk"), bus.SnapshotSubject("junk"), bus.StatsSubject("junk")} {
+			for i := 0; i < 3*streamBytes/msgSize; i++ {
+				if err := junk.publish(subj, "", full); err != nil {
+					t.Fatalf("junk's own message %d on %s refused: %v", i+1, subj, err)
+				}
+				if i%128 == 0 { // the good node goes on meanwhile
+					if err := good.batch(sysEvent(2e9+uint64(i), 700, 5e8)); err != nil {
+						t.Fatalf("good node's batch refused while junk floods: %v", err)
+					}
+					published++
+				}
+			}
+		}
+		for i := 0; i < after; i++ {
+			if err := good.batch(sysEvent(3e9+uint64(i), 700, 5e8)); err != nil {
+				t.Fatalf("good node's batch refused after the flood: %v", err)
+			}
+		}
+		return w, published, subjectCount(t, w.admin, bus.StreamRaw, bus.RawSubject("good")), subjectCount(t, w.admin, bus.StreamStats, bus.StatsSubject("good"))
+	}
+
+	t.Run("strict", func(t *testing.T) {
+		w, published, raw, stats := flood(t, bus.StreamOptions{Nodes: 2})
+		if raw != published {
+			t.Errorf("good node's raw subject holds %d of its %d unconsumed batches: junk pushed some out", raw, published)
+		}
+		if snap := subjectCount(t, w.admin, bus.StreamRaw, bus.SnapshotSubject("good")); snap != 1 {
+			t.Errorf("good node's snapshot: %d stored, want its 1", snap)
+		}
+		if stats != 3 {
+			t.Errorf("good node's stats: %d of its 3 kept", stats)
+		}
+		cfgs, err := bus.StreamConfigs(bus.StreamOptions{Memory: true, MaxBytes: streamBytes, RawMaxMsgSize: msgSize, StatsMaxMsgSize: msgSize, Nodes: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		perNode := uint64(cfgs[0].MaxMsgsPerSubject)
+		if published > perNode {
+			t.Fatalf("the good node published %d batches, above its own limit %d: the test is wrong", published, perNode)
+		}
+		if n := subjectCount(t, w.admin, bus.StreamRaw, bus.RawSubject("junk")); n != perNode {
+			t.Errorf("junk holds %d raw messages, want its per-node limit %d", n, perNode)
+		}
+		// Then the services read: every good event arrives, no gap.
+		a := w.startAnalyzer()
+		w.startEnricher(enricher.Config{})
+		w.eventually("analyzer counted every good event", func() bool { return a.Summary("good").Analyzer.Events == published })
+		if s := a.Summary("good"); s.Analyzer.Missing != 0 || s.Analyzer.BatchGaps != 0 {
+			t.Errorf("good node: %d missing, %d gaps", s.Analyzer.Missing, s.Analyzer.BatchGaps)
+		}
+		t.Logf("junk flooded %d messages of %d bytes on each of its 3 subjects into streams of %d bytes; per node subject limit %d; good kept all %d batches", 3*streamBytes/msgSize, msgSize, streamBytes, perNode, published)
+	})
+	t.Run("control: limits that do not fit", func(t *testing.T) {
+		_, published, raw, _ := flood(t, bus.StreamOptions{RawMaxMsgsPerNode: 1000, StatsMaxMsgsPerNode: 1000})
+		if raw >= published {
+			t.Errorf("without the strict sizing the flood removed none of the good node's %d batches: the strict run proves nothing", published)
+		}
+		t.Logf("not strict: good kept %d of its %d unconsumed batches", raw, published)
+	})
+}
+
 // A deleted stream is recreated by the admin's watcher and reported; no
 // service hangs, and each returns promptly on cancel.
 func TestDeletedStreamNoServiceHangs(t *testing.T) {
@@ -562,4 +658,99 @@ func TestForgedSequenceCostsNoEvent(t *testing.T) {
 	}
 	// 5 + the forged 1 + 20: every event enriched and counted.
 	w.eventually("all 26 events analysed", func() bool { return a.Summary("vm").Analyzer.Events == 26 })
+}
+
+// A forged boot id with forged batch numbers (the node's identity): a new
+// boot id starts a new run only when its batches are consistent with one.
+// A lone batch of boot "forged" numbered 10^9, with a snapshot of that run
+// that would rename the node's live nginx, resets nothing: the snapshot is
+// not applied, no batch of the real run looks lost or old, every event is
+// enriched and counted. Even a forged run that starts at 1 (consistent, so
+// adopted) costs the real run neither events nor false gaps once it goes on.
+func TestForgedBootIDCostsNothing(t *testing.T) {
+	w := newWorld(t, bus.StreamOptions{}, "vm")
+	e := w.startEnricher(enricher.Config{})
+	a := w.startAnalyzer()
+	vm := w.sensor("vm")
+	if err := vm.snapshot(event.ProcInfo{Pid: 10, StartNs: 1, Comm: "nginx", ExePath: "/usr/sbin/nginx"}); err != nil {
+		t.Fatal(err)
+	}
+	real := func(n int) {
+		for i := 0; i < n; i++ {
+			if err := vm.batch(sysEvent(1e9+vm.seq, 10, 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	forged := func(boot string, seq uint64) {
+		b := &event.Batch{Node: "vm", BootID: boot, SensorStartNs: 7, Seq: seq, Events: []event.Event{sysEvent(2e9, 10, 1)}}
+		data, err := event.NewCodec().Encode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := vm.publish(bus.RawSubject("vm"), b.MsgID(), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	real(5)
+	if err := vm.stats(100, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Stats of the forged run: 90 % dropped, held until a batch shows the
+	// run is real.
+	fst := event.Stats{Node: "vm", BootID: "forged", SensorStartNs: 7, Batches: 1, LastBatchSeq: 1e9}
+	for c := range fst.Counters.Attempted {
+		fst.Counters.Attempted[c], fst.Counters.Delivered[c], fst.Counters.Dropped[c] = 2000, 200, 1800
+	}
+	fdata, _ := json.Marshal(&fst)
+	if err := vm.publish(bus.StatsSubject("vm"), "", fdata); err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := event.EncodeSnapshot(&event.Snapshot{Node: "vm", BootID: "forged", SensorStartNs: 7, Part: 1, Parts: 1,
+		Procs: []event.ProcInfo{{Pid: 10, StartNs: 1, Comm: "sshd", ExePath: "/usr/sbin/sshd"}}})
+	if err := vm.publish(bus.SnapshotSubject("vm"), "", snap); err != nil {
+		t.Fatal(err)
+	}
+	forged("forged", 1e9)
+	real(10)
+	w.eventually("16 events analysed", func() bool { return a.Summary("vm").Analyzer.Events == 16 })
+	st := e.Stats()
+	if st.SeqGaps != 0 || st.Limits.RunsRefused != 1 || st.Limits.RunsAdopted != 0 {
+		t.Errorf("after a lone forged batch: %d gaps, limits %+v; want 0 gaps, 1 run refused, none adopted", st.SeqGaps, st.Limits)
+	}
+	names := enrichedNames(t, w, "vm")
+	for i, n := range names {
+		if n != "nginx" {
+			t.Errorf("event %d of pid 10 came out as %q, want nginx (the forged run's snapshot applied?)", i, n)
+		}
+	}
+	if err := vm.stats(200, 0); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the real run's second stats", func() bool { return a.Summary("vm").Sensor.Attempted >= 2*200 })
+	if s := a.Summary("vm"); s.Sensor.DropPct != 0 {
+		t.Errorf("drop %% = %.1f after the forged run's stats and batch, want 0 (the real run's)", s.Sensor.DropPct)
+	}
+
+	// A forged run consistent with one (it starts at 1): adopted, and the
+	// real run, going on, is taken back without false gaps.
+	forged("forged-2", 1)
+	real(10)
+	w.eventually("27 events analysed", func() bool { return a.Summary("vm").Analyzer.Events == 27 })
+	st = e.Stats()
+	if st.SeqGaps != 0 || st.Limits.RunsAdopted != 2 {
+		t.Errorf("after a consistent forged run: %d gaps, limits %+v; want 0 gaps, 2 runs adopted (forged-2, then the real one back)", st.SeqGaps, st.Limits)
+	}
+	s := a.Summary("vm")
+	if s.Analyzer.BatchGaps != 0 || s.Analyzer.Missing != 0 {
+		t.Errorf("analyzer: %d batch gaps, %d missing; want 0, 0", s.Analyzer.BatchGaps, s.Analyzer.Missing)
+	}
+	w.eventually("the enricher's run counters in /api/summary", func() bool {
+		for name, h := range a.Summary("").Services {
+			if strings.HasPrefix(name, "enricher/") && h.Limits["runs_refused"] == 1 && h.Limits["runs_adopted"] == 2 {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -20,7 +20,7 @@ const (
 	RoleAdmin    Role = "admin"    // `ringwise nats` itself: creates and repairs the streams
 	RoleSensor   Role = "sensor"   // one per node: publishes that node's raw, snapshot and stats, answers its proc lookups
 	RoleEnricher Role = "enricher" // reads RINGWISE_RAW, writes RINGWISE_ENRICHED and RINGWISE_DLQ, uses its KV buckets
-	RoleAnalyzer Role = "analyzer" // reads RINGWISE_ENRICHED and RINGWISE_STATS
+	RoleAnalyzer Role = "analyzer" // reads RINGWISE_ENRICHED and RINGWISE_STATS, dead-letters what it cannot use
 )
 
 // EnvNATSPassword is the environment variable a service reads its NATS
@@ -136,8 +136,11 @@ func RolePermissions(r Role, node string) (*Permissions, error) {
 			"$JS.API.DIRECT.GET." + StreamDLQ, "$JS.API.DIRECT.GET." + StreamDLQ + ".>"}
 		pub = append(pub, consumeAPI(StreamEnriched)...)
 		pub = append(pub, consumeAPI(StreamStats)...)
-		// Its alerts are its only output.
-		pub = append(pub, SubjectAlerts)
+		// Its alerts are its output, and the dead letters of what it
+		// reads (poison, or a message past MaxDeliver, see DLQSubject):
+		// without these its consume loop waited out a publish timeout per
+		// poison message, which one node's junk stats turned into a stall.
+		pub = append(pub, SubjectAlerts, PrefixDLQ+string(KindEnriched)+".*", PrefixDLQ+string(KindStats)+".*")
 		return &Permissions{Publish: pub, Subscribe: []string{InboxPrefix(r, "") + ".>", SubjectService + ">"}}, nil
 	}
 	return nil, fmt.Errorf("unknown role %q", r)

@@ -295,6 +295,16 @@ func TestEnricherAndAnalyzerIdentities(t *testing.T) {
 		}
 		vz.wait(t, subj)
 	}
+	// It may dead-letter what it reads (enriched and stats), nothing else.
+	for _, subj := range []string{bus.DLQSubject(bus.KindEnriched, "a"), bus.DLQSubject(bus.KindStats, "a")} {
+		if _, err := anaJS.Publish(shortCtx(t), subj, []byte("dead letter")); err != nil {
+			t.Errorf("analyzer dead-letter on %s: %v", subj, err)
+		}
+	}
+	if _, err := anaJS.Publish(shortCtx(t), bus.DLQSubject(bus.KindRaw, "a"), []byte("forged")); err == nil {
+		t.Errorf("analyzer published a raw dead letter")
+	}
+	vz.wait(t, bus.DLQSubject(bus.KindRaw, "a"))
 	if _, err := anaJS.CreateOrUpdateConsumer(shortCtx(t), bus.StreamRaw, jetstream.ConsumerConfig{Durable: "ana-raw"}); err == nil {
 		t.Errorf("analyzer created a consumer on %s", bus.StreamRaw)
 	}

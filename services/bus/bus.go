@@ -61,6 +61,12 @@ const (
 	// HeaderRawStream names the RINGWISE_RAW incarnation (its creation
 	// time) that HeaderRawStreamSeq refers to.
 	HeaderRawStream = "Ringwise-Raw-Stream"
+	// HeaderRunUnconfirmed marks an enriched batch of a sensor run the
+	// enricher has not adopted as its node's run (its batches were not yet
+	// consistent with a new run: a restart's first, or a forgery). Its
+	// events count; it does not make its run real for the analyzer (stats
+	// held for that run stay held).
+	HeaderRunUnconfirmed = "Ringwise-Run-Unconfirmed"
 )
 
 // RawSubject is where the sensor of node publishes raw batches.
@@ -111,22 +117,43 @@ const (
 // Discard policy: DiscardOld. A full stream (or a full subject) drops its
 // oldest message and always accepts the new one. With DiscardNew, junk that
 // fills the stream shuts every well-behaved node out (its publishes are
-// refused for as long as the junk is retained); with DiscardOld the junk
-// can at worst push out old messages — on its own subject first, since its
-// per-subject limit is reached long before the stream's — and what was
-// pushed out before an enricher read it shows as a gap in the raw stream's
-// sequence, counted and reported, never as a refused publish.
+// refused for as long as the junk is retained); with DiscardOld a new
+// message is never refused for lack of room.
+//
+// Strict per-node bound (StreamOptions.Nodes): with DiscardOld, what a
+// stream drops when it is over its MaxBytes is its oldest message of any
+// subject, which may be another node's unconsumed batch. So when the
+// number of nodes that may publish is known (the sensor identities of the
+// server's config, see PublishingNodes), the per-subject message limits of
+// the streams sensors write (RINGWISE_RAW: raw and snapshot subjects;
+// RINGWISE_STATS) are sized so that every node's worst case fits the
+// stream together: nodes x subjects per node x MaxMsgsPerSubject x
+// StoredMsgBound(MaxMsgSize) <= MaxBytes. nats-server (v2.15.2, memstore
+// and filestore storeRawMsg) enforces a subject's message limit before the
+// stream's byte limit on every store, so the byte limit then never binds:
+// a node flooding its own subjects with maximum-size messages pushes out
+// only its own oldest messages, never another node's, and never gets
+// another node's new message refused. The price: a node's backlog is
+// counted in messages of the maximum size, so MaxBytes / (nodes x 2 x
+// 256 KiB) raw batches per node (2047 for one node in the default 1 GiB);
+// raise StreamOptions.MaxBytes (`ringwise nats --stream-max-bytes`) for
+// more. RINGWISE_ENRICHED is written by the enricher identity, which is
+// trusted for every node; its per-node message limit holds, its byte bound
+// is the stream's (see README "Security").
 const (
 	// DefaultRawMaxMsgSize bounds a raw batch or snapshot part in the
-	// stream: larger ones are refused to their publisher. It is above the
-	// consume loop's limit (DefaultMaxMessageBytes) on purpose: a message
-	// between the two is stored, then dead-lettered as "oversized" with
-	// its node, subject and sequence, so the mistake is visible on the
-	// consuming side too; 20 MiB of junk is refused outright.
-	DefaultRawMaxMsgSize = 8 << 20
+	// stream: larger ones are refused to their publisher (the sensor's
+	// spool counts and drops them, see SpoolStats.Refused). The sensor
+	// cuts batches under it (sensor.DefaultBatchMaxBytes) and snapshot
+	// parts are far under it (event.SnapshotPartBytes). Small on purpose:
+	// the strict per-node bound counts every message at this size, so it
+	// sets how many batches a node may hold: 2047 for one node in 1 GiB.
+	DefaultRawMaxMsgSize = 256 << 10
 	// DefaultRawMaxMsgsPerNode bounds one node's raw batches (and, apart,
-	// its snapshot parts) in RINGWISE_RAW: at a batch every 20 ms,
-	// more than half an hour of a node's full-rate flood.
+	// its snapshot parts) in RINGWISE_RAW when the nodes are not known
+	// (anonymous servers): at a batch every 20 ms, more than half an hour
+	// of a node's full-rate flood. With StreamOptions.Nodes the strict
+	// limit is used when it is lower.
 	DefaultRawMaxMsgsPerNode = 100_000
 	// DefaultEnrichedMaxMsgSize bounds an enriched batch (event.MaxBatchBytes).
 	DefaultEnrichedMaxMsgSize = 16 << 20
@@ -136,9 +163,32 @@ const (
 	// second at the default rates take some 30 KiB).
 	DefaultMaxStatsBytes = 1 << 20
 	// DefaultStatsMaxMsgsPerNode bounds one node's stats messages: about
-	// three hours at one a second.
+	// three hours at one a second (with Nodes, the strict limit when lower).
 	DefaultStatsMaxMsgsPerNode = 10_000
 )
+
+// maxSubjectBytes is the longest subject a node's message can have in a
+// ringwise stream: the longest prefix and a node name of ValidNode's 128.
+const maxSubjectBytes = len(PrefixSnapshot) + 128
+
+// StoredMsgBound is the most a message of at most maxMsgSize bytes
+// (payload and headers: what MaxMsgSize limits) adds to a stream's byte
+// count. nats-server v2.15.2 counts payload + headers + subject + a record
+// overhead of 16 bytes in memory (memStoreMsgSize) and at most 34 on file
+// (fileStoreMsgSize); 64 covers both.
+func StoredMsgBound(maxMsgSize int32) int64 {
+	return int64(maxMsgSize) + int64(maxSubjectBytes) + 64
+}
+
+// StrictMsgsPerSubject is the largest per-subject message limit with which
+// nodes nodes, each with subjectsPerNode subjects of messages of at most
+// maxMsgSize bytes, fit maxBytes all together (0: not even one message).
+func StrictMsgsPerSubject(maxBytes int64, nodes, subjectsPerNode int, maxMsgSize int32) int64 {
+	if nodes <= 0 || subjectsPerNode <= 0 {
+		return 0
+	}
+	return maxBytes / (int64(nodes) * int64(subjectsPerNode) * StoredMsgBound(maxMsgSize))
+}
 
 // StreamOptions sizes the streams.
 type StreamOptions struct {
@@ -161,6 +211,12 @@ type StreamOptions struct {
 	EnrichedMaxMsgsPerNode int64
 	StatsMaxMsgSize        int32
 	StatsMaxMsgsPerNode    int64
+	// Nodes, when above 0, is how many nodes may publish into the streams
+	// (the sensor identities: PublishingNodes). The per-node message
+	// limits of RINGWISE_RAW and RINGWISE_STATS are then made strict (see
+	// the Per-stream limits above): lowered to StrictMsgsPerSubject when
+	// left at their default, an error when set explicitly above it.
+	Nodes int
 }
 
 func (o StreamOptions) withDefaults() StreamOptions {
@@ -201,11 +257,51 @@ func (o StreamOptions) withDefaults() StreamOptions {
 	return o
 }
 
+// Subjects per node in the streams sensors write: raw and snapshot in
+// RINGWISE_RAW, stats in RINGWISE_STATS.
+const (
+	rawSubjectsPerNode   = 2
+	statsSubjectsPerNode = 1
+)
+
+// resolve applies the defaults and, with Nodes, the strict per-node
+// limits. given is o before defaults, to tell an explicit limit from one
+// left at its default.
+func (o StreamOptions) resolve() (StreamOptions, error) {
+	given := o
+	o = o.withDefaults()
+	if o.Nodes <= 0 {
+		return o, nil
+	}
+	strict := func(stream string, limit *int64, explicit int64, subjects int, size int32) error {
+		n := StrictMsgsPerSubject(o.MaxBytes, o.Nodes, subjects, size)
+		if n < 1 {
+			return fmt.Errorf("stream %s: %d bytes cannot hold one message of %d bytes on each of %d subjects of %d nodes: raise the stream's bytes or lower its message size", stream, o.MaxBytes, size, subjects, o.Nodes)
+		}
+		if explicit > n {
+			return fmt.Errorf("stream %s: %d messages per node subject of up to %d bytes for %d nodes (%d subjects each) exceed the stream's %d bytes (at most %d fit): one node could push out another's", stream, explicit, size, o.Nodes, subjects, o.MaxBytes, n)
+		}
+		*limit = min(*limit, n)
+		return nil
+	}
+	if err := strict(StreamRaw, &o.RawMaxMsgsPerNode, given.RawMaxMsgsPerNode, rawSubjectsPerNode, o.RawMaxMsgSize); err != nil {
+		return o, err
+	}
+	if err := strict(StreamStats, &o.StatsMaxMsgsPerNode, given.StatsMaxMsgsPerNode, statsSubjectsPerNode, o.StatsMaxMsgSize); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
 // StreamConfigs are the configurations EnsureStreams applies: RINGWISE_RAW
 // (raw batches and snapshots), RINGWISE_ENRICHED, RINGWISE_STATS and the
-// dead-letter stream RINGWISE_DLQ.
-func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
-	o = o.withDefaults()
+// dead-letter stream RINGWISE_DLQ. It fails when o.Nodes is set and the
+// strict per-node bound cannot hold (see StreamOptions.Nodes).
+func StreamConfigs(o StreamOptions) ([]jetstream.StreamConfig, error) {
+	o, err := o.resolve()
+	if err != nil {
+		return nil, err
+	}
 	storage := jetstream.FileStorage
 	if o.Memory {
 		storage = jetstream.MemoryStorage
@@ -236,12 +332,16 @@ func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
 		Duplicates: 2 * time.Minute,
 		// The newest dead letters matter most; the DLQ must never refuse one.
 		Discard: jetstream.DiscardOld,
-	})
+	}), nil
 }
 
 // EnsureStreams creates or updates the streams of StreamConfigs.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
-	for _, sc := range StreamConfigs(o) {
+	cfgs, err := StreamConfigs(o)
+	if err != nil {
+		return err
+	}
+	for _, sc := range cfgs {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("stream %s (subjects %v): %w", sc.Name, sc.Subjects, err)
 		}
@@ -489,7 +589,11 @@ func NewStreamWatcher(js jetstream.JetStream) *StreamWatcher {
 // returning their names.
 func (w *StreamWatcher) Check(ctx context.Context) ([]string, error) {
 	var made []string
-	for _, sc := range StreamConfigs(StreamOptions{}) {
+	cfgs, err := StreamConfigs(StreamOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for _, sc := range cfgs {
 		st, err := w.js.Stream(ctx, sc.Name)
 		if err == nil {
 			info, err := st.Info(ctx)

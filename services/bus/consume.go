@@ -82,7 +82,14 @@ type ConsumerSpec struct {
 	// through redeliveries (see DefaultMaxAckPending).
 	MaxAckPending int
 	PullBatch     int
-	// MaxDeliver bounds deliveries of one message (DefaultMaxDeliver: none).
+	// MaxDeliver bounds deliveries of one message (DefaultMaxDeliver:
+	// none): the handler sees a message at most MaxDeliver times, and a
+	// retryable failure on the last is dead-lettered as "max_deliver". The
+	// server delivers once more (its MaxDeliver is this + 1), so a message
+	// that was delivered MaxDeliver times without being settled — the
+	// service stopped or crashed while handling it, or overran AckWait —
+	// is dead-lettered on that delivery without the handler, instead of
+	// being left unacknowledged for ever once the server gives up.
 	MaxDeliver int
 	// MaxBytes poisons larger messages as "oversized".
 	MaxBytes int
@@ -130,6 +137,9 @@ func (s ConsumerSpec) ConsumerConfig() jetstream.ConsumerConfig {
 		MaxAckPending:  s.MaxAckPending,
 		MaxDeliver:     s.MaxDeliver,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	}
+	if s.MaxDeliver > 0 {
+		cc.MaxDeliver = s.MaxDeliver + 1 // see ConsumerSpec.MaxDeliver
 	}
 	if s.StartSeq > 0 {
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, s.StartSeq
@@ -345,6 +355,10 @@ func (c *Consumer) handle(ctx context.Context, m jetstream.Msg) {
 	ctx, span := c.tracing.StartProcess(ctx, telemetry.Batch{Subject: d.Subject, MsgID: d.Header.Get(jetstream.MsgIDHeader),
 		Node: node, Group: c.spec.Durable}, d.Header)
 	err := c.check(&d)
+	if err == nil && c.spec.MaxDeliver > 0 && d.Delivered > uint64(c.spec.MaxDeliver) {
+		err = PoisonAs(ReasonMaxDeliver, fmt.Errorf("%s seq %d: delivery %d, after %d that were never settled (the service stopped or crashed while handling it, or overran its ack wait): not handed to the handler again",
+			d.Subject, d.StreamSeq, d.Delivered, c.spec.MaxDeliver))
+	}
 	if err == nil {
 		err = c.h(ctx, d)
 	}

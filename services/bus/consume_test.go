@@ -49,7 +49,12 @@ func publish(t *testing.T, ctx context.Context, js jetstream.JetStream, m *nats.
 func TestConsumerPoisonGoesToDLQ(t *testing.T) {
 	ctx := testCtx(t)
 	_, js := startJS(t)
-	ensure(t, ctx, js)
+	// A raw stream that stores messages above the consume loop's limit,
+	// so that the loop's own "oversized" check is what meets them (the
+	// default raw MaxMsgSize equals that limit, refusing them at publish).
+	if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{Memory: true, RawMaxMsgSize: 8 << 20}); err != nil {
+		t.Fatal(err)
+	}
 
 	var (
 		mu   sync.Mutex

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ type Embedded struct {
 	ownsDir bool
 	auth    bool
 	tls     bool
+	opts    *server.Options
 }
 
 // EmbeddedOptions configures an embedded server.
@@ -169,7 +171,7 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		return nil, fmt.Errorf("embedded NATS on %s:%d: not ready after 10s", opts.Host, opts.Port)
 	}
 	e.srv = srv
-	e.auth, e.tls = HasAuth(opts), opts.TLSConfig != nil
+	e.auth, e.tls, e.opts = HasAuth(opts), opts.TLSConfig != nil, opts
 	return e, nil
 }
 
@@ -184,6 +186,79 @@ func (e *Embedded) URL() string {
 
 // Server is the running server (for in-process connections).
 func (e *Embedded) Server() *server.Server { return e.srv }
+
+// PublishingNodes is PublishingNodes of the server's options.
+func (e *Embedded) PublishingNodes() (nodes []string, bounded bool) {
+	return PublishingNodes(e.opts)
+}
+
+// PublishingNodes returns the nodes whose sensor subjects (raw, snapshot,
+// stats) the identities of a server config may publish on, sorted: what
+// the strict per-node bound of the streams is sized for
+// (StreamOptions.Nodes). bounded is false when that number is not known:
+// the server admits anonymous clients, its identities come from operator
+// JWTs (not in the config), or an identity with permissions may publish on
+// those subjects of any node (a wildcard). An identity whose publish
+// permissions are unrestricted (no allow list) is an admin, trusted as
+// `ringwise nats` itself is, and does not count.
+func PublishingNodes(o *server.Options) (nodes []string, bounded bool) {
+	if o == nil || !HasAuth(o) || o.TrustedOperators != nil || len(o.TrustedKeys) > 0 || o.AuthCallout != nil {
+		return nil, false
+	}
+	var perms []*server.Permissions
+	for _, u := range o.Users {
+		perms = append(perms, u.Permissions)
+	}
+	for _, u := range o.Nkeys {
+		perms = append(perms, u.Permissions)
+	}
+	seen := map[string]bool{}
+	for _, p := range perms {
+		if p == nil || p.Publish == nil || len(p.Publish.Allow) == 0 {
+			continue // unrestricted: an admin
+		}
+		for _, allow := range p.Publish.Allow {
+			for _, k := range []Kind{KindRaw, KindSnapshot, KindStats} {
+				node, any := sensorSubjectNode(allow, k)
+				if any {
+					return nil, false
+				}
+				if node != "" && !seen[node] {
+					seen[node] = true
+					nodes = append(nodes, node)
+				}
+			}
+		}
+	}
+	slices.Sort(nodes)
+	return nodes, true
+}
+
+// sensorSubjectNode tells what a publish permission pattern allows on the
+// subjects ringwise.<kind>.<node>: one node (its literal name), every
+// node (any: a wildcard matches them), or none.
+func sensorSubjectNode(pattern string, k Kind) (node string, any bool) {
+	want := []string{"ringwise", string(k)}
+	toks := strings.Split(pattern, ".")
+	for i, t := range toks {
+		if t == ">" {
+			return "", true // matches every longer subject
+		}
+		if i == len(want) {
+			if i != len(toks)-1 {
+				return "", false // longer than a node subject
+			}
+			if t == "*" {
+				return "", true
+			}
+			return t, false
+		}
+		if t != "*" && t != want[i] {
+			return "", false
+		}
+	}
+	return "", false // shorter than a node subject
+}
 
 // Anonymous reports whether clients may connect without credentials.
 func (e *Embedded) Anonymous() bool { return !e.auth }

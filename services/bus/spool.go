@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -26,6 +27,10 @@ type SpoolStats struct {
 	// PublishErrors counts failed attempts; each is retried in order.
 	PublishErrors uint64 `json:"publish_errors"`
 	LastError     string `json:"last_error,omitempty"`
+	// Refused counts messages the stream refused for good (larger than
+	// its MaxMsgSize, or than the server's max_payload): each is dropped
+	// (its OnDrop called) rather than retried, which would stop the spool.
+	Refused uint64 `json:"refused"`
 	// Overflow counts messages refused because the spool was full;
 	// Abandoned those still queued when Close gave up.
 	Overflow  uint64 `json:"overflow"`
@@ -124,6 +129,22 @@ func (s *Spool) send(ctx context.Context) {
 		}
 		_, err := s.js.PublishMsg(pctx, m.natsMsg(false), opts...)
 		cancel()
+		if err != nil && permanentPublishError(err) {
+			s.mu.Lock()
+			s.stats.PublishErrors++
+			s.stats.Refused++
+			s.stats.LastError = fmt.Sprintf("publish %s (msg id %q): %v", m.Subject, m.ID, err)
+			s.q[0] = Msg{}
+			s.q = s.q[1:]
+			s.bytes -= int64(len(m.Data))
+			s.cond.Broadcast()
+			s.mu.Unlock()
+			s.log.Warn("publish refused by the stream; dropped", "subject", m.Subject, "bytes", len(m.Data), "err", err)
+			if m.OnDrop != nil {
+				m.OnDrop()
+			}
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -189,4 +210,14 @@ func (s *Spool) Close(ctx context.Context) int {
 		}
 	}
 	return len(left)
+}
+
+// permanentPublishError reports whether a retry of the same message can
+// never succeed: it is larger than the stream or the server accepts.
+func permanentPublishError(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum {
+		return true
+	}
+	return errors.Is(err, nats.ErrMaxPayload)
 }

@@ -19,6 +19,20 @@ const (
 	maxStringLen   = 256 // node and boot id
 )
 
+// MaxEventFixedBytes bounds what an event's encoding takes besides its
+// exe path and arguments: the array header and every integer field at
+// their longest (9 bytes each), the comm and the byte-string headers.
+const MaxEventFixedBytes = 256
+
+// EventWireBound is an upper bound of ev's encoded size in a batch, for a
+// producer that must keep batches under a message size limit without
+// encoding twice (see sensor.Config.BatchMaxBytes).
+func EventWireBound(ev *Event) int { return MaxEventFixedBytes + len(ev.Exe) + len(ev.Args) }
+
+// MaxBatchEnvelopeBytes bounds a batch's encoding besides its events:
+// schema, node and boot id (at most maxStringLen each), numbers, counters.
+const MaxBatchEnvelopeBytes = 2048
+
 // Decode errors. Every decode error wraps exactly one of these, so services
 // can count bad input by kind.
 var (

@@ -52,8 +52,11 @@ type SpoolState struct {
 	Sent          uint64 `json:"sent"`
 	PublishErrors uint64 `json:"publish_errors"`
 	LastError     string `json:"last_error,omitempty"`
-	Overflow      uint64 `json:"overflow"`
-	Abandoned     uint64 `json:"abandoned"`
+	// Refused counts batches the stream refused for good (too large):
+	// dropped, their events counted as overflow.
+	Refused   uint64 `json:"refused"`
+	Overflow  uint64 `json:"overflow"`
+	Abandoned uint64 `json:"abandoned"`
 }
 
 // RingConfig describes the sensor's rings.
@@ -123,8 +126,11 @@ type Snapshot struct {
 	Procs         []ProcInfo `msgpack:"procs"`
 }
 
-// SnapshotPartBytes is the target encoded size of one snapshot part.
-const SnapshotPartBytes = 512 << 10
+// SnapshotPartBytes is the target encoded size of one snapshot part: a
+// part is at most this plus one entry, well under the raw stream's message
+// size (bus.DefaultRawMaxMsgSize), which every node's share of the stream
+// is counted in.
+const SnapshotPartBytes = 128 << 10
 
 // SplitSnapshot cuts procs into parts of about SnapshotPartBytes each.
 func SplitSnapshot(procs []ProcInfo) [][]ProcInfo {
