@@ -13,10 +13,12 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
@@ -92,7 +94,8 @@ type kustomization struct {
 }
 
 // scaledObject mirrors KEDA's keda.sh/v1alpha1 ScaledObject (the fields of
-// its API used here; KEDA's Go module is not imported for one type).
+// its API used here; KEDA's Go module is not imported for one type). The
+// HPA behaviour is the autoscaling/v2 type KEDA embeds.
 type scaledObject struct {
 	metav1.TypeMeta `json:",inline"`
 	Metadata        metav1.ObjectMeta `json:"metadata"`
@@ -106,12 +109,38 @@ type scaledObject struct {
 		MaxReplicaCount *int32 `json:"maxReplicaCount,omitempty"`
 		PollingInterval *int32 `json:"pollingInterval,omitempty"`
 		CooldownPeriod  *int32 `json:"cooldownPeriod,omitempty"`
-		Triggers        []struct {
-			Type       string            `json:"type"`
-			MetricType string            `json:"metricType,omitempty"`
-			Metadata   map[string]string `json:"metadata"`
+		Advanced        *struct {
+			RestoreToOriginalReplicaCount bool `json:"restoreToOriginalReplicaCount,omitempty"`
+			HorizontalPodAutoscalerConfig *struct {
+				Name     string                                         `json:"name,omitempty"`
+				Behavior *autoscalingv2.HorizontalPodAutoscalerBehavior `json:"behavior,omitempty"`
+			} `json:"horizontalPodAutoscalerConfig,omitempty"`
+		} `json:"advanced,omitempty"`
+		Triggers []struct {
+			Type       string `json:"type"`
+			Name       string `json:"name,omitempty"`
+			MetricType string `json:"metricType,omitempty"`
+			// Metadata is a string map in the CRD; its keys are checked
+			// against the scaler's own (prometheusTrigger) below.
+			Metadata map[string]string `json:"metadata"`
 		} `json:"triggers"`
 	} `json:"spec"`
+}
+
+// prometheusTrigger is the metadata of KEDA's prometheus scaler
+// (keda.sh/docs/scalers/prometheus), every key a string: a misspelt key
+// (KEDA would ignore it) fails the strict decode.
+type prometheusTrigger struct {
+	ServerAddress       string `json:"serverAddress"`
+	Query               string `json:"query"`
+	Threshold           string `json:"threshold"`
+	ActivationThreshold string `json:"activationThreshold,omitempty"`
+	Namespace           string `json:"namespace,omitempty"`
+	CustomHeaders       string `json:"customHeaders,omitempty"`
+	IgnoreNullValues    string `json:"ignoreNullValues,omitempty"`
+	QueryParameters     string `json:"queryParameters,omitempty"`
+	UnsafeSsl           string `json:"unsafeSsl,omitempty"`
+	Timeout             string `json:"timeout,omitempty"`
 }
 
 // workload is a decoded pod-bearing object.
@@ -227,11 +256,87 @@ func TestKubernetesManifests(t *testing.T) {
 		if so.Spec.MinReplicaCount == nil || so.Spec.MaxReplicaCount == nil || *so.Spec.MinReplicaCount < 1 || *so.Spec.MaxReplicaCount <= *so.Spec.MinReplicaCount {
 			t.Errorf("ScaledObject %s: replica bounds %v..%v", so.Metadata.Name, so.Spec.MinReplicaCount, so.Spec.MaxReplicaCount)
 		}
-		// CPU until scaled mode exports a lag (see the manifest's comment).
-		if len(so.Spec.Triggers) != 1 || so.Spec.Triggers[0].Type != "cpu" || so.Spec.Triggers[0].MetricType != "Utilization" || so.Spec.Triggers[0].Metadata["value"] == "" {
-			t.Errorf("ScaledObject %s: want one cpu Utilization trigger with a value, got %+v", so.Metadata.Name, so.Spec.Triggers)
+		if len(so.Spec.Triggers) != 1 || so.Spec.Triggers[0].Type != "prometheus" {
+			t.Errorf("ScaledObject %s: want one prometheus trigger (consumer lag), got %+v", so.Metadata.Name, so.Spec.Triggers)
+			continue
+		}
+		tr := so.Spec.Triggers[0]
+		if tr.MetricType != "" && tr.MetricType != "AverageValue" {
+			t.Errorf("ScaledObject %s: metricType %q: the threshold is per replica (AverageValue)", so.Metadata.Name, tr.MetricType)
+		}
+		checkLagTrigger(t, "ScaledObject "+so.Metadata.Name, tr.Metadata)
+		if a := so.Spec.Advanced; a == nil || a.HorizontalPodAutoscalerConfig == nil || a.HorizontalPodAutoscalerConfig.Behavior == nil ||
+			a.HorizontalPodAutoscalerConfig.Behavior.ScaleDown == nil || a.HorizontalPodAutoscalerConfig.Behavior.ScaleDown.StabilizationWindowSeconds == nil {
+			t.Errorf("ScaledObject %s: no scale-down stabilization (every step moves leases)", so.Metadata.Name)
 		}
 	}
+}
+
+// checkLagTrigger: the prometheus trigger's metadata decodes strictly, its
+// threshold is a positive number equal to the per-node clamp, and every
+// series and label the query names is one the enricher exports (read from
+// its source), with the label values the source gives.
+func checkLagTrigger(t *testing.T, where string, md map[string]string) {
+	t.Helper()
+	raw, _ := json.Marshal(md)
+	var p prometheusTrigger
+	if err := strictJSON(raw, &p); err != nil {
+		t.Errorf("%s: prometheus trigger metadata: %v", where, err)
+		return
+	}
+	if !strings.HasPrefix(p.ServerAddress, "http://") && !strings.HasPrefix(p.ServerAddress, "https://") {
+		t.Errorf("%s: serverAddress %q is not a URL", where, p.ServerAddress)
+	}
+	th, err := strconv.ParseFloat(p.Threshold, 64)
+	if err != nil || th <= 0 {
+		t.Errorf("%s: threshold %q: want a positive number", where, p.Threshold)
+	}
+	// One node counts for at most one enricher (a node has one reader).
+	if m := regexp.MustCompile(`clamp_max\(.*,\s*([0-9.]+)\)`).FindStringSubmatch(p.Query); m == nil {
+		t.Errorf("%s: query %q does not clamp each node's lag", where, p.Query)
+	} else if c, _ := strconv.ParseFloat(m[1], 64); c != th {
+		t.Errorf("%s: per-node clamp %s differs from the threshold %s: a node would count for more or less than one enricher", where, m[1], p.Threshold)
+	}
+	exported := enricherSeries(t)
+	sel := regexp.MustCompile(`(ringwise_[a-z_]+)(\{([^}]*)\})?`)
+	found := sel.FindAllStringSubmatch(p.Query, -1)
+	if len(found) == 0 {
+		t.Errorf("%s: query %q names no ringwise series", where, p.Query)
+	}
+	for _, m := range found {
+		s := exported[m[1]]
+		if s == nil {
+			t.Errorf("%s: query names %s, which the enricher does not export (enricher/metrics.go has %v)", where, m[1], keys(exported))
+			continue
+		}
+		if m[1] != "ringwise_enricher_lag" || s.kind != "gauge" {
+			t.Errorf("%s: query reads %s (%s), want the lag gauge ringwise_enricher_lag", where, m[1], s.kind)
+		}
+		for _, mm := range regexp.MustCompile(`(\w+)\s*=\s*"([^"]*)"`).FindAllStringSubmatch(m[3], -1) {
+			vals, ok := s.labels[mm[1]]
+			if !ok {
+				t.Errorf("%s: %s has no label %s (labels %v)", where, m[1], mm[1], s.labels)
+			} else if !slices.Contains(vals, mm[2]) {
+				t.Errorf("%s: %s{%s=%q}: the enricher sets %s to %v", where, m[1], mm[1], mm[2], mm[1], vals)
+			}
+		}
+		for _, by := range regexp.MustCompile(`by\s*\(([^)]*)\)`).FindAllStringSubmatch(p.Query, -1) {
+			for _, l := range strings.Split(by[1], ",") {
+				if l = strings.TrimSpace(l); l != "" && s.labels[l] == nil {
+					t.Errorf("%s: query groups by %s, which %s does not carry (labels %v)", where, l, m[1], s.labels)
+				}
+			}
+		}
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func checkSelector(t *testing.T, where string, sel *metav1.LabelSelector, labels map[string]string) {
