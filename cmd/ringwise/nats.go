@@ -118,10 +118,7 @@ func cmdNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if !srv.Anonymous() {
 			// The services' identities cannot create streams: the admin does.
 			// (Anonymous services create them, as ever, in memory or on file.)
-			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err = bus.EnsureStreams(sctx, js, bus.StreamOptions{Replicas: bus.AutoReplicas(nc)})
-			cancel()
-			if err != nil {
+			if err := ensureStreamsRetry(ctx, js, nc, stderr); err != nil {
 				return err
 			}
 		}
@@ -130,6 +127,44 @@ func cmdNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stderr, "ringwise nats: NATS with JetStream on %s (Ctrl-C to stop)\n", srv.URL())
 	<-ctx.Done()
 	return nil
+}
+
+// Stream creation at start: attempts of streamAttempt each, for up to
+// streamStartTimeout in all.
+const (
+	streamAttempt      = 2 * time.Second
+	streamStartTimeout = 90 * time.Second
+)
+
+// ensureStreamsRetry creates the streams as the admin, retrying: a server
+// of a cluster that starts with its peers answers JetStream API requests
+// only once a meta leader is elected, and a request sent before that gets
+// no answer at all (a single 10 s attempt timed out on every server of a
+// 3-server cluster started together with authentication). The replica
+// count is read again before each attempt, as the cluster's other servers
+// become known.
+func ensureStreamsRetry(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, stderr io.Writer) error {
+	deadline := time.Now().Add(streamStartTimeout)
+	for attempt := 1; ; attempt++ {
+		sctx, cancel := context.WithTimeout(ctx, streamAttempt)
+		err := bus.EnsureStreams(sctx, js, bus.StreamOptions{Replicas: bus.AutoReplicas(nc)})
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				fmt.Fprintf(stderr, "ringwise nats: streams ready after %d attempts\n", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("creating the streams for %s: %w", streamStartTimeout, err)
+		}
+		if attempt == 1 {
+			fmt.Fprintf(stderr, "ringwise nats: creating the streams: %v (JetStream not ready yet? retrying every %s for %s)\n", err, streamAttempt, streamStartTimeout)
+		}
+	}
 }
 
 // adminConn connects in-process as the admin identity; nil without one on
