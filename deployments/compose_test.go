@@ -3,7 +3,8 @@ package deployments
 // The compose end-to-end test: the repository's docker-compose.yml on a
 // real Docker engine, with 3 enrichers, a real flood on the host, an
 // enricher killed mid-flood, and the analyzer's summary and Jaeger's query
-// API as the judges.
+// API as the judges. NATS requires TLS (and every service's identity), as
+// the stack is deployed; the test checks that it does.
 //
 // It runs when RINGWISE_COMPOSE_E2E=1 (make test sets it) and as root. It
 // installs what it lacks (Debian's docker.io, the compose plugin built by
@@ -13,10 +14,12 @@ package deployments
 // iptables and docker0 restored, dockerd stopped).
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -256,6 +259,17 @@ func TestComposeE2E(t *testing.T) {
 		t.Fatalf("%d enricher containers, want 3", len(enrichers))
 	}
 
+	// NATS speaks TLS only: its INFO (the first thing it sends on the
+	// client port, reached on its compose-network address) requires it.
+	natsID := strings.TrimSpace(s.compose("ps", "-q", "nats"))
+	if info, err := natsInfo(s.containerIP(natsID) + ":4222"); err != nil {
+		t.Errorf("NATS client port: %v", err)
+	} else if !info.TLSRequired {
+		t.Errorf("NATS does not require TLS on its client port: INFO %+v", info)
+	} else {
+		t.Logf("NATS %s requires TLS (INFO tls_required) and authentication (auth_required %v)", info.Version, info.AuthRequired)
+	}
+
 	// The flood runs on the host: the sensor in its container sees it
 	// through the host's /proc and the kernel.
 	ringwise := filepath.Join(root, "deployments", "docker", "bin", "ringwise")
@@ -286,6 +300,17 @@ func TestComposeE2E(t *testing.T) {
 	}
 	t.Logf("flood: %s", strings.TrimSpace(floodOut.String()))
 	phase("flood", t0)
+
+	// The series the Kubernetes autoscaler queries (deployments/kubernetes/
+	// enricher-scaledobject.yaml): the enricher that owns this node exports
+	// its lag, labelled with the node and the raw stream.
+	if scaled {
+		if line, why := lagSeries(s, enrichers, e2eNode); line == "" {
+			t.Errorf("no enricher exports the autoscaler's series ringwise_enricher_lag{node=%q,stream=\"RINGWISE_RAW\"}: %s", e2eNode, why)
+		} else {
+			t.Logf("enricher /metrics: %s", line)
+		}
+	}
 
 	// The sensor drains on SIGTERM and sends its final counters.
 	t0 = time.Now()
@@ -347,6 +372,77 @@ func TestComposeE2E(t *testing.T) {
 	}
 	phase("jaeger trace", t0)
 	phase("total", start)
+}
+
+// containerIP is a container's address on its compose network (the host
+// reaches it through the bridge; nothing is published for it).
+func (s *stack) containerIP(id string) string {
+	s.t.Helper()
+	ip := strings.TrimSpace(s.run("docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", id))
+	if f := strings.Fields(ip); len(f) > 0 {
+		return f[0]
+	}
+	s.t.Fatalf("container %s has no address", id)
+	return ""
+}
+
+// serverInfo is the part of NATS's INFO the test reads.
+type serverInfo struct {
+	Version      string `json:"version"`
+	TLSRequired  bool   `json:"tls_required"`
+	AuthRequired bool   `json:"auth_required"`
+}
+
+// natsInfo reads the INFO line a NATS server sends on connect.
+func natsInfo(addr string) (serverInfo, error) {
+	var info serverInfo
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return info, err
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return info, fmt.Errorf("reading INFO from %s: %w", addr, err)
+	}
+	rest, ok := strings.CutPrefix(strings.TrimSpace(line), "INFO ")
+	if !ok {
+		return info, fmt.Errorf("%s sent %q, not INFO", addr, line)
+	}
+	if err := json.Unmarshal([]byte(rest), &info); err != nil {
+		return info, fmt.Errorf("INFO from %s: %w", addr, err)
+	}
+	return info, nil
+}
+
+// lagSeries scrapes each enricher's /metrics (port 9464 on its compose
+// address) and returns the ringwise_enricher_lag line for node on the raw
+// stream, or "" and why none was found.
+func lagSeries(s *stack, enrichers []string, node string) (string, string) {
+	var why []string
+	for _, id := range enrichers {
+		url := "http://" + s.containerIP(id) + ":9464/metrics"
+		c := &http.Client{Timeout: 5 * time.Second}
+		resp, err := c.Get(url)
+		if err != nil {
+			why = append(why, err.Error())
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			why = append(why, url+": "+resp.Status)
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "ringwise_enricher_lag{") && strings.Contains(l, `node="`+node+`"`) && strings.Contains(l, `stream="RINGWISE_RAW"`) {
+				return l, ""
+			}
+		}
+		why = append(why, url+": no such line")
+	}
+	return "", strings.Join(why, "; ")
 }
 
 func engineMajor(v string) int {

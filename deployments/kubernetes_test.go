@@ -243,7 +243,9 @@ func TestKubernetesManifests(t *testing.T) {
 	for _, w := range workloads {
 		names[w.kind+"/"+w.name] = true
 		checkSecurity(t, w)
+		checkSecrets(t, w)
 	}
+	checkNATSConfTLS(t)
 	for _, want := range []string{"DaemonSet/sensor", "Deployment/enricher", "Deployment/analyzer", "StatefulSet/nats", "Deployment/jaeger"} {
 		if !names[want] {
 			t.Errorf("no %s", want)
@@ -337,6 +339,115 @@ func keys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// secretsOf is every Secret a workload may see, and from ringwise-nats
+// (the admin's, enricher's and analyzer's seeds and the authorization
+// block) the keys it may project. The server's TLS key goes to NATS only;
+// the sensors' seeds (ringwise-nats-sensors) to the sensor only.
+var secretsOf = map[string]map[string][]string{
+	"StatefulSet/nats":    {"ringwise-nats": {"nats.conf", "admin.nk"}, "ringwise-nats-tls": nil, "ringwise-nats-ca": nil},
+	"DaemonSet/sensor":    {"ringwise-nats-sensors": nil, "ringwise-nats-ca": nil},
+	"Deployment/enricher": {"ringwise-nats": {"enricher.nk"}, "ringwise-nats-ca": nil},
+	"Deployment/analyzer": {"ringwise-nats": {"analyzer.nk"}, "ringwise-nats-ca": nil, "ringwise-http-token": nil},
+	"Deployment/jaeger":   {},
+}
+
+// checkSecrets: a workload mounts only the Secrets (and of ringwise-nats
+// only the keys) it needs, and every ringwise service connects to NATS
+// over TLS with --nats-ca pointing into a mounted ringwise-nats-ca.
+func checkSecrets(t *testing.T, w workload) {
+	t.Helper()
+	where := w.kind + "/" + w.name
+	allowed, ok := secretsOf[where]
+	if !ok {
+		t.Errorf("%s: no secret policy for this workload", where)
+		return
+	}
+	secretVol := map[string]string{} // volume → a Secret it holds (ringwise-nats-ca wins)
+	use := func(vol, name string, items []corev1.KeyToPath) {
+		keys, ok := allowed[name]
+		if !ok {
+			t.Errorf("%s: volume %s mounts Secret %s, which this workload must not see", where, vol, name)
+			return
+		}
+		if name == "ringwise-nats" {
+			if len(items) == 0 {
+				t.Errorf("%s: volume %s projects all of ringwise-nats (every service's seed); list the keys it needs: %v", where, vol, keys)
+			}
+			for _, it := range items {
+				if !slices.Contains(keys, it.Key) {
+					t.Errorf("%s: volume %s projects ringwise-nats key %s; allowed %v", where, vol, it.Key, keys)
+				}
+			}
+		}
+		if secretVol[vol] != "ringwise-nats-ca" {
+			secretVol[vol] = name
+		}
+	}
+	for _, v := range w.pod.Volumes {
+		switch {
+		case v.Secret != nil:
+			use(v.Name, v.Secret.SecretName, v.Secret.Items)
+		case v.Projected != nil:
+			for _, src := range v.Projected.Sources {
+				if src.Secret != nil {
+					use(v.Name, src.Secret.Name, src.Secret.Items)
+				}
+			}
+		}
+	}
+	for _, c := range w.pod.Containers {
+		if !strings.HasPrefix(c.Image, "ringwise/ringwise") || c.Args[0] == "nats" {
+			continue
+		}
+		cw := where + " container " + c.Name
+		var url, ca string
+		for _, a := range c.Args {
+			if v, ok := strings.CutPrefix(a, "--nats="); ok {
+				url = v
+			}
+			if v, ok := strings.CutPrefix(a, "--nats-ca="); ok {
+				ca = v
+			}
+		}
+		if !strings.HasPrefix(url, "tls://") {
+			t.Errorf("%s: --nats=%q: want a tls:// URL", cw, url)
+		}
+		var caMounted bool
+		for _, m := range c.VolumeMounts {
+			if secretVol[m.Name] == "ringwise-nats-ca" && ca != "" && strings.HasPrefix(ca, strings.TrimSuffix(m.MountPath, "/")+"/") {
+				caMounted = true
+			}
+		}
+		if !caMounted {
+			t.Errorf("%s: --nats-ca=%q is not in a mounted ringwise-nats-ca Secret", cw, ca)
+		}
+	}
+}
+
+// checkNATSConfTLS: the Kubernetes NATS config requires TLS of clients and
+// of cluster routes, with the files the StatefulSet projects.
+func checkNATSConfTLS(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(k8sDir, "nats.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := stripComments(string(b))
+	cluster := strings.Index(conf, "cluster {")
+	if cluster < 0 {
+		t.Fatalf("nats.conf: no cluster block")
+	}
+	top, inCluster := conf[:cluster], conf[cluster:]
+	for name, part := range map[string]string{"client port": top, "cluster routes": inCluster} {
+		if !strings.Contains(part, "tls {") || !strings.Contains(part, `cert_file: "/etc/nats/tls/server-cert.pem"`) || !strings.Contains(part, `key_file: "/etc/nats/tls/server-key.pem"`) {
+			t.Errorf("nats.conf: no TLS block with the projected certificate and key for the %s", name)
+		}
+	}
+	if !strings.Contains(inCluster, `ca_file: "/etc/nats/tls/ca.pem"`) {
+		t.Errorf("nats.conf: cluster TLS without the CA (routes verify each other)")
+	}
 }
 
 func checkSelector(t *testing.T, where string, sel *metav1.LabelSelector, labels map[string]string) {
