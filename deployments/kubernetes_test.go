@@ -6,9 +6,12 @@ package deployments
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -569,6 +572,116 @@ func checkSecurity(t *testing.T, w workload) {
 		}
 		if len(host) != 2 {
 			t.Errorf("%s: host paths %v, want /proc and /sys/kernel/btf", cw, host)
+		}
+	}
+}
+
+// TestKubernetesSecrets runs deployments/kubernetes/secrets.sh and checks
+// that what it writes is what the manifests mount: every Secret and key a
+// pod references exists, each node has its sensor seed under the name the
+// DaemonSet computes, and the NATS certificate verifies against the CA for
+// the names clients and cluster routes dial.
+func TestKubernetesSecrets(t *testing.T) {
+	root := repoRoot(t)
+	rw := filepath.Join(root, "deployments", "docker", "bin", "ringwise")
+	if _, err := os.Stat(rw); err != nil {
+		t.Skipf("no %s (deployments/offline/prepare.sh binaries builds it): secrets.sh needs 'ringwise nats --init-auth'", rw)
+	}
+	dir := filepath.Join(t.TempDir(), "secrets")
+	nodes := []string{"node-a", "worker-2"}
+	cmd := exec.Command("bash", filepath.Join(root, "deployments", "kubernetes", "secrets.sh"), dir, strings.Join(nodes, ","))
+	cmd.Env = append(os.Environ(), "RINGWISE_BIN="+rw)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("secrets.sh: %v\n%s", err, out)
+	}
+	secrets := map[string]map[string][]byte{}
+	for i, doc := range documents(t, filepath.Join(dir, "secrets.yaml")) {
+		var s corev1.Secret
+		if err := strictJSON(doc, &s); err != nil {
+			t.Fatalf("secrets.yaml document %d: %v", i, err)
+		}
+		if s.Namespace != "ringwise" || s.Kind != "Secret" {
+			t.Errorf("secret %s: kind %q namespace %q", s.Name, s.Kind, s.Namespace)
+		}
+		secrets[s.Name] = s.Data
+	}
+	// Every Secret (and listed key) a manifest mounts.
+	for _, res := range []string{"nats.yaml", "sensor.yaml", "enricher.yaml", "analyzer.yaml"} {
+		for _, doc := range documents(t, filepath.Join(k8sDir, res)) {
+			var o struct {
+				Kind string `json:"kind"`
+				Spec struct {
+					Template struct {
+						Spec corev1.PodSpec `json:"spec"`
+					} `json:"template"`
+				} `json:"spec"`
+			}
+			if err := json.Unmarshal(doc, &o); err != nil || o.Kind == "Service" {
+				continue
+			}
+			need := func(name string, items []corev1.KeyToPath) {
+				data, ok := secrets[name]
+				if !ok {
+					t.Errorf("%s mounts Secret %s, which secrets.sh does not make", res, name)
+					return
+				}
+				for _, it := range items {
+					if len(data[it.Key]) == 0 {
+						t.Errorf("%s projects %s key %s, absent or empty", res, name, it.Key)
+					}
+				}
+			}
+			for _, v := range o.Spec.Template.Spec.Volumes {
+				if v.Secret != nil {
+					need(v.Secret.SecretName, v.Secret.Items)
+				}
+				if v.Projected != nil {
+					for _, src := range v.Projected.Sources {
+						if src.Secret != nil {
+							need(src.Secret.Name, src.Secret.Items)
+						}
+					}
+				}
+			}
+		}
+	}
+	// The sensor reads /etc/ringwise/nats/sensor-$(NODE_NAME).nk.
+	for _, n := range nodes {
+		if len(secrets["ringwise-nats-sensors"]["sensor-"+n+".nk"]) == 0 {
+			t.Errorf("ringwise-nats-sensors has no sensor-%s.nk (keys %v)", n, keys(secrets["ringwise-nats-sensors"]))
+		}
+	}
+	if len(secrets["ringwise-nats-sensors"]) != len(nodes) {
+		t.Errorf("ringwise-nats-sensors holds %v: only the sensors' seeds belong there", keys(secrets["ringwise-nats-sensors"]))
+	}
+	// The certificate, for the names the services and routes dial.
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(secrets["ringwise-nats-ca"]["ca.pem"]) {
+		t.Fatal("ringwise-nats-ca: ca.pem is not a PEM certificate")
+	}
+	blk, _ := pem.Decode(secrets["ringwise-nats-tls"]["server-cert.pem"])
+	if blk == nil {
+		t.Fatal("ringwise-nats-tls: server-cert.pem is not PEM")
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"nats", "nats.ringwise.svc.cluster.local", "nats-0.nats-cluster.ringwise.svc.cluster.local", "nats-2.nats-cluster.ringwise.svc.cluster.local"} {
+		for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+			if _, err := cert.Verify(x509.VerifyOptions{DNSName: name, Roots: pool, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+				t.Errorf("NATS certificate for %s (usage %v): %v", name, usage, err)
+			}
+		}
+	}
+	if kb, _ := pem.Decode(secrets["ringwise-nats-tls"]["server-key.pem"]); kb == nil || !strings.Contains(kb.Type, "PRIVATE KEY") {
+		t.Errorf("ringwise-nats-tls: server-key.pem is not a PEM private key")
+	}
+	for name, data := range secrets {
+		for k := range data {
+			if strings.Contains(k, "ca-key") || (name != "ringwise-nats-tls" && strings.Contains(k, "key.pem")) {
+				t.Errorf("Secret %s carries %s: only NATS gets a private key, and the CA's is discarded", name, k)
+			}
 		}
 	}
 }
