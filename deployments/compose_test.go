@@ -285,14 +285,23 @@ func TestComposeE2E(t *testing.T) {
 	// docker stop): its restart policy brings it back, and its nodes move
 	// to the survivors meanwhile.
 	victim := enrichers[1]
+	var killedAt time.Time
 	if scaled {
 		time.Sleep(1500 * time.Millisecond)
+		// The node's owner (the one enricher that reports its lag), so
+		// that the kill forces a take-over.
+		if _, owner, why := lagOwner(s, enrichers, e2eNode); owner != "" {
+			victim = owner
+		} else {
+			t.Logf("no enricher reports the node's lag yet (%s): killing %s", why, victim[:12])
+		}
 		pid := strings.TrimSpace(s.run("docker", "inspect", "-f", "{{.State.Pid}}", victim))
 		if p, err := strconv.Atoi(pid); err != nil || p <= 0 {
 			t.Fatalf("enricher %s: pid %q", victim, pid)
 		} else if err := syscall.Kill(p, syscall.SIGKILL); err != nil {
 			t.Fatalf("kill -9 enricher %s (pid %d): %v", victim[:12], p, err)
 		}
+		killedAt = time.Now()
 		t.Logf("killed enricher %s (host pid %s) %.1fs into the flood", victim[:12], pid, time.Since(t0).Seconds())
 	}
 	if err := flood.Wait(); err != nil {
@@ -304,9 +313,18 @@ func TestComposeE2E(t *testing.T) {
 	// The series the Kubernetes autoscaler queries (deployments/kubernetes/
 	// enricher-scaledobject.yaml): the enricher that owns this node exports
 	// its lag, labelled with the node and the raw stream.
+	// Only the node's current owner reports it: right after the kill
+	// there may be none for a while (until a survivor or the restarted
+	// container takes the lease), so look again until one does.
 	if scaled {
-		if line, why := lagSeries(s, enrichers, e2eNode); line == "" {
-			t.Errorf("no enricher exports the autoscaler's series ringwise_enricher_lag{node=%q,stream=\"RINGWISE_RAW\"}: %s", e2eNode, why)
+		var line, why string
+		for end := time.Now().Add(60 * time.Second); ; time.Sleep(time.Second) {
+			if line, why = lagSeries(s, enrichers, e2eNode); line != "" || time.Now().After(end) {
+				break
+			}
+		}
+		if line == "" {
+			t.Errorf("no enricher exports the autoscaler's series ringwise_enricher_lag{node=%q,stream=\"RINGWISE_RAW\"} within 60 s: %s", e2eNode, why)
 		} else {
 			t.Logf("enricher /metrics: %s", line)
 		}
@@ -335,6 +353,21 @@ func TestComposeE2E(t *testing.T) {
 	}
 	phase("drain", t0)
 	restarts := strings.TrimSpace(s.run("docker", "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", victim))
+	if scaled {
+		// Who took the node after the kill, and when (reported, not judged:
+		// timing is for benchmarks).
+		logs, _ := s.composeTry("logs", "--no-color", "--timestamps", "--no-log-prefix", "enricher")
+		var took []string
+		for _, l := range strings.Split(logs, "\n") {
+			if strings.Contains(l, `msg="took node"`) {
+				f := strings.Fields(l)
+				if ts, err := time.Parse(time.RFC3339Nano, f[0]); err == nil && ts.After(killedAt) {
+					took = append(took, fmt.Sprintf("+%.1fs %s", ts.Sub(killedAt).Seconds(), l[strings.Index(l, "lease_rev"):]))
+				}
+			}
+		}
+		t.Logf("leases taken after the kill: %v", took)
+	}
 	t.Logf("summary: sensor attempted %d delivered %d dropped %d publish_errors %d; enricher events %d; analyzer events %d batches %d missing %d (%.4f%%) by reason %v, gaps %d, duplicate batches %d, duplicate positions %d, out of order %d; killed enricher: restarts/status %s",
 		sum.Sensor.Attempted, sum.Sensor.Delivered, sum.Sensor.Dropped, sum.Sensor.PublishErrors, sum.Enricher.Events,
 		sum.Analyzer.Events, sum.Analyzer.Batches, sum.Analyzer.Missing, sum.Analyzer.MissingPct, sum.Analyzer.ByReason,
@@ -420,29 +453,36 @@ func natsInfo(addr string) (serverInfo, error) {
 // address) and returns the ringwise_enricher_lag line for node on the raw
 // stream, or "" and why none was found.
 func lagSeries(s *stack, enrichers []string, node string) (string, string) {
-	var why []string
+	line, _, why := lagOwner(s, enrichers, node)
+	return line, why
+}
+
+// lagOwner is lagSeries that also returns the container whose enricher
+// reported the line: the node's owner.
+func lagOwner(s *stack, enrichers []string, node string) (line, owner, why string) {
+	var whys []string
 	for _, id := range enrichers {
 		url := "http://" + s.containerIP(id) + ":9464/metrics"
 		c := &http.Client{Timeout: 5 * time.Second}
 		resp, err := c.Get(url)
 		if err != nil {
-			why = append(why, err.Error())
+			whys = append(whys, err.Error())
 			continue
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
-			why = append(why, url+": "+resp.Status)
+			whys = append(whys, url+": "+resp.Status)
 			continue
 		}
 		for _, l := range strings.Split(string(b), "\n") {
 			if strings.HasPrefix(l, "ringwise_enricher_lag{") && strings.Contains(l, `node="`+node+`"`) && strings.Contains(l, `stream="RINGWISE_RAW"`) {
-				return l, ""
+				return l, id, ""
 			}
 		}
-		why = append(why, url+": no such line")
+		whys = append(whys, url+": no such line")
 	}
-	return "", strings.Join(why, "; ")
+	return "", "", strings.Join(whys, "; ")
 }
 
 func engineMajor(v string) int {
