@@ -3,7 +3,8 @@ package deployments
 // The compose end-to-end test: the repository's docker-compose.yml on a
 // real Docker engine, with 3 enrichers, a real flood on the host, an
 // enricher killed mid-flood, and the analyzer's summary and Jaeger's query
-// API as the judges.
+// API as the judges. NATS requires TLS (and every service's identity), as
+// the stack is deployed; the test checks that it does.
 //
 // It runs when RINGWISE_COMPOSE_E2E=1 (make test sets it) and as root. It
 // installs what it lacks (Debian's docker.io, the compose plugin built by
@@ -13,10 +14,12 @@ package deployments
 // iptables and docker0 restored, dockerd stopped).
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -58,6 +61,8 @@ type stack struct {
 	env  []string
 	// files are the compose files (-f), the engine override included.
 	files []string
+	// metricsToken is the bearer token of the sensor's and enrichers' /metrics.
+	metricsToken string
 }
 
 // run runs name args in the repository root with the stack's environment,
@@ -240,6 +245,11 @@ func TestComposeE2E(t *testing.T) {
 		t.Fatalf("the analyzer's HTTP token (deployments/offline/prepare.sh secrets): %v", err)
 	}
 	token := strings.TrimSpace(string(tb))
+	mb, err := os.ReadFile(filepath.Join(root, "deployments", "secrets", "metrics-token"))
+	if err != nil {
+		t.Fatalf("the /metrics token (deployments/offline/prepare.sh secrets): %v", err)
+	}
+	s.metricsToken = strings.TrimSpace(string(mb))
 
 	// Enrichers share nodes under leases with hand-over (issue 8's scaled
 	// mode) only where the enricher has --mode; before that, enrichers on
@@ -254,6 +264,17 @@ func TestComposeE2E(t *testing.T) {
 	enrichers := strings.Fields(s.compose("ps", "-q", "enricher"))
 	if len(enrichers) != 3 {
 		t.Fatalf("%d enricher containers, want 3", len(enrichers))
+	}
+
+	// NATS speaks TLS only: its INFO (the first thing it sends on the
+	// client port, reached on its compose-network address) requires it.
+	natsID := strings.TrimSpace(s.compose("ps", "-q", "nats"))
+	if info, err := natsInfo(s.containerIP(natsID) + ":4222"); err != nil {
+		t.Errorf("NATS client port: %v", err)
+	} else if !info.TLSRequired {
+		t.Errorf("NATS does not require TLS on its client port: INFO %+v", info)
+	} else {
+		t.Logf("NATS %s requires TLS (INFO tls_required) and authentication (auth_required %v)", info.Version, info.AuthRequired)
 	}
 
 	// The flood runs on the host: the sensor in its container sees it
@@ -271,14 +292,23 @@ func TestComposeE2E(t *testing.T) {
 	// docker stop): its restart policy brings it back, and its nodes move
 	// to the survivors meanwhile.
 	victim := enrichers[1]
+	var killedAt time.Time
 	if scaled {
 		time.Sleep(1500 * time.Millisecond)
+		// The node's owner (the one enricher that reports its lag), so
+		// that the kill forces a take-over.
+		if _, owner, why := lagOwner(s, enrichers, e2eNode); owner != "" {
+			victim = owner
+		} else {
+			t.Logf("no enricher reports the node's lag yet (%s): killing %s", why, victim[:12])
+		}
 		pid := strings.TrimSpace(s.run("docker", "inspect", "-f", "{{.State.Pid}}", victim))
 		if p, err := strconv.Atoi(pid); err != nil || p <= 0 {
 			t.Fatalf("enricher %s: pid %q", victim, pid)
 		} else if err := syscall.Kill(p, syscall.SIGKILL); err != nil {
 			t.Fatalf("kill -9 enricher %s (pid %d): %v", victim[:12], p, err)
 		}
+		killedAt = time.Now()
 		t.Logf("killed enricher %s (host pid %s) %.1fs into the flood", victim[:12], pid, time.Since(t0).Seconds())
 	}
 	if err := flood.Wait(); err != nil {
@@ -286,6 +316,26 @@ func TestComposeE2E(t *testing.T) {
 	}
 	t.Logf("flood: %s", strings.TrimSpace(floodOut.String()))
 	phase("flood", t0)
+
+	// The series the Kubernetes autoscaler queries (deployments/kubernetes/
+	// enricher-scaledobject.yaml): the enricher that owns this node exports
+	// its lag, labelled with the node and the raw stream.
+	// Only the node's current owner reports it: right after the kill
+	// there may be none for a while (until a survivor or the restarted
+	// container takes the lease), so look again until one does.
+	if scaled {
+		var line, why string
+		for end := time.Now().Add(60 * time.Second); ; time.Sleep(time.Second) {
+			if line, why = lagSeries(s, enrichers, e2eNode); line != "" || time.Now().After(end) {
+				break
+			}
+		}
+		if line == "" {
+			t.Errorf("no enricher exports the autoscaler's series ringwise_enricher_lag{node=%q,stream=\"RINGWISE_RAW\"} within 60 s: %s", e2eNode, why)
+		} else {
+			t.Logf("enricher /metrics: %s", line)
+		}
+	}
 
 	// The sensor drains on SIGTERM and sends its final counters.
 	t0 = time.Now()
@@ -310,6 +360,21 @@ func TestComposeE2E(t *testing.T) {
 	}
 	phase("drain", t0)
 	restarts := strings.TrimSpace(s.run("docker", "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", victim))
+	if scaled {
+		// Who took the node after the kill, and when (reported, not judged:
+		// timing is for benchmarks).
+		logs, _ := s.composeTry("logs", "--no-color", "--timestamps", "--no-log-prefix", "enricher")
+		var took []string
+		for _, l := range strings.Split(logs, "\n") {
+			if strings.Contains(l, `msg="took node"`) {
+				f := strings.Fields(l)
+				if ts, err := time.Parse(time.RFC3339Nano, f[0]); err == nil && ts.After(killedAt) {
+					took = append(took, fmt.Sprintf("+%.1fs %s", ts.Sub(killedAt).Seconds(), l[strings.Index(l, "lease_rev"):]))
+				}
+			}
+		}
+		t.Logf("leases taken after the kill: %v", took)
+	}
 	t.Logf("summary: sensor attempted %d delivered %d dropped %d publish_errors %d; enricher events %d; analyzer events %d batches %d missing %d (%.4f%%) by reason %v, gaps %d, duplicate batches %d, duplicate positions %d, out of order %d; killed enricher: restarts/status %s",
 		sum.Sensor.Attempted, sum.Sensor.Delivered, sum.Sensor.Dropped, sum.Sensor.PublishErrors, sum.Enricher.Events,
 		sum.Analyzer.Events, sum.Analyzer.Batches, sum.Analyzer.Missing, sum.Analyzer.MissingPct, sum.Analyzer.ByReason,
@@ -347,6 +412,90 @@ func TestComposeE2E(t *testing.T) {
 	}
 	phase("jaeger trace", t0)
 	phase("total", start)
+}
+
+// containerIP is a container's address on its compose network (the host
+// reaches it through the bridge; nothing is published for it).
+func (s *stack) containerIP(id string) string {
+	s.t.Helper()
+	ip := strings.TrimSpace(s.run("docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", id))
+	if f := strings.Fields(ip); len(f) > 0 {
+		return f[0]
+	}
+	s.t.Fatalf("container %s has no address", id)
+	return ""
+}
+
+// serverInfo is the part of NATS's INFO the test reads.
+type serverInfo struct {
+	Version      string `json:"version"`
+	TLSRequired  bool   `json:"tls_required"`
+	AuthRequired bool   `json:"auth_required"`
+}
+
+// natsInfo reads the INFO line a NATS server sends on connect.
+func natsInfo(addr string) (serverInfo, error) {
+	var info serverInfo
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return info, err
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return info, fmt.Errorf("reading INFO from %s: %w", addr, err)
+	}
+	rest, ok := strings.CutPrefix(strings.TrimSpace(line), "INFO ")
+	if !ok {
+		return info, fmt.Errorf("%s sent %q, not INFO", addr, line)
+	}
+	if err := json.Unmarshal([]byte(rest), &info); err != nil {
+		return info, fmt.Errorf("INFO from %s: %w", addr, err)
+	}
+	return info, nil
+}
+
+// lagSeries scrapes each enricher's /metrics (port 9464 on its compose
+// address) and returns the ringwise_enricher_lag line for node on the raw
+// stream, or "" and why none was found.
+func lagSeries(s *stack, enrichers []string, node string) (string, string) {
+	line, _, why := lagOwner(s, enrichers, node)
+	return line, why
+}
+
+// lagOwner is lagSeries that also returns the container whose enricher
+// reported the line: the node's owner.
+func lagOwner(s *stack, enrichers []string, node string) (line, owner, why string) {
+	var whys []string
+	for _, id := range enrichers {
+		url := "http://" + s.containerIP(id) + ":9464/metrics"
+		c := &http.Client{Timeout: 5 * time.Second}
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			whys = append(whys, err.Error())
+			continue
+		}
+		req.Header.Set("Authorization", "Bearer "+s.metricsToken)
+		resp, err := c.Do(req)
+		if err != nil {
+			whys = append(whys, err.Error())
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			whys = append(whys, url+": "+resp.Status)
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "ringwise_enricher_lag{") && strings.Contains(l, `node="`+node+`"`) && strings.Contains(l, `stream="RINGWISE_RAW"`) {
+				return l, id, ""
+			}
+		}
+		whys = append(whys, url+": no such line")
+	}
+	return "", "", strings.Join(whys, "; ")
 }
 
 func engineMajor(v string) int {

@@ -128,10 +128,7 @@ func cmdNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			} else {
 				fmt.Fprintf(stderr, "ringwise nats: an identity of the config may publish as any node (a wildcard on ringwise.raw, .snapshot or .stats): the per-node bound is NOT strict, one node may push out another's oldest messages\n")
 			}
-			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err = bus.EnsureStreams(sctx, js, so)
-			cancel()
-			if err != nil {
+			if err := ensureStreamsRetry(ctx, js, nc, so, stderr); err != nil {
 				return err
 			}
 			reportStreamLimits(stderr, so)
@@ -159,6 +156,56 @@ func reportStreamLimits(w io.Writer, so bus.StreamOptions) {
 			strict = fmt.Sprintf("strict: %d nodes' worst cases fit the stream's bytes", so.Nodes)
 		}
 		fmt.Fprintf(w, "ringwise nats: stream %s: %d bytes, per node subject at most %d messages of %d bytes (%s)\n", c.Name, c.MaxBytes, c.MaxMsgsPerSubject, c.MaxMsgSize, strict)
+	}
+}
+
+// Stream creation at start: attempts of streamAttempt each, for up to
+// streamStartTimeout in all.
+const (
+	streamAttempt      = 2 * time.Second
+	streamStartTimeout = 90 * time.Second
+)
+
+// ensureStreamsRetry creates the streams as the admin, retrying: a server
+// of a cluster that starts with its peers answers JetStream API requests
+// only once a meta leader is elected, and a request sent before that gets
+// no answer at all (a single 10 s attempt timed out on every server of a
+// 3-server cluster started together with authentication). The replica
+// count is read again before each attempt, as the cluster's other servers
+// become known.
+func ensureStreamsRetry(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, so bus.StreamOptions, stderr io.Writer) error {
+	// A configuration error is not a cluster starting up: report it now.
+	if _, err := bus.StreamConfigs(so); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(streamStartTimeout)
+	for attempt := 1; ; attempt++ {
+		started := time.Now()
+		sctx, cancel := context.WithTimeout(ctx, streamAttempt)
+		so.Replicas = bus.AutoReplicas(nc)
+		err := bus.EnsureStreams(sctx, js, so)
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				fmt.Fprintf(stderr, "ringwise nats: streams ready after %d attempts\n", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("creating the streams for %s: %w", streamStartTimeout, err)
+		}
+		if attempt == 1 {
+			fmt.Fprintf(stderr, "ringwise nats: creating the streams: %v (JetStream not ready yet? retrying every %s for %s)\n", err, streamAttempt, streamStartTimeout)
+		}
+		// An attempt refused at once waits out its slot: no busy loop.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Until(started.Add(streamAttempt))):
+		}
 	}
 }
 

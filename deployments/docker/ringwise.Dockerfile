@@ -17,7 +17,7 @@ COPY deployments/docker/healthcheck /src/deployments/docker/healthcheck
 # The host's prebuilt binaries (deployments/docker/binaries.sh host), used
 # only when built from this very source; .gitignore keeps the COPY valid
 # when there are none.
-COPY deployments/docker/bin/.gitignore deployments/docker/bin/ringwise* deployments/docker/bin/healthcheck /prebuilt/
+COPY deployments/docker/bin/.gitignore deployments/docker/bin/ringwise* deployments/docker/bin/healthcheck* /prebuilt/
 RUN bash /src/deployments/docker/binaries.sh container ringwise /out \
  && bash /src/deployments/docker/binaries.sh container healthcheck /out \
  && mkdir -p /rootfs/data && chown 65532:65532 /rootfs/data

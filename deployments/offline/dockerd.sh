@@ -11,12 +11,16 @@
 # engine answers. stop stops the dockerd it started (pid in
 # /var/run/docker.pid; containerd, which dockerd started, exits with it),
 # restores the saved iptables (dockerd leaves a FORWARD DROP policy and its
-# DOCKER* chains behind) and deletes the docker0 link when it was not there
-# before. An engine that was already running is left alone, and so is its
+# DOCKER* chains behind), deletes the docker0 link when it was not there
+# before, and puts back the IP forwarding and bridge netfilter settings
+# dockerd turns on ($SYSCTLS). An engine that was already running is left alone, and so is its
 # iptables state.
 set -euo pipefail
 
 log() { echo "dockerd.sh: $*" >&2; }
+
+# Kernel settings dockerd changes, saved at start and restored at stop.
+SYSCTLS="net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables"
 
 cmd=${1:-}
 state=${2:-}
@@ -47,6 +51,12 @@ start() {
 	iptables-save -t filter >"$state/iptables.filter"
 	iptables-save -t nat >"$state/iptables.nat"
 	if ip link show docker0 >/dev/null 2>&1; then echo yes >"$state/docker0"; else echo no >"$state/docker0"; fi
+	# dockerd also turns on IP forwarding (and bridge netfilter): the
+	# values before, to put back.
+	: >"$state/sysctl"
+	for k in $SYSCTLS; do
+		[ -e "/proc/sys/${k//.//}" ] && echo "$k=$(cat "/proc/sys/${k//.//}")" >>"$state/sysctl"
+	done
 	echo yes >"$state/started"
 	log "starting dockerd (overlay2; log $state/dockerd.log)"
 	setsid dockerd --storage-driver overlay2 >"$state/dockerd.log" 2>&1 </dev/null &
@@ -87,8 +97,12 @@ stop() {
 	if [ "$(cat "$state/docker0" 2>/dev/null)" = no ] && ip link show docker0 >/dev/null 2>&1; then
 		ip link delete docker0
 	fi
+	local kv
+	while read -r kv; do
+		[ -n "$kv" ] && echo "${kv#*=}" >"/proc/sys/$(echo "${kv%%=*}" | tr . /)"
+	done <"$state/sysctl" 2>/dev/null || true
 	echo stopped >"$state/started"
-	log "dockerd stopped; iptables and docker0 restored"
+	log "dockerd stopped; iptables, docker0 and $(tr '\n' ' ' <"$state/sysctl" 2>/dev/null)restored"
 }
 
 case "$cmd" in

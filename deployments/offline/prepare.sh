@@ -93,13 +93,24 @@ builder_image() {
 # secrets: what the stack authenticates with, made here on the host and
 # bind-mounted into the containers (compose secrets), never in an image:
 #   deployments/secrets/http-token   the analyzer's HTTP bearer token
+#   deployments/secrets/metrics-token the bearer token of the sensor's and
+#                                    the enrichers' /metrics (apart from the
+#                                    analyzer's: a node does not get to read
+#                                    the analyzer's API)
 #   deployments/secrets/nats/        `ringwise nats --init-auth` for node
 #                                    $RINGWISE_NODE (default node1): the
 #                                    authorization block (nats.conf) and one
 #                                    nkey seed per service
-# Each file is owned by the user of the service that reads it (the sensor
-# runs as root, the others as 65532), mode 0400. Kept when they exist; the
-# NATS identities are made again when the node has none.
+#   deployments/secrets/tls/         NATS's TLS (deployments/tls/make-certs.sh):
+#                                    a new CA (ca.pem, what the services
+#                                    trust with --nats-ca; its key is thrown
+#                                    away) and the server's certificate for
+#                                    the name "nats" with its key
+# Each secret file is owned by the user of the service that reads it (the
+# sensor runs as root, the others as 65532), mode 0400; the certificates
+# are public (0444). Kept when they exist; the NATS identities are made
+# again when the node has none, the certificates when they expire within
+# 30 days.
 secrets() {
 	local dir="$ROOT/deployments/secrets" node=${RINGWISE_NODE:-node1}
 	mkdir -p "$dir"
@@ -110,12 +121,24 @@ secrets() {
 	fi
 	chown 65532:65532 "$dir/http-token"
 	chmod 0400 "$dir/http-token"
+	if [ ! -s "$dir/metrics-token" ]; then
+		(umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/metrics-token" && echo >>"$dir/metrics-token")
+		log "wrote a new /metrics token to $dir/metrics-token"
+	fi
+	chown 65532:65532 "$dir/metrics-token"
+	chmod 0400 "$dir/metrics-token"
 	if [ ! -s "$dir/nats/sensor-$node.nk" ]; then
 		rm -rf "$dir/nats"
 		"$ROOT/deployments/docker/bin/ringwise" nats --init-auth "$dir/nats" --nodes "$node" >/dev/null
 		log "wrote NATS identities (admin, enricher, analyzer, sensor-$node) to $dir/nats"
 	fi
 	chmod 0711 "$dir/nats"
+	if ! openssl x509 -checkend $((30 * 86400)) -noout -in "$dir/tls/server-cert.pem" >/dev/null 2>&1; then
+		bash "$ROOT/deployments/tls/make-certs.sh" "$dir/tls" nats localhost 127.0.0.1
+	fi
+	chmod 0711 "$dir/tls"
+	chown 65532:65532 "$dir/tls/server-key.pem"
+	chmod 0400 "$dir/tls/server-key.pem"
 	local f
 	for f in "$dir"/nats/*; do
 		case "$(basename "$f")" in
