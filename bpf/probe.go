@@ -473,17 +473,34 @@ func (p *Probe) Close() error {
 // Dropped reading has its attempt in the later Attempted reading: a caller
 // that read Delivered first always sees attempted >= delivered + dropped.
 func (p *Probe) Counters() (event.Counters, error) {
+	c, _, err := p.CountersByCPU()
+	return c, err
+}
+
+// CountersByCPU is Counters plus Attempted per CPU (index = the kernel's
+// CPU number, over its possible CPUs), from the same lookups: the arrival
+// curve per CPU that the ring model needs for Falco's per-CPU-group rings.
+func (p *Probe) CountersByCPU() (event.Counters, [][event.NumCategories]uint64, error) {
 	var vals []uint64
-	return readCounters(func(key uint32) (uint64, error) {
+	var perCPU [][event.NumCategories]uint64
+	c, err := readCounters(func(key uint32) (uint64, error) {
 		if err := p.objs.Counters.Lookup(key, &vals); err != nil {
 			return 0, err
 		}
+		attempted := int(key)%3 == kindAttempted
+		if attempted && perCPU == nil {
+			perCPU = make([][event.NumCategories]uint64, len(vals))
+		}
 		var s uint64
-		for _, v := range vals {
+		for i, v := range vals {
 			s += v
+			if attempted && i < len(perCPU) {
+				perCPU[i][int(key)/3] = v
+			}
 		}
 		return s, nil
 	})
+	return c, perCPU, err
 }
 
 // counterKey is the index of a counter in the kernel's counters map

@@ -61,6 +61,14 @@ type Probe interface {
 	Close() error
 }
 
+// cpuCounters is a Probe that also reads Attempted per CPU in the same
+// reading (*bpf.Probe does): the samples then carry the per-CPU arrival
+// curve (event.Sample.AttemptedCPU) that the ring model needs for Falco's
+// per-CPU-group rings. A Probe without it gives samples without.
+type cpuCounters interface {
+	CountersByCPU() (event.Counters, [][event.NumCategories]uint64, error)
+}
+
 // LoadProbe loads the real BPF programs.
 func LoadProbe(cfg bpf.Config) (Probe, error) {
 	p, err := bpf.Load(cfg)
@@ -515,7 +523,14 @@ func (s *sensor) takeSample() {
 	// that took long (the sampler was preempted) has no precise time and is
 	// left out of the series, whose bins would otherwise show absurd rates.
 	t0 := MonotonicNs()
-	c, err := s.probe.Counters()
+	var c event.Counters
+	var perCPU [][event.NumCategories]uint64
+	var err error
+	if pc, ok := s.probe.(cpuCounters); ok {
+		c, perCPU, err = pc.CountersByCPU()
+	} else {
+		c, err = s.probe.Counters()
+	}
 	t1 := MonotonicNs()
 	ts := t0 + (t1-t0)/2
 	reliable := t1-t0 < 1_000_000
@@ -527,7 +542,7 @@ func (s *sensor) takeSample() {
 	if s.lifecycle != nil {
 		fill += s.lifecycle.Pending()
 	}
-	smp := event.Sample{TsNs: ts, Attempted: c.Attempted, Dropped: c.Dropped, Shed: c.Shed, FillBytes: fill}
+	smp := event.Sample{TsNs: ts, Attempted: c.Attempted, Dropped: c.Dropped, Shed: c.Shed, FillBytes: fill, AttemptedCPU: perCPU}
 	for i := range smp.Delivered {
 		smp.Delivered[i] = s.delivered[i].Load()
 	}
