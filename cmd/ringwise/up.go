@@ -52,7 +52,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	opts := pipeline.Options{NATSURL: *natsURL, Sensor: scfg, Duration: *duration, HTTPAddr: *httpAddr,
-		Recommend: ringmodel.Options{TargetPct: *target}}
+		Recommend: ringmodel.Options{TargetPct: *target, CPUsPerRing: sf.cpusPerRing}}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo
