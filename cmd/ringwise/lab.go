@@ -34,6 +34,7 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	shedHigh := fs.Float64("shed-high", ringspec.DefaultShedHighWater, "shared+shed: ring fill fraction where shedding starts")
 	shedLow := fs.Float64("shed-low", ringspec.DefaultShedLowWater, "shared+shed: ring fill fraction where shedding stops")
 	shedSys := fs.String("shed-syscalls", sensor.DefaultShedSyscalls, "shared+shed: syscall names eligible for shedding")
+	cpusPerRing := fs.Int("cpus-per-ring", ringspec.DefaultCPUsPerRing, "Falco's cpus_for_each_buffer: the falco layout's runs, and the recommendation's answer in Falco's layout (one ring of the preset's size per this many CPUs)")
 	node := fs.String("node", hostname(), "node name")
 	verbose := fs.Bool("v", false, "log to stderr")
 	if err := parse(fs, args); err != nil {
@@ -44,7 +45,7 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	cfg := lab.Config{Procs: *procs, Burst: *burst, Pause: *pause, Parallel: *parallel, ConsumerCost: *cost,
 		Repeat: *repeat, TargetPct: *target, Source: *source, Node: *node, LifecycleSize: lcSize,
-		ShedHigh: *shedHigh, ShedLow: *shedLow}
+		ShedHigh: *shedHigh, ShedLow: *shedLow, CPUsPerRing: *cpusPerRing}
 	var err error
 	if cfg.Sizes, err = ringspec.ParseSizes(*sizes); err != nil {
 		return fmt.Errorf("--sizes: %w", err)
@@ -53,7 +54,7 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("--layouts: %w", err)
 	}
 	sf := sensorFlags{shedSyscalls: *shedSys, layout: string(ringspec.DefaultLayout), preset: ringspec.DefaultPreset,
-		cpusPerRing: ringspec.DefaultCPUsPerRing}
+		cpusPerRing: *cpusPerRing}
 	sc, err := sf.config()
 	if err != nil {
 		return err

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ringwise/ringwise/sensor"
+	"github.com/ringwise/ringwise/services/ringmodel"
 	"github.com/ringwise/ringwise/services/ringspec"
 	"github.com/ringwise/ringwise/services/syscalls"
 )
@@ -205,4 +207,30 @@ func TestLabRealBPF(t *testing.T) {
 		t.Errorf("shared alternative %+v (%v): the 16 MiB shared row met the target", c, ok)
 	}
 	t.Log(rec.Line)
+	for _, w := range rec.WhatIf {
+		t.Log("what-if: " + w)
+	}
+	// Falco's layout, from the runs' per-CPU arrivals: on this node of at
+	// most cpus_for_each_buffer CPUs one ring, the shared ring exactly.
+	f := rec.Evidence.Falco
+	if runtime.NumCPU() <= ringspec.DefaultCPUsPerRing {
+		if !f.PerCPU || f.Rings != 1 || !strings.Contains(rec.Line, "on this "+strconv.Itoa(f.CPUs)+"-CPU node one ring, the same as shared") {
+			t.Errorf("falco answer %+v: %s", f, rec.Line)
+		}
+		shared := map[int]ringmodel.Prediction{}
+		for _, c := range rec.Evidence.Candidates {
+			if c.Layout == ringspec.LayoutShared {
+				shared[c.Preset] = c.Prediction
+			}
+		}
+		for _, c := range rec.Evidence.Candidates {
+			if c.Layout == ringspec.LayoutFalco && c.Prediction != shared[c.Preset] {
+				t.Errorf("preset %d: falco %+v, shared %+v", c.Preset, c.Prediction, shared[c.Preset])
+			}
+		}
+	}
+	// The fewer-syscalls what-if, from the syscall events the runs saw.
+	if len(rec.WhatIf) == 0 || !strings.Contains(rec.WhatIf[0], "base_syscalls.custom_set: [!") {
+		t.Errorf("what-if %q", rec.WhatIf)
+	}
 }

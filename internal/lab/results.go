@@ -114,7 +114,10 @@ type Recommendation struct {
 	Layout        ringspec.Layout `json:"layout"`
 	TargetPct     float64         `json:"target_pct"`
 	// Line is the one-line recommendation printed under the table.
-	Line     string                   `json:"line"`
+	Line string `json:"line"`
+	// WhatIf are the fewer-syscalls what-ifs, one sentence each, printed
+	// under the line (SIMULATED, from the syscall events seen).
+	WhatIf   []string                 `json:"what_if,omitempty"`
 	Evidence ringmodel.Recommendation `json:"evidence"`
 }
 

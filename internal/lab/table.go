@@ -271,6 +271,9 @@ func WriteTable(w io.Writer, r *Results) {
 		line = "SIMULATED " + line
 	}
 	fmt.Fprintln(w, line)
+	for _, wi := range r.Recommendation.WhatIf {
+		fmt.Fprintln(w, "what-if: "+wi)
+	}
 	fmt.Fprintln(w)
 
 	fmt.Fprintln(w, renderSeedLabel+":")
@@ -341,6 +344,10 @@ func WriteMarkdownTable(w io.Writer, r *Results) {
 		rec = "**SIMULATED** " + rec
 	}
 	fmt.Fprintln(w, rec)
+	for _, wi := range r.Recommendation.WhatIf {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "**What-if:** "+renderMDEscape(wi))
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "For comparison, the "+renderSeedLabel+":")
 	fmt.Fprintln(w)

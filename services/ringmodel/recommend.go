@@ -303,7 +303,7 @@ func Recommend(load Load, cal Calibration, opt Options) Recommendation {
 				PredictedMissingPct: cal.MissingPct(pred),
 			}
 			judge(&c, r, opt)
-			if c.MeasuredMissingPct != nil && (*c.MeasuredMissingPct <= opt.TargetPct) != (c.PredictedMissingPct <= opt.TargetPct) {
+			if !c.Comparison && c.MeasuredMissingPct != nil && (*c.MeasuredMissingPct <= opt.TargetPct) != (c.PredictedMissingPct <= opt.TargetPct) {
 				rec.Disagreements = append(rec.Disagreements, fmt.Sprintf("at %s the model predicted %s%% missing, measured %s%%",
 					ringDesc(r), fmtPct(c.PredictedMissingPct), fmtPct(*c.MeasuredMissingPct)))
 			}
