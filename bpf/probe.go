@@ -74,6 +74,12 @@ type Config struct {
 	// captures the syscalls its rules and base_syscalls need. Lifecycle
 	// records are always captured. Numbers ≥ CaptureMaxNr are refused.
 	CaptureSyscalls []uint32
+	// ArgsMax bounds the argv bytes an exec record keeps (load time, the
+	// exec program's args_max): 0 means ArgsMax (4 KiB, Falco's bound),
+	// at most ArgsMax. Longer command lines are cut and flagged
+	// FlagTruncated; a smaller bound makes exec records cheaper in the ring
+	// (the trade-off `ringwise lab --args-max` measures).
+	ArgsMax int
 	// WakeupBytes: records are submitted without waking the reader until a
 	// ring holds more than this many unread bytes, since one wakeup per
 	// record costs the traced workload more than the probe itself. 0 means
@@ -114,6 +120,12 @@ func (c *Config) normalize() error {
 		if err := ringspec.ValidateRingSize(c.LifecycleRingSize); err != nil {
 			return fmt.Errorf("ringwise bpf: lifecycle ring size %w", err)
 		}
+	}
+	if c.ArgsMax == 0 {
+		c.ArgsMax = ArgsMax
+	}
+	if c.ArgsMax < 0 || c.ArgsMax > ArgsMax {
+		return fmt.Errorf("ringwise bpf: args max %d: want 1..%d bytes", c.ArgsMax, ArgsMax)
 	}
 	if c.WakeupBytes < 0 {
 		return fmt.Errorf("ringwise bpf: negative wakeup bytes %d", c.WakeupBytes)
@@ -205,6 +217,7 @@ func Load(cfg Config) (*Probe, error) {
 		ringwiseVarWakeupBytes:   uint64(cfg.WakeupBytes),
 		ringwiseVarLcWakeupBytes: uint64(lcWakeup),
 		ringwiseVarCaptureFilter: capture,
+		ringwiseVarArgsMax:       uint32(cfg.ArgsMax),
 	} {
 		vs, ok := spec.Variables[name]
 		if !ok {
