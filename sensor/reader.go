@@ -94,7 +94,15 @@ func (r *reader) record(ring Ring, ev *event.Event, deadline time.Time) (bool, e
 	s := r.s
 	cat := ev.Type.Category()
 	s.delivered[cat].Add(1)
-	s.recordBytes[cat].Add(uint64(footprint(ring, ev)))
+	fp := uint64(footprint(ring, ev))
+	s.recordBytes[cat].Add(fp)
+	if ev.Type == event.TypeExec {
+		s.execs.Add(1)
+		s.execBytes.Add(fp)
+		if ev.Flags&event.FlagTruncated != 0 {
+			s.execCut.Add(1)
+		}
+	}
 	if s.cfg.ConsumerCost > 0 {
 		spin(s.cfg.ConsumerCost)
 	}

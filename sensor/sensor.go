@@ -239,6 +239,9 @@ type Result struct {
 	Series []event.Sample
 	// Consistent reports attempted == delivered + dropped in every category.
 	Consistent bool
+	// Execs is what the exec records read cost and kept (for the lab's
+	// args-bound trade-off).
+	Execs ExecStats
 	// SpoolOverflow counts, per category, delivered events whose batch the
 	// publisher's spool dropped (see bus.Spool) up to the final stats: they
 	// never reached NATS, so attempted == (delivered - overflow) + dropped
@@ -246,6 +249,13 @@ type Result struct {
 	SpoolOverflow [event.NumCategories]uint64
 	// SpoolOverflowBatches counts those batches (each a gap downstream).
 	SpoolOverflowBatches uint64
+}
+
+// ExecStats counts the exec records read: Bytes is their ring footprint
+// (header, record, exe and args as written), Truncated those whose exe or
+// argv hit its bound (event.FlagTruncated).
+type ExecStats struct {
+	Records, Bytes, Truncated uint64
 }
 
 // MonotonicNs reads CLOCK_BOOTTIME, the clock of the records' timestamps
@@ -295,6 +305,8 @@ type sensor struct {
 
 	delivered   [event.NumCategories]atomic.Uint64
 	recordBytes [event.NumCategories]atomic.Uint64 // sum of ring footprints
+	// exec records read: count, ring footprint, and those cut (FlagTruncated)
+	execs, execBytes, execCut atomic.Uint64
 	batches     atomic.Uint64
 	pubErrors   atomic.Uint64
 	// overflow counts the events, per category, of batches the spool
@@ -689,6 +701,7 @@ func (s *sensor) finish() (Result, error) {
 		s.pubErrors.Add(1)
 		s.log.Warn("publish final stats", "err", err)
 	}
+	res.Execs = ExecStats{Records: s.execs.Load(), Bytes: s.execBytes.Load(), Truncated: s.execCut.Load()}
 	res.PublishErrors = s.pubErrors.Load()
 	res.SpoolOverflow = s.spoolOverflow()
 	res.SpoolOverflowBatches = s.overflowBatches.Load()

@@ -16,7 +16,7 @@ import (
 )
 
 func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("lab", "lab [--sizes 1MiB,2MiB,4MiB,16MiB] [--layouts shared,split] [--repeat R] [--out DIR] [--json] [--source bpf|sim]", stderr)
+	fs := newFlagSet("lab", "lab [--sizes 1MiB,2MiB,4MiB,16MiB] [--layouts shared,split] [--repeat R] [--args-max 256,1024,4096] [--out DIR] [--json] [--source bpf|sim]", stderr)
 	sizes := fs.String("sizes", ringspec.FlagSizes(lab.DefaultSizes()), "ring sizes to compare (the seed table's sizes)")
 	layouts := fs.String("layouts", ringspec.JoinLayouts(lab.DefaultLayouts(), ","), "layouts to compare: "+ringspec.JoinLayouts(ringspec.LabLayouts(), ", "))
 	var lcSize int
@@ -35,6 +35,7 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	shedLow := fs.Float64("shed-low", ringspec.DefaultShedLowWater, "shared+shed: ring fill fraction where shedding stops")
 	shedSys := fs.String("shed-syscalls", sensor.DefaultShedSyscalls, "shared+shed: syscall names eligible for shedding")
 	cpusPerRing := fs.Int("cpus-per-ring", ringspec.DefaultCPUsPerRing, "Falco's cpus_for_each_buffer: the falco layout's runs, and the recommendation's answer in Falco's layout (one ring of the preset's size per this many CPUs)")
+	argsMax := fs.String("args-max", "", "also measure the args-bound trade-off: one run per bound on exec records' argv, in bytes (e.g. 256,1024,4096), on the first size and layout, the children's command lines of this node's real lengths")
 	node := fs.String("node", hostname(), "node name")
 	verbose := fs.Bool("v", false, "log to stderr")
 	if err := parse(fs, args); err != nil {
@@ -52,6 +53,9 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if cfg.Layouts, err = ringspec.ParseLayouts(*layouts, ringspec.LabLayouts()...); err != nil {
 		return fmt.Errorf("--layouts: %w", err)
+	}
+	if cfg.ArgsMax, err = lab.ParseArgsMax(*argsMax); err != nil {
+		return err
 	}
 	sf := sensorFlags{shedSyscalls: *shedSys, layout: string(ringspec.DefaultLayout), preset: ringspec.DefaultPreset,
 		cpusPerRing: *cpusPerRing}

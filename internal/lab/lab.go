@@ -76,8 +76,12 @@ type Config struct {
 	// runs and for the recommendation's answer in Falco's layout; 0 means
 	// ringspec.DefaultCPUsPerRing.
 	CPUsPerRing int
-	Progress    *Progress
-	Logger      *slog.Logger
+	// ArgsMax, when set, adds the args-bound trade-off (ArgsTable): one
+	// run per bound on exec records' argv, on the first size and layout,
+	// with children whose command lines have this node's real lengths.
+	ArgsMax  []int
+	Progress *Progress
+	Logger   *slog.Logger
 }
 
 func (c *Config) defaults() error {
@@ -136,6 +140,12 @@ func (c *Config) defaults() error {
 	if c.CPUsPerRing < 0 {
 		return fmt.Errorf("lab: --cpus-per-ring %d: want at least 1", c.CPUsPerRing)
 	}
+	if err := validateArgsMax(c.ArgsMax); err != nil {
+		return err
+	}
+	if len(c.ArgsMax) > 0 && c.Source == SourceSim {
+		return fmt.Errorf("lab: --args-max needs --source bpf: the trade-off is measured, not simulated")
+	}
 	if c.ShedHigh == 0 {
 		c.ShedHigh, c.ShedLow = ringspec.DefaultShedHighWater, ringspec.DefaultShedLowWater
 	}
@@ -158,7 +168,7 @@ func (c Config) Runs() int {
 	if rep == 0 {
 		rep = DefaultRepeat
 	}
-	return sizes * layouts * rep
+	return (sizes*layouts + len(c.ArgsMax)) * rep
 }
 
 // Run runs the lab and returns its results; the caller writes them.
@@ -183,6 +193,9 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		err = runSim(cfg, res)
 	} else {
 		err = runBPF(ctx, cfg, res)
+		if err == nil && len(cfg.ArgsMax) > 0 {
+			err = runArgs(ctx, cfg, res)
+		}
 	}
 	res.DurationSec = time.Since(started).Seconds()
 	return res, err
@@ -197,6 +210,15 @@ type measured struct {
 	bySyscall   map[string]uint64
 	truth       struct{ procs, matched, wrong int }
 	recordBytes [event.NumCategories]float64
+	delivered   [event.NumCategories]uint64
+	execs       sensor.ExecStats
+}
+
+// runOpts are what a run may change beyond its ring: the exec records'
+// argv bound (0: the probe's default) and the children's argv lengths.
+type runOpts struct {
+	argsMax int
+	argv    []int
 }
 
 func runBPF(ctx context.Context, cfg Config, res *Results) error {
@@ -217,7 +239,7 @@ func runBPF(ctx context.Context, cfg Config, res *Results) error {
 				if cfg.Progress != nil {
 					cfg.Progress.Start(label)
 				}
-				m, err := runOne(ctx, cfg, size, layout)
+				m, err := runOne(ctx, cfg, size, layout, runOpts{})
 				if err != nil {
 					return fmt.Errorf("lab run %s: %w", label, err)
 				}
@@ -294,8 +316,8 @@ func runBPF(ctx context.Context, cfg Config, res *Results) error {
 
 func (m measured) attemptedLifecycle() uint64 { return m.run.attemptedLC }
 
-func runOne(ctx context.Context, cfg Config, size int, layout ringspec.Layout) (measured, error) {
-	pc := bpf.Config{RingSize: size, Layout: layout.Base(), Hints: layout.Hints(), CPUsPerRing: cfg.CPUsPerRing}
+func runOne(ctx context.Context, cfg Config, size int, layout ringspec.Layout, o runOpts) (measured, error) {
+	pc := bpf.Config{RingSize: size, Layout: layout.Base(), Hints: layout.Hints(), CPUsPerRing: cfg.CPUsPerRing, ArgsMax: o.argsMax}
 	scfg := sensor.Config{Node: cfg.Node, ExcludeSelf: true, ConsumerCost: cfg.ConsumerCost}
 	if layout.HasLifecycleRing() {
 		pc.LifecycleRingSize = cfg.LifecycleSize
@@ -305,7 +327,7 @@ func runOne(ctx context.Context, cfg Config, size int, layout ringspec.Layout) (
 		scfg.ShedHighWater, scfg.ShedLowWater = cfg.ShedHigh, cfg.ShedLow
 	}
 	scfg.Probe = pc
-	fc := &flood.Config{Procs: cfg.Procs, Burst: cfg.Burst, Pause: cfg.Pause, Parallel: cfg.Parallel}
+	fc := &flood.Config{Procs: cfg.Procs, Burst: cfg.Burst, Pause: cfg.Pause, Parallel: cfg.Parallel, ArgvBytes: o.argv}
 	t0 := time.Now()
 	// Capture goes on for one more pause after the last burst, as after
 	// every other: the ring drains in it, and the measured load is the
@@ -317,7 +339,8 @@ func runOne(ctx context.Context, cfg Config, size int, layout ringspec.Layout) (
 	}
 	s := pr.Summary
 	c := pr.Sensor.Counters
-	m := measured{byReason: s.Analyzer.ByReason, byField: s.Analyzer.ByField, bySyscall: s.Analyzer.BySyscall, recordBytes: pr.Sensor.RecordBytes}
+	m := measured{byReason: s.Analyzer.ByReason, byField: s.Analyzer.ByField, bySyscall: s.Analyzer.BySyscall, recordBytes: pr.Sensor.RecordBytes,
+		delivered: pr.Sensor.Counters.Delivered, execs: pr.Sensor.Execs}
 	m.run = RunResult{
 		Attempted: s.Sensor.Attempted, Dropped: s.Sensor.Dropped, DroppedLifecycle: s.Sensor.DroppedLifecycle,
 		Delivered: s.Sensor.Delivered, Shed: s.Sensor.Shed, Events: s.Analyzer.Events, Missing: s.Analyzer.Missing,

@@ -20,6 +20,8 @@ type Results struct {
 	Params         Params         `json:"params"`
 	Rows           []Row          `json:"rows"`
 	Recommendation Recommendation `json:"recommendation"`
+	// Args is the args-bound trade-off, when Config.ArgsMax asked for it.
+	Args *ArgsTable `json:"args,omitempty"`
 	// Seed is the article's table, for comparison (its own figures).
 	Seed []SeedRow `json:"seed"`
 	// Node and Kernel describe where the lab ran.

@@ -275,6 +275,7 @@ func WriteTable(w io.Writer, r *Results) {
 		fmt.Fprintln(w, "what-if: "+wi)
 	}
 	fmt.Fprintln(w)
+	writeArgsTable(w, r.Args, false)
 
 	fmt.Fprintln(w, renderSeedLabel+":")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -349,6 +350,7 @@ func WriteMarkdownTable(w io.Writer, r *Results) {
 		fmt.Fprintln(w, "**What-if:** "+renderMDEscape(wi))
 	}
 	fmt.Fprintln(w)
+	writeArgsTable(w, r.Args, true)
 	fmt.Fprintln(w, "For comparison, the "+renderSeedLabel+":")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| buffer size | missing % (article) | note |")
