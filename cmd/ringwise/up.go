@@ -148,6 +148,9 @@ func writeSummary(w io.Writer, res pipeline.Result) {
 	}
 	if res.Recommendation != nil {
 		fmt.Fprintf(w, "recommendation (from this run's measured load): %s\n", res.Recommendation.Verdict)
+		for _, wi := range res.Recommendation.WhatIf {
+			fmt.Fprintf(w, "what-if: %s\n", wi.Sentence)
+		}
 	}
 	if n := len(res.Alerts); n > 0 {
 		fmt.Fprintf(w, "alerts: %d raised (log and %s); the last: %s\n", n, "ringwise.alerts", res.Alerts[n-1].Output)
