@@ -634,6 +634,12 @@ func (a *Analyzer) Load(node string) ringmodel.Load {
 // Recommendation recommends a ring for node from its measured load,
 // calibrated by the enricher's attribution of missing metadata to drops.
 func (a *Analyzer) Recommendation(node string) (ringmodel.Recommendation, error) {
+	return a.recommendation(node, true)
+}
+
+// recommendation is Recommendation, with the fewer-syscalls what-ifs only
+// when whatIf is set.
+func (a *Analyzer) recommendation(node string, whatIf bool) (ringmodel.Recommendation, error) {
 	a.mu.Lock()
 	if node == "" {
 		if nodes := a.agg.Nodes(); len(nodes) > 0 {
@@ -659,9 +665,11 @@ func (a *Analyzer) Recommendation(node string) (ringmodel.Recommendation, error)
 		opt.CPUsPerRing = last.CPUsPerRing
 	}
 	// The what-if from the syscall events seen of this node.
-	opt.Syscalls = make([]ringmodel.SyscallCount, 0, len(sum.Analyzer.BySyscall))
-	for name, n := range sum.Analyzer.BySyscall {
-		opt.Syscalls = append(opt.Syscalls, ringmodel.SyscallCount{Name: name, Count: n})
+	if whatIf {
+		opt.Syscalls = make([]ringmodel.SyscallCount, 0, len(sum.Analyzer.BySyscall))
+		for name, n := range sum.Analyzer.BySyscall {
+			opt.Syscalls = append(opt.Syscalls, ringmodel.SyscallCount{Name: name, Count: n})
+		}
 	}
 	as := ringmodel.Assess([]ringmodel.Run{{
 		Ring:                       ring,

@@ -247,3 +247,22 @@ func BenchmarkSimulate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRecommend is the analyzer's periodic recommendation over 60 s
+// of a node's load: every preset in shared, split and Falco's layout, plus
+// three fewer-syscalls what-ifs.
+func BenchmarkRecommend(b *testing.B) {
+	load := SimulatedLoad(FloodSpec{Procs: 12_000, Burst: 1_000, Pause: 5e9, ProcsPerSec: 20_000,
+		SyscallsPerProc: 30, BaseRate: 20_000}, DefaultRecordBytes(), 150_000, DefaultBinNs)
+	sys := []SyscallCount{{Name: "read", Count: 50}, {Name: "write", Count: 30}, {Name: "mmap", Count: 20}, {Name: "openat", Count: 10}}
+	b.Run("no-what-if", func(b *testing.B) {
+		for b.Loop() {
+			Recommend(load, Calibration{}, Options{})
+		}
+	})
+	b.Run("what-if", func(b *testing.B) {
+		for b.Loop() {
+			Recommend(load, Calibration{}, Options{Syscalls: sys})
+		}
+	})
+}
