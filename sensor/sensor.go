@@ -307,8 +307,8 @@ type sensor struct {
 	recordBytes [event.NumCategories]atomic.Uint64 // sum of ring footprints
 	// exec records read: count, ring footprint, and those cut (FlagTruncated)
 	execs, execBytes, execCut atomic.Uint64
-	batches     atomic.Uint64
-	pubErrors   atomic.Uint64
+	batches                   atomic.Uint64
+	pubErrors                 atomic.Uint64
 	// overflow counts the events, per category, of batches the spool
 	// dropped (full, or closed before they were stored).
 	overflow        [event.NumCategories]atomic.Uint64
