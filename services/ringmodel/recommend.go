@@ -280,6 +280,7 @@ func Recommend(load Load, cal Calibration, opt Options) Recommendation {
 		layouts = append(slices.Clone(layouts), ringspec.LayoutFalco)
 	}
 	for p := 1; p <= opt.MaxPreset; p++ {
+		var shared *Prediction // this preset's shared replay, if made
 		for _, l := range layouts {
 			size, _ := ringspec.PresetSize(p) // p is within 1..MaxPreset
 			r := Ring{SizeBytes: size, Layout: l}
@@ -289,7 +290,15 @@ func Recommend(load Load, cal Calibration, opt Options) Recommendation {
 			case ringspec.LayoutFalco:
 				r.CPUsPerRing, r.CPUs = opt.CPUsPerRing, cpus
 			}
-			pred := Simulate(load, r)
+			var pred Prediction
+			if l == ringspec.LayoutFalco && r.Rings() == 1 && shared != nil {
+				pred = *shared // one ring: simulateFalco replays exactly the shared ring
+			} else {
+				pred = Simulate(load, r)
+			}
+			if l == ringspec.LayoutShared {
+				shared = &pred
+			}
 			c := Candidate{
 				Preset:              p,
 				SizeBytes:           r.SizeBytes,
