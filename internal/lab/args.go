@@ -167,26 +167,36 @@ func ParseArgsMax(s string) ([]int, error) {
 	return out, validateArgsMax(out)
 }
 
+// argsTitle, argsHeader and argsCells render the trade-off table for the
+// text, markdown and HTML outputs alike.
+func argsTitle(t *ArgsTable) string {
+	return fmt.Sprintf("args bound trade-off (%s %s ring; the flood's argv lengths drawn from %d processes' /proc/*/cmdline on this node: median %d, mean %d, max %d bytes)",
+		ringspec.ProseSize(t.SizeBytes), t.Layout, t.Argv.Procs, t.Argv.Median, t.Argv.Mean, t.Argv.Max)
+}
+
+func argsHeader() []string {
+	return []string{"args max", "exec records", "bytes per exec record", "exec share of ring bytes %", "dropped %", "lifecycle dropped %", "missing %", "args truncated %"}
+}
+
+func argsCells(r ArgsRow) []string {
+	return []string{strconv.Itoa(r.ArgsMax), strconv.FormatFloat(r.ExecRecords, 'f', 0, 64), strconv.FormatFloat(r.BytesPerExec, 'f', 0, 64),
+		renderPct(r.ExecSharePct), renderPct(r.DroppedPct), renderPct(r.LifecycleDroppedPct), renderPct(r.MissingPct), renderPct(r.TruncatedPct)}
+}
+
 // writeArgsTable prints the args trade-off under the main table (text, or
 // markdown when md).
 func writeArgsTable(w io.Writer, t *ArgsTable, md bool) {
 	if t == nil || len(t.Rows) == 0 {
 		return
 	}
-	title := fmt.Sprintf("args bound trade-off (%s %s ring; the flood's argv lengths drawn from %d processes' /proc/*/cmdline on this node: median %d, mean %d, max %d bytes)",
-		ringspec.ProseSize(t.SizeBytes), t.Layout, t.Argv.Procs, t.Argv.Median, t.Argv.Mean, t.Argv.Max)
-	hdr := []string{"args max", "exec records", "bytes per exec record", "exec share of ring bytes %", "dropped %", "lifecycle dropped %", "missing %", "args truncated %"}
-	cells := func(r ArgsRow) []string {
-		return []string{strconv.Itoa(r.ArgsMax), strconv.FormatFloat(r.ExecRecords, 'f', 0, 64), strconv.FormatFloat(r.BytesPerExec, 'f', 0, 64),
-			renderPct(r.ExecSharePct), renderPct(r.DroppedPct), renderPct(r.LifecycleDroppedPct), renderPct(r.MissingPct), renderPct(r.TruncatedPct)}
-	}
+	title, hdr := argsTitle(t), argsHeader()
 	if md {
 		fmt.Fprintln(w, "**"+title+"**")
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| "+strings.Join(hdr, " | ")+" |")
 		fmt.Fprintln(w, "|"+strings.Repeat("---:|", len(hdr)))
 		for _, r := range t.Rows {
-			renderMDRow(w, cells(r))
+			renderMDRow(w, argsCells(r))
 		}
 		fmt.Fprintln(w)
 		return
@@ -195,7 +205,7 @@ func writeArgsTable(w io.Writer, t *ArgsTable, md bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, strings.Join(hdr, "\t")+"\t")
 	for _, r := range t.Rows {
-		fmt.Fprintln(tw, strings.Join(cells(r), "\t")+"\t")
+		fmt.Fprintln(tw, strings.Join(argsCells(r), "\t")+"\t")
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
