@@ -128,10 +128,9 @@ func Assess(runs []Run, opt Options) Assessment {
 			continue
 		}
 		plain = append(plain, r)
-		k := ringKey{size: r.Ring.SizeBytes, layout: r.Ring.Layout}
-		if k.layout == "" {
-			k.layout = ringspec.LayoutShared
-		}
+		// kind: Falco's layout with one ring is the shared ring, so its runs
+		// and the shared ones of that size are one measurement.
+		k := ringKey{size: r.Ring.SizeBytes, layout: r.Ring.kind()}
 		switch k.layout {
 		case ringspec.LayoutSplit:
 			k.lcSize = r.Ring.lifecycleSize()

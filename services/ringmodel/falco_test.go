@@ -232,3 +232,17 @@ func TestAssessFalcoRun(t *testing.T) {
 		}
 	}
 }
+
+// On a node of one ring, falco and shared runs of a size are one measured
+// ring: their missing shares are pooled.
+func TestAssessFalcoOneRingPoolsWithShared(t *testing.T) {
+	load := series(2, 100, func(cpu, bin int) [2]float64 { return [2]float64{1, 100} }).Load([2]float64{800, 96}, 1e6)
+	a := Assess([]Run{
+		{Ring: Ring{SizeBytes: mib, Layout: ringspec.LayoutFalco, CPUs: 2}, Load: load, Delivered: 1e4, MissingPct: 1},
+		{Ring: Ring{SizeBytes: mib, Layout: ringspec.LayoutShared}, Load: load, Delivered: 1e4, MissingPct: 3},
+	}, Options{Layouts: []ringspec.Layout{ringspec.LayoutShared}})
+	c := a.Recommendation.Candidates[0]
+	if c.Layout != ringspec.LayoutShared || c.SizeBytes != mib || c.MeasuredMissingPct == nil || *c.MeasuredMissingPct != 2 {
+		t.Errorf("1 MiB shared: %+v", c)
+	}
+}
