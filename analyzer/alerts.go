@@ -110,7 +110,8 @@ func (a *Analyzer) refreshRecommendations(now time.Time) {
 	nodes := a.agg.Nodes()
 	a.mu.Unlock()
 	for _, n := range nodes {
-		if rec, err := a.Recommendation(n); err == nil {
+		// The gauge needs the preset, not the what-ifs (3× the replays).
+		if rec, err := a.recommendation(n, false); err == nil {
 			a.setRecommended(n, rec)
 		}
 	}

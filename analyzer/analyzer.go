@@ -27,6 +27,7 @@ import (
 	"github.com/ringwise/ringwise/services/bus"
 	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/ringmodel"
+	"github.com/ringwise/ringwise/services/ringspec"
 	"github.com/ringwise/ringwise/services/telemetry"
 )
 
@@ -656,6 +657,12 @@ func (a *Analyzer) Load(node string) ringmodel.Load {
 // Recommendation recommends a ring for node from its measured load,
 // calibrated by the enricher's attribution of missing metadata to drops.
 func (a *Analyzer) Recommendation(node string) (ringmodel.Recommendation, error) {
+	return a.recommendation(node, true)
+}
+
+// recommendation is Recommendation, with the fewer-syscalls what-ifs only
+// when whatIf is set.
+func (a *Analyzer) recommendation(node string, whatIf bool) (ringmodel.Recommendation, error) {
 	a.mu.Lock()
 	if node == "" {
 		if nodes := a.agg.Nodes(); len(nodes) > 0 {
@@ -671,16 +678,32 @@ func (a *Analyzer) Recommendation(node string) (ringmodel.Recommendation, error)
 	// The model's calibration sequence, as in the lab, over the node's one
 	// run: its current ring is a measured ring, which outranks the model.
 	last := stats[len(stats)-1].Ring
+	load := ringmodel.LoadFromStats(stats)
+	opt := a.cfg.Recommend
+	ring := ringmodel.Ring{SizeBytes: last.SizeBytes, LifecycleSizeBytes: last.LifecycleSizeBytes, Layout: last.Layout}
+	if last.Layout == ringspec.LayoutFalco {
+		// The node runs Falco's layout: its own rings are the measured ones,
+		// and the Falco answer uses its cpus_for_each_buffer.
+		ring.CPUsPerRing, ring.CPUs = last.CPUsPerRing, load.CPUs()
+		opt.CPUsPerRing = last.CPUsPerRing
+	}
+	// The what-if from the syscall events seen of this node.
+	if whatIf {
+		opt.Syscalls = make([]ringmodel.SyscallCount, 0, len(sum.Analyzer.BySyscall))
+		for name, n := range sum.Analyzer.BySyscall {
+			opt.Syscalls = append(opt.Syscalls, ringmodel.SyscallCount{Name: name, Count: n})
+		}
+	}
 	as := ringmodel.Assess([]ringmodel.Run{{
-		Ring:                       ringmodel.Ring{SizeBytes: last.SizeBytes, LifecycleSizeBytes: last.LifecycleSizeBytes, Layout: last.Layout},
-		Load:                       ringmodel.LoadFromStats(stats),
+		Ring:                       ring,
+		Load:                       load,
 		LifecycleDropped:           float64(sum.Sensor.DroppedLifecycle),
 		MissingLifecycleAttributed: float64(sum.Analyzer.LifecycleAttributed),
 		Delivered:                  float64(sum.Sensor.Delivered),
 		MissingPct:                 sum.Analyzer.MissingPct,
 		// Shedding changes the load: its measurement is not of a plain ring.
 		Modified: last.Shedding,
-	}}, a.cfg.Recommend)
+	}}, opt)
 	return as.Recommendation, nil
 }
 

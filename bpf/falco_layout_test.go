@@ -3,10 +3,12 @@ package bpf
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/ringspec"
@@ -60,5 +62,56 @@ func TestFalcoLayout(t *testing.T) {
 				checkChild(t, pid, l, "")
 			}
 		})
+	}
+}
+
+// TestCountersByCPU: the per-CPU attempts sum to the totals of the same
+// reading, and children pinned to one CPU show up on that CPU.
+func TestCountersByCPU(t *testing.T) {
+	needRoot(t)
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := load(t, Config{RingSize: 4 << 20, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
+	c0, before, err := p.CountersByCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := cpus - 1
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var set, old unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		t.Fatal(err)
+	}
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	pids := runTrue(t, 5) // children inherit the affinity
+	if err := unix.SchedSetaffinity(0, &old); err != nil {
+		t.Fatal(err)
+	}
+	c1, after, err := p.CountersByCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != cpus || len(before) != cpus {
+		t.Fatalf("%d/%d per-CPU readings for %d possible CPUs", len(before), len(after), cpus)
+	}
+	var sum [event.NumCategories]uint64
+	for _, v := range after {
+		for c := range sum {
+			sum[c] += v[c]
+		}
+	}
+	if sum != c1.Attempted {
+		t.Errorf("per-CPU sum %v, totals %v", sum, c1.Attempted)
+	}
+	// Each child's exec and exit ran on the pinned CPU (its fork, on the
+	// spawner's thread, too).
+	if got := after[cpu][event.CategoryLifecycle] - before[cpu][event.CategoryLifecycle]; got < uint64(2*len(pids)) {
+		t.Errorf("CPU %d: %d lifecycle attempts for %d children (totals %v → %v)", cpu, got, len(pids), c0.Attempted, c1.Attempted)
 	}
 }

@@ -74,6 +74,12 @@ type Config struct {
 	// captures the syscalls its rules and base_syscalls need. Lifecycle
 	// records are always captured. Numbers ≥ CaptureMaxNr are refused.
 	CaptureSyscalls []uint32
+	// ArgsMax bounds the argv bytes an exec record keeps (load time, the
+	// exec program's args_max): 0 means ArgsMax (4 KiB, Falco's bound),
+	// at most ArgsMax. Longer command lines are cut and flagged
+	// FlagTruncated; a smaller bound makes exec records cheaper in the ring
+	// (the trade-off `ringwise lab --args-max` measures).
+	ArgsMax int
 	// WakeupBytes: records are submitted without waking the reader until a
 	// ring holds more than this many unread bytes, since one wakeup per
 	// record costs the traced workload more than the probe itself. 0 means
@@ -114,6 +120,12 @@ func (c *Config) normalize() error {
 		if err := ringspec.ValidateRingSize(c.LifecycleRingSize); err != nil {
 			return fmt.Errorf("ringwise bpf: lifecycle ring size %w", err)
 		}
+	}
+	if c.ArgsMax == 0 {
+		c.ArgsMax = ArgsMax
+	}
+	if c.ArgsMax < 0 || c.ArgsMax > ArgsMax {
+		return fmt.Errorf("ringwise bpf: args max %d: want 1..%d bytes", c.ArgsMax, ArgsMax)
 	}
 	if c.WakeupBytes < 0 {
 		return fmt.Errorf("ringwise bpf: negative wakeup bytes %d", c.WakeupBytes)
@@ -205,6 +217,7 @@ func Load(cfg Config) (*Probe, error) {
 		ringwiseVarWakeupBytes:   uint64(cfg.WakeupBytes),
 		ringwiseVarLcWakeupBytes: uint64(lcWakeup),
 		ringwiseVarCaptureFilter: capture,
+		ringwiseVarArgsMax:       uint32(cfg.ArgsMax),
 	} {
 		vs, ok := spec.Variables[name]
 		if !ok {
@@ -474,17 +487,34 @@ func (p *Probe) Close() error {
 // Dropped reading has its attempt in the later Attempted reading: a caller
 // that read Delivered first always sees attempted >= delivered + dropped.
 func (p *Probe) Counters() (event.Counters, error) {
+	c, _, err := p.CountersByCPU()
+	return c, err
+}
+
+// CountersByCPU is Counters plus Attempted per CPU (index = the kernel's
+// CPU number, over its possible CPUs), from the same lookups: the arrival
+// curve per CPU that the ring model needs for Falco's per-CPU-group rings.
+func (p *Probe) CountersByCPU() (event.Counters, [][event.NumCategories]uint64, error) {
 	var vals []uint64
-	return readCounters(func(key uint32) (uint64, error) {
+	var perCPU [][event.NumCategories]uint64
+	c, err := readCounters(func(key uint32) (uint64, error) {
 		if err := p.objs.Counters.Lookup(key, &vals); err != nil {
 			return 0, err
 		}
+		attempted := int(key)%3 == kindAttempted
+		if attempted && perCPU == nil {
+			perCPU = make([][event.NumCategories]uint64, len(vals))
+		}
 		var s uint64
-		for _, v := range vals {
+		for i, v := range vals {
 			s += v
+			if attempted && i < len(perCPU) {
+				perCPU[i][int(key)/3] = v
+			}
 		}
 		return s, nil
 	})
+	return c, perCPU, err
 }
 
 // counterKey is the index of a counter in the kernel's counters map

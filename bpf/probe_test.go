@@ -744,3 +744,39 @@ func TestCaptureSyscalls(t *testing.T) {
 		t.Error("capture syscall number past the map: no error")
 	}
 }
+
+// TestExecArgsMax: the args bound is a load-time setting. At 256 bytes a
+// longer argv is cut there (flagged), a shorter one is whole, and the record
+// costs the ring only what it keeps.
+func TestExecArgsMax(t *testing.T) {
+	needRoot(t)
+	p := load(t, Config{RingSize: 1 << 20, ArgsMax: 256, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
+	c := collect(p)
+	long := make([]string, 40) // 40 × 14 bytes: over 256
+	for i := range long {
+		long[i] = fmt.Sprintf("argument-%04d", i)
+	}
+	run := func(args ...string) uint32 {
+		cmd := exec.Command("/bin/true", args...)
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		return uint32(cmd.Process.Pid)
+	}
+	pidLong, pidShort := run(long...), run("short")
+	time.Sleep(50 * time.Millisecond)
+	recs, _ := c.finish(t)
+	m := byPid(recs, []uint32{pidLong, pidShort})
+	full := strings.Join(append([]string{"/bin/true"}, long...), "\x00")
+	if l := m[pidLong]; l.exec == nil || l.exec.Flags&event.FlagTruncated == 0 || string(l.exec.Args) != full[:256] {
+		t.Errorf("argv not cut at 256: %+v", l.exec)
+	}
+	if l := m[pidShort]; l.exec == nil || l.exec.Flags&event.FlagTruncated != 0 || string(l.exec.Args) != "/bin/true\x00short" {
+		t.Errorf("short argv: %+v", l.exec)
+	}
+	for _, bad := range []int{-1, ArgsMax + 1} {
+		if _, err := Load(Config{RingSize: 1 << 20, ArgsMax: bad}); err == nil || !strings.Contains(err.Error(), "args max") {
+			t.Errorf("ArgsMax %d: %v", bad, err)
+		}
+	}
+}

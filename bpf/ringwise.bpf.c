@@ -503,6 +503,11 @@ int BPF_PROG(rw_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+/* load-time: an exec record keeps at most this many bytes of argv
+ * (<= ARGS_MAX, the record's room); bigger records cost ring space, so the
+ * lab measures the trade-off (ringwise lab --args-max). */
+volatile const u32 args_max = ARGS_MAX;
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(rw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -549,8 +554,11 @@ int BPF_PROG(rw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	u64 start = BPF_CORE_READ(mm, arg_start);
 	u64 end = BPF_CORE_READ(mm, arg_end);
 	u64 len = end > start ? end - start : 0;
-	if (len > ARGS_MAX) {
-		len = ARGS_MAX;
+	u64 bound = args_max;
+	if (bound > ARGS_MAX)
+		bound = ARGS_MAX;
+	if (len > bound) {
+		len = bound;
 		r->h.flags |= FLAG_TRUNCATED;
 	}
 	barrier_var(len);

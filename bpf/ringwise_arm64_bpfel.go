@@ -193,6 +193,7 @@ const (
 	ringwiseProgRwFork            = "rw_fork"
 	ringwiseProgRwSysExit         = "rw_sys_exit"
 	ringwiseProgRwWhoami          = "rw_whoami"
+	ringwiseVarArgsMax            = "args_max"
 	ringwiseVarCaptureFilter      = "capture_filter"
 	ringwiseVarCpusPerRing        = "cpus_per_ring"
 	ringwiseVarHints              = "hints"
@@ -278,6 +279,7 @@ type ringwiseMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ringwiseVariableSpecs struct {
+	ArgsMax            *ebpf.VariableSpec `ebpf:"args_max"`
 	CaptureFilter      *ebpf.VariableSpec `ebpf:"capture_filter"`
 	CpusPerRing        *ebpf.VariableSpec `ebpf:"cpus_per_ring"`
 	Hints              *ebpf.VariableSpec `ebpf:"hints"`
@@ -343,6 +345,7 @@ func (m *ringwiseMaps) Close() error {
 //
 // It can be passed to loadRingwiseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ringwiseVariables struct {
+	ArgsMax            *ebpf.Variable `ebpf:"args_max"`
 	CaptureFilter      *ebpf.Variable `ebpf:"capture_filter"`
 	CpusPerRing        *ebpf.Variable `ebpf:"cpus_per_ring"`
 	Hints              *ebpf.Variable `ebpf:"hints"`

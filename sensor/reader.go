@@ -128,8 +128,16 @@ func (r *reader) record(ring Ring, ev *event.Event, deadline time.Time) (bool, e
 		return false, fmt.Errorf("read ring %s: %w", ring.Name(), err)
 	}
 	cat := ev.Type.Category()
+	fp := uint64(footprint(ring, ev))
 	r.delivered[cat]++
-	r.recordBytes[cat] += uint64(footprint(ring, ev))
+	r.recordBytes[cat] += fp
+	if ev.Type == event.TypeExec { // rare: atomics are fine here
+		r.s.execs.Add(1)
+		r.s.execBytes.Add(fp)
+		if ev.Flags&event.FlagTruncated != 0 {
+			r.s.execCut.Add(1)
+		}
+	}
 	if r.s.cfg.ConsumerCost > 0 {
 		spin(r.s.cfg.ConsumerCost)
 	}

@@ -61,6 +61,14 @@ type Probe interface {
 	Close() error
 }
 
+// cpuCounters is a Probe that also reads Attempted per CPU in the same
+// reading (*bpf.Probe does): the samples then carry the per-CPU arrival
+// curve (event.Sample.AttemptedCPU) that the ring model needs for Falco's
+// per-CPU-group rings. A Probe without it gives samples without.
+type cpuCounters interface {
+	CountersByCPU() (event.Counters, [][event.NumCategories]uint64, error)
+}
+
 // LoadProbe loads the real BPF programs.
 func LoadProbe(cfg bpf.Config) (Probe, error) {
 	p, err := bpf.Load(cfg)
@@ -249,6 +257,9 @@ type Result struct {
 	Series []event.Sample
 	// Consistent reports attempted == delivered + dropped in every category.
 	Consistent bool
+	// Execs is what the exec records read cost and kept (for the lab's
+	// args-bound trade-off).
+	Execs ExecStats
 	// SpoolOverflow counts, per category, delivered events whose batch the
 	// publisher's spool dropped (see bus.Spool) up to the final stats: they
 	// never reached NATS, so attempted == (delivered - overflow) + dropped
@@ -256,6 +267,13 @@ type Result struct {
 	SpoolOverflow [event.NumCategories]uint64
 	// SpoolOverflowBatches counts those batches (each a gap downstream).
 	SpoolOverflowBatches uint64
+}
+
+// ExecStats counts the exec records read: Bytes is their ring footprint
+// (header, record, exe and args as written), Truncated those whose exe or
+// argv hit its bound (event.FlagTruncated).
+type ExecStats struct {
+	Records, Bytes, Truncated uint64
 }
 
 // MonotonicNs reads CLOCK_BOOTTIME, the clock of the records' timestamps
@@ -305,8 +323,10 @@ type sensor struct {
 
 	delivered   [event.NumCategories]atomic.Uint64
 	recordBytes [event.NumCategories]atomic.Uint64 // sum of ring footprints
-	batches     atomic.Uint64
-	pubErrors   atomic.Uint64
+	// exec records read: count, ring footprint, and those cut (FlagTruncated)
+	execs, execBytes, execCut atomic.Uint64
+	batches                   atomic.Uint64
+	pubErrors                 atomic.Uint64
 	// overflow counts the events, per category, of batches the spool
 	// dropped (full, or closed before they were stored).
 	overflow        [event.NumCategories]atomic.Uint64
@@ -533,7 +553,14 @@ func (s *sensor) takeSample() {
 	// that took long (the sampler was preempted) has no precise time and is
 	// left out of the series, whose bins would otherwise show absurd rates.
 	t0 := MonotonicNs()
-	c, err := s.probe.Counters()
+	var c event.Counters
+	var perCPU [][event.NumCategories]uint64
+	var err error
+	if pc, ok := s.probe.(cpuCounters); ok {
+		c, perCPU, err = pc.CountersByCPU()
+	} else {
+		c, err = s.probe.Counters()
+	}
 	t1 := MonotonicNs()
 	ts := t0 + (t1-t0)/2
 	reliable := t1-t0 < 1_000_000
@@ -545,7 +572,7 @@ func (s *sensor) takeSample() {
 	if s.lifecycle != nil {
 		fill += s.lifecycle.Pending()
 	}
-	smp := event.Sample{TsNs: ts, Attempted: c.Attempted, Dropped: c.Dropped, Shed: c.Shed, FillBytes: fill}
+	smp := event.Sample{TsNs: ts, Attempted: c.Attempted, Dropped: c.Dropped, Shed: c.Shed, FillBytes: fill, AttemptedCPU: perCPU}
 	for i := range smp.Delivered {
 		smp.Delivered[i] = s.delivered[i].Load()
 	}
@@ -692,6 +719,7 @@ func (s *sensor) finish() (Result, error) {
 		s.pubErrors.Add(1)
 		s.log.Warn("publish final stats", "err", err)
 	}
+	res.Execs = ExecStats{Records: s.execs.Load(), Bytes: s.execBytes.Load(), Truncated: s.execCut.Load()}
 	res.PublishErrors = s.pubErrors.Load()
 	res.SpoolOverflow = s.spoolOverflow()
 	res.SpoolOverflowBatches = s.overflowBatches.Load()

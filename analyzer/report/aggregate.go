@@ -2,9 +2,11 @@ package report
 
 import (
 	"slices"
+	"strconv"
 
 	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/ringspec"
+	"github.com/ringwise/ringwise/services/syscalls"
 )
 
 // Summary is the analyzer's report for one node, or merged over all nodes.
@@ -90,6 +92,11 @@ type AnalyzerSummary struct {
 	ByField map[string]uint64 `json:"by_field"`
 	// ByReason counts missing events per reason.
 	ByReason map[string]uint64 `json:"by_reason"`
+	// BySyscall counts the syscall events per syscall name (Falco's
+	// evt.type: ia32 calls under their x86_64 name; syscall_N where no
+	// table names one): the dominant syscalls of the load, for the
+	// recommendation's fewer-syscalls what-if.
+	BySyscall map[string]uint64 `json:"by_syscall,omitempty"`
 	// LifecycleAttributed counts missing events whose reason blames a
 	// lifecycle record dropped by the ring.
 	LifecycleAttributed uint64 `json:"lifecycle_attributed"`
@@ -226,6 +233,7 @@ type nodeState struct {
 	events, missing uint64
 	byField         [8]uint64   // per Field bit
 	byReason        [256]uint64 // per Reason, missing events only
+	bySyscall       map[syscallKey]uint64
 	batches, dups   uint64
 	positions       map[string]*positions // per RINGWISE_RAW incarnation
 	posDups, posOOO uint64
@@ -352,6 +360,12 @@ func (a *Aggregator) AddBatch(b *event.EnrichedBatch) {
 	n.events += uint64(len(b.Events))
 	for i := range b.Events {
 		e := &b.Events[i]
+		if e.Type == event.TypeSyscall {
+			if n.bySyscall == nil {
+				n.bySyscall = map[syscallKey]uint64{}
+			}
+			n.bySyscall[keyOfSyscall(&e.Event)]++
+		}
 		if e.Missing == 0 {
 			continue
 		}
@@ -474,6 +488,12 @@ func (n *nodeState) addTo(s *Summary) {
 		}
 		an.ByField[name] += c
 	}
+	for k, c := range n.bySyscall {
+		if an.BySyscall == nil {
+			an.BySyscall = map[string]uint64{}
+		}
+		an.BySyscall[k.name()] += c
+	}
 	for r, c := range n.byReason {
 		if c == 0 {
 			continue
@@ -525,4 +545,29 @@ func (s *Summary) finish() {
 	s.Analyzer.MissingPct = pct(s.Analyzer.Missing, s.Analyzer.Events)
 	s.Sensor.DropPct = pct(s.Sensor.Dropped, s.Sensor.Attempted)
 	s.Sensor.LifecycleDropPct = pct(s.Sensor.DroppedLifecycle, s.Sensor.AttemptedLifecycle)
+}
+
+// syscallKey is a syscall event's number in its normalized ABI (ia32 calls
+// mapped to x86_64, as Falco names them), or in its own ABI when unmapped.
+type syscallKey struct {
+	abi syscalls.ABI
+	nr  uint32
+}
+
+func keyOfSyscall(e *event.Event) syscallKey {
+	abi := e.SyscallABI()
+	if nr, ok := syscalls.Normalize(abi, e.Syscall); ok {
+		return syscallKey{syscalls.NormalABI(abi), nr}
+	}
+	return syscallKey{event.ABIOther, e.Syscall}
+}
+
+// name is Falco's evt.type of k (see appendEvtType).
+func (k syscallKey) name() string {
+	if k.abi != event.ABIOther {
+		if n := syscalls.Name(k.abi, k.nr); n != "" {
+			return n
+		}
+	}
+	return "syscall_" + strconv.FormatUint(uint64(k.nr), 10)
 }

@@ -50,6 +50,7 @@ type sensorFlags struct {
 	syscalls      string
 	batchEvents   int
 	batchDelay    time.Duration
+	argsMax       int
 }
 
 func (f *sensorFlags) register(fs *flag.FlagSet) {
@@ -68,6 +69,7 @@ func (f *sensorFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.shedLow, "shed-low", ringspec.DefaultShedLowWater, "adaptive shedding: ring fill fraction below which shedding stops")
 	fs.StringVar(&f.shedSyscalls, "shed-syscalls", sensor.DefaultShedSyscalls, "comma-separated syscall names eligible for shedding; names this architecture lacks are skipped")
 	fs.StringVar(&f.syscalls, "syscalls", "", "comma-separated syscall names to capture, as Falco's base_syscalls.custom_set (empty: every syscall); the others are neither written nor counted; fork, exec and exit records are always captured")
+	fs.IntVar(&f.argsMax, "args-max", bpf.ArgsMax, "bytes of argv an exec record keeps (1.."+strconv.Itoa(bpf.ArgsMax)+"); longer command lines are cut and flagged truncated; smaller costs less ring space (see ringwise lab --args-max)")
 	fs.IntVar(&f.batchEvents, "batch-events", sensor.DefaultBatchMaxEvents, "max events per published batch")
 	fs.DurationVar(&f.batchDelay, "batch-delay", sensor.DefaultBatchMaxDelay, "max time an event waits in an open batch")
 }
@@ -109,7 +111,7 @@ func (f *sensorFlags) config() (sensor.Config, error) {
 	cfg := sensor.Config{
 		Node: f.node,
 		Probe: bpf.Config{RingSize: size, LifecycleRingSize: f.lifecycleSize, Layout: layout, Hints: f.hints, LifecycleOnly: f.lifecycleOnly,
-			ShedSyscalls: shed, CPUsPerRing: f.cpusPerRing, CaptureSyscalls: capture}, // CPUsPerRing 0: ringspec.DefaultCPUsPerRing
+			ShedSyscalls: shed, CPUsPerRing: f.cpusPerRing, CaptureSyscalls: capture, ArgsMax: f.argsMax}, // CPUsPerRing 0: ringspec.DefaultCPUsPerRing
 		ExcludeSelf:    f.excludeSelf,
 		ConsumerCost:   f.consumerCost,
 		BatchMaxEvents: f.batchEvents,

@@ -16,7 +16,7 @@ import (
 )
 
 func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("lab", "lab [--sizes 1MiB,2MiB,4MiB,16MiB] [--layouts shared,split] [--repeat R] [--out DIR] [--json] [--source bpf|sim]", stderr)
+	fs := newFlagSet("lab", "lab [--sizes 1MiB,2MiB,4MiB,16MiB] [--layouts shared,split] [--repeat R] [--args-max 256,1024,4096] [--out DIR] [--json] [--source bpf|sim]", stderr)
 	sizes := fs.String("sizes", ringspec.FlagSizes(lab.DefaultSizes()), "ring sizes to compare (the seed table's sizes)")
 	layouts := fs.String("layouts", ringspec.JoinLayouts(lab.DefaultLayouts(), ","), "layouts to compare: "+ringspec.JoinLayouts(ringspec.LabLayouts(), ", "))
 	var lcSize int
@@ -34,6 +34,8 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	shedHigh := fs.Float64("shed-high", ringspec.DefaultShedHighWater, "shared+shed: ring fill fraction where shedding starts")
 	shedLow := fs.Float64("shed-low", ringspec.DefaultShedLowWater, "shared+shed: ring fill fraction where shedding stops")
 	shedSys := fs.String("shed-syscalls", sensor.DefaultShedSyscalls, "shared+shed: syscall names eligible for shedding")
+	cpusPerRing := fs.Int("cpus-per-ring", ringspec.DefaultCPUsPerRing, "Falco's cpus_for_each_buffer: the falco layout's runs, and the recommendation's answer in Falco's layout (one ring of the preset's size per this many CPUs)")
+	argsMax := fs.String("args-max", "", "also measure the args-bound trade-off: one run per bound on exec records' argv, in bytes (e.g. 256,1024,4096), on the first size and layout, the children's command lines of this node's real lengths")
 	node := fs.String("node", hostname(), "node name")
 	verbose := fs.Bool("v", false, "log to stderr")
 	if err := parse(fs, args); err != nil {
@@ -44,7 +46,7 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	cfg := lab.Config{Procs: *procs, Burst: *burst, Pause: *pause, Parallel: *parallel, ConsumerCost: *cost,
 		Repeat: *repeat, TargetPct: *target, Source: *source, Node: *node, LifecycleSize: lcSize,
-		ShedHigh: *shedHigh, ShedLow: *shedLow}
+		ShedHigh: *shedHigh, ShedLow: *shedLow, CPUsPerRing: *cpusPerRing}
 	var err error
 	if cfg.Sizes, err = ringspec.ParseSizes(*sizes); err != nil {
 		return fmt.Errorf("--sizes: %w", err)
@@ -52,8 +54,11 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if cfg.Layouts, err = ringspec.ParseLayouts(*layouts, ringspec.LabLayouts()...); err != nil {
 		return fmt.Errorf("--layouts: %w", err)
 	}
+	if cfg.ArgsMax, err = lab.ParseArgsMax(*argsMax); err != nil {
+		return err
+	}
 	sf := sensorFlags{shedSyscalls: *shedSys, layout: string(ringspec.DefaultLayout), preset: ringspec.DefaultPreset,
-		cpusPerRing: ringspec.DefaultCPUsPerRing}
+		cpusPerRing: *cpusPerRing}
 	sc, err := sf.config()
 	if err != nil {
 		return err

@@ -18,18 +18,10 @@ import (
 	"github.com/ringwise/ringwise/services/ringspec"
 )
 
-// Defaults of 'ringwise measure'.
-const (
-	DefaultMeasureDuration = 30 * time.Second
-	// DefaultWhatIfKeep are the syscalls the what-if never leaves out: the
-	// ones Falco's documentation says its state engine needs (process
-	// lineage, file descriptors, sockets, credentials, working directory).
-	DefaultWhatIfKeep = "clone,clone3,fork,vfork,execve,execveat,exit,exit_group,close,socket,bind,getsockopt," +
-		"setuid,setgid,setresuid,setresgid,setreuid,setregid,setsid,setpgid,capset,chdir,fchdir,chroot,prctl"
-	// DefaultWhatIfTop is how many of the dominant syscalls the what-if
-	// leaves out, one more at a time.
-	DefaultWhatIfTop = 3
-)
+// DefaultMeasureDuration is how long 'ringwise measure' counts. The
+// what-if's defaults are ringmodel.DefaultWhatIfTop and DefaultWhatIfKeep,
+// shared with the lab's and the analyzer's recommendation.
+const DefaultMeasureDuration = 30 * time.Second
 
 // measureOutput is 'ringwise measure --json'.
 type measureOutput struct {
@@ -50,9 +42,7 @@ type namedShare struct {
 
 // whatIf is the recommendation without the top N syscalls.
 type whatIf struct {
-	Without        []string                      `json:"without"`
-	SharePct       float64                       `json:"share_pct"`
-	CustomSet      string                        `json:"base_syscalls_custom_set"`
+	ringmodel.Fewer
 	Recommendation ringmodel.FalcoRecommendation `json:"recommendation"`
 }
 
@@ -74,8 +64,8 @@ func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	def := ringmodel.DefaultFalcoRecordBytes()
 	recBytes := fs.String("record-bytes", fmt.Sprintf("%g,%g", def[0], def[1]), "ASSUMED mean ring bytes of a Falco record: lifecycle,syscall")
 	captured := fs.String("falco-syscalls", "", "syscall names Falco captures (its rules ∪ base_syscalls); empty models every syscall counted — an upper bound, since Falco skips I/O syscalls unless -A")
-	top := fs.Int("what-if-top", DefaultWhatIfTop, "what-if: leave out the top 1..N syscalls")
-	keep := fs.String("what-if-keep", DefaultWhatIfKeep, "syscall names the what-if never leaves out (Falco's state engine needs them)")
+	top := fs.Int("what-if-top", ringmodel.DefaultWhatIfTop, "what-if: leave out the top 1..N syscalls")
+	keep := fs.String("what-if-keep", strings.Join(ringmodel.DefaultWhatIfKeep(), ","), "syscall names the what-if never leaves out (Falco's state engine needs them)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	save := fs.String("save", "", "write the measurement (the per-CPU arrival curve) to FILE as JSON")
 	load := fs.String("load", "", "model a measurement saved with --save instead of counting (no BPF, no root)")
@@ -241,27 +231,19 @@ func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for k, v := range notCaptured {
 		without[k] = v
 	}
-	var names []string
-	var share float64
-	for _, s := range out.TopSyscalls {
-		if len(names) == *top {
-			break
-		}
-		if keepSet[s.Nr] || s.Nr >= bpf.MeasureMaxNr {
-			continue
-		}
-		without[s.Nr] = true
-		names = append(names, s.Name)
-		share += s.Pct
-		neg := make([]string, len(names))
-		for j, n := range names {
-			neg[j] = "!" + n
-		}
-		out.WhatIf = append(out.WhatIf, whatIf{
-			Without: append([]string(nil), names...), SharePct: share,
-			CustomSet:      "[" + strings.Join(neg, ", ") + "]",
-			Recommendation: ringmodel.RecommendFalco(meas.Series(*perSys, without), rb, d, *cpusPer, ringmodel.Calibration{}, *target),
-		})
+	// The what-if steps are the lab's and the analyzer's (ringmodel); only
+	// the replay differs: measure has the per-syscall arrivals per bin.
+	ranked := make([]ringmodel.SyscallCount, len(out.TopSyscalls))
+	nrOf := make(map[string]uint32, len(out.TopSyscalls))
+	for i, s := range out.TopSyscalls {
+		ranked[i] = ringmodel.SyscallCount{Name: s.Name, Count: s.Count, Pct: s.Pct}
+		nrOf[s.Name] = s.Nr
+	}
+	skip := func(name string) bool { nr := nrOf[name]; return keepSet[nr] || nr >= bpf.MeasureMaxNr }
+	for _, f := range ringmodel.FewerSyscalls(ranked, *top, skip) {
+		without[nrOf[f.Without[len(f.Without)-1]]] = true
+		out.WhatIf = append(out.WhatIf, whatIf{Fewer: f,
+			Recommendation: ringmodel.RecommendFalco(meas.Series(*perSys, without), rb, d, *cpusPer, ringmodel.Calibration{}, *target)})
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -201,6 +201,7 @@ func cmdAnalyzer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	tokenFile := fs.String("http-token-file", "", "file whose first line is the bearer token HTTP clients must send (Authorization: Bearer TOKEN)")
 	durable := fs.String("durable", analyzer.DefaultDurable, "durable consumer name")
 	target := fs.Float64("target", ringspec.DefaultTargetPct, "highest acceptable % of events missing metadata: the recommendation's target and the metadata-loss alert's threshold")
+	cpusPerRing := fs.Int("cpus-per-ring", ringspec.DefaultCPUsPerRing, "Falco's cpus_for_each_buffer for the recommendation's answer in Falco's layout (one ring of the preset's size per this many CPUs); a node running the falco layout uses its own")
 	var tf telemetryFlags
 	tf.register(fs, false, true)
 	if err := parse(fs, args); err != nil {
@@ -208,6 +209,9 @@ func cmdAnalyzer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	if *cpusPerRing < 1 {
+		return fmt.Errorf("--cpus-per-ring %d: want at least 1", *cpusPerRing)
 	}
 	log, err := tf.logger(stderr, slog.LevelInfo)
 	if err != nil {
@@ -240,7 +244,7 @@ func cmdAnalyzer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	a := analyzer.New(analyzer.Config{JS: js, Durable: *durable, HTTPAddr: *httpAddr, HTTPToken: token, Logger: log, Tracing: tr, NC: nc,
-		Metrics: metrics.Handler(), DropAlert: drop, MetadataAlert: meta, Recommend: ringmodel.Options{TargetPct: *target}})
+		Metrics: metrics.Handler(), DropAlert: drop, MetadataAlert: meta, Recommend: ringmodel.Options{TargetPct: *target, CPUsPerRing: *cpusPerRing}})
 	if _, err := a.RegisterMetrics(metrics.Meter()); err != nil {
 		return err
 	}

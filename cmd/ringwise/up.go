@@ -52,7 +52,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	opts := pipeline.Options{NATSURL: *natsURL, Sensor: scfg, Duration: *duration, HTTPAddr: *httpAddr,
-		Recommend: ringmodel.Options{TargetPct: *target}}
+		Recommend: ringmodel.Options{TargetPct: *target, CPUsPerRing: sf.cpusPerRing}}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo
@@ -150,6 +150,9 @@ func writeSummary(w io.Writer, res pipeline.Result) {
 	}
 	if res.Recommendation != nil {
 		fmt.Fprintf(w, "recommendation (from this run's measured load): %s\n", res.Recommendation.Verdict)
+		for _, wi := range res.Recommendation.WhatIf {
+			fmt.Fprintf(w, "what-if: %s\n", wi.Sentence)
+		}
 	}
 	if n := len(res.Alerts); n > 0 {
 		fmt.Fprintf(w, "alerts: %d raised (log and %s); the last: %s\n", n, "ringwise.alerts", res.Alerts[n-1].Output)

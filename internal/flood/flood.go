@@ -13,8 +13,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -41,6 +43,47 @@ type Config struct {
 	Helper string
 	// Truth, when set, receives one JSON line per child.
 	Truth io.Writer
+	// ArgvBytes, when set, gives child i an argv block (arguments with
+	// their NULs, the program path included) of about ArgvBytes[i mod len]
+	// bytes: the lab's args-bound trade-off needs command lines of real
+	// lengths (CmdlineLengths). Empty: the helper's path alone.
+	ArgvBytes []int
+}
+
+// Argv returns arguments (after argv[0] = exe) that make an argv block of
+// about n bytes: words of up to 64 characters, each with its NUL.
+func Argv(exe string, n int) []string {
+	var out []string
+	rest := n - (len(exe) + 1)
+	for i := 0; rest > 1; i++ {
+		w := min(rest-1, 64)
+		out = append(out, strings.Repeat(string(rune('a'+i%26)), w))
+		rest -= w + 1
+	}
+	return out
+}
+
+// CmdlineLengths returns the argv block length of every process under
+// proc (/proc/*/cmdline) that has one (kernel threads have none), sorted:
+// a node's real distribution of command-line lengths.
+func CmdlineLengths(proc string) ([]int, error) {
+	ents, err := os.ReadDir(proc)
+	if err != nil {
+		return nil, fmt.Errorf("flood: %w", err)
+	}
+	var out []int
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(proc, e.Name(), "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue // gone, or a kernel thread
+		}
+		out = append(out, len(b))
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // Validate checks c and fills defaults.
@@ -59,6 +102,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Pause < 0 {
 		return fmt.Errorf("flood: --pause %v: want >= 0", c.Pause)
+	}
+	for _, n := range c.ArgvBytes {
+		if n < 0 || n > 128<<10 {
+			return fmt.Errorf("flood: argv of %d bytes: want 0..128 KiB", n)
+		}
 	}
 	return nil
 }
@@ -153,9 +201,18 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Truth != nil {
 		enc = json.NewEncoder(cfg.Truth)
 	}
+	var argvs [][]string
+	for _, n := range cfg.ArgvBytes {
+		argvs = append(argvs, Argv(exe, n))
+	}
+	var next atomic.Int64
 	start := time.Now()
 	spawnOne := func() {
-		cmd := exec.Command(exe)
+		var args []string
+		if len(argvs) > 0 {
+			args = argvs[int(next.Add(1)-1)%len(argvs)]
+		}
+		cmd := exec.Command(exe, args...)
 		born := bootTimeNs()
 		err := cmd.Start()
 		var p Proc

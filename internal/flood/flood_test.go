@@ -42,3 +42,20 @@ func TestFloodValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestArgv(t *testing.T) {
+	for _, n := range []int{0, 5, 12, 13, 100, 1000, 5000} {
+		exe := "/tmp/x/rwflood"
+		got := len(exe) + 1
+		for _, a := range Argv(exe, n) {
+			got += len(a) + 1
+		}
+		if want := max(n, len(exe)+1); got != want && got != want-1 {
+			t.Errorf("Argv(%d): block of %d bytes", n, got)
+		}
+	}
+	ls, err := CmdlineLengths("/proc")
+	if err != nil || len(ls) == 0 || ls[0] <= 0 {
+		t.Errorf("CmdlineLengths: %v %v", ls, err)
+	}
+}

@@ -24,6 +24,10 @@ type htmlView struct {
 	Header     []string
 	Rows       [][]string
 	RecLine    string
+	WhatIf     []string
+	ArgsTitle  string
+	ArgsHeader []string
+	ArgsRows   [][]string
 	Verdict    string
 	Evidence   [][2]string
 	Candidates []htmlCandidate
@@ -73,7 +77,8 @@ dl.kv dd{margin:0}
 {{if .Sim}}<div class="banner" id="simulated">{{.SimTitle}} — these figures come from the ring model replaying the load, not from the kernel. Run the lab with BPF to measure this node.</div>
 {{end}}<h1>{{.Title}}</h1>
 <div class="rec{{if .Sim}} sim{{end}}" id="recommendation"><strong>{{if .Sim}}SIMULATED {{end}}Recommendation:</strong> {{.RecLine}}</div>
-
+{{range .WhatIf}}<p class="note what-if">What-if: {{.}}</p>
+{{end}}
 <h2>Chart</h2>
 <div class="chart">{{.SVG}}</div>
 
@@ -85,7 +90,15 @@ dl.kv dd{margin:0}
 {{else}}<tr><td colspan="{{len .Header}}" class="l">no rows</td></tr>
 {{end}}</tbody>
 </table>
-
+{{if .ArgsRows}}
+<h2>{{.ArgsTitle}}</h2>
+<table id="args">
+<thead><tr>{{range .ArgsHeader}}<th>{{.}}</th>{{end}}</tr></thead>
+<tbody>
+{{range .ArgsRows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
+{{end}}</tbody>
+</table>
+{{end}}
 <div class="cols">
 <div>
 <h2>Parameters</h2>
@@ -181,6 +194,13 @@ func htmlBuildView(r *Results) htmlView {
 		v.Rows = append(v.Rows, renderRowCells(row))
 	}
 	v.Evidence, v.Verdict = htmlEvidence(r)
+	v.WhatIf = r.Recommendation.WhatIf
+	if a := r.Args; a != nil && len(a.Rows) > 0 {
+		v.ArgsTitle, v.ArgsHeader = argsTitle(a), argsHeader()
+		for _, row := range a.Rows {
+			v.ArgsRows = append(v.ArgsRows, argsCells(row))
+		}
+	}
 	rec := r.Recommendation
 	for _, c := range rec.Evidence.Candidates {
 		lc := "—"

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"runtime"
 	"strings"
 	"time"
 
@@ -73,8 +72,16 @@ type Config struct {
 	// ShedSyscalls and the water marks configure the shared+shed layout.
 	ShedSyscalls      []uint32
 	ShedHigh, ShedLow float64
-	Progress          *Progress
-	Logger            *slog.Logger
+	// CPUsPerRing is Falco's cpus_for_each_buffer: for the falco layout's
+	// runs and for the recommendation's answer in Falco's layout; 0 means
+	// ringspec.DefaultCPUsPerRing.
+	CPUsPerRing int
+	// ArgsMax, when set, adds the args-bound trade-off (ArgsTable): one
+	// run per bound on exec records' argv, on the first size and layout,
+	// with children whose command lines have this node's real lengths.
+	ArgsMax  []int
+	Progress *Progress
+	Logger   *slog.Logger
 }
 
 func (c *Config) defaults() error {
@@ -127,6 +134,18 @@ func (c *Config) defaults() error {
 	if c.Source != SourceBPF && c.Source != SourceSim {
 		return fmt.Errorf("lab: --source %q: want bpf or sim", c.Source)
 	}
+	if c.CPUsPerRing == 0 {
+		c.CPUsPerRing = ringspec.DefaultCPUsPerRing
+	}
+	if c.CPUsPerRing < 0 {
+		return fmt.Errorf("lab: --cpus-per-ring %d: want at least 1", c.CPUsPerRing)
+	}
+	if err := validateArgsMax(c.ArgsMax); err != nil {
+		return err
+	}
+	if len(c.ArgsMax) > 0 && c.Source == SourceSim {
+		return fmt.Errorf("lab: --args-max needs --source bpf: the trade-off is measured, not simulated")
+	}
 	if c.ShedHigh == 0 {
 		c.ShedHigh, c.ShedLow = ringspec.DefaultShedHighWater, ringspec.DefaultShedLowWater
 	}
@@ -149,7 +168,7 @@ func (c Config) Runs() int {
 	if rep == 0 {
 		rep = DefaultRepeat
 	}
-	return sizes * layouts * rep
+	return (sizes*layouts + len(c.ArgsMax)) * rep
 }
 
 // Run runs the lab and returns its results; the caller writes them.
@@ -174,6 +193,9 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		err = runSim(cfg, res)
 	} else {
 		err = runBPF(ctx, cfg, res)
+		if err == nil && len(cfg.ArgsMax) > 0 {
+			err = runArgs(ctx, cfg, res)
+		}
 	}
 	res.DurationSec = time.Since(started).Seconds()
 	return res, err
@@ -185,8 +207,18 @@ type measured struct {
 	load        ringmodel.Load
 	byReason    map[string]uint64
 	byField     map[string]uint64
+	bySyscall   map[string]uint64
 	truth       struct{ procs, matched, wrong int }
 	recordBytes [event.NumCategories]float64
+	delivered   [event.NumCategories]uint64
+	execs       sensor.ExecStats
+}
+
+// runOpts are what a run may change beyond its ring: the exec records'
+// argv bound (0: the probe's default) and the children's argv lengths.
+type runOpts struct {
+	argsMax int
+	argv    []int
 }
 
 func runBPF(ctx context.Context, cfg Config, res *Results) error {
@@ -207,7 +239,7 @@ func runBPF(ctx context.Context, cfg Config, res *Results) error {
 				if cfg.Progress != nil {
 					cfg.Progress.Start(label)
 				}
-				m, err := runOne(ctx, cfg, size, layout)
+				m, err := runOne(ctx, cfg, size, layout, runOpts{})
 				if err != nil {
 					return fmt.Errorf("lab run %s: %w", label, err)
 				}
@@ -226,12 +258,22 @@ func runBPF(ctx context.Context, cfg Config, res *Results) error {
 	// recommendation over the pooled load with the measured rows
 	// outranking the model.
 	var mruns []ringmodel.Run
+	sysCounts := map[string]uint64{}
 	for _, layout := range cfg.Layouts {
 		for _, size := range cfg.Sizes {
 			for _, m := range runs[key{size, layout}] {
+				if !layout.Sheds() { // shedding changes the mix of syscalls seen
+					for k, v := range m.bySyscall {
+						sysCounts[k] += v
+					}
+				}
+				ring := modelRing(size, layout, cfg.LifecycleSize)
+				if layout == ringspec.LayoutFalco {
+					ring.CPUsPerRing, ring.CPUs = cfg.CPUsPerRing, m.load.CPUs()
+				}
 				mruns = append(mruns, ringmodel.Run{
 					Row:                        string(layout) + " " + ringspec.FlagSize(size),
-					Ring:                       modelRing(size, layout, cfg.LifecycleSize),
+					Ring:                       ring,
 					Load:                       m.load,
 					LifecycleDropped:           float64(m.run.DroppedLifecycle),
 					MissingLifecycleAttributed: float64(m.run.LifecycleAttributed),
@@ -242,7 +284,11 @@ func runBPF(ctx context.Context, cfg Config, res *Results) error {
 			}
 		}
 	}
-	a := ringmodel.Assess(mruns, ringmodel.Options{TargetPct: cfg.TargetPct, LifecycleSizeBytes: cfg.LifecycleSize})
+	opt := ringmodel.Options{TargetPct: cfg.TargetPct, LifecycleSizeBytes: cfg.LifecycleSize, CPUsPerRing: cfg.CPUsPerRing}
+	for k, v := range sysCounts {
+		opt.Syscalls = append(opt.Syscalls, ringmodel.SyscallCount{Name: k, Count: v})
+	}
+	a := ringmodel.Assess(mruns, opt)
 	n := 0
 	for _, layout := range cfg.Layouts {
 		for _, size := range cfg.Sizes {
@@ -270,8 +316,8 @@ func runBPF(ctx context.Context, cfg Config, res *Results) error {
 
 func (m measured) attemptedLifecycle() uint64 { return m.run.attemptedLC }
 
-func runOne(ctx context.Context, cfg Config, size int, layout ringspec.Layout) (measured, error) {
-	pc := bpf.Config{RingSize: size, Layout: layout.Base(), Hints: layout.Hints()}
+func runOne(ctx context.Context, cfg Config, size int, layout ringspec.Layout, o runOpts) (measured, error) {
+	pc := bpf.Config{RingSize: size, Layout: layout.Base(), Hints: layout.Hints(), CPUsPerRing: cfg.CPUsPerRing, ArgsMax: o.argsMax}
 	scfg := sensor.Config{Node: cfg.Node, ExcludeSelf: true, ConsumerCost: cfg.ConsumerCost}
 	if layout.HasLifecycleRing() {
 		pc.LifecycleRingSize = cfg.LifecycleSize
@@ -281,7 +327,7 @@ func runOne(ctx context.Context, cfg Config, size int, layout ringspec.Layout) (
 		scfg.ShedHighWater, scfg.ShedLowWater = cfg.ShedHigh, cfg.ShedLow
 	}
 	scfg.Probe = pc
-	fc := &flood.Config{Procs: cfg.Procs, Burst: cfg.Burst, Pause: cfg.Pause, Parallel: cfg.Parallel}
+	fc := &flood.Config{Procs: cfg.Procs, Burst: cfg.Burst, Pause: cfg.Pause, Parallel: cfg.Parallel, ArgvBytes: o.argv}
 	t0 := time.Now()
 	// Capture goes on for one more pause after the last burst, as after
 	// every other: the ring drains in it, and the measured load is the
@@ -293,7 +339,8 @@ func runOne(ctx context.Context, cfg Config, size int, layout ringspec.Layout) (
 	}
 	s := pr.Summary
 	c := pr.Sensor.Counters
-	m := measured{byReason: s.Analyzer.ByReason, byField: s.Analyzer.ByField, recordBytes: pr.Sensor.RecordBytes}
+	m := measured{byReason: s.Analyzer.ByReason, byField: s.Analyzer.ByField, bySyscall: s.Analyzer.BySyscall, recordBytes: pr.Sensor.RecordBytes,
+		delivered: pr.Sensor.Counters.Delivered, execs: pr.Sensor.Execs}
 	m.run = RunResult{
 		Attempted: s.Sensor.Attempted, Dropped: s.Sensor.Dropped, DroppedLifecycle: s.Sensor.DroppedLifecycle,
 		Delivered: s.Sensor.Delivered, Shed: s.Sensor.Shed, Events: s.Analyzer.Events, Missing: s.Analyzer.Missing,
@@ -362,53 +409,40 @@ func buildRow(size int, layout ringspec.Layout, ms []measured) Row {
 	return row
 }
 
-// modelRing is the ring the pooled model replays for a layout. The falco
-// layout is modelled as its rings pooled into one of the same size, which is
-// exact on a node with one ring (at most cpus_for_each_buffer CPUs, as this
-// lab's 2-CPU machines); with more rings the per-CPU model of `ringwise
-// measure` (ringmodel.SimulateFalco) applies.
+// modelRing is the ring the model replays for a layout: the shared variants
+// are the shared ring; the falco layout is its rings per CPU group (the
+// caller sets CPUsPerRing and the run's CPUs: the model splits the run's
+// per-CPU arrivals into them).
 func modelRing(size int, layout ringspec.Layout, lcSize int) ringmodel.Ring {
-	if layout.HasLifecycleRing() {
+	switch {
+	case layout.HasLifecycleRing():
 		return ringmodel.Ring{SizeBytes: size, LifecycleSizeBytes: lcSize, Layout: ringspec.LayoutSplit}
+	case layout == ringspec.LayoutFalco:
+		return ringmodel.Ring{SizeBytes: size, Layout: ringspec.LayoutFalco}
 	}
 	return ringmodel.Ring{SizeBytes: size, Layout: ringspec.LayoutShared}
 }
 
 // recommendation phrases the model's recommendation for the lab: its
-// verdict, the evidence behind it and, when it is the split layout, what a
-// single shared ring (as in Falco) needs.
+// verdict, the evidence behind it, then what Falco's own layout needs (one
+// ring of the preset's size per cpus_for_each_buffer CPUs, replayed from the
+// runs' per-CPU arrivals), and the fewer-syscalls what-ifs.
 func recommendation(cfg Config, rec ringmodel.Recommendation) Recommendation {
 	out := Recommendation{SizeBytes: rec.SizeBytes, BufSizePreset: rec.BufSizePreset, Layout: rec.Layout,
 		TargetPct: cfg.TargetPct, Evidence: rec}
 	ev := rec.Evidence
-	out.Line = fmt.Sprintf("%s [evidence: peak %.0f ev/s, longest burst %.0f ms (%.0f records beyond the in-burst drain), mean %.0f ev/s, consumer capacity over the run %.0f ev/s (%.0f in bursts, %.0f between), headroom %.2fx; %s fill: %d backlogs, %d cleared]",
-		rec.Verdict, ev.PeakRate, ev.BurstMs, ev.BurstRecords, ev.MeanRate, ev.DrainRate, ev.BurstDrainRate, ev.QuietDrainRate, ev.Headroom,
-		ev.BacklogSource, ev.Backlog.Episodes, ev.Backlog.Cleared)
-	if rec.Layout == ringspec.LayoutSplit && !ev.ConsumerTooSlow {
-		// Falco and most monitors have one shared ring: say what that needs.
-		if c, ok := rec.Best(ringspec.LayoutShared); ok {
-			how := fmt.Sprintf("predicted %.2f%% missing", c.PredictedMissingPct)
-			switch {
-			case c.MeasuredMissingPct != nil:
-				how = fmt.Sprintf("measured %.2f%% missing (predicted %.2f%%)", *c.MeasuredMissingPct, c.PredictedMissingPct)
-			case c.Basis == ringmodel.BasisMeasuredSmall:
-				how += ", a smaller shared ring measured within the target"
-			}
-			out.Line += fmt.Sprintf("; with a single shared ring (%s) set bufSizePreset %d (%s): %s",
-				falcoLayoutNote(runtime.NumCPU(), ringspec.DefaultCPUsPerRing), c.Preset, ringspec.ProseSize(c.SizeBytes), how)
-		}
+	verdict := rec.Verdict
+	falco := ""
+	if f := rec.Falco.Sentence; f != "" && strings.HasSuffix(verdict, "; "+f) {
+		verdict, falco = strings.TrimSuffix(verdict, "; "+f), "; "+f
+	}
+	out.Line = fmt.Sprintf("%s [evidence: peak %.0f ev/s, longest burst %.0f ms (%.0f records beyond the in-burst drain), mean %.0f ev/s, consumer capacity over the run %.0f ev/s (%.0f in bursts, %.0f between), headroom %.2fx; %s fill: %d backlogs, %d cleared]%s",
+		verdict, ev.PeakRate, ev.BurstMs, ev.BurstRecords, ev.MeanRate, ev.DrainRate, ev.BurstDrainRate, ev.QuietDrainRate, ev.Headroom,
+		ev.BacklogSource, ev.Backlog.Episodes, ev.Backlog.Cleared, falco)
+	for _, w := range rec.WhatIf {
+		out.WhatIf = append(out.WhatIf, w.Sentence)
 	}
 	return out
-}
-
-// falcoLayoutNote says how Falco's layout relates to one shared ring on a
-// node of cpus CPUs: the same when it has one ring.
-func falcoLayoutNote(cpus, cpusPerRing int) string {
-	n := bpf.FalcoRings(cpus, cpusPerRing)
-	if n == 1 {
-		return fmt.Sprintf("Falco's layout on this %d-CPU node: one ring for every %d CPUs is one ring here", cpus, cpusPerRing)
-	}
-	return fmt.Sprintf("not Falco's layout on this %d-CPU node, which has %d rings of the preset size, one per %d CPUs: see `ringwise measure`", cpus, n, cpusPerRing)
 }
 
 func peakRate(l ringmodel.Load) float64 {

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ringwise/ringwise/sensor"
+	"github.com/ringwise/ringwise/services/ringmodel"
 	"github.com/ringwise/ringwise/services/ringspec"
 	"github.com/ringwise/ringwise/services/syscalls"
 )
@@ -105,9 +107,20 @@ func TestLabConfigErrors(t *testing.T) {
 		"bad repeat":    {Repeat: -1},
 		"bad target":    {TargetPct: 150},
 		"negative cost": {ConsumerCost: -time.Microsecond},
+		"args too big":  {ArgsMax: []int{5000}},
+		"args zero":     {ArgsMax: []int{0}},
+		"args sim":      {ArgsMax: []int{256}, Source: SourceSim},
 	} {
 		if _, err := Run(context.Background(), cfg); err == nil {
 			t.Errorf("%s: want an error", name)
+		}
+	}
+	if got, err := ParseArgsMax("256, 1024,4096"); err != nil || len(got) != 3 || got[1] != 1024 {
+		t.Errorf("ParseArgsMax: %v %v", got, err)
+	}
+	for _, bad := range []string{"x", "-5", "99999"} {
+		if _, err := ParseArgsMax(bad); err == nil {
+			t.Errorf("ParseArgsMax(%q): want an error", bad)
 		}
 	}
 }
@@ -205,4 +218,64 @@ func TestLabRealBPF(t *testing.T) {
 		t.Errorf("shared alternative %+v (%v): the 16 MiB shared row met the target", c, ok)
 	}
 	t.Log(rec.Line)
+	for _, w := range rec.WhatIf {
+		t.Log("what-if: " + w)
+	}
+	// Falco's layout, from the runs' per-CPU arrivals: on this node of at
+	// most cpus_for_each_buffer CPUs one ring, the shared ring exactly.
+	f := rec.Evidence.Falco
+	if runtime.NumCPU() <= ringspec.DefaultCPUsPerRing {
+		if !f.PerCPU || f.Rings != 1 || !strings.Contains(rec.Line, "on this "+strconv.Itoa(f.CPUs)+"-CPU node one ring, the same as shared") {
+			t.Errorf("falco answer %+v: %s", f, rec.Line)
+		}
+		shared := map[int]ringmodel.Prediction{}
+		for _, c := range rec.Evidence.Candidates {
+			if c.Layout == ringspec.LayoutShared {
+				shared[c.Preset] = c.Prediction
+			}
+		}
+		for _, c := range rec.Evidence.Candidates {
+			if c.Layout == ringspec.LayoutFalco && c.Prediction != shared[c.Preset] {
+				t.Errorf("preset %d: falco %+v, shared %+v", c.Preset, c.Prediction, shared[c.Preset])
+			}
+		}
+	}
+	// The fewer-syscalls what-if, from the syscall events the runs saw.
+	if len(rec.WhatIf) == 0 || !strings.Contains(rec.WhatIf[0], "base_syscalls.custom_set: [!") {
+		t.Errorf("what-if %q", rec.WhatIf)
+	}
+}
+
+// TestLabArgsTradeOff runs the args-bound trade-off on a short flood: a
+// tight bound cuts more command lines and makes exec records cheaper.
+func TestLabArgsTradeOff(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_BPF) to load BPF")
+	}
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	cfg := Config{Sizes: []int{16 << 20}, Layouts: []ringspec.Layout{ringspec.LayoutShared}, Procs: 300, Burst: 300, Pause: 100 * time.Millisecond,
+		Parallel: 4, Node: "labtest", ArgsMax: []int{64, 4096}}
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := res.Args
+	if a == nil || len(a.Rows) != 2 || a.Argv.Procs == 0 {
+		t.Fatalf("args table %+v", a)
+	}
+	tight, wide := a.Rows[0], a.Rows[1]
+	t.Logf("argv from %d processes (median %d, max %d): %+v / %+v", a.Argv.Procs, a.Argv.Median, a.Argv.Max, tight, wide)
+	if tight.ExecRecords < 300 || wide.ExecRecords < 300 {
+		t.Errorf("exec records %v / %v for 300 children", tight.ExecRecords, wide.ExecRecords)
+	}
+	if !(tight.BytesPerExec < wide.BytesPerExec) || !(tight.TruncatedPct > wide.TruncatedPct) || tight.BytesPerExec > float64(96+64+len("/tmp/ringwise-flood-xxxxxxxxxx/rwflood")+8) {
+		t.Errorf("64 vs 4096: %+v vs %+v", tight, wide)
+	}
+	var b strings.Builder
+	WriteTable(&b, res)
+	if !strings.Contains(b.String(), "args bound trade-off") {
+		t.Errorf("table lacks the trade-off:\n%s", b.String())
+	}
 }

@@ -490,3 +490,29 @@ func TestRenderByField(t *testing.T) {
 		t.Errorf("row cells %q do not end with the by-field column", cells)
 	}
 }
+
+// TestRenderArgsAndWhatIf: the args trade-off table and the what-if lines
+// appear in the text, markdown and HTML outputs.
+func TestRenderArgsAndWhatIf(t *testing.T) {
+	r := renderFixture("bpf")
+	r.Recommendation.WhatIf = []string{"SIMULATED what-if: without read (40% of the syscall events seen), bufSizePreset 1 would do"}
+	r.Args = &ArgsTable{SizeBytes: 1 << 20, Layout: ringspec.LayoutShared, Argv: ArgvSource{Procs: 36, Median: 15, Mean: 231, Max: 1396},
+		Rows: []ArgsRow{{ArgsMax: 256, ExecRecords: 3216, BytesPerExec: 207, ExecSharePct: 3.02, DroppedPct: 64.8, MissingPct: 6.23, TruncatedPct: 7.32},
+			{ArgsMax: 4096, ExecRecords: 2988, BytesPerExec: 255, ExecSharePct: 4.01, DroppedPct: 67.32, MissingPct: 8.34}}}
+	var txt, md, html strings.Builder
+	WriteTable(&txt, r)
+	WriteMarkdownTable(&md, r)
+	if err := WriteReport(&html, r); err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string]string{"text": txt.String(), "markdown": md.String(), "html": html.String()} {
+		for _, want := range []string{"args bound trade-off (1 MiB shared ring", "36 processes", "without read (40% of the syscall events seen)", "7.32", "255"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s lacks %q:\n%s", name, want, out)
+			}
+		}
+	}
+	if !strings.Contains(md.String(), "| 256 | 3216 | 207 | 3.02 |") {
+		t.Errorf("markdown row:\n%s", md.String())
+	}
+}

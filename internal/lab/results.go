@@ -20,6 +20,8 @@ type Results struct {
 	Params         Params         `json:"params"`
 	Rows           []Row          `json:"rows"`
 	Recommendation Recommendation `json:"recommendation"`
+	// Args is the args-bound trade-off, when Config.ArgsMax asked for it.
+	Args *ArgsTable `json:"args,omitempty"`
 	// Seed is the article's table, for comparison (its own figures).
 	Seed []SeedRow `json:"seed"`
 	// Node and Kernel describe where the lab ran.
@@ -114,7 +116,10 @@ type Recommendation struct {
 	Layout        ringspec.Layout `json:"layout"`
 	TargetPct     float64         `json:"target_pct"`
 	// Line is the one-line recommendation printed under the table.
-	Line     string                   `json:"line"`
+	Line string `json:"line"`
+	// WhatIf are the fewer-syscalls what-ifs, one sentence each, printed
+	// under the line (SIMULATED, from the syscall events seen).
+	WhatIf   []string                 `json:"what_if,omitempty"`
 	Evidence ringmodel.Recommendation `json:"evidence"`
 }
 

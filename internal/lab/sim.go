@@ -63,7 +63,7 @@ func runSim(cfg Config, res *Results) error {
 		}
 	}
 	res.Recommendation = recommendation(cfg, ringmodel.Recommend(load, cal,
-		ringmodel.Options{TargetPct: cfg.TargetPct, LifecycleSizeBytes: cfg.LifecycleSize}))
+		ringmodel.Options{TargetPct: cfg.TargetPct, LifecycleSizeBytes: cfg.LifecycleSize, CPUsPerRing: cfg.CPUsPerRing}))
 	if res.Recommendation.Line == "" {
 		return fmt.Errorf("lab: simulated recommendation failed")
 	}

@@ -271,7 +271,11 @@ func WriteTable(w io.Writer, r *Results) {
 		line = "SIMULATED " + line
 	}
 	fmt.Fprintln(w, line)
+	for _, wi := range r.Recommendation.WhatIf {
+		fmt.Fprintln(w, "what-if: "+wi)
+	}
 	fmt.Fprintln(w)
+	writeArgsTable(w, r.Args, false)
 
 	fmt.Fprintln(w, renderSeedLabel+":")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -341,7 +345,12 @@ func WriteMarkdownTable(w io.Writer, r *Results) {
 		rec = "**SIMULATED** " + rec
 	}
 	fmt.Fprintln(w, rec)
+	for _, wi := range r.Recommendation.WhatIf {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "**What-if:** "+renderMDEscape(wi))
+	}
 	fmt.Fprintln(w)
+	writeArgsTable(w, r.Args, true)
 	fmt.Fprintln(w, "For comparison, the "+renderSeedLabel+":")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| buffer size | missing % (article) | note |")

@@ -80,6 +80,11 @@ type Sample struct {
 	Shed      [NumCategories]uint64 `json:"shed"`
 	Delivered [NumCategories]uint64 `json:"delivered"`
 	FillBytes int                   `json:"fill_bytes"` // bytes waiting in the ring(s)
+	// AttemptedCPU is Attempted per CPU (index = the kernel's CPU number,
+	// over its possible CPUs), from the same reading: the arrival curve per
+	// CPU that Falco's per-CPU-group rings need in the ring model. Empty
+	// from a probe that cannot read it. 16 bytes per CPU per sample.
+	AttemptedCPU [][NumCategories]uint64 `json:"attempted_cpu,omitempty"`
 }
 
 // ProcInfo is one process as read from /proc, for the snapshot and lookups.

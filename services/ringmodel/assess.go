@@ -117,8 +117,8 @@ func Assess(runs []Run, opt Options) Assessment {
 
 	// Measured rings: the unmodified runs' mean missing share per ring.
 	type ringKey struct {
-		size, lcSize int
-		layout       ringspec.Layout
+		size, lcSize, cpr, cpus int
+		layout                  ringspec.Layout
 	}
 	var plain []Run
 	byRing := map[ringKey]*Measured{}
@@ -128,16 +128,18 @@ func Assess(runs []Run, opt Options) Assessment {
 			continue
 		}
 		plain = append(plain, r)
-		k := ringKey{r.Ring.SizeBytes, 0, r.Ring.Layout}
-		if k.layout == "" {
-			k.layout = ringspec.LayoutShared
-		}
-		if k.layout == ringspec.LayoutSplit {
+		// kind: Falco's layout with one ring is the shared ring, so its runs
+		// and the shared ones of that size are one measurement.
+		k := ringKey{size: r.Ring.SizeBytes, layout: r.Ring.kind()}
+		switch k.layout {
+		case ringspec.LayoutSplit:
 			k.lcSize = r.Ring.lifecycleSize()
+		case ringspec.LayoutFalco:
+			k.cpr, k.cpus = r.Ring.cpusPerRing(), r.Ring.CPUs
 		}
 		m, ok := byRing[k]
 		if !ok {
-			m = &Measured{Ring: Ring{SizeBytes: k.size, LifecycleSizeBytes: k.lcSize, Layout: k.layout}}
+			m = &Measured{Ring: Ring{SizeBytes: k.size, LifecycleSizeBytes: k.lcSize, Layout: k.layout, CPUsPerRing: k.cpr, CPUs: k.cpus}}
 			byRing[k] = m
 			order = append(order, k)
 		}

@@ -15,7 +15,11 @@
 //   - Calibration / Learn / MissingPct: from lifecycle drops to missing
 //     metadata, with the factor learned from the enricher's attribution.
 //   - Recommend: replay every preset and layout, pick the smallest that meets
-//     the target, and say so in one sentence (or say that no ring helps).
+//     the target, and say so in one sentence (or say that no ring helps);
+//     always with the answer in Falco's own layout (FalcoAnswer: one ring of
+//     the preset per cpus_for_each_buffer CPUs, from the load's per-CPU
+//     arrivals, Bin.CPU) and, given the syscall counts seen, what ring would
+//     do without the dominant syscalls (WhatIf, FewerSyscalls).
 //   - SimulatedLoad: a deterministic synthetic process flood for machines
 //     without BPF (ringwise lab --source sim).
 //

@@ -42,43 +42,35 @@ type CPUSeries struct {
 // NumCPU is the number of CPUs in s.
 func (s CPUSeries) NumCPU() int { return len(s.Arrivals) }
 
-// Total is s summed over CPUs as one Load.
-func (s CPUSeries) Total(recordBytes [event.NumCategories]float64, drain float64) Load {
-	loads := s.Groups(max(len(s.Arrivals), 1), recordBytes, drain)
-	if len(loads) == 0 {
-		return Load{RecordBytes: recordBytes, DrainRate: drain}
-	}
-	return loads[0]
-}
-
-// Groups splits s into the loads of Falco's rings: ring g holds the records
-// of CPUs g·cpusPerRing … (g+1)·cpusPerRing−1 (Falco selects the ring by the
-// current CPU). cpusPerRing ≤ 0 means ringspec.DefaultCPUsPerRing. The drain is
-// left whole in each Load: the consumer is shared, see SimulateFalco.
-func (s CPUSeries) Groups(cpusPerRing int, recordBytes [event.NumCategories]float64, drain float64) []Load {
-	if cpusPerRing <= 0 {
-		cpusPerRing = ringspec.DefaultCPUsPerRing
-	}
-	n := (len(s.Arrivals) + cpusPerRing - 1) / cpusPerRing
-	loads := make([]Load, n)
-	for g := range loads {
-		l := Load{RecordBytes: recordBytes, DrainRate: drain, Bins: make([]Bin, len(s.DurNs))}
-		for i, d := range s.DurNs {
-			l.Bins[i].DurNs = d
-		}
-		for cpu := g * cpusPerRing; cpu < min((g+1)*cpusPerRing, len(s.Arrivals)); cpu++ {
-			for i := range l.Bins {
-				if i >= len(s.Arrivals[cpu]) {
-					break
-				}
-				for c := range event.NumCategories {
-					l.Bins[i].Arrivals[c] += nonNeg(s.Arrivals[cpu][i][c])
-				}
+// Load is s as a Load whose bins carry the per-CPU arrivals (Bin.CPU) and
+// their totals, drained at drain records/s in every bin.
+func (s CPUSeries) Load(recordBytes [event.NumCategories]float64, drain float64) Load {
+	l := Load{RecordBytes: recordBytes, DrainRate: drain, Bins: make([]Bin, len(s.DurNs))}
+	for i, d := range s.DurNs {
+		b := &l.Bins[i]
+		b.DurNs = d
+		b.CPU = make([][event.NumCategories]float64, len(s.Arrivals))
+		for cpu := range s.Arrivals {
+			if i >= len(s.Arrivals[cpu]) {
+				continue
+			}
+			for c := range event.NumCategories {
+				v := nonNeg(s.Arrivals[cpu][i][c])
+				b.CPU[cpu][c] = v
+				b.Arrivals[c] += v
 			}
 		}
-		loads[g] = l
 	}
-	return loads
+	return l
+}
+
+// Total is s summed over CPUs as one Load (without the per-CPU arrivals).
+func (s CPUSeries) Total(recordBytes [event.NumCategories]float64, drain float64) Load {
+	l := s.Load(recordBytes, drain)
+	for i := range l.Bins {
+		l.Bins[i].CPU = nil
+	}
+	return l
 }
 
 // FalcoRingPrediction is what Falco's rings would have done.
@@ -94,54 +86,101 @@ type FalcoRingPrediction struct {
 	PerRingDropped []float64 `json:"per_ring_dropped"`
 }
 
-// SimulateFalco replays s through Falco's modern eBPF layout: one ring of
-// sizeBytes per group of cpusPerRing CPUs, all read by one consumer of
-// drain records/s. Each ring is the fluid queue of Simulate's shared layout;
-// the consumer's reads are shared among the rings in proportion to the
-// records waiting in each (Falco's consumer takes the oldest event across
-// all rings, so a ring with more waiting gets more of the reads).
+// SimulateFalco replays s through Falco's modern eBPF layout (see
+// simulateFalco) with one consumer of drain records/s.
 func SimulateFalco(s CPUSeries, recordBytes [event.NumCategories]float64, drain float64, sizeBytes, cpusPerRing int) FalcoRingPrediction {
 	if cpusPerRing <= 0 {
 		cpusPerRing = ringspec.DefaultCPUsPerRing
 	}
-	loads := s.Groups(cpusPerRing, recordBytes, drain)
-	out := FalcoRingPrediction{Rings: len(loads), CPUsPerRing: cpusPerRing, SizeBytes: sizeBytes, PerRingDropped: make([]float64, len(loads))}
-	if len(loads) == 0 {
-		return out
-	}
 	if !(drain > 0) || math.IsInf(drain, 0) {
 		drain = 0
 	}
-	rb := recordBytesOrDefault(recordBytes)
-	rings := make([]sim, len(loads))
-	waiting := make([]float64, len(loads))
-	in := make([][event.NumCategories]float64, len(loads))
+	ring := Ring{SizeBytes: sizeBytes, Layout: ringspec.LayoutFalco, CPUsPerRing: cpusPerRing, CPUs: s.NumCPU()}
+	p, per, _ := simulateFalco(s.Load(recordBytes, drain), ring, 0)
+	return FalcoRingPrediction{Rings: ring.Rings(), CPUsPerRing: cpusPerRing, SizeBytes: sizeBytes, Prediction: p, PerRingDropped: per}
+}
+
+// simulateFalco replays load through Falco's modern eBPF layout: one ring of
+// ring.SizeBytes per group of ring.CPUsPerRing CPUs (ring g holds the records
+// of CPUs g·n … (g+1)·n−1: Falco selects the ring by the current CPU), all
+// read by one consumer draining load.DrainAt of the node's total arrivals.
+// Each ring is the fluid queue of the shared layout; the consumer's reads
+// are shared among the rings in proportion to the records waiting in each
+// (Falco's consumer takes the oldest event across all rings, so a ring with
+// more waiting gets more of the reads), so no read capacity is lost while
+// any ring holds data.
+//
+// With one ring — at most CPUsPerRing CPUs, or a load without per-CPU
+// arrivals (Load.CPUs 0), which can only be pooled — it is Simulate's shared
+// ring of the same size, exactly. It returns the prediction summed over the
+// rings (PeakFillBytes: the fullest ring's; OverflowNs: the longest), the
+// records each ring dropped, and the fill of all rings together read against
+// trackBytes as in simulate.
+func simulateFalco(load Load, ring Ring, trackBytes float64) (Prediction, []float64, Backlog) {
+	ncpu := load.CPUs()
+	cpr := ring.cpusPerRing()
+	n := FalcoRingCount(ncpu, cpr)
+	if n <= 1 {
+		p, bl := simulate(load, Ring{SizeBytes: ring.SizeBytes, Layout: ringspec.LayoutShared}, trackBytes)
+		return p, []float64{p.Dropped[lc] + p.Dropped[sys]}, bl
+	}
+	rb := recordBytes(load.RecordBytes)
+	rings := make([]sim, n)
 	for g := range rings {
 		rings[g].rb = rb
-		rings[g].cap[0] = float64(max(sizeBytes, 0))
+		rings[g].cap[0] = float64(max(ring.SizeBytes, 0))
 	}
-	for i, d := range s.DurNs {
-		steps := max((d+MaxStepNs-1)/MaxStepNs, 1)
-		dt := float64(d) / float64(steps) / 1e9
-		empty := true
-		var inTotal float64
-		for g := range loads {
+	arr := make([][event.NumCategories]float64, n)
+	in := make([][event.NumCategories]float64, n)
+	waiting := make([]float64, n)
+	var fill fillReader
+	var t float64 // ns since the start of the load
+	track := func() {
+		if trackBytes > 0 {
+			var q float64
+			for g := range rings {
+				q += rings[g].q[lc] + rings[g].q[sys]
+			}
+			fill.read(uint64(math.Round(t)), q >= trackBytes)
+		}
+	}
+	track()
+	for _, b := range load.Bins {
+		var tot [event.NumCategories]float64
+		for g := range arr {
+			arr[g] = [event.NumCategories]float64{}
+			if b.Start {
+				rings[g].q = [event.NumCategories]float64{} // a new run starts empty
+			}
+		}
+		for cpu, a := range b.CPU {
+			g := cpu / cpr
 			for c := range event.NumCategories {
-				a := nonNeg(loads[g].Bins[i].Arrivals[c])
-				rings[g].p.Attempted[c] += a
-				in[g][c] = a / float64(steps)
-				inTotal += in[g][c]
+				v := nonNeg(a[c])
+				arr[g][c] += v
+				tot[c] += v
+			}
+		}
+		drain := load.DrainAt(tot[lc]+tot[sys], float64(b.DurNs)/1e9)
+		steps := max((b.DurNs+MaxStepNs-1)/MaxStepNs, 1)
+		dt := float64(b.DurNs) / float64(steps) / 1e9
+		empty := true
+		for g := range rings {
+			for c := range event.NumCategories {
+				rings[g].p.Attempted[c] += arr[g][c]
+				in[g][c] = arr[g][c] / float64(steps)
 			}
 			if rings[g].q[lc]+rings[g].q[sys] > 0 {
 				empty = false
 			}
 		}
-		if empty && inTotal <= drain*dt {
-			continue // exact: every ring stays empty
+		if empty && (tot[lc]+tot[sys])/float64(steps) <= drain*dt {
+			t += float64(b.DurNs) // exact: every ring stays empty
+			track()
+			continue
 		}
 		for range steps {
-			// Records waiting (queued + arriving) per ring.
-			var all float64
+			var all float64 // records waiting (queued + arriving), all rings
 			for g := range rings {
 				waiting[g] = 0
 				for c := range event.NumCategories {
@@ -150,27 +189,30 @@ func SimulateFalco(s CPUSeries, recordBytes [event.NumCategories]float64, drain 
 				all += waiting[g]
 			}
 			for g := range rings {
-				share := 0.0
+				rings[g].drain = 0
 				if all > 0 {
-					share = drain * waiting[g] / all
+					rings[g].drain = drain * waiting[g] / all
 				}
-				rings[g].drain = share
 				rings[g].stepShared(in[g], dt)
 			}
+			t += dt * 1e9
+			track()
 		}
 	}
+	var out Prediction
+	per := make([]float64, n)
 	for g := range rings {
 		p := &rings[g].p
 		for c := range event.NumCategories {
-			out.Prediction.Attempted[c] += p.Attempted[c]
-			out.Prediction.Dropped[c] += p.Dropped[c]
-			out.Prediction.DroppedBytes[c] += p.DroppedBytes[c]
-			out.PerRingDropped[g] += p.Dropped[c]
+			out.Attempted[c] += p.Attempted[c]
+			out.Dropped[c] += p.Dropped[c]
+			out.DroppedBytes[c] += p.DroppedBytes[c]
+			per[g] += p.Dropped[c]
 		}
-		out.Prediction.PeakFillBytes = max(out.Prediction.PeakFillBytes, p.PeakFillBytes)
-		out.Prediction.OverflowNs = max(out.Prediction.OverflowNs, uint64(math.Round(rings[g].overflowNs)))
+		out.PeakFillBytes = max(out.PeakFillBytes, p.PeakFillBytes)
+		out.OverflowNs = max(out.OverflowNs, uint64(math.Round(rings[g].overflowNs)))
 	}
-	return out
+	return out, per, fill.done()
 }
 
 func recordBytesOrDefault(rb [event.NumCategories]float64) [event.NumCategories]float64 {

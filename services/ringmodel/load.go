@@ -21,6 +21,10 @@ type Bin struct {
 	// Start marks the first bin of a separate run (PoolLoads): the ring
 	// was empty then, whatever the bins before left in it.
 	Start bool
+	// CPU is Arrivals per CPU (index = CPU), when the samples carried the
+	// kernel's per-CPU counters (event.Sample.AttemptedCPU); nil when not.
+	// Only Falco's layout needs it: its rings are per CPU group.
+	CPU [][event.NumCategories]float64
 }
 
 // Load is the measured arrival curve of one node plus the two constants the
@@ -315,11 +319,32 @@ func LoadFromSamples(samples []event.Sample, recordBytes [event.NumCategories]fl
 			for c := range s.Attempted {
 				b.Arrivals[c] = float64(s.Attempted[c] - prev.Attempted[c])
 			}
+			b.CPU = cpuDelta(prev.AttemptedCPU, s.AttemptedCPU)
 			l.Bins = append(l.Bins, b)
 		}
 		prev = s
 	}
 	return l
+}
+
+// cpuDelta is the per-CPU arrivals between two readings of the kernel's
+// per-CPU attempts, or nil when either lacks them, their CPU counts differ
+// or a counter went backwards (a broken reading is no per-CPU data, and the
+// load falls back to its totals).
+func cpuDelta(prev, cur [][event.NumCategories]uint64) [][event.NumCategories]float64 {
+	if len(cur) == 0 || len(prev) != len(cur) {
+		return nil
+	}
+	out := make([][event.NumCategories]float64, len(cur))
+	for cpu := range cur {
+		for c := range event.NumCategories {
+			if cur[cpu][c] < prev[cpu][c] {
+				return nil
+			}
+			out[cpu][c] = float64(cur[cpu][c] - prev[cpu][c])
+		}
+	}
+	return out
 }
 
 // LoadFromStats concatenates the series of consecutive event.Stats messages
@@ -355,6 +380,20 @@ func LoadFromStats(stats []event.Stats) Load {
 		}
 	}
 	return LoadFromSamples(series, rb, drain, ringBytes)
+}
+
+// CPUs is the number of CPUs whose arrivals every bin carries (Bin.CPU),
+// or 0 when a bin has none or the bins disagree: then the load cannot be
+// split into Falco's per-CPU-group rings.
+func (l Load) CPUs() int {
+	n := 0
+	for i, b := range l.Bins {
+		if len(b.CPU) == 0 || (i > 0 && len(b.CPU) != n) {
+			return 0
+		}
+		n = len(b.CPU)
+	}
+	return n
 }
 
 // totals returns the total arrivals per category and the total duration in

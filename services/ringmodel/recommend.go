@@ -3,6 +3,7 @@ package ringmodel
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,9 +15,23 @@ type Options struct {
 	// TargetPct is the highest acceptable predicted share of delivered
 	// events missing metadata, in percent; ≤ 0 means ringspec.DefaultTargetPct.
 	TargetPct float64
-	// Layouts to consider; empty means shared and split. Unknown layouts are
-	// skipped.
+	// Layouts to choose from; empty means shared and split. Unknown layouts
+	// are skipped. Falco's layout is always replayed too, for the Falco
+	// answer (Recommendation.Falco), but chosen only when listed here.
 	Layouts []ringspec.Layout
+	// CPUsPerRing is Falco's cpus_for_each_buffer for the falco layout's
+	// candidates; ≤ 0 means ringspec.DefaultCPUsPerRing.
+	CPUsPerRing int
+	// Syscalls are the per-syscall counts of the events seen (any order):
+	// with them Recommend answers what ring would do without the dominant
+	// ones (Recommendation.WhatIf).
+	Syscalls []SyscallCount
+	// WhatIfTop is how many dominant syscalls the what-if leaves out, one
+	// more at a time; 0 means DefaultWhatIfTop, < 0 none.
+	WhatIfTop int
+	// WhatIfKeep are syscall names the what-if never leaves out; nil means
+	// DefaultWhatIfKeep (what Falco's state engine needs).
+	WhatIfKeep []string
 	// LifecycleSizeBytes is the split layout's lifecycle ring; ≤ 0 means
 	// ringspec.DefaultLifecycleRingSize.
 	LifecycleSizeBytes int
@@ -48,7 +63,7 @@ func (o Options) withDefaults() Options {
 	}
 	var ls []ringspec.Layout
 	for _, l := range o.Layouts {
-		if (l == ringspec.LayoutShared || l == ringspec.LayoutSplit) && !containsLayout(ls, l) {
+		if (l == ringspec.LayoutShared || l == ringspec.LayoutSplit || l == ringspec.LayoutFalco) && !containsLayout(ls, l) {
 			ls = append(ls, l)
 		}
 	}
@@ -61,6 +76,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxPreset <= 0 || o.MaxPreset > ringspec.MaxPreset {
 		o.MaxPreset = ringspec.MaxPreset
+	}
+	if o.CPUsPerRing <= 0 {
+		o.CPUsPerRing = ringspec.DefaultCPUsPerRing
+	}
+	if o.WhatIfTop == 0 {
+		o.WhatIfTop = DefaultWhatIfTop
+	}
+	if o.WhatIfKeep == nil {
+		o.WhatIfKeep = DefaultWhatIfKeep()
 	}
 	return o
 }
@@ -76,13 +100,20 @@ func containsLayout(ls []ringspec.Layout, l ringspec.Layout) bool {
 
 // Candidate is one ring configuration replayed against the load.
 type Candidate struct {
-	Preset              int             `json:"preset"`
-	SizeBytes           int             `json:"size_bytes"`
-	Layout              ringspec.Layout `json:"layout"`
-	LifecycleSizeBytes  int             `json:"lifecycle_size_bytes,omitempty"`
-	MemoryBytes         int             `json:"memory_bytes"`
-	Prediction          Prediction      `json:"prediction"`
-	PredictedMissingPct float64         `json:"predicted_missing_pct"`
+	Preset             int             `json:"preset"`
+	SizeBytes          int             `json:"size_bytes"`
+	Layout             ringspec.Layout `json:"layout"`
+	LifecycleSizeBytes int             `json:"lifecycle_size_bytes,omitempty"`
+	// Rings and CPUsPerRing are the falco layout's: Rings rings of
+	// SizeBytes, one per CPUsPerRing CPUs (Rings is 1 for the others).
+	Rings       int `json:"rings"`
+	CPUsPerRing int `json:"cpus_per_ring,omitempty"`
+	// Comparison marks a falco-layout candidate replayed only for the
+	// Falco answer: Recommend does not choose it.
+	Comparison          bool       `json:"comparison,omitempty"`
+	MemoryBytes         int        `json:"memory_bytes"`
+	Prediction          Prediction `json:"prediction"`
+	PredictedMissingPct float64    `json:"predicted_missing_pct"`
 	// MeasuredMissingPct is the measurement of this very ring, if any.
 	MeasuredMissingPct *float64 `json:"measured_missing_pct,omitempty"`
 	// MeetsTarget is the decision on this candidate, by Basis.
@@ -172,12 +203,15 @@ func (b Backlog) stuck() bool {
 // may seem to absorb the overload, but in steady state it fills and drops
 // like a small one).
 type Recommendation struct {
-	SizeBytes           int             `json:"size_bytes"`
-	BufSizePreset       int             `json:"buf_size_preset"`
-	Layout              ringspec.Layout `json:"layout"`
-	LifecycleSizeBytes  int             `json:"lifecycle_size_bytes,omitempty"`
-	TargetPct           float64         `json:"target_pct"`
-	PredictedMissingPct float64         `json:"predicted_missing_pct"`
+	SizeBytes          int             `json:"size_bytes"`
+	BufSizePreset      int             `json:"buf_size_preset"`
+	Layout             ringspec.Layout `json:"layout"`
+	LifecycleSizeBytes int             `json:"lifecycle_size_bytes,omitempty"`
+	// Rings and CPUsPerRing: see Candidate.
+	Rings               int     `json:"rings"`
+	CPUsPerRing         int     `json:"cpus_per_ring,omitempty"`
+	TargetPct           float64 `json:"target_pct"`
+	PredictedMissingPct float64 `json:"predicted_missing_pct"`
 	// MeasuredMissingPct is the measurement of the recommended ring, if any.
 	MeasuredMissingPct *float64 `json:"measured_missing_pct,omitempty"`
 	// PredictedSyscallDropPct is the model's share of syscall records the
@@ -188,6 +222,13 @@ type Recommendation struct {
 	Basis      string      `json:"basis"`
 	Evidence   Evidence    `json:"evidence"`
 	Candidates []Candidate `json:"candidates"`
+	// Falco is the answer for Falco's own layout: which bufSizePreset, with
+	// one ring per cpus_for_each_buffer CPUs of the node. The verdict ends
+	// with its sentence unless the recommendation is that layout itself.
+	Falco FalcoAnswer `json:"falco"`
+	// WhatIf answers, when Options.Syscalls were given, what ring would do
+	// without the dominant syscalls (SIMULATED).
+	WhatIf []WhatIf `json:"what_if,omitempty"`
 	// Disagreements lists, in words, where the model and a measurement
 	// disagreed; the verdict followed the measurement.
 	Disagreements []string `json:"disagreements,omitempty"`
@@ -232,31 +273,54 @@ func Recommend(load Load, cal Calibration, opt Options) Recommendation {
 	ev.Calibration = cal
 
 	rec := Recommendation{TargetPct: opt.TargetPct, Evidence: ev}
+	cpus := load.CPUs()
+	layouts := opt.Layouts
+	compareFalco := !containsLayout(layouts, ringspec.LayoutFalco)
+	if compareFalco {
+		layouts = append(slices.Clone(layouts), ringspec.LayoutFalco)
+	}
 	for p := 1; p <= opt.MaxPreset; p++ {
-		for _, l := range opt.Layouts {
+		var shared *Prediction // this preset's shared replay, if made
+		for _, l := range layouts {
 			size, _ := ringspec.PresetSize(p) // p is within 1..MaxPreset
 			r := Ring{SizeBytes: size, Layout: l}
-			if l == ringspec.LayoutSplit {
+			switch l {
+			case ringspec.LayoutSplit:
 				r.LifecycleSizeBytes = opt.LifecycleSizeBytes
+			case ringspec.LayoutFalco:
+				r.CPUsPerRing, r.CPUs = opt.CPUsPerRing, cpus
 			}
-			pred := Simulate(load, r)
+			var pred Prediction
+			if l == ringspec.LayoutFalco && r.Rings() == 1 && shared != nil {
+				pred = *shared // one ring: simulateFalco replays exactly the shared ring
+			} else {
+				pred = Simulate(load, r)
+			}
+			if l == ringspec.LayoutShared {
+				shared = &pred
+			}
 			c := Candidate{
 				Preset:              p,
 				SizeBytes:           r.SizeBytes,
 				Layout:              l,
 				LifecycleSizeBytes:  r.LifecycleSizeBytes,
+				Rings:               r.Rings(),
+				CPUsPerRing:         r.CPUsPerRing,
+				Comparison:          compareFalco && l == ringspec.LayoutFalco,
 				MemoryBytes:         r.MemoryBytes(),
 				Prediction:          pred,
 				PredictedMissingPct: cal.MissingPct(pred),
 			}
 			judge(&c, r, opt)
-			if c.MeasuredMissingPct != nil && (*c.MeasuredMissingPct <= opt.TargetPct) != (c.PredictedMissingPct <= opt.TargetPct) {
+			if !c.Comparison && c.MeasuredMissingPct != nil && (*c.MeasuredMissingPct <= opt.TargetPct) != (c.PredictedMissingPct <= opt.TargetPct) {
 				rec.Disagreements = append(rec.Disagreements, fmt.Sprintf("at %s the model predicted %s%% missing, measured %s%%",
-					ringDesc(r.SizeBytes, l, r.LifecycleSizeBytes), fmtPct(c.PredictedMissingPct), fmtPct(*c.MeasuredMissingPct)))
+					ringDesc(r), fmtPct(c.PredictedMissingPct), fmtPct(*c.MeasuredMissingPct)))
 			}
 			rec.Candidates = append(rec.Candidates, c)
 		}
 	}
+	rec.Falco = falcoAnswer(rec, opt, cpus)
+	rec.WhatIf = whatIfs(load, cal, opt)
 
 	// Too slow needs proof, and a measured ring that meets the target
 	// refutes it whatever the model says.
@@ -285,15 +349,18 @@ func Recommend(load Load, cal Calibration, opt Options) Recommendation {
 		return rec
 	}
 
-	best := 0
+	best := -1
 	for i, c := range rec.Candidates {
-		if better(c, rec.Candidates[best]) {
+		if !c.Comparison && (best < 0 || better(c, rec.Candidates[best])) {
 			best = i
 		}
 	}
 	c := rec.Candidates[best]
 	rec.choose(c)
 	rec.Verdict = verdict(load, rec, opt)
+	if rec.Layout != ringspec.LayoutFalco && rec.Falco.Sentence != "" {
+		rec.Verdict += "; " + rec.Falco.Sentence
+	}
 	return rec
 }
 
@@ -301,6 +368,7 @@ func Recommend(load Load, cal Calibration, opt Options) Recommendation {
 func (r *Recommendation) choose(c Candidate) {
 	r.SizeBytes, r.BufSizePreset, r.Layout = c.SizeBytes, c.Preset, c.Layout
 	r.LifecycleSizeBytes = c.LifecycleSizeBytes
+	r.Rings, r.CPUsPerRing = c.Rings, c.CPUsPerRing
 	r.PredictedMissingPct = c.PredictedMissingPct
 	r.MeasuredMissingPct = c.MeasuredMissingPct
 	r.PredictedSyscallDropPct = 100 * safeRatio(c.Prediction.Dropped[sys], c.Prediction.Attempted[sys])
@@ -312,10 +380,14 @@ func (r *Recommendation) choose(c Candidate) {
 // model (see Options.Measured).
 func judge(c *Candidate, r Ring, opt Options) {
 	sameKind := func(m Ring) bool {
-		if m.Layout != r.Layout && !(m.Layout == "" && r.Layout == ringspec.LayoutShared) {
+		ml, rl := m.kind(), r.kind()
+		if ml != rl {
 			return false
 		}
-		return r.Layout != ringspec.LayoutSplit || m.lifecycleSize() >= r.lifecycleSize()
+		if rl == ringspec.LayoutFalco && (m.cpusPerRing() != r.cpusPerRing() || m.CPUs != r.CPUs) {
+			return false
+		}
+		return rl != ringspec.LayoutSplit || m.lifecycleSize() >= r.lifecycleSize()
 	}
 	var exact *Measured
 	smallerMeets, biggerFails := false, false
@@ -348,6 +420,19 @@ func judge(c *Candidate, r Ring, opt Options) {
 	}
 }
 
+// kind is the layout r behaves as: Falco's with one ring on a node of known
+// CPUs is the shared ring (so a measured shared ring bounds it, and the
+// other way round); "" is shared.
+func (r Ring) kind() ringspec.Layout {
+	switch {
+	case r.Layout == "":
+		return ringspec.LayoutShared
+	case r.Layout == ringspec.LayoutFalco && r.CPUs > 0 && r.Rings() == 1:
+		return ringspec.LayoutShared
+	}
+	return r.Layout
+}
+
 // better reports whether a is preferred over b: meeting the target first;
 // among those meeting it, the smallest preset, then least memory; among
 // those missing it, the lowest missing share (measured if measured), then
@@ -375,7 +460,7 @@ func tooSlow(load Load, cal Calibration, rec *Recommendation, opt Options) {
 		layout = ringspec.LayoutSplit
 	}
 	for _, c := range rec.Candidates {
-		if c.Layout == layout {
+		if c.Layout == layout && !c.Comparison {
 			rec.choose(c) // the first is the smallest preset
 			break
 		}
@@ -483,11 +568,32 @@ func evidence(load Load) Evidence {
 	return ev
 }
 
-func ringDesc(size int, l ringspec.Layout, lcSize int) string {
-	if l == ringspec.LayoutSplit {
-		return fmt.Sprintf("%s, split + %s lifecycle ring", ringspec.ProseSize(size), ringspec.ProseSize(lcSize))
+// ringDesc names a ring and its layout, saying what shared and falco mean.
+func ringDesc(r Ring) string {
+	switch r.Layout {
+	case ringspec.LayoutSplit:
+		return fmt.Sprintf("%s, split + %s lifecycle ring", ringspec.ProseSize(r.SizeBytes), ringspec.ProseSize(r.lifecycleSize()))
+	case ringspec.LayoutFalco:
+		return fmt.Sprintf("%s, falco: %d ring(s) of that size, one per %d CPUs", ringspec.ProseSize(r.SizeBytes), r.Rings(), r.cpusPerRing())
+	case ringspec.LayoutShared, "":
+		return fmt.Sprintf("%s, shared: one ring for all CPUs", ringspec.ProseSize(r.SizeBytes))
 	}
-	return fmt.Sprintf("%s, %s", ringspec.ProseSize(size), l)
+	return fmt.Sprintf("%s, %s", ringspec.ProseSize(r.SizeBytes), r.Layout)
+}
+
+// ring is the ring configuration of r.
+func (r Recommendation) ring() Ring {
+	return Ring{SizeBytes: r.SizeBytes, LifecycleSizeBytes: r.LifecycleSizeBytes, Layout: r.Layout, CPUsPerRing: r.CPUsPerRing,
+		CPUs: cpusOf(r.Rings, r.CPUsPerRing)}
+}
+
+// cpusOf is a CPU count that gives rings rings at cpr CPUs per ring (for
+// descriptions only).
+func cpusOf(rings, cpr int) int {
+	if rings <= 1 {
+		return 0
+	}
+	return rings * max(cpr, 1)
 }
 
 func loadDesc(ev Evidence) string {
@@ -530,7 +636,7 @@ func disagreeDesc(rec Recommendation) string {
 func verdict(load Load, rec Recommendation, opt Options) string {
 	ev := rec.Evidence
 	arr, _ := load.totals()
-	ring := ringDesc(rec.SizeBytes, rec.Layout, rec.LifecycleSizeBytes)
+	ring := ringDesc(rec.ring())
 	var b strings.Builder
 	switch {
 	case arr[lc]+arr[sys] == 0:
@@ -555,7 +661,7 @@ func tooSlowVerdict(ev Evidence, rec Recommendation) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "your consumer is too slow: the backlog never clears (%s fill: backlogged for the last %s s of %s s; mean %s ev/s vs capacity over the run %s ev/s); no ring size helps",
 		ev.BacklogSource, fmtNum(float64(ev.Backlog.StuckNs)/1e9), fmtNum(float64(ev.Backlog.SpanNs)/1e9), fmtRate(ev.MeanRate), fmtRate(ev.DrainRate))
-	ring := ringDesc(rec.SizeBytes, rec.Layout, rec.LifecycleSizeBytes)
+	ring := ringDesc(rec.ring())
 	if rec.Layout == ringspec.LayoutSplit {
 		fmt.Fprintf(&b, " — set bufSizePreset %d (%s), which keeps lifecycle records at any size (predicted %s%% missing)",
 			rec.BufSizePreset, ring, fmtPct(rec.PredictedMissingPct))

@@ -26,19 +26,57 @@ type Ring struct {
 	// split layout without a lifecycle ring is a misconfiguration the
 	// sensor never runs.
 	LifecycleSizeBytes int
-	// Layout is ringspec.LayoutShared or ringspec.LayoutSplit; anything
-	// else (including "") is simulated as shared, the sensor's and Falco's
+	// Layout is ringspec.LayoutShared (one ring for all CPUs),
+	// ringspec.LayoutSplit or ringspec.LayoutFalco (Falco's modern eBPF: one
+	// ring of SizeBytes per group of CPUsPerRing CPUs, see simulateFalco);
+	// anything else (including "") is simulated as shared, the sensor's
 	// default.
 	Layout ringspec.Layout
+	// CPUsPerRing is Falco's cpus_for_each_buffer for LayoutFalco; ≤ 0
+	// means ringspec.DefaultCPUsPerRing.
+	CPUsPerRing int `json:",omitempty"`
+	// CPUs is the node's CPU count for LayoutFalco's memory (Rings); 0
+	// means unknown (one ring). The simulation takes the CPUs from the
+	// load's per-CPU arrivals (Load.CPUs), not from here.
+	CPUs int `json:",omitempty"`
 }
 
 // MemoryBytes is the kernel memory the configuration pins.
 func (r Ring) MemoryBytes() int {
 	size := max(r.SizeBytes, 0)
-	if r.Layout == ringspec.LayoutSplit {
+	switch r.Layout {
+	case ringspec.LayoutSplit:
 		return size + r.lifecycleSize()
+	case ringspec.LayoutFalco:
+		return size * r.Rings()
 	}
 	return size
+}
+
+// Rings is the number of rings of SizeBytes: ceil(CPUs / CPUsPerRing) for
+// LayoutFalco (at least 1), else 1.
+func (r Ring) Rings() int {
+	if r.Layout != ringspec.LayoutFalco {
+		return 1
+	}
+	return FalcoRingCount(r.CPUs, r.cpusPerRing())
+}
+
+func (r Ring) cpusPerRing() int {
+	if r.CPUsPerRing <= 0 {
+		return ringspec.DefaultCPUsPerRing
+	}
+	return r.CPUsPerRing
+}
+
+// FalcoRingCount is the rings of Falco's layout on cpus CPUs at
+// cpusPerRing (≤ 0: ringspec.DefaultCPUsPerRing) CPUs per ring: one per
+// group, the last group possibly smaller; 1 when cpus is unknown (≤ 0).
+func FalcoRingCount(cpus, cpusPerRing int) int {
+	if cpusPerRing <= 0 {
+		cpusPerRing = ringspec.DefaultCPUsPerRing
+	}
+	return max(1, (cpus+cpusPerRing-1)/cpusPerRing)
 }
 
 func (r Ring) lifecycleSize() int {
@@ -104,6 +142,9 @@ func (p Prediction) Delivered() [event.NumCategories]float64 {
 //     timestamp, but lifecycle records are few, so their ring empties at their
 //     arrival rate either way; the priority only matters once the consumer is
 //     slower than lifecycle arrivals alone.
+//   - Falco layout: see simulateFalco; with one ring (the node has at most
+//     CPUsPerRing CPUs, or the load carries no per-CPU arrivals) it is the
+//     shared ring of that size, exactly.
 func Simulate(load Load, ring Ring) Prediction {
 	p, _ := simulate(load, ring, 0)
 	return p
@@ -113,6 +154,10 @@ func Simulate(load Load, ring Ring) Prediction {
 // against that threshold after every step, as BacklogFromSamples reads a
 // sensor's samples (Samples counts steps; the drain fields stay 0).
 func simulate(load Load, ring Ring, trackBytes float64) (Prediction, Backlog) {
+	if ring.Layout == ringspec.LayoutFalco {
+		p, _, bl := simulateFalco(load, ring, trackBytes)
+		return p, bl
+	}
 	rb := recordBytes(load.RecordBytes)
 	var s sim
 	s.rb = rb

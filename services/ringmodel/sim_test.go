@@ -2,6 +2,7 @@ package ringmodel
 
 import (
 	"math"
+	"reflect"
 	"testing"
 
 	"github.com/ringwise/ringwise/services/event"
@@ -204,7 +205,7 @@ func TestLoadFromSamples(t *testing.T) {
 		t.Fatalf("bins = %+v, want %+v", l.Bins, want)
 	}
 	for i := range want {
-		if l.Bins[i] != want[i] {
+		if !reflect.DeepEqual(l.Bins[i], want[i]) {
 			t.Errorf("bin %d = %+v, want %+v", i, l.Bins[i], want[i])
 		}
 	}
@@ -226,7 +227,7 @@ func TestLoadFromStats(t *testing.T) {
 		{DrainRate: 200},
 	}
 	l := LoadFromStats(stats)
-	if len(l.Bins) != 2 || l.Bins[1] != (Bin{DurNs: 10e6, Arrivals: [2]float64{1, 2}}) {
+	if len(l.Bins) != 2 || !reflect.DeepEqual(l.Bins[1], Bin{DurNs: 10e6, Arrivals: [2]float64{1, 2}}) {
 		t.Errorf("bins %+v", l.Bins)
 	}
 	if l.RecordBytes != [2]float64{200, 90} || l.DrainRate != 200 {
@@ -245,4 +246,23 @@ func BenchmarkSimulate(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkRecommend is the analyzer's periodic recommendation over 60 s
+// of a node's load: every preset in shared, split and Falco's layout, plus
+// three fewer-syscalls what-ifs.
+func BenchmarkRecommend(b *testing.B) {
+	load := SimulatedLoad(FloodSpec{Procs: 12_000, Burst: 1_000, Pause: 5e9, ProcsPerSec: 20_000,
+		SyscallsPerProc: 30, BaseRate: 20_000}, DefaultRecordBytes(), 150_000, DefaultBinNs)
+	sys := []SyscallCount{{Name: "read", Count: 50}, {Name: "write", Count: 30}, {Name: "mmap", Count: 20}, {Name: "openat", Count: 10}}
+	b.Run("no-what-if", func(b *testing.B) {
+		for b.Loop() {
+			Recommend(load, Calibration{}, Options{})
+		}
+	})
+	b.Run("what-if", func(b *testing.B) {
+		for b.Loop() {
+			Recommend(load, Calibration{}, Options{Syscalls: sys})
+		}
+	})
 }
