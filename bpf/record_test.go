@@ -50,6 +50,8 @@ func encodeRecord(ev *event.Event) []byte {
 	case event.TypeExit:
 		meta(b[40:])
 		le.PutUint32(b[80:], uint32(ev.ExitCode))
+	case event.TypeCgroup:
+		meta(b[40:])
 	case event.TypeExec:
 		meta(b[40:])
 		le.PutUint32(b[80:], ev.OldPid)
@@ -98,7 +100,10 @@ func sampleEvents() []event.Event {
 	sch.Syscall, sch.Ret, sch.SysArgs = 0, 4096, [3]uint64{3, 0x7ffc0000, 4096}
 	sch.PPid, sch.UID, sch.GID = 77, 65534, 65534
 	sch.SetComm("nginx")
-	return []event.Event{fork, exec, exit, sc, sch}
+	moved := mk(event.TypeCgroup, 0)
+	moved.PPid, moved.UID, moved.VTid, moved.CgroupID = 1, 33, 5, 0x77aa
+	moved.SetComm("nginx")
+	return []event.Event{fork, exec, exit, sc, sch, moved}
 }
 
 func eventsEqual(a, b *event.Event) bool {
@@ -166,7 +171,7 @@ func TestDecodeRecordErrors(t *testing.T) {
 			}
 		}
 	}
-	for _, typ := range []byte{0, 5, 200, 255} {
+	for _, typ := range []byte{0, 6, 200, 255} {
 		raw := make([]byte, 512)
 		raw[offType] = typ
 		var got event.Event

@@ -19,7 +19,7 @@ func TestEventWireBoundIsAnUpperBound(t *testing.T) {
 	for c := range b.Counters.Attempted {
 		b.Counters.Attempted[c], b.Counters.Delivered[c], b.Counters.Dropped[c], b.Counters.Shed[c] = max64, max64, max64, max64
 	}
-	for _, typ := range []event.Type{event.TypeFork, event.TypeExec, event.TypeExit, event.TypeSyscall} {
+	for _, typ := range []event.Type{event.TypeFork, event.TypeExec, event.TypeExit, event.TypeSyscall, event.TypeCgroup} {
 		for _, flags := range []uint8{0, event.FlagHints, 0xff} {
 			ev := event.Event{Header: event.Header{TsNs: max64, StartNs: max64, Tid: max32, Pid: max32, ExecID: max32, Type: typ, Flags: flags,
 				CPU: math.MaxUint16, VPid: max32, ABI: 0xff},

@@ -35,7 +35,9 @@ func sampleBatch() *Batch {
 	sys.VPid, sys.ABI = 7, syscalls.IA32
 	hint.VPid, hint.VTid, hint.CgroupID, hint.ABI = 7, 8, 99, syscalls.X86_64
 	exit.VPid, exit.VTid, exit.CgroupID = 7, 7, 1
-	b.Events = []Event{fork, exec, sys, hint, exit}
+	moved := exit
+	moved.Type, moved.Flags, moved.ExitCode, moved.CgroupID = TypeCgroup, 0, 0, 0x77
+	b.Events = []Event{fork, exec, sys, hint, exit, moved}
 	return b
 }
 
@@ -194,7 +196,7 @@ func TestDecodeBadInput(t *testing.T) {
 	}
 	// The codec keeps working after bad input.
 	var b Batch
-	if err := c.Decode(good, &b); err != nil || len(b.Events) != 5 {
+	if err := c.Decode(good, &b); err != nil || len(b.Events) != 6 {
 		t.Fatalf("good batch after bad ones: %v, %d events", err, len(b.Events))
 	}
 }
