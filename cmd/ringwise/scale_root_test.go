@@ -334,12 +334,16 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 	// Every node owned before the flood.
 	for _, n := range cfg.nodes {
 		waitUntil(t, 30*time.Second, "node "+n+" owned", func() bool {
-			_, err := leases.Get(ctx, bus.NodeKey(n))
+			_, err := kvGet(ctx, leases, bus.NodeKey(n))
 			return err == nil
 		})
 	}
 
 	var res scaleRun
+	// clusterQuiet is closed when every writer has stopped.
+	clusterQuiet := make(chan struct{})
+	quiet := sync.OnceFunc(func() { close(clusterQuiet) })
+	defer quiet()
 	type fr struct {
 		r   flood.Result
 		err error
@@ -353,7 +357,7 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 		// Late enough for the owner to have checkpointed (interval 1 s).
 		time.Sleep(3 * time.Second)
 		node := cfg.nodes[0]
-		ent, err := leases.Get(ctx, bus.NodeKey(node))
+		ent, err := kvGet(ctx, leases, bus.NodeKey(node))
 		if err != nil {
 			t.Fatalf("lease of %s: %v", node, err)
 		}
@@ -372,7 +376,7 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 		res.killedOwnerOf = node
 		// Take-over: a live enricher holds the lease.
 		for {
-			ent, err := leases.Get(ctx, bus.NodeKey(node))
+			ent, err := kvGet(ctx, leases, bus.NodeKey(node))
 			if err == nil && string(ent.Value()) != owner {
 				res.takeover = time.Since(killedAt)
 				break
@@ -383,7 +387,7 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 			time.Sleep(10 * time.Millisecond)
 		}
 		t.Logf("kill -9 of %s (owner of node %s) mid-flood: taken over after %v (member and lease TTL 2s)", owner, node, res.takeover.Round(time.Millisecond))
-		res.newOwner = "enricher " + string(must(leases.Get(ctx, bus.NodeKey(node))).Value())
+		res.newOwner = "enricher " + string(must(kvGet(ctx, leases, bus.NodeKey(node))).Value())
 	}
 	if cfg.badInput {
 		time.Sleep(time.Second)
@@ -412,24 +416,41 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 		// n2 rejoins on its store and catches up.
 		clusterSvcs[1] = startService(t, "nats n2 (restarted)", clusterArgs[1]...)
 		clusterSvcs[1].waitOutput(t, "NATS with JetStream on", 30*time.Second)
-		waitUntil(t, 60*time.Second, "n2 current again in every replica of RINGWISE_RAW", func() bool {
-			st, err := js.Stream(ctx, bus.StreamRaw)
-			if err != nil {
-				return false
-			}
-			info, err := st.Info(ctx)
-			if err != nil || info.Cluster == nil || len(info.Cluster.Replicas)+1 != 3 {
-				return false
-			}
-			for _, p := range info.Cluster.Replicas {
-				if !p.Current || p.Offline {
-					return false
+		// While the sensor still writes, "current" is the leader's view at
+		// one instant (its commit index == the follower's last stored
+		// entry): a follower catching up, or one ack behind a steady write
+		// rate, reads as not current. Sample it, for the log only; the
+		// catch-up is checked once writes have stopped (checkRejoined).
+		sampleDone := make(chan struct{})
+		var samples, currentSamples, maxLag uint64
+		go func() {
+			defer close(sampleDone)
+			for ctx.Err() == nil && samples < 600 {
+				select {
+				case <-clusterQuiet:
+					return
+				case <-time.After(500 * time.Millisecond):
+				}
+				info, err := streamInfo(ctx, js, bus.StreamRaw)
+				if err != nil || info.Cluster == nil {
+					continue
+				}
+				for _, p := range info.Cluster.Replicas {
+					if p.Name == "n2" {
+						samples++
+						if p.Current && !p.Offline {
+							currentSamples++
+						}
+						maxLag = max(maxLag, p.Lag)
+					}
 				}
 			}
-			res.replicas = 1 + len(info.Cluster.Replicas)
-			return true
-		})
-		t.Logf("n2 rejoined: RINGWISE_RAW has %d current replicas", res.replicas)
+		}()
+		defer func() {
+			quiet()
+			<-sampleDone
+			t.Logf("while writes went on after n2's restart: n2 current in %d of %d samples of RINGWISE_RAW, largest lag %d entries", currentSamples, samples, maxLag)
+		}()
 	}
 	time.Sleep(500 * time.Millisecond)
 	for _, s := range sensors {
@@ -459,17 +480,30 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 		res.totalEvents += s.Analyzer.Events
 		res.totalDelivered += res.delivered[n] - res.overflow[n]
 		// Wrong metadata: the node's enriched stream against the flood's truth.
-		st, err := js.Stream(ctx, bus.StreamEnriched)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := st.Info(ctx, jetstream.WithSubjectFilter(bus.EnrichedSubject(n)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		truth, err := pipeline.CheckTruth(ctx, js, n, 1, info.State.Subjects[bus.EnrichedSubject(n)], f.r.Procs)
-		if err != nil {
-			t.Fatal(err)
+		var info *jetstream.StreamInfo
+		waitUntil(t, 30*time.Second, "info of "+bus.StreamEnriched, func() bool {
+			cctx, cancel := context.WithTimeout(ctx, apiTimeout)
+			defer cancel()
+			st, err := js.Stream(cctx, bus.StreamEnriched)
+			if err == nil {
+				info, err = st.Info(cctx, jetstream.WithSubjectFilter(bus.EnrichedSubject(n)))
+			}
+			return err == nil
+		})
+		// In a cluster the reader's consumer may sit on the restarted
+		// server's replica, which serves only what it has caught up: a read
+		// that stalls is started again (all of it: the check is over every
+		// message), a few times.
+		var truth report.TruthResult
+		for attempt := 1; ; attempt++ {
+			truth, err = pipeline.CheckTruth(ctx, js, n, 1, info.State.Subjects[bus.EnrichedSubject(n)], f.r.Procs)
+			if err == nil {
+				break
+			}
+			if !cfg.cluster || attempt == 4 {
+				t.Fatal(err)
+			}
+			t.Logf("attempt %d: %v; reading again", attempt, err)
 		}
 		res.wrong[n] = truth.Wrong
 	}
@@ -502,6 +536,8 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 	}
 	an.stop(t, 30*time.Second)
 	if cfg.cluster {
+		quiet()
+		res.replicas = checkRejoined(t, ctx, js, "n2")
 		for _, c := range clusterSvcs {
 			c.stop(t, 30*time.Second)
 		}
@@ -509,6 +545,116 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 		ns.stop(t, 30*time.Second)
 	}
 	return res
+}
+
+// checkRejoined checks, once nothing writes any more, that server (killed
+// and restarted) is back in every stream and KV bucket as a current
+// replica with no lag, then moves RINGWISE_RAW's leadership to it and
+// checks that it serves the same messages: it caught up, not only
+// reconnected. It returns RINGWISE_RAW's replica count.
+func checkRejoined(t *testing.T, ctx context.Context, js jetstream.JetStream, server string) int {
+	t.Helper()
+	names := []string{bus.StreamRaw, bus.StreamEnriched, bus.StreamStats}
+	for _, b := range bus.EnricherBuckets() {
+		if _, err := js.Stream(ctx, "KV_"+b); err == nil {
+			names = append(names, "KV_"+b)
+		}
+	}
+	replicas := 0
+	for _, name := range names {
+		var last string
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			ok, state, n := replicaState(ctx, js, name, server)
+			last = state
+			if ok {
+				if name == bus.StreamRaw {
+					replicas = n
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stream %s: %s not a current replica with lag 0 within 90s of the writers stopping; last: %s", name, server, last)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Logf("stream %s: %s", name, last)
+	}
+	before, err := streamInfo(ctx, js, bus.StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Cluster.Leader != server {
+		req, _ := json.Marshal(map[string]any{"placement": map[string]string{"preferred": server}})
+		var resp struct {
+			Success bool `json:"success"`
+			Error   *struct {
+				Description string `json:"description"`
+			} `json:"error"`
+		}
+		waitUntil(t, 30*time.Second, "leadership of "+bus.StreamRaw+" moved to "+server, func() bool {
+			nc := js.Conn()
+			m, err := nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+bus.StreamRaw, req, apiTimeout)
+			if err == nil && json.Unmarshal(m.Data, &resp) == nil && resp.Error != nil {
+				t.Logf("step-down: %s", resp.Error.Description)
+			}
+			for i := 0; i < 20; i++ {
+				time.Sleep(100 * time.Millisecond)
+				if info, err := streamInfo(ctx, js, bus.StreamRaw); err == nil && info.Cluster != nil && info.Cluster.Leader == server {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	after, err := streamInfo(ctx, js, bus.StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, a := before.State, after.State
+	if a.Msgs != b.Msgs || a.FirstSeq != b.FirstSeq || a.LastSeq != b.LastSeq || a.Bytes != b.Bytes {
+		t.Errorf("%s led by %s: %d msgs, seq %d..%d, %d bytes; led by %s before: %d msgs, seq %d..%d, %d bytes",
+			bus.StreamRaw, after.Cluster.Leader, a.Msgs, a.FirstSeq, a.LastSeq, a.Bytes, before.Cluster.Leader, b.Msgs, b.FirstSeq, b.LastSeq, b.Bytes)
+	} else {
+		t.Logf("%s now led by %s (was %s): the same %d messages, seq %d..%d, %d bytes", bus.StreamRaw, after.Cluster.Leader, before.Cluster.Leader, a.Msgs, a.FirstSeq, a.LastSeq, a.Bytes)
+	}
+	return replicas
+}
+
+// apiTimeout bounds one JetStream API call of the tests' polls. In a
+// cluster, a stream's replicas stay silent on a request while they elect
+// a leader (nats-server answers only from the leader), so a request that
+// arrives then gets no reply at all: with the test's whole context as its
+// deadline, one such call stalled a poll for minutes. That, not a slow
+// catch-up, made the kill -9 test miss its 1-minute wait in CI.
+const apiTimeout = 3 * time.Second
+
+// streamInfo asks for a stream's info within apiTimeout.
+func streamInfo(ctx context.Context, js jetstream.JetStream, name string) (*jetstream.StreamInfo, error) {
+	cctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	st, err := js.Stream(cctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return st.Info(cctx)
+}
+
+// replicaState reports whether every replica of stream is current, online
+// and without lag, with server among them, and describes the state.
+func replicaState(ctx context.Context, js jetstream.JetStream, stream, server string) (bool, string, int) {
+	info, err := streamInfo(ctx, js, stream)
+	if err != nil || info.Cluster == nil {
+		return false, fmt.Sprintf("info: %v", err), 0
+	}
+	desc := fmt.Sprintf("leader %s, %d msgs, last seq %d", info.Cluster.Leader, info.State.Msgs, info.State.LastSeq)
+	ok, seen := true, info.Cluster.Leader == server
+	for _, p := range info.Cluster.Replicas {
+		desc += fmt.Sprintf("; %s current=%v offline=%v lag=%d", p.Name, p.Current, p.Offline, p.Lag)
+		ok = ok && p.Current && !p.Offline && p.Lag == 0
+		seen = seen || p.Name == server
+	}
+	return ok && seen && len(info.Cluster.Replicas) == 2, desc, 1 + len(info.Cluster.Replicas)
 }
 
 // injectBadInput publishes five kinds of bad input on node's raw subject.
@@ -559,9 +705,18 @@ func waitJetStream(t *testing.T, url string) {
 	})
 }
 
+// kvGet reads key within apiTimeout (see apiTimeout).
+func kvGet(ctx context.Context, kv jetstream.KeyValue, key string) (jetstream.KeyValueEntry, error) {
+	cctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	return kv.Get(cctx, key)
+}
+
 func waitKV(ctx context.Context, js jetstream.JetStream, bucket string) (jetstream.KeyValue, error) {
 	for {
-		kv, err := js.KeyValue(ctx, bucket)
+		cctx, cancel := context.WithTimeout(ctx, apiTimeout)
+		kv, err := js.KeyValue(cctx, bucket)
+		cancel()
 		if err == nil {
 			return kv, nil
 		}
@@ -690,9 +845,6 @@ func TestOutage(t *testing.T) {
 // streams and buckets), kill -9 of one mid-flood: nothing lost, nothing
 // duplicated; the server rejoins on its store.
 func TestCluster(t *testing.T) {
-	if os.Getenv("RINGWISE_CLUSTER_E2E") != "1" {
-		t.Skip("RINGWISE_CLUSTER_E2E=1 runs it: in a clean .ci/run the killed server did not become current again within 1m (passes alone; under investigation)")
-	}
 	if os.Geteuid() != 0 {
 		t.Skip("root needed to load BPF (CI runs as root)")
 	}
@@ -787,7 +939,7 @@ func TestScaleUp(t *testing.T) {
 	var rebalance time.Duration
 	waitUntil(t, 60*time.Second, "leases held by the rendezvous owners over 4 members", func() bool {
 		for _, n := range nodes {
-			ent, err := leases.Get(ctx, bus.NodeKey(n))
+			ent, err := kvGet(ctx, leases, bus.NodeKey(n))
 			if err != nil || string(ent.Value()) != enricher.Owner(n, members) {
 				return false
 			}
