@@ -148,6 +148,9 @@ type checkpointMeta struct {
 	LastBatchSeq uint64 `json:"last_batch_seq"`
 	RunEvents    uint64 `json:"run_events"`
 	Procs        int    `json:"procs"`
+	// Gap is the sensor's account at LastBatchSeq (retention loss is told
+	// from the sensor's own by it).
+	Gap gapBase `json:"gap"`
 }
 
 func encodeCheckpoint(m checkpointMeta, procs []event.ProcInfo) ([]byte, error) {
@@ -546,7 +549,7 @@ func (o *ownedNode) checkpoint(ctx context.Context) {
 		return
 	}
 	meta := checkpointMeta{Node: o.node, Seq: o.seq, Stream: e.rawInc, Owner: s.cfg.ID, Time: t0.UTC(),
-		BootID: ns.bootID, StartNs: ns.startNs, LastBatchSeq: ns.lastSeq, RunEvents: ns.runEvents}
+		BootID: ns.bootID, StartNs: ns.startNs, LastBatchSeq: ns.lastSeq, RunEvents: ns.runEvents, Gap: ns.gap}
 	table := ns.table
 	e.mu.Unlock()
 	s.mu.Lock()
@@ -644,6 +647,7 @@ func (o *ownedNode) takeover(ctx context.Context) (uint64, error) {
 		if meta.Seq > 0 || len(procs) > 0 {
 			ns.table.Seed(procs)
 			ns.bootID, ns.startNs, ns.lastSeq, ns.runEvents, ns.lastPos = meta.BootID, meta.StartNs, meta.LastBatchSeq, meta.RunEvents, meta.Seq
+			ns.gap = meta.Gap
 		}
 		e.mu.Unlock()
 		if meta.Seq > 0 {

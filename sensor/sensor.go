@@ -293,8 +293,13 @@ type sensor struct {
 	// dropped (full, or closed before they were stored).
 	overflow        [event.NumCategories]atomic.Uint64
 	overflowBatches atomic.Uint64
-	lastSeq         atomic.Uint64
-	busyNs          atomic.Int64 // reader time not spent waiting
+	// unsentBatches and unsentEvents count this run's batches (and their
+	// events) never stored: overflowed, or failed to encode or publish.
+	// Each raw batch carries them (bus.HeaderSensorUnsent), so that a gap
+	// downstream can be told apart from retention.
+	unsentBatches, unsentEvents atomic.Uint64
+	lastSeq                     atomic.Uint64
+	busyNs                      atomic.Int64 // reader time not spent waiting
 
 	// pubMu serializes publishes: the reader and the sampler both
 	// publish, and a bus.Publisher need only be safe for one goroutine.
@@ -455,9 +460,12 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 	b.Events = full
 	if err != nil {
 		s.pubErrors.Add(1)
+		s.unsentBatches.Add(1)
+		s.unsentEvents.Add(uint64(n))
 		return err
 	}
 	hdr := nats.Header{}
+	hdr.Set(bus.HeaderSensorUnsent, bus.FormatCount2(s.unsentBatches.Load(), s.unsentEvents.Load()))
 	msg := bus.Msg{Subject: bus.RawSubject(s.cfg.Node), ID: b.MsgID(), Header: hdr, Data: data, Schema: event.SchemaVersion}
 	var per [event.NumCategories]uint64
 	for i := range b.Events[:n] {
@@ -466,6 +474,8 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 		}
 	}
 	msg.OnDrop = func() {
+		s.unsentBatches.Add(1)
+		s.unsentEvents.Add(uint64(n))
 		s.overflowBatches.Add(1)
 		for c, k := range per {
 			s.overflow[c].Add(k)
@@ -476,6 +486,8 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 	telemetry.EndSpan(span, err)
 	if err != nil {
 		s.pubErrors.Add(1)
+		s.unsentBatches.Add(1)
+		s.unsentEvents.Add(uint64(n))
 		return err
 	}
 	s.batches.Add(1)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -156,14 +157,38 @@ func (s *service) waitOutput(t *testing.T, substr string, within time.Duration) 
 	}
 }
 
+// givenPorts are the ports freePort handed out in this test binary.
+var givenPorts = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
+
+// freePort returns a free loopback port below the kernel's ephemeral
+// range (net.ipv4.ip_local_port_range, 32768-60999 by default). A port
+// from bind(0) lies inside that range, and any outgoing connection of the
+// test's services may take it as its source port while a server that is
+// to listen there is not running yet, or killed and about to restart: seen
+// as "embedded NATS ... not ready after 10s" for one of three cluster
+// servers.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	givenPorts.Lock()
+	defer givenPorts.Unlock()
+	for i := 0; i < 1000; i++ {
+		port := 20000 + rand.IntN(12000)
+		if givenPorts.m[port] {
+			continue // handed out already, perhaps not yet listened on
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		givenPorts.m[port] = true
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port in 20000-31999")
+	return 0
 }
 
 var deliveredRE = regexp.MustCompile(`drained; attempted \[(\d+) (\d+)\] delivered \[(\d+) (\d+)\]`)

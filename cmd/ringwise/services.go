@@ -162,8 +162,8 @@ func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fmt.Fprintf(stderr, "ringwise enricher: consuming %s (%s mode)\n", bus.StreamRaw, *mode)
 	err = e.Run(ctx)
 	st := e.Stats()
-	fmt.Fprintf(stderr, "ringwise enricher: %d batches, %d events, %d replayed, bad input %v, %d sequence gaps, %d publish errors\n",
-		st.Batches, st.Events, st.Replayed, st.BadInput, st.SeqGaps, st.PubErrors)
+	fmt.Fprintf(stderr, "ringwise enricher: %d batches, %d events, %d replayed, bad input %v, %d sequence gaps (%d batches, %d events of them removed by the raw stream's limits), %d publish errors\n",
+		st.Batches, st.Events, st.Replayed, st.BadInput, st.SeqGaps, st.RetentionLostBatches, st.RetentionLostEvents, st.PubErrors)
 	if o := st.Ownership; o != nil {
 		var mean time.Duration
 		if o.Checkpoints > 0 {
