@@ -689,6 +689,11 @@ func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 	// The enricher's own count travels with its output, so an analyzer run
 	// apart reports it too (a maximum: a redelivered batch repeats no count).
 	hdr.Set(bus.HeaderEnricherEvents, strconv.FormatUint(runEvents+uint64(len(out.Events)), 10))
+	if v := d.Header.Get(bus.HeaderSensorUnsent); v != "" {
+		// A new owner without a checkpoint resumes the sensor's account
+		// from the last enriched batch.
+		hdr.Set(bus.HeaderSensorUnsent, v)
+	}
 	if lostB > 0 {
 		// The analyzer reports the loss per node with the batch after it.
 		hdr.Set(bus.HeaderRetentionLost, bus.FormatCount2(lostB, lostE))

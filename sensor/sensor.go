@@ -238,6 +238,9 @@ type Result struct {
 	SpoolOverflow [event.NumCategories]uint64
 	// SpoolOverflowBatches counts those batches (each a gap downstream).
 	SpoolOverflowBatches uint64
+	// SnapshotsRequested counts the snapshots taken on an enricher's
+	// request; SnapshotsRefused those refused as too soon after the last.
+	SnapshotsRequested, SnapshotsRefused uint64
 }
 
 // MonotonicNs reads CLOCK_BOOTTIME, the clock of the records' timestamps
@@ -298,8 +301,14 @@ type sensor struct {
 	// Each raw batch carries them (bus.HeaderSensorUnsent), so that a gap
 	// downstream can be told apart from retention.
 	unsentBatches, unsentEvents atomic.Uint64
-	lastSeq                     atomic.Uint64
-	busyNs                      atomic.Int64 // reader time not spent waiting
+	// Snapshots taken on request (answerSnapshot), and those refused as
+	// too soon after the last.
+	snapMu                     sync.Mutex
+	lastSnapReq                time.Time
+	snapGen                    uint64
+	snapRequested, snapRefused atomic.Uint64
+	lastSeq                    atomic.Uint64
+	busyNs                     atomic.Int64 // reader time not spent waiting
 
 	// pubMu serializes publishes: the reader and the sampler both
 	// publish, and a bus.Publisher need only be safe for one goroutine.
@@ -358,13 +367,13 @@ func (s *sensor) run(ctx context.Context) (Result, error) {
 	// Snapshot after attaching: every process that started before the
 	// probes were live and is still alive is in it; later ones are in the
 	// stream.
-	if err := s.publishSnapshot(ctx); err != nil {
+	if _, err := s.publishSnapshot(ctx, 0); err != nil {
 		return Result{}, err
 	}
 	var sub *nats.Subscription
 	if s.cfg.NC != nil {
 		var err error
-		sub, err = s.serveLookups()
+		sub, err = s.serveLookups(ctx)
 		if err != nil {
 			return Result{}, err
 		}
@@ -689,6 +698,7 @@ func (s *sensor) finish() (Result, error) {
 	res.PublishErrors = s.pubErrors.Load()
 	res.SpoolOverflow = s.spoolOverflow()
 	res.SpoolOverflowBatches = s.overflowBatches.Load()
+	res.SnapshotsRequested, res.SnapshotsRefused = s.snapRequested.Load(), s.snapRefused.Load()
 	s.mu.Lock()
 	res.Series = append([]event.Sample(nil), s.series...)
 	s.mu.Unlock()

@@ -1001,3 +1001,111 @@ func TestScaleUp(t *testing.T) {
 	an.stop(t, 30*time.Second)
 	ns.stop(t, 30*time.Second)
 }
+
+// TestNoCheckpointAsksSensor: the owner of a node is killed mid-flood and
+// its checkpoint is gone (purged, as with a lost bucket). The new owner
+// finds the node's enriched output but no checkpoint: it asks the node's
+// (real) sensor for a fresh /proc snapshot and reads on from the first
+// unpublished position, replaying nothing; every event still arrives
+// once, in order, with no wrong metadata.
+func TestNoCheckpointAsksSensor(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("root needed to load BPF (CI runs as root)")
+	}
+	if testing.Short() {
+		t.Skip("multi-process fault test")
+	}
+	natsPort, httpPort := freePort(t), freePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", httpPort)
+	ns := startService(t, "nats", "nats", "--listen", fmt.Sprintf("127.0.0.1:%d", natsPort), "--store", t.TempDir())
+	ns.waitOutput(t, "NATS with JetStream on", 20*time.Second)
+	an := startService(t, "analyzer", "analyzer", "--nats", url, "--http", httpAddr)
+	an.waitOutput(t, "consuming", 20*time.Second)
+	enricherArgs := func(id string) []string {
+		return []string{"enricher", "--nats", url, "--id", id, "--member-ttl", "2s", "--lease-ttl", "2s", "--checkpoint-interval", "1s"}
+	}
+	e1 := startService(t, "enricher e1", enricherArgs("e1")...)
+	e1.waitOutput(t, "scaled mode", 20*time.Second)
+	sensor := startService(t, "sensor a", "sensor", "--nats", url, "--node", "a")
+	sensor.waitOutput(t, "published /proc snapshot", 60*time.Second)
+	e1.waitOutput(t, "took node", 20*time.Second)
+	nc, err := bus.Connect(url, "scale-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ckpts, err := waitKV(ctx, js, bus.BucketCheckpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type fr struct {
+		r   flood.Result
+		err error
+	}
+	floodDone := make(chan fr, 1)
+	go func() {
+		r, err := flood.Run(ctx, flood.Config{Procs: 2000, Parallel: 4, Burst: 500, Pause: 300 * time.Millisecond})
+		floodDone <- fr{r, err}
+	}()
+	time.Sleep(2 * time.Second)
+	e1.kill()
+	if err := ckpts.Purge(ctx, bus.NodeKey("a")); err != nil {
+		t.Fatalf("purge the checkpoint: %v", err)
+	}
+	e2 := startService(t, "enricher e2", enricherArgs("e2")...)
+	e2.waitOutput(t, "asked the sensor for a fresh /proc snapshot", 30*time.Second)
+	f := <-floodDone
+	if f.err != nil {
+		t.Fatalf("flood: %v", f.err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	sensor.stop(t, 60*time.Second)
+	delivered := sensorDelivered(t, sensor)
+	var s report.Summary
+	waitUntil(t, 90*time.Second, "analyzer caught up", func() bool {
+		s = summary(t, httpAddr, "a")
+		return s.Sensor.Final && s.Analyzer.Events >= delivered
+	})
+	var info *jetstream.StreamInfo
+	waitUntil(t, 30*time.Second, "info of "+bus.StreamEnriched, func() bool {
+		cctx, cancel := context.WithTimeout(ctx, apiTimeout)
+		defer cancel()
+		st, err := js.Stream(cctx, bus.StreamEnriched)
+		if err == nil {
+			info, err = st.Info(cctx, jetstream.WithSubjectFilter(bus.EnrichedSubject("a")))
+		}
+		return err == nil
+	})
+	truth, err := pipeline.CheckTruth(ctx, js, "a", 1, info.State.Subjects[bus.EnrichedSubject("a")], f.r.Procs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2.stop(t, 30*time.Second)
+	an.stop(t, 30*time.Second)
+	ns.stop(t, 30*time.Second)
+	a := s.Analyzer
+	t.Logf("flood %d procs: delivered %d, analyzer events %d, missing %.3f%%, duplicates %d/%d, out of order %d, gaps %d, wrong %d",
+		f.r.Spawned, delivered, a.Events, a.MissingPct, a.DuplicateBatches, a.DuplicatePositions, a.OutOfOrderBatches, a.BatchGaps, truth.Wrong)
+	if a.Events != delivered || a.DuplicateBatches+a.DuplicatePositions != 0 || a.OutOfOrderBatches != 0 || a.BatchGaps != 0 || truth.Wrong != 0 {
+		t.Errorf("events %d of %d delivered, duplicates %d/%d, out of order %d, gaps %d, wrong %d: want all, 0, 0, 0, 0",
+			a.Events, delivered, a.DuplicateBatches, a.DuplicatePositions, a.OutOfOrderBatches, a.BatchGaps, truth.Wrong)
+	}
+	out := e2.out.String()
+	t.Log(regexp.MustCompile(`msg="no checkpoint[^\n]*`).FindString(out))
+	for _, want := range []string{" 0 replayed,", "1 fresh snapshots asked of sensors, 0 replays"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the new owner's output lacks %q:\n%s", want, tail(out, 2048))
+		}
+	}
+	if !strings.Contains(sensor.out.String(), "1 snapshots taken on request") {
+		t.Errorf("the sensor took no snapshot on request:\n%s", tail(sensor.out.String(), 2048))
+	}
+	fmt.Printf("no checkpoint: the new owner asked the sensor for a fresh snapshot and replayed nothing; %d events == delivered, missing %.3f%%\n", a.Events, a.MissingPct)
+}
