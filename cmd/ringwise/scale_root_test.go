@@ -39,7 +39,7 @@ var (
 	binErr  error
 )
 
-func ringwiseBinary(t *testing.T) string {
+func ringwiseBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "ringwise-bin-*")
@@ -88,7 +88,7 @@ type service struct {
 }
 
 // startService starts `ringwise args...`; the test's cleanup kills it.
-func startService(t *testing.T, name string, args ...string) *service {
+func startService(t testing.TB, name string, args ...string) *service {
 	t.Helper()
 	s := &service{name: name, out: &syncBuf{}, done: make(chan struct{})}
 	s.cmd = exec.Command(ringwiseBinary(t), args...)
@@ -126,7 +126,7 @@ func (s *service) kill() {
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (s *service) stop(t *testing.T, within time.Duration) {
+func (s *service) stop(t testing.TB, within time.Duration) {
 	t.Helper()
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -141,7 +141,7 @@ func (s *service) stop(t *testing.T, within time.Duration) {
 }
 
 // waitOutput waits until the output contains substr.
-func (s *service) waitOutput(t *testing.T, substr string, within time.Duration) {
+func (s *service) waitOutput(t testing.TB, substr string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !strings.Contains(s.out.String(), substr) {
@@ -170,7 +170,7 @@ var givenPorts = struct {
 // to listen there is not running yet, or killed and about to restart: seen
 // as "embedded NATS ... not ready after 10s" for one of three cluster
 // servers.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	givenPorts.Lock()
 	defer givenPorts.Unlock()
@@ -194,7 +194,7 @@ func freePort(t *testing.T) int {
 var deliveredRE = regexp.MustCompile(`drained; attempted \[(\d+) (\d+)\] delivered \[(\d+) (\d+)\]`)
 
 // sensorDelivered parses the sensor's last line: delivered records in all.
-func sensorDelivered(t *testing.T, s *service) uint64 {
+func sensorDelivered(t testing.TB, s *service) uint64 {
 	t.Helper()
 	m := deliveredRE.FindStringSubmatch(s.out.String())
 	if m == nil {
@@ -209,7 +209,7 @@ var overflowRE = regexp.MustCompile(`spool: \d+ stored, \d+ publish errors \(ret
 
 // sensorOverflow parses the sensor's spool line: events and batches the
 // spool dropped.
-func sensorOverflow(t *testing.T, s *service) (events, batches uint64) {
+func sensorOverflow(t testing.TB, s *service) (events, batches uint64) {
 	t.Helper()
 	m := overflowRE.FindStringSubmatch(s.out.String())
 	if m == nil {
@@ -224,7 +224,7 @@ func sensorOverflow(t *testing.T, s *service) (events, batches uint64) {
 	return a + b, batches
 }
 
-func summary(t *testing.T, httpAddr, node string) report.Summary {
+func summary(t testing.TB, httpAddr, node string) report.Summary {
 	t.Helper()
 	resp, err := http.Get("http://" + httpAddr + "/api/summary?node=" + node)
 	if err != nil {
@@ -753,7 +753,7 @@ func waitKV(ctx context.Context, js jetstream.JetStream, bucket string) (jetstre
 	}
 }
 
-func waitUntil(t *testing.T, within time.Duration, what string, ok func() bool) {
+func waitUntil(t testing.TB, within time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !ok() {
