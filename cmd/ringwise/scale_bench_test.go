@@ -399,3 +399,80 @@ func kernelRelease() string {
 	}
 	return "kernel " + strings.TrimSpace(string(data))
 }
+
+// BenchmarkFleetControl measures the per-node control costs of the scaled
+// mode on one real (embedded, file store) server, for docs/scaling.md's
+// 1,000 and 10,000 nodes: node discovery (RINGWISE_RAW's info with the
+// subject filter, which every enricher asks every tick), a lease renewal
+// (KV update at a revision) and a checkpoint write of 40 KB (KV update).
+func BenchmarkFleetControl(b *testing.B) {
+	for _, nodes := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("discovery/nodes=%d", nodes), func(b *testing.B) {
+			js := benchServer(b)
+			ctx := context.Background()
+			for i := 0; i < nodes; i++ {
+				js.PublishAsync(bus.RawSubject(fmt.Sprintf("n%d", i)), []byte("x"))
+			}
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-time.After(60 * time.Second):
+				b.Fatal("publishes not acknowledged")
+			}
+			st, err := js.Stream(ctx, bus.StreamRaw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				info, err := st.Info(ctx, jetstream.WithSubjectFilter(bus.PrefixRaw+">"))
+				if err != nil || len(info.State.Subjects) != nodes {
+					b.Fatalf("info: %v (%d subjects)", err, len(info.State.Subjects))
+				}
+			}
+		})
+	}
+	for _, size := range []int{16, 40 << 10} {
+		b.Run(fmt.Sprintf("kv-update/bytes=%d", size), func(b *testing.B) {
+			js := benchServer(b)
+			ctx := context.Background()
+			kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "BENCH", History: 1, MaxValueSize: 1 << 20})
+			if err != nil {
+				b.Fatal(err)
+			}
+			val := make([]byte, size)
+			rev, err := kv.Create(ctx, "k", val)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if rev, err = kv.Update(ctx, "k", val, rev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func benchServer(b *testing.B) jetstream.JetStream {
+	b.Helper()
+	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Shutdown)
+	nc, err := bus.Connect(srv.URL(), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := bus.EnsureStreams(context.Background(), js, bus.StreamOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	return js
+}
