@@ -168,6 +168,18 @@ func scaleRound(b *testing.B, ctx context.Context, n, nodes, limit int, file str
 		return err == nil && info.State.LastSeq >= batches
 	})
 	drain := time.Since(start)
+	if n == 1 {
+		raw, err1 := streamInfo(ctx, js, bus.StreamRaw)
+		enr, err2 := streamInfo(ctx, js, bus.StreamEnriched)
+		if err1 == nil && err2 == nil && enr.State.Msgs > 0 {
+			b.Logf("bytes per event: raw %.0f, enriched %.0f (RINGWISE_ENRICHED keeps %d of %d batches under its %d-byte limit)",
+				float64(raw.State.Bytes)/float64(events), float64(enr.State.Bytes)/float64(enr.State.Msgs)*float64(batches)/float64(events),
+				enr.State.Msgs, enr.State.LastSeq, enr.Config.MaxBytes)
+			fmt.Fprintf(os.Stderr, "bytes per event: raw %.0f, enriched %.0f (RINGWISE_ENRICHED keeps %d of %d batches under its %d-byte limit)\n",
+				float64(raw.State.Bytes)/float64(events), float64(enr.State.Bytes)/float64(enr.State.Msgs)*float64(batches)/float64(events),
+				enr.State.Msgs, enr.State.LastSeq, enr.Config.MaxBytes)
+		}
+	}
 	drainCPU := make([]time.Duration, n)
 	for i, e := range es {
 		drainCPU[i] = procCPU(b, e.cmd.Process.Pid)
