@@ -445,6 +445,31 @@ func BenchmarkFleetControl(b *testing.B) {
 			}
 		})
 	}
+	// One filtered consumer per node, as the scaled mode keeps: what they
+	// cost every append to the stream.
+	for _, consumers := range []int{0, 1000, 10000} {
+		b.Run(fmt.Sprintf("append/consumers=%d", consumers), func(b *testing.B) {
+			js := benchServer(b)
+			ctx := context.Background()
+			st, err := js.Stream(ctx, bus.StreamRaw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := 0; i < consumers; i++ {
+				if _, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{FilterSubject: bus.RawSubject(fmt.Sprintf("n%d", i)),
+					AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Hour}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			data := make([]byte, 1024)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := js.Publish(ctx, bus.RawSubject(fmt.Sprintf("n%d", i%max(consumers, 1))), data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 	for _, size := range []int{16, 40 << 10} {
 		b.Run(fmt.Sprintf("kv-update/bytes=%d", size), func(b *testing.B) {
 			js := benchServer(b)
