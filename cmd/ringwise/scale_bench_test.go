@@ -455,11 +455,15 @@ func BenchmarkFleetControl(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			t0 := time.Now()
 			for i := 0; i < consumers; i++ {
 				if _, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{FilterSubject: bus.RawSubject(fmt.Sprintf("n%d", i)),
 					AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Hour}); err != nil {
 					b.Fatal(err)
 				}
+			}
+			if consumers > 0 {
+				b.ReportMetric(float64(time.Since(t0).Microseconds())/float64(consumers), "µs/consumer-create")
 			}
 			data := make([]byte, 1024)
 			b.ResetTimer()
