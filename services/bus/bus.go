@@ -158,13 +158,6 @@ const (
 	// its snapshot parts) in RINGWISE_RAW: at a batch every 20 ms,
 	// more than half an hour of a node's full-rate flood.
 	DefaultRawMaxMsgsPerNode = 100_000
-	// RawMaxConsumers is RINGWISE_RAW's consumer limit, set explicitly:
-	// scaled enrichers read each node with a consumer of its own, and
-	// nats-server (2.10 and later) caps a stream that sets no limit at
-	// 1,000 consumers (default_max_consumers; -1 counts as unset), so the
-	// 1,001st node could not be read (measured: BenchmarkFleetControl,
-	// "maximum consumers limit reached").
-	RawMaxConsumers = 1 << 20
 	// DefaultEnrichedMaxMsgSize bounds an enriched batch (event.MaxBatchBytes).
 	DefaultEnrichedMaxMsgSize = 16 << 20
 	// DefaultEnrichedMaxMsgsPerNode bounds one node's enriched batches.
@@ -250,7 +243,7 @@ func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
 	var out []jetstream.StreamConfig
 	for _, sc := range []jetstream.StreamConfig{
 		{Name: StreamRaw, Subjects: []string{PrefixRaw + ">", PrefixSnapshot + ">"},
-			MaxMsgSize: o.RawMaxMsgSize, MaxMsgsPerSubject: o.RawMaxMsgsPerNode, MaxConsumers: RawMaxConsumers},
+			MaxMsgSize: o.RawMaxMsgSize, MaxMsgsPerSubject: o.RawMaxMsgsPerNode},
 		{Name: StreamEnriched, Subjects: []string{PrefixEnriched + ">"},
 			MaxMsgSize: o.EnrichedMaxMsgSize, MaxMsgsPerSubject: o.EnrichedMaxMsgsPerNode},
 		{Name: StreamStats, Subjects: []string{PrefixStats + ">"},
