@@ -868,7 +868,10 @@ func TestOutage(t *testing.T) {
 
 // TestCluster: three NATS servers (ringwise nats with cluster flags, R3
 // streams and buckets), kill -9 of one mid-flood: nothing lost, nothing
-// duplicated; the server rejoins on its store.
+// duplicated; the server rejoins on its store and catches up: once the
+// writers stopped it is a current replica with lag 0 of every stream and
+// KV bucket, and as RINGWISE_RAW's leader it serves the same messages
+// (checkRejoined).
 func TestCluster(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("root needed to load BPF (CI runs as root)")
