@@ -108,7 +108,7 @@ func BenchmarkScaleOut(b *testing.B) {
 	}
 	say("| node | events | over | events/s | batches/s |")
 	say("|---|---:|---:|---:|---:|")
-	say("| quiet (this VM idle: sensor alone, no flood) | %d | %v | %.0f | %.1f |", qEvents, qDur.Round(100*time.Millisecond), qRate, float64(qBatches)/qDur.Seconds())
+	say("| quiet (this VM without a flood of ours; shared: see the load average) | %d | %v | %.0f | %.1f |", qEvents, qDur.Round(100*time.Millisecond), qRate, float64(qBatches)/qDur.Seconds())
 	say("| ↳ of which, by process (comm from the node's snapshot and exec records): %s | | | | |", qBreakdown)
 	say("| lab flood (%d processes, bursts of 900, 4 spawners, 3 s pause) | %d | %v | %.0f | %.1f |", fr.Spawned, fEvents, fDur.Round(100*time.Millisecond), fRate, float64(sensorBatches(b, src))/fDur.Seconds())
 	say("")
