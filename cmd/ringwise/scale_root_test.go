@@ -1010,7 +1010,9 @@ func TestScaleUp(t *testing.T) {
 // finds the node's enriched output but no checkpoint: it asks the node's
 // (real) sensor for a fresh /proc snapshot and reads on from the first
 // unpublished position, replaying nothing; every event still arrives
-// once, in order, with no wrong metadata.
+// once, in order, with no wrong metadata. Then, with the sensor stopped,
+// the same again: no answer, so the next owner replays (counted), and
+// still nothing is duplicated.
 func TestNoCheckpointAsksSensor(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("root needed to load BPF (CI runs as root)")
@@ -1090,9 +1092,31 @@ func TestNoCheckpointAsksSensor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The fallback: the sensor is gone, the owner stops (it prints its
+	// counts) and the checkpoint is purged again. The next owner gets no
+	// answer and replays the node's stream instead (counted); it publishes
+	// nothing twice.
 	e2.stop(t, 30*time.Second)
+	if err := ckpts.Purge(ctx, bus.NodeKey("a")); err != nil {
+		t.Fatalf("purge the checkpoint: %v", err)
+	}
+	e3 := startService(t, "enricher e3", enricherArgs("e3")...)
+	e3.waitOutput(t, "no fresh snapshot from the sensor: replaying", 30*time.Second)
+	e3.waitOutput(t, "consuming node", 10*time.Second)
+	time.Sleep(3 * time.Second)
+	e3.stop(t, 30*time.Second)
+	after := summary(t, httpAddr, "a").Analyzer
 	an.stop(t, 30*time.Second)
 	ns.stop(t, 30*time.Second)
+	out3 := e3.out.String()
+	if !strings.Contains(out3, "0 fresh snapshots asked of sensors, 1 replays where none answered") || strings.Contains(out3, " 0 replayed,") {
+		t.Errorf("with no sensor the new owner did not fall back to a replay:\n%s", tail(out3, 2048))
+	}
+	if after.Events != delivered || after.DuplicateBatches+after.DuplicatePositions != 0 || after.OutOfOrderBatches != 0 {
+		t.Errorf("after the fallback replay: events %d of %d, duplicates %d/%d, out of order %d", after.Events, delivered,
+			after.DuplicateBatches, after.DuplicatePositions, after.OutOfOrderBatches)
+	}
+	t.Log("fallback: " + regexp.MustCompile(`ringwise enricher: \d+ batches, \d+ events, \d+ replayed`).FindString(out3))
 	a := s.Analyzer
 	t.Logf("flood %d procs: delivered %d, analyzer events %d, missing %.3f%%, duplicates %d/%d, out of order %d, gaps %d, wrong %d",
 		f.r.Spawned, delivered, a.Events, a.MissingPct, a.DuplicateBatches, a.DuplicatePositions, a.OutOfOrderBatches, a.BatchGaps, truth.Wrong)
