@@ -4,7 +4,8 @@
 # BPF sensors for a quiet and a flooding node on this machine, then the
 # flooding node's raw stream replayed as 50 virtual nodes (ringwise replay)
 # and drained by 1..4 scaled enrichers, then 50 quiet virtual nodes on one
-# enricher. Writes the Markdown report to $1 (default bench/scale.md) and
+# enricher; then BenchmarkFleetControl (discovery, consumers, leases and
+# checkpoints at 1,000 and 10,000 nodes on one server). Writes the Markdown report to $1 (default bench/scale.md) and
 # stdout. Takes some 5-10 minutes; it loads BPF, so it waits on the shared
 # BPF lock ($RINGWISE_BPF_LOCK, default /tmp/ringwise-bpf.lock).
 #
@@ -19,4 +20,13 @@ case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
 RINGWISE_SCALE_BENCH=1 RINGWISE_SCALE_BENCH_OUT="$out" \
 	flock "${RINGWISE_BPF_LOCK:-/tmp/ringwise-bpf.lock}" \
 	go test -count=1 -run '^$' -bench '^BenchmarkScaleOut$' -benchtime 1x -timeout 60m ./cmd/ringwise/ >&2
+# The fleet's control costs at 1,000 and 10,000 nodes (no BPF, one server).
+{
+	echo
+	echo "BenchmarkFleetControl (-benchtime 2000x), $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg):"
+	echo
+	echo '```'
+	RINGWISE_SCALE_BENCH=1 go test -count=1 -run '^$' -bench '^BenchmarkFleetControl$' -benchtime 2000x -timeout 60m ./cmd/ringwise/ 2>&1 | grep -E '^Benchmark'
+	echo '```'
+} >>"$out"
 cat "$out"

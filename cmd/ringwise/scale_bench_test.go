@@ -418,8 +418,13 @@ func kernelRelease() string {
 // mode on one real (embedded, file store) server, for docs/scaling.md's
 // 1,000 and 10,000 nodes: node discovery (RINGWISE_RAW's info with the
 // subject filter, which every enricher asks every tick), a lease renewal
-// (KV update at a revision) and a checkpoint write of 40 KB (KV update).
+// (KV update at a revision) and a checkpoint write of 40 KB (KV update),
+// and what one filtered consumer per node costs (create, and every append).
+// scripts/scale-bench.sh runs it with -benchtime 2000x.
 func BenchmarkFleetControl(b *testing.B) {
+	if os.Getenv("RINGWISE_SCALE_BENCH") != "1" {
+		b.Skip("RINGWISE_SCALE_BENCH=1 runs it (scripts/scale-bench.sh): 10,000 consumers take minutes to create")
+	}
 	for _, nodes := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("discovery/nodes=%d", nodes), func(b *testing.B) {
 			js := benchServer(b)
