@@ -358,6 +358,9 @@ func (a *Analyzer) handleEnriched(ctx context.Context, d bus.Delivery) error {
 		}
 	}
 	a.agg.AddBatch(&a.batch)
+	if lb, le, ok := bus.ParseCount2(d.Header.Get(bus.HeaderRetentionLost)); ok {
+		a.agg.AddRetentionLost(a.batch.Node, lb, le)
+	}
 	if v := d.Header.Get(bus.HeaderEnricherEvents); v != "" {
 		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
 			a.agg.AddEnricherEvents(a.batch.Node, a.batch.BootID, a.batch.SensorStartNs, n)

@@ -137,10 +137,17 @@ type Stats struct {
 	Snapshots uint64 `json:"snapshots"`
 	// BadInput counts poison by reason: what Run's consume loop refused
 	// and dead-lettered, and what Handle refused when called directly.
-	BadInput  map[string]uint64 `json:"bad_input"`
-	SeqGaps   uint64            `json:"seq_gaps"`
-	Nodes     int               `json:"nodes"`
-	PubErrors uint64            `json:"publish_errors"`
+	BadInput map[string]uint64 `json:"bad_input"`
+	SeqGaps  uint64            `json:"seq_gaps"`
+	// RetentionLostBatches and RetentionLostEvents are the part of SeqGaps
+	// that RINGWISE_RAW's limits removed (age, bytes, messages per node):
+	// stored by the sensor, gone before they were read. The rest of a gap
+	// is what the sensor says it never stored (bus.HeaderSensorUnsent).
+	// Gaps are classified only where the sensor's counts are known.
+	RetentionLostBatches uint64 `json:"retention_lost_batches"`
+	RetentionLostEvents  uint64 `json:"retention_lost_events"`
+	Nodes                int    `json:"nodes"`
+	PubErrors            uint64 `json:"publish_errors"`
 	// Replayed counts raw batches re-enriched after a take-over to rebuild
 	// a node's table, whose enriched batches the previous owner had
 	// already published (so not published again).
@@ -210,6 +217,12 @@ type nodeState struct {
 	lastSeq uint64
 	// runEvents counts the events enriched in the current sensor run.
 	runEvents uint64
+	// gap is the sensor's account at lastSeq (gapBase: known), to tell a
+	// retention loss from what the sensor never stored.
+	gap gapBase
+	// lost is retention loss (batches, events) found before the batch in
+	// hand, reported with its enriched batch once that is stored.
+	lost [2]uint64
 	// retry holds raw positions whose enriched publish failed; their
 	// redelivery (after newer batches) is not a duplicate.
 	retry map[uint64]struct{}
@@ -322,6 +335,37 @@ func (e *Enricher) adoptRun(ns *nodeState, boot string, start, lastSeq, events u
 	ns.prev.bootID, ns.prev.startNs, ns.prev.lastSeq, ns.prev.runEvents = ns.bootID, ns.startNs, ns.lastSeq, ns.runEvents
 	e.applyPending(ns, boot, start)
 	ns.bootID, ns.startNs, ns.lastSeq, ns.runEvents = boot, start, lastSeq, events
+	// A run read from its start: its account starts at zero, and a later
+	// gap can be told apart as retention loss. Started at a chosen
+	// sequence, or adopted after its first batches were lost, it is not.
+	ns.gap = gapBase{Known: e.cfg.FromSeq == 0 && lastSeq == 0}
+}
+
+// gapBase is the sensor's account at a node's last handled batch: its
+// cumulative delivered events and what it had not stored by then.
+type gapBase struct {
+	Known         bool   `json:"known"`
+	Delivered     uint64 `json:"delivered"`
+	UnsentBatches uint64 `json:"unsent_batches"`
+	UnsentEvents  uint64 `json:"unsent_events"`
+}
+
+// classifyGap splits a gap of gap batches before batch b (whose raw
+// message carried unsent, the bus.HeaderSensorUnsent value) into what
+// retention removed: batches and events stored but never read. It is
+// pure: the sensor's cumulative counters say how many events the gap
+// held, its unsent counts how many of them it never stored.
+func classifyGap(base gapBase, gap uint64, b *event.Batch, unsentB, unsentE uint64) (lostB, lostE uint64) {
+	sensorB := min(unsentB-min(unsentB, base.UnsentBatches), gap)
+	lostB = gap - sensorB
+	if lostB == 0 {
+		return 0, 0
+	}
+	before := event.Sum(b.Counters.Delivered)
+	before -= min(before, uint64(len(b.Events)))
+	inGap := before - min(before, base.Delivered)
+	sensorE := unsentE - min(unsentE, base.UnsentEvents)
+	return lostB, inGap - min(inGap, sensorE)
 }
 
 // New returns an enricher; Run consumes with it.
@@ -459,6 +503,7 @@ func (e *Enricher) Health() Health {
 		"snapshots_pending": st.SnapshotsPending, "dead_lettered": st.Consumer.DeadLettered,
 		"dead_letter_errors": st.Consumer.DeadLetterErrors, "publish_errors": st.PubErrors,
 		"max_deliver": DefaultMaxDeliver, "max_delivered_dead_lettered": st.Consumer.Poisoned[bus.ReasonMaxDeliver],
+		"seq_gaps": st.SeqGaps, "retention_lost_batches": st.RetentionLostBatches, "retention_lost_events": st.RetentionLostEvents,
 	}}
 }
 
@@ -586,6 +631,7 @@ func (e *Enricher) seed(ns *nodeState, procs []event.ProcInfo, boot string, star
 		ns.runEvents = 0
 	}
 	ns.bootID, ns.startNs, ns.lastSeq, ns.pending = boot, start, 0, nil
+	ns.gap = gapBase{Known: e.cfg.FromSeq == 0}
 	e.stats.Snapshots++
 }
 
@@ -705,13 +751,28 @@ func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 		e.mu.Unlock()
 		return nil // duplicate re-delivery; already enriched
 	}
+	unsentB, unsentE, unsentOK := bus.ParseCount2(d.Header.Get(bus.HeaderSensorUnsent))
 	if foreign == nil && !retrying && b.Seq > ns.lastSeq+1 {
-		e.stats.SeqGaps += b.Seq - ns.lastSeq - 1
-		e.log.Warn("raw batches lost", "node", node, "after_seq", ns.lastSeq, "got_seq", b.Seq,
-			"stream", bus.StreamRaw, "subject", d.Subject, "seq", d.StreamSeq)
+		gap := b.Seq - ns.lastSeq - 1
+		e.stats.SeqGaps += gap
+		var lostB, lostE uint64
+		if ns.gap.Known && unsentOK && d.StreamSeq != 0 {
+			lostB, lostE = classifyGap(ns.gap, gap, b, unsentB, unsentE)
+		}
+		if lostB > 0 {
+			ns.lost[0] += lostB
+			ns.lost[1] += lostE
+			e.log.Error("raw batches removed from the stream by its limits (age, bytes, messages per node) before they were enriched: lost",
+				"node", node, "after_seq", ns.lastSeq, "got_seq", b.Seq, "batches", lostB, "events", lostE,
+				"stream", bus.StreamRaw, "subject", d.Subject, "seq", d.StreamSeq)
+		} else {
+			e.log.Warn("raw batches lost", "node", node, "after_seq", ns.lastSeq, "got_seq", b.Seq,
+				"sensor_unsent_known", ns.gap.Known && unsentOK, "stream", bus.StreamRaw, "subject", d.Subject, "seq", d.StreamSeq)
+		}
 	}
-	if !retrying && foreign == nil {
-		ns.lastSeq = max(ns.lastSeq, b.Seq)
+	if foreign == nil && !retrying && b.Seq > ns.lastSeq {
+		ns.lastSeq = b.Seq
+		ns.gap = gapBase{Known: unsentOK, Delivered: event.Sum(b.Counters.Delivered), UnsentBatches: unsentB, UnsentEvents: unsentE}
 	}
 	table := ns.table
 	runEvents := ns.runEvents
@@ -719,6 +780,7 @@ func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 		runEvents = foreign.events
 	}
 	owned := ns.owned
+	lostB, lostE := ns.lost[0], ns.lost[1]
 	e.mu.Unlock()
 
 	out := &ns.out
@@ -731,6 +793,7 @@ func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 		e.mu.Lock()
 		ns.lastPos = max(ns.lastPos, pos)
 		ns.countRun(foreign, len(out.Events))
+		ns.lost = [2]uint64{} // counted by the owner that published it
 		e.stats.Replayed++
 		e.mu.Unlock()
 		return nil
@@ -748,6 +811,15 @@ func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 	hdr.Set(bus.HeaderEnricherEvents, strconv.FormatUint(runEvents+uint64(len(out.Events)), 10))
 	if foreign != nil {
 		hdr.Set(bus.HeaderRunUnconfirmed, "1")
+	}
+	if v := d.Header.Get(bus.HeaderSensorUnsent); v != "" {
+		// A new owner without a checkpoint resumes the sensor's account
+		// from the last enriched batch.
+		hdr.Set(bus.HeaderSensorUnsent, v)
+	}
+	if lostB > 0 {
+		// The analyzer reports the loss per node with the batch after it.
+		hdr.Set(bus.HeaderRetentionLost, bus.FormatCount2(lostB, lostE))
 	}
 	id := out.MsgID()
 	if d.StreamSeq != 0 {
@@ -797,6 +869,10 @@ func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 	e.mu.Lock()
 	delete(ns.retry, pos)
 	ns.lastPos = max(ns.lastPos, pos)
+	// The loss is counted once, with the batch that reported it.
+	e.stats.RetentionLostBatches += lostB
+	e.stats.RetentionLostEvents += lostE
+	ns.lost = [2]uint64{}
 	e.stats.Batches++
 	e.stats.Events += uint64(len(out.Events))
 	ns.countRun(foreign, len(out.Events))

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/ringwise/ringwise/services/bus"
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/procfs"
 )
 
 // Defaults of the scaled mode.
@@ -98,6 +100,12 @@ type OwnershipStats struct {
 	// PublishConflicts counts enriched publishes refused because another
 	// owner had written the node's subject meanwhile.
 	PublishConflicts uint64 `json:"publish_conflicts"`
+	// SnapshotRequests counts take-overs without a checkpoint that asked
+	// the node's sensor for a fresh /proc snapshot and read on from the
+	// first unpublished position; SnapshotFallbacks those where no sensor
+	// answered, which replayed the node's stream instead.
+	SnapshotRequests  uint64 `json:"snapshot_requests"`
+	SnapshotFallbacks uint64 `json:"snapshot_fallbacks"`
 }
 
 // Owner returns the member that should own node: rendezvous (highest
@@ -148,6 +156,9 @@ type checkpointMeta struct {
 	LastBatchSeq uint64 `json:"last_batch_seq"`
 	RunEvents    uint64 `json:"run_events"`
 	Procs        int    `json:"procs"`
+	// Gap is the sensor's account at LastBatchSeq (retention loss is told
+	// from the sensor's own by it).
+	Gap gapBase `json:"gap"`
 }
 
 func encodeCheckpoint(m checkpointMeta, procs []event.ProcInfo) ([]byte, error) {
@@ -546,7 +557,7 @@ func (o *ownedNode) checkpoint(ctx context.Context) {
 		return
 	}
 	meta := checkpointMeta{Node: o.node, Seq: o.seq, Stream: e.rawInc, Owner: s.cfg.ID, Time: t0.UTC(),
-		BootID: ns.bootID, StartNs: ns.startNs, LastBatchSeq: ns.lastSeq, RunEvents: ns.runEvents}
+		BootID: ns.bootID, StartNs: ns.startNs, LastBatchSeq: ns.lastSeq, RunEvents: ns.runEvents, Gap: ns.gap}
 	table := ns.table
 	e.mu.Unlock()
 	s.mu.Lock()
@@ -593,7 +604,7 @@ func (o *ownedNode) takeover(ctx context.Context) (uint64, error) {
 	e.mu.Unlock()
 	kv := s.cfg.Buckets.Checkpoints
 	start := e.cfg.FromSeq
-	claimed := false
+	claimed, loaded := false, false
 	for attempt := 0; attempt < 10 && !claimed; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return 0, err
@@ -613,7 +624,6 @@ func (o *ownedNode) takeover(ctx context.Context) (uint64, error) {
 				return 0, fmt.Errorf("bucket %s key %s: %w", bus.BucketCheckpoints, o.key, err)
 			}
 			o.ckptRev, claimed = rev, true
-			e.log.Info("no checkpoint: replaying the node's stream", "node", o.node, "from_seq", start)
 			continue
 		}
 		if err != nil {
@@ -644,11 +654,13 @@ func (o *ownedNode) takeover(ctx context.Context) (uint64, error) {
 		if meta.Seq > 0 || len(procs) > 0 {
 			ns.table.Seed(procs)
 			ns.bootID, ns.startNs, ns.lastSeq, ns.runEvents, ns.lastPos = meta.BootID, meta.StartNs, meta.LastBatchSeq, meta.RunEvents, meta.Seq
+			ns.gap = meta.Gap
 		}
 		e.mu.Unlock()
 		if meta.Seq > 0 {
 			start = meta.Seq + 1
 			o.seq, o.ckptSeq = meta.Seq, meta.Seq
+			loaded = true
 		}
 		e.log.Info("loaded checkpoint", "node", o.node, "seq", meta.Seq, "processes", len(procs), "previous_owner_lease_rev", meta.LeaseRev)
 	}
@@ -682,7 +694,76 @@ func (o *ownedNode) takeover(ctx context.Context) (uint64, error) {
 			o.published, _ = strconv.ParseUint(last.Header.Get(HeaderRawStreamSeq), 10, 64)
 		}
 	}
+	switch {
+	case loaded:
+	case o.published == 0:
+		// Nothing of the node was enriched yet: every message from the
+		// start must be, so reading from there replays nothing.
+		e.log.Info("no checkpoint and nothing published yet: reading the node's stream from its start", "node", o.node, "from_seq", start)
+	default:
+		if from, err := o.freshSnapshot(ctx, last); err == nil {
+			start = from
+		} else {
+			s.mu.Lock()
+			s.stats.SnapshotFallbacks++
+			s.mu.Unlock()
+			e.log.Warn("no checkpoint and no fresh snapshot from the sensor: replaying the node's stream to rebuild its table",
+				"node", o.node, "from_seq", start, "published_up_to", o.published, "err", err)
+		}
+	}
 	return start, nil
+}
+
+// snapshotRequestTimeout bounds one snapshot request to a sensor.
+const snapshotRequestTimeout = 2 * time.Second
+
+// freshSnapshot is the take-over of a node without a checkpoint whose
+// enriched output exists (up to o.published): instead of replaying the
+// node's raw stream from its start to rebuild the table, it asks the
+// node's sensor for a fresh /proc snapshot, which the sensor publishes in
+// order with its raw batches (so after o.published), resumes the sensor
+// run's account from the last enriched batch (last), and returns the
+// first unpublished position to read from. Until the snapshot arrives the
+// table is empty and unknown processes are looked up in /proc. It fails
+// when no sensor answers (the caller replays instead).
+func (o *ownedNode) freshSnapshot(ctx context.Context, last *jetstream.RawStreamMsg) (uint64, error) {
+	s, e := o.s, o.s.e
+	if e.cfg.NC == nil {
+		return 0, errors.New("no NATS connection for requests")
+	}
+	var b event.EnrichedBatch
+	if err := event.NewCodec().DecodeEnriched(last.Data, &b); err != nil {
+		return 0, fmt.Errorf("last enriched batch: %w", err)
+	}
+	l := procfs.NATSLookup{NC: e.cfg.NC, Node: o.node}
+	var rep procfs.SnapshotReply
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		rctx, cancel := context.WithTimeout(ctx, snapshotRequestTimeout)
+		rep, err = l.RequestSnapshot(rctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), procfs.ErrSnapshotTooSoon) {
+			break
+		}
+		time.Sleep(procfs.SnapshotRequestInterval)
+	}
+	if err != nil {
+		return 0, err
+	}
+	unsentB, unsentE, unsentOK := bus.ParseCount2(last.Header.Get(bus.HeaderSensorUnsent))
+	runEvents, _ := strconv.ParseUint(last.Header.Get(bus.HeaderEnricherEvents), 10, 64)
+	e.mu.Lock()
+	if ns := e.nodes[o.node]; ns != nil && ns.owned == o {
+		ns.bootID, ns.startNs, ns.lastSeq, ns.lastPos, ns.runEvents = b.BootID, b.SensorStartNs, b.RawSeq, o.published, runEvents
+		ns.gap = gapBase{Known: unsentOK, Delivered: event.Sum(b.Counters.Delivered), UnsentBatches: unsentB, UnsentEvents: unsentE}
+	}
+	e.mu.Unlock()
+	s.mu.Lock()
+	s.stats.SnapshotRequests++
+	s.mu.Unlock()
+	e.log.Info("no checkpoint: asked the sensor for a fresh /proc snapshot instead of replaying; reading from the first unpublished position",
+		"node", o.node, "from_seq", o.published+1, "snapshot_processes", rep.Processes, "snapshot_parts", rep.Parts, "snapshot_id", rep.ID)
+	return o.published + 1, nil
 }
 
 // publish stores an enriched batch of raw sequence pos only if the node's

@@ -298,3 +298,43 @@ func TestScaledBadInputToDLQ(t *testing.T) {
 		t.Errorf("stats: %d dead-lettered, %d batches; want %d and 12", st.Consumer.DeadLettered, st.Batches, len(bad))
 	}
 }
+
+// A new owner without a checkpoint, for a node whose enriched output
+// exists, asks the node's sensor for a fresh snapshot; when no sensor
+// answers it falls back to replaying the node's stream (counted, and
+// nothing published twice).
+func TestScaledNoCheckpointNoSensorReplays(t *testing.T) {
+	e := startEnv(t)
+	const node = "nsnap"
+	e.publishSnapshot(t, node)
+	b, err := bus.EnsureBuckets(e.ctx, e.js, bus.BucketOptions{Memory: true, MemberTTL: time.Second, LeaseTTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stop1 := scaledEnricher(t, e, "e1")
+	for i := uint64(1); i <= 20; i++ {
+		e.publishBatch(t, node, &event.Batch{Seq: i, Events: []event.Event{sys(sensorStart+i, 100, 10, 0, uint32(i))}})
+	}
+	waitFor(t, func() bool { return len(positions(t, e, node)) == 20 })
+	stop1()
+	// The checkpoint is gone (a lost bucket, say); the output is not.
+	if err := b.Checkpoints.Purge(e.ctx, bus.NodeKey(node)); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(21); i <= 25; i++ {
+		e.publishBatch(t, node, &event.Batch{Seq: i, Events: []event.Event{sys(sensorStart+i, 100, 10, 0, uint32(i))}})
+	}
+	en2, _ := e.runEnricher(t, enricher.Config{NC: e.nc, Scale: &enricher.ScaleConfig{ID: "e2", Buckets: b, MemberTTL: time.Second, LeaseTTL: time.Second,
+		CheckpointBatches: 5, CheckpointInterval: 200 * time.Millisecond}})
+	waitFor(t, func() bool { return len(positions(t, e, node)) == 25 })
+	if got, want := positions(t, e, node), rawPositions(t, e, node); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("positions %v, want %v", got, want)
+	}
+	st := en2.Stats()
+	if o := st.Ownership; o == nil || o.SnapshotFallbacks != 1 || o.SnapshotRequests != 0 {
+		t.Errorf("ownership %+v: want 1 fallback, 0 snapshot requests answered", st.Ownership)
+	}
+	if st.Replayed != 20 || st.Batches != 5 {
+		t.Errorf("replayed %d, enriched %d: want the 20 published batches replayed and 5 new ones enriched", st.Replayed, st.Batches)
+	}
+}

@@ -267,6 +267,9 @@ type Result struct {
 	SpoolOverflow [event.NumCategories]uint64
 	// SpoolOverflowBatches counts those batches (each a gap downstream).
 	SpoolOverflowBatches uint64
+	// SnapshotsRequested counts the snapshots taken on an enricher's
+	// request; SnapshotsRefused those refused as too soon after the last.
+	SnapshotsRequested, SnapshotsRefused uint64
 }
 
 // ExecStats counts the exec records read: Bytes is their ring footprint
@@ -331,8 +334,19 @@ type sensor struct {
 	// dropped (full, or closed before they were stored).
 	overflow        [event.NumCategories]atomic.Uint64
 	overflowBatches atomic.Uint64
-	lastSeq         atomic.Uint64
-	busyNs          atomic.Int64 // reader time not spent waiting
+	// unsentBatches and unsentEvents count this run's batches (and their
+	// events) never stored: overflowed, or failed to encode or publish.
+	// Each raw batch carries them (bus.HeaderSensorUnsent), so that a gap
+	// downstream can be told apart from retention.
+	unsentBatches, unsentEvents atomic.Uint64
+	// Snapshots taken on request (answerSnapshot), and those refused as
+	// too soon after the last.
+	snapMu                     sync.Mutex
+	lastSnapReq                time.Time
+	snapGen                    uint64
+	snapRequested, snapRefused atomic.Uint64
+	lastSeq                    atomic.Uint64
+	busyNs                     atomic.Int64 // reader time not spent waiting
 
 	// pubMu serializes publishes: the reader and the sampler both
 	// publish, and a bus.Publisher need only be safe for one goroutine.
@@ -391,13 +405,13 @@ func (s *sensor) run(ctx context.Context) (Result, error) {
 	// Snapshot after attaching: every process that started before the
 	// probes were live and is still alive is in it; later ones are in the
 	// stream.
-	if err := s.publishSnapshot(ctx); err != nil {
+	if _, err := s.publishSnapshot(ctx, 0); err != nil {
 		return Result{}, err
 	}
 	var sub *nats.Subscription
 	if s.cfg.NC != nil {
 		var err error
-		sub, err = s.serveLookups()
+		sub, err = s.serveLookups(ctx)
 		if err != nil {
 			return Result{}, err
 		}
@@ -493,9 +507,12 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 	b.Events = full
 	if err != nil {
 		s.pubErrors.Add(1)
+		s.unsentBatches.Add(1)
+		s.unsentEvents.Add(uint64(n))
 		return err
 	}
 	hdr := nats.Header{}
+	hdr.Set(bus.HeaderSensorUnsent, bus.FormatCount2(s.unsentBatches.Load(), s.unsentEvents.Load()))
 	msg := bus.Msg{Subject: bus.RawSubject(s.cfg.Node), ID: b.MsgID(), Header: hdr, Data: data, Schema: event.SchemaVersion}
 	var per [event.NumCategories]uint64
 	for i := range b.Events[:n] {
@@ -504,6 +521,8 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 		}
 	}
 	msg.OnDrop = func() {
+		s.unsentBatches.Add(1)
+		s.unsentEvents.Add(uint64(n))
 		s.overflowBatches.Add(1)
 		for c, k := range per {
 			s.overflow[c].Add(k)
@@ -514,6 +533,8 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 	telemetry.EndSpan(span, err)
 	if err != nil {
 		s.pubErrors.Add(1)
+		s.unsentBatches.Add(1)
+		s.unsentEvents.Add(uint64(n))
 		return err
 	}
 	s.batches.Add(1)
@@ -723,6 +744,7 @@ func (s *sensor) finish() (Result, error) {
 	res.PublishErrors = s.pubErrors.Load()
 	res.SpoolOverflow = s.spoolOverflow()
 	res.SpoolOverflowBatches = s.overflowBatches.Load()
+	res.SnapshotsRequested, res.SnapshotsRefused = s.snapRequested.Load(), s.snapRefused.Load()
 	s.mu.Lock()
 	res.Series = append([]event.Sample(nil), s.series...)
 	s.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -14,10 +15,14 @@ import (
 	"github.com/ringwise/ringwise/services/procfs"
 )
 
-func (s *sensor) publishSnapshot(ctx context.Context) error {
+// publishSnapshot publishes the start snapshot (gen 0) or one taken on
+// request (gen 1, 2, …: its own message ids, so that JetStream's duplicate
+// window does not drop it as a repeat of the start snapshot).
+func (s *sensor) publishSnapshot(ctx context.Context, gen uint64) (procfs.SnapshotReply, error) {
+	var rep procfs.SnapshotReply
 	procs, err := s.cfg.Procfs.Snapshot()
 	if err != nil {
-		return fmt.Errorf("sensor: %w", err)
+		return rep, fmt.Errorf("sensor: %w", err)
 	}
 	parts := event.SplitSnapshot(procs)
 	for i, part := range parts {
@@ -25,22 +30,61 @@ func (s *sensor) publishSnapshot(ctx context.Context) error {
 			Part: uint32(i + 1), Parts: uint32(len(parts)), Procs: part}
 		data, err := event.EncodeSnapshot(&snap)
 		if err != nil {
-			return fmt.Errorf("sensor: encode snapshot: %w", err)
+			return rep, fmt.Errorf("sensor: encode snapshot: %w", err)
 		}
 		id := fmt.Sprintf("%s.%s.%d.snapshot.%d", s.cfg.Node, s.cfg.BootID, s.startNs, i+1)
+		if gen > 0 {
+			id = fmt.Sprintf("%s.%s.%d.snapshot-r%d.%d", s.cfg.Node, s.cfg.BootID, s.startNs, gen, i+1)
+		}
+		if i == 0 {
+			rep.ID = id
+		}
 		if err := s.publish(ctx, bus.Msg{Subject: bus.SnapshotSubject(s.cfg.Node), ID: id, Data: data, Schema: event.SchemaVersion}); err != nil {
-			return fmt.Errorf("sensor: publish snapshot part %d of %d (%d processes, %d bytes): %w", i+1, len(parts), len(part), len(data), err)
+			return rep, fmt.Errorf("sensor: publish snapshot part %d of %d (%d processes, %d bytes): %w", i+1, len(parts), len(part), len(data), err)
 		}
 	}
-	s.log.Info("published /proc snapshot", "processes", len(procs), "parts", len(parts))
-	return nil
+	rep.Processes, rep.Parts = len(procs), len(parts)
+	s.log.Info("published /proc snapshot", "processes", len(procs), "parts", len(parts), "requested", gen > 0)
+	return rep, nil
 }
 
-func (s *sensor) serveLookups() (*nats.Subscription, error) {
+// answerSnapshot takes and publishes a snapshot on an enricher's request
+// and replies once it is queued, or refuses one within
+// procfs.SnapshotRequestInterval of the last (counted).
+func (s *sensor) answerSnapshot(ctx context.Context, m *nats.Msg) {
+	var rep procfs.LookupReply
+	s.snapMu.Lock()
+	if !s.lastSnapReq.IsZero() && time.Since(s.lastSnapReq) < procfs.SnapshotRequestInterval {
+		s.snapMu.Unlock()
+		s.snapRefused.Add(1)
+		rep.Error = procfs.ErrSnapshotTooSoon
+		s.log.Warn("snapshot request refused: too soon after the last", "interval", procfs.SnapshotRequestInterval)
+	} else {
+		s.lastSnapReq = time.Now()
+		s.snapGen++
+		gen := s.snapGen
+		s.snapMu.Unlock()
+		sr, err := s.publishSnapshot(ctx, gen)
+		if err != nil {
+			rep.Error = err.Error()
+		} else {
+			s.snapRequested.Add(1)
+			rep.Snapshot = &sr
+		}
+	}
+	data, _ := json.Marshal(&rep)
+	_ = m.Respond(data)
+}
+
+func (s *sensor) serveLookups(ctx context.Context) (*nats.Subscription, error) {
 	sub, err := s.cfg.NC.Subscribe(bus.ProcSubject(s.cfg.Node), func(m *nats.Msg) {
 		var req procfs.LookupRequest
 		var rep procfs.LookupReply
-		if err := json.Unmarshal(m.Data, &req); err != nil {
+		if err := json.Unmarshal(m.Data, &req); err == nil && req.Snapshot {
+			// Not in the subscription's goroutine: lookups go on meanwhile.
+			go s.answerSnapshot(ctx, m)
+			return
+		} else if err != nil {
 			// Accept a bare decimal pid too, for `nats req` by hand.
 			pid, perr := strconv.ParseUint(string(m.Data), 10, 32)
 			if perr != nil {

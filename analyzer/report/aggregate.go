@@ -115,6 +115,13 @@ type AnalyzerSummary struct {
 	// OutOfOrderBatches counts enriched batches whose raw position is
 	// below one already seen for their node: per-node order broken.
 	OutOfOrderBatches uint64 `json:"out_of_order_batches"`
+	// RetentionLostBatches and RetentionLostEvents count raw batches of
+	// the node (and their events) that RINGWISE_RAW's limits removed before
+	// an enricher read them (age, bytes, messages per node): lost, and
+	// among the batch gaps. The enricher reports them on the next enriched
+	// batch (bus.HeaderRetentionLost).
+	RetentionLostBatches uint64 `json:"retention_lost_batches"`
+	RetentionLostEvents  uint64 `json:"retention_lost_events"`
 }
 
 // ReasonUnspecified is the by_reason key for events with missing fields but
@@ -237,6 +244,7 @@ type nodeState struct {
 	batches, dups   uint64
 	positions       map[string]*positions // per RINGWISE_RAW incarnation
 	posDups, posOOO uint64
+	retLost         [2]uint64 // batches, events lost to RINGWISE_RAW's retention
 	runs            map[runKey]*runState
 	latestRun       *runState        // run of the most recent stats or new run
 	ring            event.RingConfig // from the most recent stats
@@ -339,6 +347,14 @@ func (a *Aggregator) ObservePosition(node, stream string, seq uint64) bool {
 		}
 	}
 	return true
+}
+
+// AddRetentionLost counts raw batches and events of node that the raw
+// stream's retention removed before they were enriched.
+func (a *Aggregator) AddRetentionLost(node string, batches, events uint64) {
+	n := a.node(node)
+	n.retLost[0] += batches
+	n.retLost[1] += events
 }
 
 // AddBatch counts the events of b: all events, events with missing fields,
@@ -478,6 +494,8 @@ func (n *nodeState) addTo(s *Summary) {
 	an.DuplicateBatches += n.dups
 	an.DuplicatePositions += n.posDups
 	an.OutOfOrderBatches += n.posOOO
+	an.RetentionLostBatches += n.retLost[0]
+	an.RetentionLostEvents += n.retLost[1]
 	for bit, c := range n.byField {
 		if c == 0 {
 			continue

@@ -72,6 +72,9 @@ func WriteText(w io.Writer, s Summary) {
 	if an.BatchGaps > 0 {
 		fmt.Fprintf(&b, "lost:     %d batches never reached the analyzer\n", an.BatchGaps)
 	}
+	if an.RetentionLostBatches > 0 {
+		fmt.Fprintf(&b, "          %d of them (%d events) removed from RINGWISE_RAW by its limits before they were enriched\n", an.RetentionLostBatches, an.RetentionLostEvents)
+	}
 	if t := s.Truth; t.Processes > 0 {
 		fmt.Fprintf(&b, "truth:    %d flood processes, %d matched, %d wrong (%d wrong events of %d), %d unseen\n",
 			t.Processes, t.Matched, t.Wrong, t.WrongEvents, t.Events, t.Unseen)

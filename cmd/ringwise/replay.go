@@ -31,7 +31,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(args) == 0 || (args[0] != "record" && args[0] != "play") {
 		fmt.Fprint(stderr, `Usage:
   ringwise replay record --nats URL --node NODE --out FILE   record a node's snapshot and raw batches from RINGWISE_RAW
-  ringwise replay play   --nats URL --in FILE --nodes N [--prefix vnode-] [--rate R]
+  ringwise replay play   --nats URL --in FILE --nodes N [--prefix vnode-] [--rate R] [--limit RECORDS]
                          publish them again as N distinct nodes (PREFIX0..PREFIX<N-1>), R raw batches per second per node
 `)
 		return errUsage
@@ -146,6 +146,7 @@ func replayPlay(ctx context.Context, args []string, stderr io.Writer) error {
 	nodes := fs.Int("nodes", 1, "virtual nodes to publish as")
 	prefix := fs.String("prefix", "vnode-", "virtual node names are PREFIX0 … PREFIX<N-1>")
 	rate := fs.Float64("rate", DefaultReplayRate, "raw batches per second per virtual node (0: as fast as NATS takes them)")
+	limit := fs.Int("limit", 0, "publish only the file's first N records (0: all)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -155,6 +156,9 @@ func replayPlay(ctx context.Context, args []string, stderr io.Writer) error {
 	recs, err := readReplay(*in)
 	if err != nil {
 		return err
+	}
+	if *limit > 0 && *limit < len(recs) {
+		recs = recs[:*limit]
 	}
 	names := make([]string, *nodes)
 	for i := range names {

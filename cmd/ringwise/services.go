@@ -92,6 +92,7 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		res.Counters.Attempted, res.Counters.Delivered, res.Counters.Dropped, res.Counters.Shed, res.Batches)
 	fmt.Fprintf(stderr, "ringwise sensor: spool: %d stored, %d publish errors (retried), %d batches overflowed (events %v; %d messages in all with stats), %d abandoned at exit\n",
 		sp.Sent, sp.PublishErrors, res.SpoolOverflowBatches, res.SpoolOverflow, sp.Overflow, abandoned)
+	fmt.Fprintf(stderr, "ringwise sensor: %d snapshots taken on request, %d requests refused as too soon\n", res.SnapshotsRequested, res.SnapshotsRefused)
 	return nil
 }
 
@@ -172,15 +173,16 @@ func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fmt.Fprintf(stderr, "ringwise enricher: consuming %s (%s mode)\n", bus.StreamRaw, *mode)
 	err = e.Run(ctx)
 	st := e.Stats()
-	fmt.Fprintf(stderr, "ringwise enricher: %d batches, %d events, %d replayed, bad input %v, %d sequence gaps, %d publish errors\n",
-		st.Batches, st.Events, st.Replayed, st.BadInput, st.SeqGaps, st.PubErrors)
+	fmt.Fprintf(stderr, "ringwise enricher: %d batches, %d events, %d replayed, bad input %v, %d sequence gaps (%d batches, %d events of them removed by the raw stream's limits), %d publish errors\n",
+		st.Batches, st.Events, st.Replayed, st.BadInput, st.SeqGaps, st.RetentionLostBatches, st.RetentionLostEvents, st.PubErrors)
 	if o := st.Ownership; o != nil {
 		var mean time.Duration
 		if o.Checkpoints > 0 {
 			mean = time.Duration(o.CheckpointNanos / int64(o.Checkpoints))
 		}
-		fmt.Fprintf(stderr, "ringwise enricher: id %s: acquired %d, released %d, fenced %d, publish conflicts %d; %d checkpoints (%d errors, mean %v, last %d bytes, %d processes), retention lost %d\n",
-			o.ID, o.Acquired, o.Released, o.Fenced, o.PublishConflicts, o.Checkpoints, o.CheckpointErrors, mean.Round(time.Microsecond), o.CheckpointBytes, o.CheckpointProcesses, o.RetentionLost)
+		fmt.Fprintf(stderr, "ringwise enricher: id %s: acquired %d, released %d, fenced %d, publish conflicts %d; %d checkpoints (%d errors, mean %v, last %d bytes, %d processes), retention lost %d; without a checkpoint: %d fresh snapshots asked of sensors, %d replays where none answered\n",
+			o.ID, o.Acquired, o.Released, o.Fenced, o.PublishConflicts, o.Checkpoints, o.CheckpointErrors, mean.Round(time.Microsecond), o.CheckpointBytes, o.CheckpointProcesses, o.RetentionLost,
+			o.SnapshotRequests, o.SnapshotFallbacks)
 	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {

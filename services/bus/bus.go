@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -67,7 +68,36 @@ const (
 	// events count; it does not make its run real for the analyzer (stats
 	// held for that run stay held).
 	HeaderRunUnconfirmed = "Ringwise-Run-Unconfirmed"
+	// HeaderSensorUnsent carries, on a raw batch, "BATCHES EVENTS": how
+	// many batches of this sensor run, and their events, the sensor itself
+	// never stored before this one (spool overflow, publish or encode
+	// failure). A batch-number gap downstream that these do not explain
+	// was stored and then removed: retention (see HeaderRetentionLost).
+	HeaderSensorUnsent = "Ringwise-Sensor-Unsent"
+	// HeaderRetentionLost carries, on an enriched batch, "BATCHES EVENTS":
+	// raw batches of the node, and their events, that were stored in
+	// RINGWISE_RAW and removed by its limits (age, bytes, messages per
+	// node) before an enricher read them, just before this batch.
+	HeaderRetentionLost = "Ringwise-Retention-Lost"
 )
+
+// FormatCount2 formats the "A B" value of HeaderSensorUnsent and
+// HeaderRetentionLost.
+func FormatCount2(a, b uint64) string {
+	return strconv.FormatUint(a, 10) + " " + strconv.FormatUint(b, 10)
+}
+
+// ParseCount2 parses an "A B" header value; ok is false when absent or
+// malformed.
+func ParseCount2(v string) (a, b uint64, ok bool) {
+	x, y, found := strings.Cut(v, " ")
+	if !found {
+		return 0, 0, false
+	}
+	a, err1 := strconv.ParseUint(x, 10, 64)
+	b, err2 := strconv.ParseUint(y, 10, 64)
+	return a, b, err1 == nil && err2 == nil
+}
 
 // RawSubject is where the sensor of node publishes raw batches.
 func RawSubject(node string) string { return Subject(KindRaw, node) }

@@ -134,6 +134,17 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	if opts.MaxPayload == 0 {
 		opts.MaxPayload = DefaultMaxPayload
 	}
+	if opts.JetStreamLimits.DefaultMaxConsumers == 0 {
+		// Scaled enrichers read each node with a consumer of its own on
+		// RINGWISE_RAW; nats-server caps a stream that sets no limit at
+		// 1,000 consumers (default_max_consumers), so node 1,001 could not
+		// be read (BenchmarkFleetControl: "maximum consumers limit
+		// reached"). -1 lifts the default; a config file's
+		// jetstream { limits { default_max_consumers: N } } still wins.
+		// (Setting MaxConsumers on the stream instead stalled the ordered
+		// consumers of TestCluster after a kill -9, 4 runs of 4.)
+		opts.JetStreamLimits.DefaultMaxConsumers = -1
+	}
 	opts.NoSigs = true
 	opts.NoLog = true
 	if o.Name != "" {

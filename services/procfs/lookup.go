@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -18,6 +19,31 @@ type LookupRequest struct {
 	// CgroupID, when set, asks for a cgroup instead of a process: the
 	// reply's Cgroup (path and container id).
 	CgroupID uint64 `json:"cgroup_id,omitempty"`
+	// Snapshot, when set, asks for a fresh /proc snapshot instead: the
+	// sensor publishes it on ringwise.snapshot.<node>, in order with its
+	// raw batches, and replies (Snapshot) once it is queued. A new owner
+	// of the node without a checkpoint asks for one rather than replaying
+	// the node's whole stream. The sensor answers at most one such request
+	// per SnapshotRequestInterval.
+	Snapshot bool `json:"snapshot,omitempty"`
+}
+
+// SnapshotRequestInterval is the least time between two snapshots a
+// sensor takes on request; a request sooner is refused
+// (ErrSnapshotTooSoon): /proc reads of a big host are not free.
+const SnapshotRequestInterval = time.Second
+
+// ErrSnapshotTooSoon is the reply error text for a snapshot request within
+// SnapshotRequestInterval of the last one.
+const ErrSnapshotTooSoon = "snapshot_too_soon"
+
+// SnapshotReply answers a snapshot request: what was queued for
+// ringwise.snapshot.<node>.
+type SnapshotReply struct {
+	Processes int `json:"processes"`
+	Parts     int `json:"parts"`
+	// ID is the Nats-Msg-Id of its first part.
+	ID string `json:"id"`
 }
 
 // CgroupInfo answers a cgroup request.
@@ -32,7 +58,9 @@ type CgroupInfo struct {
 type LookupReply struct {
 	Proc   event.ProcInfo `json:"proc"`
 	Cgroup *CgroupInfo    `json:"cgroup,omitempty"`
-	Error  string         `json:"error,omitempty"`
+	// Snapshot answers a snapshot request.
+	Snapshot *SnapshotReply `json:"snapshot,omitempty"`
+	Error    string         `json:"error,omitempty"`
 }
 
 // ErrLookupNotFound is the reply error text for a process /proc lacks.
@@ -69,6 +97,24 @@ func (l NATSLookup) Lookup(ctx context.Context, pid uint32) (event.ProcInfo, err
 		return event.ProcInfo{}, fmt.Errorf("lookup pid %d: %s", pid, rep.Error)
 	}
 	return rep.Proc, nil
+}
+
+// RequestSnapshot asks the node's sensor for a fresh /proc snapshot (see
+// LookupRequest.Snapshot); it returns once the sensor queued it.
+func (l NATSLookup) RequestSnapshot(ctx context.Context) (SnapshotReply, error) {
+	data, _ := json.Marshal(LookupRequest{Snapshot: true})
+	m, err := l.NC.RequestWithContext(ctx, bus.ProcSubject(l.Node), data)
+	if err != nil {
+		return SnapshotReply{}, fmt.Errorf("snapshot request on %s: %w", bus.ProcSubject(l.Node), err)
+	}
+	var rep LookupReply
+	if err := json.Unmarshal(m.Data, &rep); err != nil {
+		return SnapshotReply{}, fmt.Errorf("snapshot request on %s: bad reply: %w", bus.ProcSubject(l.Node), err)
+	}
+	if rep.Error != "" || rep.Snapshot == nil {
+		return SnapshotReply{}, fmt.Errorf("snapshot request on %s: %s", bus.ProcSubject(l.Node), rep.Error)
+	}
+	return *rep.Snapshot, nil
 }
 
 // ContainerID asks the node's sensor for the container of cgroup id (""
