@@ -368,6 +368,24 @@ type sensor struct {
 // maxSeries bounds the samples kept for the run's result (about 30 min at 10ms).
 const maxSeries = 180_000
 
+// trimSeries makes room in a full series by dropping its oldest samples
+// that the stats have already carried to the analyzer (a quarter of max,
+// or all published ones if fewer), so that a sensor running for longer than
+// max samples keeps publishing them; before, it stopped appending and the
+// analyzer's load, and with it its recommendation, froze after 30 minutes.
+// The run's own result (the lab's, minutes long) then holds the newest
+// samples. published is the index of the first unpublished sample: the
+// count of those at the front that may go. Unpublished samples are never dropped: while the stats cannot
+// be published (NATS down) a full series takes no more, as before.
+func trimSeries(series []event.Sample, published, max int) ([]event.Sample, int) {
+	if len(series) < max || published == 0 {
+		return series, published
+	}
+	drop := min(published, max/4+len(series)-max)
+	n := copy(series, series[drop:])
+	return series[:n], published - drop
+}
+
 func newSensor(cfg Config, probe Probe) *sensor {
 	s := &sensor{cfg: cfg, probe: probe, log: cfg.Logger, codec: event.NewCodec(),
 		cgroups: &procfs.Cgroups{Root: cfg.CgroupRoot}}
@@ -620,8 +638,11 @@ func (s *sensor) takeSample() {
 			}
 		}
 	}
-	if reliable && len(s.series) < maxSeries {
-		s.series = append(s.series, smp)
+	if reliable {
+		s.series, s.unpublished = trimSeries(s.series, s.unpublished, maxSeries)
+		if len(s.series) < maxSeries {
+			s.series = append(s.series, smp)
+		}
 	}
 	shedding := s.shedding
 	s.mu.Unlock()
