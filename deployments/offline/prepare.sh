@@ -107,7 +107,8 @@ builder_image() {
 #                                    away) and the server's certificate for
 #                                    the name "nats" with its key
 # Each secret file is owned by the user of the service that reads it (the
-# sensor runs as root, the others as 65532), mode 0400; the certificates
+# sensor runs as root, the others as 65532), mode 0400 (metrics-token, read
+# by both: root-owned, group 65532, 0440); the certificates
 # are public (0444). Kept when they exist; the NATS identities are made
 # again when the node has none, the certificates when they expire within
 # 30 days.
@@ -125,8 +126,10 @@ secrets() {
 		(umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/metrics-token" && echo >>"$dir/metrics-token")
 		log "wrote a new /metrics token to $dir/metrics-token"
 	fi
-	chown 65532:65532 "$dir/metrics-token"
-	chmod 0400 "$dir/metrics-token"
+	# Read by the sensor (root, but without CAP_DAC_OVERRIDE: as the
+	# owner) and by the enrichers (65532: as the group).
+	chown 0:65532 "$dir/metrics-token"
+	chmod 0440 "$dir/metrics-token"
 	if [ ! -s "$dir/nats/sensor-$node.nk" ]; then
 		rm -rf "$dir/nats"
 		"$ROOT/deployments/docker/bin/ringwise" nats --init-auth "$dir/nats" --nodes "$node" >/dev/null
