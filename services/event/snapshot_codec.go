@@ -22,6 +22,9 @@ func DecodeSnapshot(data []byte) (*Snapshot, error) {
 	if len(data) > MaxBatchBytes {
 		return nil, fmt.Errorf("decode snapshot: %d bytes: %w (max %d)", len(data), ErrOversized, MaxBatchBytes)
 	}
+	if err := checkMsgpackBounds(data); err != nil {
+		return nil, fmt.Errorf("decode snapshot: %w: %v", ErrMalformed, err)
+	}
 	var s Snapshot
 	if err := msgpack.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("decode snapshot: %w: %v", ErrMalformed, err)
