@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -689,7 +690,13 @@ func (r *reader) comm(c *[CommLen]byte) {
 	if r.err != nil || n == 0 {
 		return
 	}
-	copy(c[:n], r.take(n))
+	p := r.take(n)
+	// A comm ends at its first NUL, as the kernel's does and as the
+	// writer encodes it: bytes after one would not survive a round trip.
+	if i := bytes.IndexByte(p, 0); i >= 0 {
+		p = p[:i]
+	}
+	copy(c[:], p)
 }
 
 // str decodes a short string, reusing prev when equal (the node name and
