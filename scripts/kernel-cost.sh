@@ -76,7 +76,7 @@ hz=$(getconf CLK_TCK)
 
 start_sensor() { # extra flags...
 	: >"$work/sensor.log"
-	"$RW" sensor --nats "nats://127.0.0.1:$PORT" --memory-streams --node kc --ring-size "$RING_SIZE" "$@" \
+	"$RW" sensor --nats "nats://127.0.0.1:$PORT" ${STREAMS_FLAG---memory-streams} --node kc --ring-size "$RING_SIZE" "$@" \
 		>/dev/null 2>"$work/sensor.log" &
 	sensor_pid=$!
 	for _ in $(seq 300); do
@@ -152,15 +152,29 @@ for r in $(seq "$ROUNDS"); do
 done
 # Memory: one more flood with the whole pipeline running (enricher and
 # analyzer beside the sensor and NATS): each service's peak RSS (VmHWM).
+# A fresh NATS with file streams, as deployed: the cost runs above use
+# memory streams (no disk I/O in the measured CPU), and a NATS that held
+# every round's messages in memory would measure the rounds, not a service
+# under one flood.
 hwm() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"; }
-"$RW" enricher --nats "nats://127.0.0.1:$PORT" --memory-streams >/dev/null 2>"$work/enricher.log" &
+kill "$nats_pid" 2>/dev/null && wait "$nats_pid" 2>/dev/null || true
+rm -rf "$work/js"
+: >"$work/nats.log"
+"$RW" nats --listen "127.0.0.1:$PORT" --store "$work/js" >"$work/nats.log" 2>&1 &
+nats_pid=$!
+for _ in $(seq 100); do
+	grep -q 'JetStream on' "$work/nats.log" 2>/dev/null && break
+	sleep 0.2
+done
+"$RW" enricher --nats "nats://127.0.0.1:$PORT" >/dev/null 2>"$work/enricher.log" &
 enricher_pid=$!
-"$RW" analyzer --nats "nats://127.0.0.1:$PORT" --memory-streams --http "127.0.0.1:$((PORT + 1))" >/dev/null 2>"$work/analyzer.log" &
+"$RW" analyzer --nats "nats://127.0.0.1:$PORT" --http "127.0.0.1:$((PORT + 1))" >/dev/null 2>"$work/analyzer.log" &
 analyzer_pid=$!
-start_sensor
+STREAMS_FLAG="" start_sensor
 mem_flood=$(timed flood)
 sleep 1 # the enricher and analyzer catch up
-mem_rows=("| ringwise sensor (8 MiB ring mapped) | $(hwm "$sensor_pid") |" "| ringwise nats (JetStream, file store) | $(hwm "$nats_pid") |" "| ringwise enricher | $(hwm "$enricher_pid") |" "| ringwise analyzer | $(hwm "$analyzer_pid") |")
+store_mib=$(du -sm "$work/js" 2>/dev/null | awk '{ print $1 }')
+mem_rows=("| ringwise sensor (8 MiB ring mapped) | $(hwm "$sensor_pid") |" "| ringwise nats (JetStream, file streams; ${store_mib:-?} MiB on disk after the flood) | $(hwm "$nats_pid") |" "| ringwise enricher | $(hwm "$enricher_pid") |" "| ringwise analyzer | $(hwm "$analyzer_pid") |")
 stop_sensor
 kill -INT "$enricher_pid" "$analyzer_pid" 2>/dev/null || true
 wait "$enricher_pid" "$analyzer_pid" 2>/dev/null || true
