@@ -69,6 +69,15 @@ const (
 	// or crashed while handling it) goes to the DLQ as "max_deliver" and
 	// the stream goes on, instead of the server giving up on it silently.
 	DefaultMaxDeliver = 100
+	// DefaultAckWait is how long JetStream waits for the analyzer's ack
+	// before it redelivers. It bounds how late a delivery lost in flight
+	// arrives: when a consumer's leader is killed mid-pull, what it had
+	// sent but the analyzer never received is redelivered only after the
+	// ack wait, and the node's summary is short until then. A batch takes
+	// the analyzer microseconds and a pull holds at most
+	// bus.DefaultPullBatch of them, so 15 s is far above any handling time
+	// (bus.DefaultAckWait, 2 min, is for handlers that publish).
+	DefaultAckWait = 15 * time.Second
 )
 
 type runID struct {
@@ -295,9 +304,9 @@ func (a *Analyzer) Specs() []bus.ConsumerSpec {
 		// An enriched batch carries each event's names and command line,
 		// so it may exceed NATS's default 1 MiB; the decoder's limit rules.
 		{Stream: bus.StreamEnriched, Durable: a.cfg.Durable, StartSeq: a.cfg.FromSeq[bus.StreamEnriched], Schema: event.SchemaVersion,
-			MaxBytes: event.MaxBatchBytes, MaxDeliver: a.cfg.MaxDeliver},
+			MaxBytes: event.MaxBatchBytes, MaxDeliver: a.cfg.MaxDeliver, AckWait: DefaultAckWait},
 		{Stream: bus.StreamStats, Durable: a.cfg.Durable + statsDurableSuffix, StartSeq: a.cfg.FromSeq[bus.StreamStats],
-			MaxDeliver: a.cfg.MaxDeliver},
+			MaxDeliver: a.cfg.MaxDeliver, AckWait: DefaultAckWait},
 	}
 }
 
@@ -353,7 +362,7 @@ func (a *Analyzer) handleEnriched(ctx context.Context, d bus.Delivery) error {
 	}
 	telemetry.SetEvents(trace.SpanFromContext(ctx), len(a.batch.Events))
 	if v := d.Header.Get(bus.HeaderRawStreamSeq); v != "" {
-		if pos, err := strconv.ParseUint(v, 10, 64); err == nil && !a.agg.ObservePosition(a.batch.Node, d.Header.Get(bus.HeaderRawStream), pos) {
+		if pos, err := strconv.ParseUint(v, 10, 64); err == nil && !a.agg.ObservePosition(a.batch.Node, d.Header.Get(bus.HeaderRawStream), pos, d.Delivered > 1) {
 			return nil // the same raw batch enriched twice: counted once
 		}
 	}

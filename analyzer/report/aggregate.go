@@ -113,8 +113,15 @@ type AnalyzerSummary struct {
 	// same raw batch enriched and stored twice. Not counted again.
 	DuplicatePositions uint64 `json:"duplicate_positions"`
 	// OutOfOrderBatches counts enriched batches whose raw position is
-	// below one already seen for their node: per-node order broken.
+	// below one already seen for their node on their first delivery: the
+	// per-node order broken in the stream itself (two writers interleaved).
 	OutOfOrderBatches uint64 `json:"out_of_order_batches"`
+	// LateBatches counts redelivered enriched batches whose raw position is
+	// below one already seen: delivered late by JetStream, not out of
+	// order in the stream. A delivery lost in flight (a consumer leader
+	// killed mid-pull) comes back after the ack wait, after newer batches.
+	// Counted once, as any new batch; a gap they fill closes.
+	LateBatches uint64 `json:"late_batches"`
 	// RetentionLostBatches and RetentionLostEvents count raw batches of
 	// the node (and their events) that RINGWISE_RAW's limits removed before
 	// an enricher read them (age, bytes, messages per node): lost, and
@@ -244,6 +251,7 @@ type nodeState struct {
 	batches, dups   uint64
 	positions       map[string]*positions // per RINGWISE_RAW incarnation
 	posDups, posOOO uint64
+	posLate         uint64 // redelivered below the highest position seen
 	retLost         [2]uint64 // batches, events lost to RINGWISE_RAW's retention
 	runs            map[runKey]*runState
 	latestRun       *runState        // run of the most recent stats or new run
@@ -319,8 +327,10 @@ const maxTrackedPositions = 1 << 16
 // ObservePosition records that an enriched batch of node was made from
 // RINGWISE_RAW sequence seq of the stream incarnation stream, and reports
 // whether it is new. A position seen before is a duplicate; one below the
-// highest seen is out of order (still new, and counted).
-func (a *Aggregator) ObservePosition(node, stream string, seq uint64) bool {
+// highest seen is new and counted, as out of order on its first delivery
+// and as late when redelivered (the transport's delay, not the stream's
+// order).
+func (a *Aggregator) ObservePosition(node, stream string, seq uint64, redelivered bool) bool {
 	n := a.node(node)
 	if n.positions == nil {
 		n.positions = map[string]*positions{}
@@ -335,7 +345,11 @@ func (a *Aggregator) ObservePosition(node, stream string, seq uint64) bool {
 		return false
 	}
 	if seq < p.max {
-		n.posOOO++
+		if redelivered {
+			n.posLate++
+		} else {
+			n.posOOO++
+		}
 	}
 	p.max = max(p.max, seq)
 	p.seen[seq] = struct{}{}
@@ -494,6 +508,7 @@ func (n *nodeState) addTo(s *Summary) {
 	an.DuplicateBatches += n.dups
 	an.DuplicatePositions += n.posDups
 	an.OutOfOrderBatches += n.posOOO
+	an.LateBatches += n.posLate
 	an.RetentionLostBatches += n.retLost[0]
 	an.RetentionLostEvents += n.retLost[1]
 	for bit, c := range n.byField {

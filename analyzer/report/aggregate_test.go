@@ -174,3 +174,32 @@ func TestSummaryJSONNames(t *testing.T) {
 		t.Errorf("by_field %v", got)
 	}
 }
+
+// TestObservePositionLateVersusOutOfOrder: a position below the highest
+// seen is out of order on its first delivery (the stream's own order is
+// broken) and late when redelivered (JetStream brought back a delivery lost
+// in flight after its ack wait); a position seen before is a duplicate
+// either way, and only new positions are counted.
+func TestObservePositionLateVersusOutOfOrder(t *testing.T) {
+	a := NewAggregator()
+	steps := []struct {
+		seq         uint64
+		redelivered bool
+		isNew       bool
+	}{
+		{1, false, true}, {2, false, true}, {5, false, true},
+		{3, true, true},  // lost in flight, redelivered: late
+		{4, false, true}, // first delivery below 5: out of order
+		{5, true, false}, // processed, ack lost, redelivered: duplicate
+		{2, false, false},
+	}
+	for _, s := range steps {
+		if got := a.ObservePosition("n1", "inc1", s.seq, s.redelivered); got != s.isNew {
+			t.Errorf("ObservePosition(seq %d, redelivered %v) = %v, want %v", s.seq, s.redelivered, got, s.isNew)
+		}
+	}
+	an := a.Summary("n1").Analyzer
+	if an.LateBatches != 1 || an.OutOfOrderBatches != 1 || an.DuplicatePositions != 2 {
+		t.Errorf("late %d, out of order %d, duplicate positions %d: want 1, 1, 2", an.LateBatches, an.OutOfOrderBatches, an.DuplicatePositions)
+	}
+}

@@ -491,10 +491,18 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 		res.delivered[n] = sensorDelivered(t, sensors[i])
 		res.overflow[n], res.overflowBatches[n] = sensorOverflow(t, sensors[i])
 		var s report.Summary
-		waitUntil(t, 90*time.Second, "analyzer caught up with node "+n, func() bool {
+		caughtUp := func() bool {
 			s = summary(t, httpAddr, n)
 			return s.Sensor.Final && s.Analyzer.Events >= res.delivered[n]-res.overflow[n]
-		})
+		}
+		if !waitFor(90*time.Second, caughtUp) {
+			t.Logf("analyzer for node %s: final=%v events %d of %d delivered; %s", n, s.Sensor.Final, s.Analyzer.Events,
+				res.delivered[n]-res.overflow[n], pipelineState(ctx, js, n))
+			t.Fatalf("analyzer caught up with node %s: not within %v", n, 90*time.Second)
+		}
+		if s.Analyzer.LateBatches > 0 {
+			t.Logf("node %s: %d enriched batches redelivered late (lost in flight, back after the analyzer's ack wait)", n, s.Analyzer.LateBatches)
+		}
 		if s.Sensor.SpoolOverflow != res.overflow[n] {
 			t.Errorf("node %s: /api/summary spool_overflow %d, the sensor's own count %d", n, s.Sensor.SpoolOverflow, res.overflow[n])
 		}
@@ -758,6 +766,64 @@ func waitKV(ctx context.Context, js jetstream.JetStream, bucket string) (jetstre
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// waitFor polls ok until it holds or within has passed, and says which.
+func waitFor(within time.Duration, ok func() bool) bool {
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return true
+}
+
+// pipelineState describes, for a failed wait, where node's messages are:
+// each stream's last sequence and node subject count, and every consumer's
+// delivered position, ack floor and pending count. A stall then names its
+// hop (a consumer with pending messages that does not move, or a stream
+// that stopped growing).
+func pipelineState(ctx context.Context, js jetstream.JetStream, node string) string {
+	var b strings.Builder
+	for _, name := range []string{bus.StreamRaw, bus.StreamEnriched, bus.StreamStats} {
+		cctx, cancel := context.WithTimeout(ctx, apiTimeout)
+		st, err := js.Stream(cctx, name)
+		if err != nil {
+			fmt.Fprintf(&b, "\n  stream %s: %v", name, err)
+			cancel()
+			continue
+		}
+		info, err := st.Info(cctx, jetstream.WithSubjectFilter("ringwise.>"))
+		if err != nil {
+			fmt.Fprintf(&b, "\n  stream %s info: %v", name, err)
+			cancel()
+			continue
+		}
+		leader := ""
+		if info.Cluster != nil {
+			leader = info.Cluster.Leader
+		}
+		fmt.Fprintf(&b, "\n  stream %s: leader %q, %d msgs, seq %d..%d, subjects of %s: raw %d enriched %d stats %d snapshot %d",
+			name, leader, info.State.Msgs, info.State.FirstSeq, info.State.LastSeq, node,
+			info.State.Subjects[bus.RawSubject(node)], info.State.Subjects[bus.EnrichedSubject(node)],
+			info.State.Subjects[bus.StatsSubject(node)], info.State.Subjects[bus.SnapshotSubject(node)])
+		lister := st.ListConsumers(cctx)
+		for ci := range lister.Info() {
+			cl := ""
+			if ci.Cluster != nil {
+				cl = ci.Cluster.Leader
+			}
+			fmt.Fprintf(&b, "\n    consumer %s (leader %q): delivered stream seq %d, ack floor %d, pending %d, ack pending %d, waiting pulls %d, redelivered %d",
+				ci.Name, cl, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumPending, ci.NumAckPending, ci.NumWaiting, ci.NumRedelivered)
+		}
+		if err := lister.Err(); err != nil {
+			fmt.Fprintf(&b, "\n    consumers: %v", err)
+		}
+		cancel()
+	}
+	return b.String()
 }
 
 func waitUntil(t testing.TB, within time.Duration, what string, ok func() bool) {
