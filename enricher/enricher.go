@@ -664,20 +664,27 @@ func (e *Enricher) node(name string) (*nodeState, error) {
 			e.stats.Nodes = len(e.nodes)
 			return nil, bus.PoisonAs("node_cap", fmt.Errorf("node %q: this enricher already keeps the state of %d nodes (its cap), none idle for %v", name, len(e.nodes), e.cfg.NodeIdle))
 		}
-		cfg := e.cfg.State
-		if cfg.Lookup == nil && e.cfg.NC != nil {
-			cfg.Lookup = procfs.NATSLookup{NC: e.cfg.NC, Node: name, NotFound: state.ErrNotFound}
-		}
-		if cfg.Containers == nil && e.cfg.NC != nil {
-			// The node's sensor reads its host's cgroup hierarchy.
-			cfg.Containers = procfs.NATSLookup{NC: e.cfg.NC, Node: name, NotFound: state.ErrNotFound}
-		}
-		ns = &nodeState{table: state.New(cfg)}
+		ns = &nodeState{table: state.New(e.tableConfig(name))}
 		e.nodes[name] = ns
 		e.stats.Nodes = len(e.nodes)
 	}
 	ns.lastSeen = now
 	return ns, nil
+}
+
+// tableConfig is the state engine's configuration for node name: the
+// enricher's, with the node's sensor as the resolver of unknown processes
+// and of cgroup ids (the sensor reads its host's /proc and cgroup
+// hierarchy) where none is set. Shared and scaled mode use the same.
+func (e *Enricher) tableConfig(name string) state.Config {
+	cfg := e.cfg.State
+	if cfg.Lookup == nil && e.cfg.NC != nil {
+		cfg.Lookup = procfs.NATSLookup{NC: e.cfg.NC, Node: name, NotFound: state.ErrNotFound}
+	}
+	if cfg.Containers == nil && e.cfg.NC != nil {
+		cfg.Containers = procfs.NATSLookup{NC: e.cfg.NC, Node: name, NotFound: state.ErrNotFound}
+	}
+	return cfg
 }
 
 // ownedNodeState returns node's state for an owner that holds its lease:
@@ -687,11 +694,7 @@ func (e *Enricher) ownedNodeState(name string) *nodeState {
 		ns.lastSeen = time.Now()
 		return ns
 	}
-	cfg := e.cfg.State
-	if cfg.Lookup == nil && e.cfg.NC != nil {
-		cfg.Lookup = procfs.NATSLookup{NC: e.cfg.NC, Node: name, NotFound: state.ErrNotFound}
-	}
-	ns := &nodeState{table: state.New(cfg), lastSeen: time.Now()}
+	ns := &nodeState{table: state.New(e.tableConfig(name)), lastSeen: time.Now()}
 	e.nodes[name] = ns
 	e.stats.Nodes = len(e.nodes)
 	return ns

@@ -13,6 +13,7 @@ import (
 	"github.com/ringwise/ringwise/analyzer"
 	"github.com/ringwise/ringwise/analyzer/report"
 	"github.com/ringwise/ringwise/enricher"
+	"github.com/ringwise/ringwise/enricher/state"
 	"github.com/ringwise/ringwise/internal/flood"
 	"github.com/ringwise/ringwise/sensor"
 	"github.com/ringwise/ringwise/services/bus"
@@ -109,6 +110,8 @@ func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	ckptBatches := fs.Int("checkpoint-batches", enricher.DefaultCheckpointBatches, "scaled mode: checkpoint a node after this many raw batches")
 	node := fs.String("node", "", "shared mode: enrich only this node's events (default: all nodes)")
 	durable := fs.String("durable", enricher.DefaultDurable, "shared mode: durable consumer name")
+	maxProcs := fs.Int("max-procs", state.DefaultMaxProcs, "bound of each node's process table (live and exited entries; the least recently used exited, then live, are evicted and counted). "+
+		"About 350 bytes of heap per process with typical command lines (BENCHMARKS.md): the default holds about 22 MiB per node")
 	var tf telemetryFlags
 	tf.register(fs, true, false)
 	if err := parse(fs, args); err != nil {
@@ -132,12 +135,16 @@ func cmdEnricher(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *mode != "scaled" && *mode != "shared" {
 		return fmt.Errorf("--mode %q: want scaled or shared", *mode)
 	}
+	if *maxProcs < 1 {
+		return fmt.Errorf("--max-procs %d: want at least 1 (default %d)", *maxProcs, state.DefaultMaxProcs)
+	}
 	nc, js, err := connectJS(ctx, &nf, bus.RoleEnricher, "", "ringwise-enricher")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	cfg := enricher.Config{JS: js, NC: nc, Durable: *durable, Node: *node, Logger: log, Tracing: tr}
+	cfg := enricher.Config{JS: js, NC: nc, Durable: *durable, Node: *node, Logger: log, Tracing: tr,
+		State: state.Config{MaxProcs: *maxProcs}}
 	if *mode == "scaled" {
 		// A fresh cluster may take a while to place R3 buckets: retry.
 		var b bus.Buckets
