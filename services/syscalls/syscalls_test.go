@@ -204,4 +204,6 @@ func BenchmarkCredMiss(b *testing.B) {
 			b.Fatal("read is not a credential call")
 		}
 	}
+	// The enricher asks once per syscall event.
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
