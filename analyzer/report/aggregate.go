@@ -251,7 +251,7 @@ type nodeState struct {
 	batches, dups   uint64
 	positions       map[string]*positions // per RINGWISE_RAW incarnation
 	posDups, posOOO uint64
-	posLate         uint64 // redelivered below the highest position seen
+	posLate         uint64    // redelivered below the highest position seen
 	retLost         [2]uint64 // batches, events lost to RINGWISE_RAW's retention
 	runs            map[runKey]*runState
 	latestRun       *runState        // run of the most recent stats or new run
