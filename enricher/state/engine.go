@@ -563,6 +563,9 @@ func (e *Engine) applyFork(ev *event.Event) {
 	}
 	child.container, child.containerKnown = e.containerOf(ev.CgroupID)
 	child.exe, child.cmdline, child.missing, child.reason = e.inherit(ev, true)
+	if ev.Flags&event.FlagHints != 0 {
+		child.source = event.SourceHints // a replay of a lost fork
+	}
 	e.put(child)
 }
 
@@ -630,6 +633,9 @@ func (e *Engine) applyExec(ev *event.Event) {
 		exe:     e.intern.bytes(ev.Exe),
 		cmdline: e.cmdline(ev.Args),
 		source:  event.SourceState,
+	}
+	if ev.Flags&event.FlagHints != 0 {
+		en.source = event.SourceHints // a replay of a lost exec
 	}
 	en.container, en.containerKnown = e.containerOf(ev.CgroupID)
 	e.put(en)
