@@ -23,7 +23,7 @@ const (
 	ForkRecordSize = 96 // struct fork_rec
 	// ExecRecordSize is the fixed part of struct exec_rec; the exe path and
 	// argv follow it with their actual lengths (at most ExeMax + ArgsMax).
-	ExecRecordSize         = 88
+	ExecRecordSize    = 88
 	ExitRecordSize    = 88 // struct exit_rec
 	CgroupRecordSize  = 80 // struct cgroup_rec
 	SyscallRecordSize = 80 // struct syscall_rec

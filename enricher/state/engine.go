@@ -490,7 +490,9 @@ func (e *Engine) lookup(ctx context.Context, o *event.Enriched) lookupResult {
 	return lookupFailed
 }
 
-// hints fills missing name, ppid and uid from a record read with hints.
+// hints fills missing name, ppid and uid from a syscall record that carries
+// them (FlagHints): a format older sensors wrote; the probe now replays the
+// lost fork or exec record instead (applyFork, applyExec).
 func (e *Engine) hints(o *event.Enriched) {
 	if o.Flags&event.FlagHints == 0 || o.Missing&(event.FieldName|event.FieldPPid|event.FieldUID) == 0 {
 		return
