@@ -722,7 +722,7 @@ int BPF_PROG(rw_cgroup_attach, struct cgroup *dst_cgrp, const char *path, struct
  * already): attempted == delivered + dropped still holds. While the ring
  * has no room the mark stays and the next syscall exit tries again; an
  * exec record is only built when REPLAY_ROOM bytes are free (a short one
- * fits: the flood's are about 130 bytes), so a full ring costs no walk. */
+ * fits), so a full ring costs no path walk. */
 #define REPLAY_ROOM 512 /* ring bytes free before an exec replay is built */
 static __always_inline void replay_lost(struct task_struct *t)
 {
