@@ -27,7 +27,7 @@ func TestArm64Object(t *testing.T) {
 	}
 	for name, want := range map[string]uint32{
 		"fork_rec": ForkRecordSize, "exit_rec": ExitRecordSize, "syscall_rec": SyscallRecordSize,
-		"syscall_hints_rec": SyscallHintsRecordSize, "exec_rec": ExecRecordSize + ExeMax + ArgsMax, "rec_hdr": HeaderSize, "proc_meta": metaSize,
+		"exec_rec": ExecRecordSize + ExeMax + ArgsMax, "rec_hdr": HeaderSize, "proc_meta": metaSize,
 	} {
 		var s *btf.Struct
 		if err := spec.Types.TypeByName(name, &s); err != nil {

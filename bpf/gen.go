@@ -6,7 +6,7 @@ package bpf
 //
 // -no-strip keeps BTF line info for readable verifier logs; -type emits Go
 // mirrors of the record structs, checked against RecordSize in tests.
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3" -target amd64,arm64 -type fork_rec -type exec_rec -type exit_rec -type cgroup_rec -type syscall_rec -type syscall_hints_rec ringwise ringwise.bpf.c -- -I./headers
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3" -target amd64,arm64 -type fork_rec -type exec_rec -type exit_rec -type cgroup_rec -type syscall_rec ringwise ringwise.bpf.c -- -I./headers
 
 // The counting-only program of `ringwise measure` (measure.bpf.c): no rings,
 // per-CPU counters only.

@@ -50,9 +50,10 @@ type Config struct {
 	// program (tp_btf/sys_exit) is not attached, so syscalls cost the
 	// traced workload nothing.
 	LifecycleOnly bool
-	// Hints makes syscall records carry ppid, uid, gid and comm read in the
-	// kernel (FlagHints): 32 more bytes per record, but metadata survives a
-	// lost lifecycle event.
+	// Hints writes a fork or exec record the ring dropped again, flagged
+	// FlagHints, at the process's next syscall exit that finds room: the
+	// bytes a lost lifecycle record takes away, paid only after a loss
+	// (syscall records keep their plain size).
 	Hints bool
 	// ExcludeTGIDs are thread-group ids whose syscalls, threads, execs and
 	// exits are not recorded (the sensor itself, its embedded NATS), so load

@@ -23,11 +23,10 @@ const (
 	ForkRecordSize = 96 // struct fork_rec
 	// ExecRecordSize is the fixed part of struct exec_rec; the exe path and
 	// argv follow it with their actual lengths (at most ExeMax + ArgsMax).
-	ExecRecordSize         = 88
-	ExitRecordSize         = 88  // struct exit_rec
-	CgroupRecordSize       = 80  // struct cgroup_rec
-	SyscallRecordSize      = 80  // struct syscall_rec
-	SyscallHintsRecordSize = 120 // struct syscall_hints_rec
+	ExecRecordSize    = 88
+	ExitRecordSize    = 88 // struct exit_rec
+	CgroupRecordSize  = 80 // struct cgroup_rec
+	SyscallRecordSize = 80 // struct syscall_rec
 
 	// ExeMax and ArgsMax bound the exec record's exe path and argv (EXE_MAX
 	// and ARGS_MAX). argv's bound is Falco's (4 KiB); records are
@@ -72,10 +71,9 @@ const (
 	offArgsLen  = 86
 	offExeData  = 88
 
-	offNr        = 40
-	offRet       = 48
-	offSysArgs   = 56
-	offHintsMeta = SyscallRecordSize
+	offNr      = 40
+	offRet     = 48
+	offSysArgs = 56
 )
 
 // ErrShortRecord and ErrUnknownType are wrapped by DecodeRecord errors.
@@ -88,11 +86,10 @@ var (
 // RecordSize returns the bytes a record of type t occupies in the ring,
 // including the kernel's 8-byte ringbuf header and padding to 8 bytes. The
 // analyzer's ring model replays arrival curves with it, so it must be exact.
-// hints only affects TypeSyscall. For TypeExec it is the record without exe
-// and args (they add their lengths: EventFootprint). It returns 0 for an
-// invalid type.
-func RecordSize(t event.Type, hints bool) int {
-	n := payloadSize(t, hints)
+// For TypeExec it is the record without exe and args (they add their
+// lengths: EventFootprint). It returns 0 for an invalid type.
+func RecordSize(t event.Type) int {
+	n := payloadSize(t)
 	if n == 0 {
 		return 0
 	}
@@ -103,7 +100,7 @@ func RecordSize(t event.Type, hints bool) int {
 // the 8-byte ringbuf header plus n rounded up to 8.
 func Footprint(n int) int { return ringbufHeaderSize + (n+7)&^7 }
 
-func payloadSize(t event.Type, hints bool) int {
+func payloadSize(t event.Type) int {
 	switch t {
 	case event.TypeFork:
 		return ForkRecordSize
@@ -114,9 +111,6 @@ func payloadSize(t event.Type, hints bool) int {
 	case event.TypeCgroup:
 		return CgroupRecordSize
 	case event.TypeSyscall:
-		if hints {
-			return SyscallHintsRecordSize
-		}
 		return SyscallRecordSize
 	}
 	return 0
@@ -141,7 +135,7 @@ func DecodeRecord(raw []byte, ev *event.Event) error {
 	if !t.Valid() {
 		return fmt.Errorf("%w: %d", ErrUnknownType, uint8(t))
 	}
-	want := payloadSize(t, flags&event.FlagHints != 0)
+	want := payloadSize(t)
 	if len(raw) < want {
 		return fmt.Errorf("%w: %s record of %d bytes, want %d", ErrShortRecord, t, len(raw), want)
 	}
@@ -199,9 +193,6 @@ func DecodeRecord(raw []byte, ev *event.Event) error {
 		ev.Ret = int64(le.Uint64(raw[offRet:]))
 		for i := range ev.SysArgs {
 			ev.SysArgs[i] = le.Uint64(raw[offSysArgs+8*i:])
-		}
-		if flags&event.FlagHints != 0 {
-			decodeMeta(raw[offHintsMeta:], ev)
 		}
 	}
 	return nil

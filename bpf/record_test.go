@@ -15,8 +15,7 @@ import (
 // encodeRecord is the inverse of DecodeRecord: it lays ev out exactly as the
 // BPF program does (see ringwise.bpf.c), to test the decoder without a kernel.
 func encodeRecord(ev *event.Event) []byte {
-	hints := ev.Flags&event.FlagHints != 0
-	n := payloadSize(ev.Type, hints)
+	n := payloadSize(ev.Type)
 	var args []byte
 	if ev.Type == event.TypeExec {
 		args = append(append([]byte{}, ev.Args...), 0) // kernel argv is NUL-terminated
@@ -65,9 +64,6 @@ func encodeRecord(ev *event.Event) []byte {
 		for i, a := range ev.SysArgs {
 			le.PutUint64(b[56+8*i:], a)
 		}
-		if hints {
-			meta(b[80:])
-		}
 	}
 	return b
 }
@@ -96,14 +92,13 @@ func sampleEvents() []event.Event {
 	sc := mk(event.TypeSyscall, 0)
 	sc.Syscall, sc.Ret, sc.SysArgs = 39, -14, [3]uint64{1, 1 << 63, 0xdeadbeef}
 	sc.ABI = syscalls.IA32
-	sch := mk(event.TypeSyscall, event.FlagHints)
-	sch.Syscall, sch.Ret, sch.SysArgs = 0, 4096, [3]uint64{3, 0x7ffc0000, 4096}
-	sch.PPid, sch.UID, sch.GID = 77, 65534, 65534
-	sch.SetComm("nginx")
+	// A replayed exec (bpf Config.Hints) decodes as any exec.
+	replay := exec
+	replay.Flags = event.FlagHints
 	moved := mk(event.TypeCgroup, 0)
 	moved.PPid, moved.UID, moved.VTid, moved.CgroupID = 1, 33, 5, 0x77aa
 	moved.SetComm("nginx")
-	return []event.Event{fork, exec, exit, sc, sch, moved}
+	return []event.Event{fork, exec, exit, sc, replay, moved}
 }
 
 func eventsEqual(a, b *event.Event) bool {
@@ -116,7 +111,7 @@ func TestDecodeRecordRoundTrip(t *testing.T) {
 	var got event.Event
 	for _, want := range sampleEvents() {
 		raw := encodeRecord(&want)
-		if want.Type != event.TypeExec && len(raw)+ringbufHeaderSize > RecordSize(want.Type, want.Flags&event.FlagHints != 0) {
+		if want.Type != event.TypeExec && len(raw)+ringbufHeaderSize > RecordSize(want.Type) {
 			t.Fatalf("%s: encoded %d bytes exceeds RecordSize", want.Type, len(raw))
 		}
 		// Dirty the target: decoding must overwrite every field.
@@ -179,13 +174,12 @@ func TestDecodeRecordErrors(t *testing.T) {
 			t.Errorf("type %d: err %v, want ErrUnknownType", typ, err)
 		}
 	}
-	// A syscall record claiming hints but sized without them.
+	// A syscall record one byte short.
 	sc := evs[3]
 	raw := encodeRecord(&sc)
-	raw[offFlags] |= event.FlagHints
 	var got event.Event
-	if err := DecodeRecord(raw, &got); !errors.Is(err, ErrShortRecord) {
-		t.Errorf("hints flag on short syscall record: %v", err)
+	if err := DecodeRecord(raw[:len(raw)-1], &got); !errors.Is(err, ErrShortRecord) {
+		t.Errorf("short syscall record: %v", err)
 	}
 	// Exec lengths beyond their bounds.
 	ex := evs[1]
@@ -209,17 +203,14 @@ func TestDecodeRecordErrors(t *testing.T) {
 
 func TestRecordSize(t *testing.T) {
 	for _, tc := range []struct {
-		t     event.Type
-		hints bool
-		want  int
+		t    event.Type
+		want int
 	}{
-		{event.TypeFork, false, 104}, {event.TypeFork, true, 104},
-		{event.TypeExec, false, 96}, {event.TypeExit, false, 96},
-		{event.TypeSyscall, false, 88}, {event.TypeSyscall, true, 128},
-		{event.TypeInvalid, false, 0}, {event.Type(9), true, 0},
+		{event.TypeFork, 104}, {event.TypeExec, 96}, {event.TypeExit, 96},
+		{event.TypeSyscall, 88}, {event.TypeInvalid, 0}, {event.Type(9), 0},
 	} {
-		if got := RecordSize(tc.t, tc.hints); got != tc.want {
-			t.Errorf("RecordSize(%s, %v) = %d, want %d", tc.t, tc.hints, got, tc.want)
+		if got := RecordSize(tc.t); got != tc.want {
+			t.Errorf("RecordSize(%s) = %d, want %d", tc.t, got, tc.want)
 		}
 	}
 }
@@ -238,7 +229,6 @@ func TestRecordSizesMatchGenerated(t *testing.T) {
 	check("sizeof exit_rec", unsafe.Sizeof(ringwiseExitRec{}), ExitRecordSize)
 	check("sizeof cgroup_rec", unsafe.Sizeof(ringwiseCgroupRec{}), CgroupRecordSize)
 	check("sizeof syscall_rec", unsafe.Sizeof(ringwiseSyscallRec{}), SyscallRecordSize)
-	check("sizeof syscall_hints_rec", unsafe.Sizeof(ringwiseSyscallHintsRec{}), SyscallHintsRecordSize)
 
 	var f ringwiseForkRec
 	check("sizeof rec_hdr", unsafe.Sizeof(f.H), HeaderSize)
@@ -274,16 +264,13 @@ func TestRecordSizesMatchGenerated(t *testing.T) {
 	check("offsetof syscall.nr", unsafe.Offsetof(s.Nr), offNr)
 	check("offsetof syscall.ret", unsafe.Offsetof(s.Ret), offRet)
 	check("offsetof syscall.args", unsafe.Offsetof(s.Args), offSysArgs)
-	var h ringwiseSyscallHintsRec
-	check("offsetof hints.m", unsafe.Offsetof(h.M), offHintsMeta)
 
 	for typ, size := range map[event.Type]uintptr{
 		event.TypeFork: unsafe.Sizeof(f), event.TypeExec: unsafe.Offsetof(e.Data),
 		event.TypeExit: unsafe.Sizeof(x), event.TypeSyscall: unsafe.Sizeof(s),
 	} {
-		check("RecordSize "+typ.String(), uintptr(RecordSize(typ, false)), 8+(size+7)&^7)
+		check("RecordSize "+typ.String(), uintptr(RecordSize(typ)), 8+(size+7)&^7)
 	}
-	check("RecordSize syscall+hints", uintptr(RecordSize(event.TypeSyscall, true)), 8+(unsafe.Sizeof(h)+7)&^7)
 }
 
 func TestDecodeRecordNoAlloc(t *testing.T) {
@@ -308,12 +295,9 @@ func TestDecodeRecordNoAlloc(t *testing.T) {
 
 func BenchmarkDecodeRecord(b *testing.B) {
 	evs := sampleEvents()
-	for _, i := range []int{1, 3, 4} {
+	for _, i := range []int{1, 3} {
 		raw := encodeRecord(&evs[i])
 		name := evs[i].Type.String()
-		if evs[i].Flags&event.FlagHints != 0 {
-			name += "+hints"
-		}
 		b.Run(name, func(b *testing.B) {
 			var ev event.Event
 			b.ReportAllocs()
@@ -346,7 +330,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		if len(ev.Exe) > ExeMax || len(ev.Args) > ArgsMax || ev.Comm[event.CommLen-1] != 0 {
 			t.Fatalf("bounds violated: exe %d args %d comm %q", len(ev.Exe), len(ev.Args), ev.Comm)
 		}
-		if Footprint(len(raw)) < RecordSize(ev.Type, ev.Flags&event.FlagHints != 0) {
+		if Footprint(len(raw)) < RecordSize(ev.Type) {
 			t.Fatalf("accepted %d-byte %s record", len(raw), ev.Type)
 		}
 	})

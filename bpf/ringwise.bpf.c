@@ -11,8 +11,10 @@
  *
  * Accounting invariant: every bpf_ringbuf_reserve() is preceded by exactly one
  * "attempted" increment and every NULL reserve by exactly one "dropped"
- * increment; reserved records are always submitted (never discarded). Hence
- * after a full drain: attempted == delivered + dropped, per category.
+ * increment; reserved records are always submitted (never discarded). A
+ * replay (hints, replay_lost) takes its attempt back instead of counting a
+ * drop: its loss was counted once already. Hence after a full drain:
+ * attempted == delivered + dropped, per category.
  */
 #include "ringwise_vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -140,18 +142,12 @@ struct syscall_rec {
 	u64 args[3];      /* 56 */
 }; /* 80 */
 
-struct syscall_hints_rec {
-	struct syscall_rec s; /* 0 */
-	struct proc_meta m;   /* 80 */
-}; /* 120 */
-
 /* Referenced so that bpf2go emits Go types for them (size cross-check). */
 const struct fork_rec *unused_fork __attribute__((unused));
 const struct exec_rec *unused_exec __attribute__((unused));
 const struct exit_rec *unused_exit __attribute__((unused));
 const struct cgroup_rec *unused_cgroup __attribute__((unused));
 const struct syscall_rec *unused_syscall __attribute__((unused));
-const struct syscall_hints_rec *unused_syscall_hints __attribute__((unused));
 
 /* ---- load-time constants (rewritten from Go before loading) ---- */
 
@@ -160,7 +156,9 @@ const struct syscall_hints_rec *unused_syscall_hints __attribute__((unused));
  * CPU's group in rb_cpus (ring cpu / cpus_per_ring), as Falco's modern probe. */
 volatile const u32 layout = LAYOUT_SHARED;
 volatile const u32 cpus_per_ring = 2;
-/* nonzero: syscall records carry proc_meta (FlagHints). */
+/* nonzero: a fork or exec record the ring dropped is written again, with
+ * FLAG_HINTS, at the process's next syscall exit that finds room
+ * (replay_lost): only the bytes a loss takes away, only after a loss. */
 volatile const u32 hints = 0;
 /* wake the reader when a ring's unread bytes cross this (every ring but the
  * split layout's lifecycle ring). */
@@ -251,6 +249,23 @@ struct {
 	__type(value, u32);
 } group_dead_seen SEC(".maps");
 
+/* hints: the lifecycle record a task lost, kept with the task until a
+ * syscall exit of it writes the record again (replay_lost). */
+#define LOST_FORK 1 /* its fork record (the task is the child) */
+#define LOST_EXEC 2 /* its exec record: replaying it also stands for the fork */
+struct lost_lc {
+	u32 what;         /* LOST_* */
+	u32 forker_tgid;  /* LOST_FORK: fork_rec.forker_tgid */
+	u64 forker_start; /* LOST_FORK: fork_rec.forker_start */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct lost_lc);
+} lost_lc SEC(".maps");
+
 #define CAPTURE_MAX_NR 1024
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -269,6 +284,16 @@ static __always_inline void count(u32 cat, u32 kind)
 	 * this on one CPU; a lost increment would break the exact invariant. */
 	if (v)
 		__sync_fetch_and_add(v, 1);
+}
+
+/* Takes back an attempted count: a replay (replay_lost) counts as attempted
+ * only if it is written, since its loss was counted once already. */
+static __always_inline void uncount(u32 cat, u32 kind)
+{
+	u32 idx = cat * 3 + kind;
+	u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		__sync_fetch_and_add(v, -1);
 }
 
 static __always_inline bool excluded(u32 tgid)
@@ -490,6 +515,14 @@ int BPF_PROG(rw_fork, struct task_struct *parent, struct task_struct *child)
 	struct fork_rec *r = rb ? bpf_ringbuf_reserve(rb, sizeof(struct fork_rec), 0) : NULL;
 	if (!r) {
 		count(CAT_LIFECYCLE, KIND_DROPPED);
+		if (hints && tgid != (u32)parent->tgid) {
+			struct lost_lc *l = bpf_task_storage_get(&lost_lc, child, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+			if (l) {
+				l->what |= LOST_FORK;
+				l->forker_tgid = parent->tgid;
+				l->forker_start = parent->group_leader->start_boottime;
+			}
+		}
 		return 0;
 	}
 	fill_hdr(&r->h, child, TYPE_FORK);
@@ -508,26 +541,14 @@ int BPF_PROG(rw_fork, struct task_struct *parent, struct task_struct *child)
  * lab measures the trade-off (ringwise lab --args-max). */
 volatile const u32 args_max = ARGS_MAX;
 
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(rw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+/* Builds p's exec record in sc (p is current: its argv is read from user
+ * memory) and returns the record's length. */
+static __always_inline u64 build_exec(struct exec_scratch *sc, struct task_struct *p, u32 old_pid)
 {
-	u32 tgid = BPF_CORE_READ(p, tgid);
-	if (excluded(tgid))
-		return 0;
-
-	u64 thr;
-	void *rb = ring_for(true, &thr);
-	u32 zero = 0;
-	struct exec_scratch *sc = bpf_map_lookup_elem(&exec_scratch, &zero);
-	count(CAT_LIFECYCLE, KIND_ATTEMPTED);
-	if (!rb || !sc) {
-		count(CAT_LIFECYCLE, KIND_DROPPED);
-		return 0;
-	}
 	struct exec_rec *r = &sc->r;
 	fill_hdr(&r->h, p, TYPE_EXEC);
 	fill_meta(&r->m, p);
-	r->old_pid = (u32)old_pid;
+	r->old_pid = old_pid;
 
 	/* exe: the path of the new image's file (mm->exe_file), as Falco's
 	 * proc.exepath and Tetragon read it; bprm->filename can be relative or
@@ -577,10 +598,42 @@ int BPF_PROG(rw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	barrier_var(sz);
 	if (sz > sizeof(struct exec_rec))
 		sz = sizeof(struct exec_rec);
+	return sz;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(rw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	u32 tgid = BPF_CORE_READ(p, tgid);
+	if (excluded(tgid))
+		return 0;
+
+	u64 thr;
+	void *rb = ring_for(true, &thr);
+	u32 zero = 0;
+	struct exec_scratch *sc = bpf_map_lookup_elem(&exec_scratch, &zero);
+	count(CAT_LIFECYCLE, KIND_ATTEMPTED);
+	if (!rb || !sc) {
+		count(CAT_LIFECYCLE, KIND_DROPPED);
+		return 0;
+	}
+	u64 sz = build_exec(sc, p, (u32)old_pid);
 	u64 avail = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA);
 	u64 wake = rw_crossed(avail + rw_footprint(sz), thr, sz) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(rb, r, sz, wake))
+	if (bpf_ringbuf_output(rb, &sc->r, sz, wake)) {
 		count(CAT_LIFECYCLE, KIND_DROPPED);
+		if (hints) {
+			/* the exec record stands for a lost fork too */
+			struct lost_lc *l = bpf_task_storage_get(&lost_lc, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+			if (l)
+				l->what = LOST_EXEC;
+		}
+	} else if (hints) {
+		/* the exec record rebuilds the process's whole entry */
+		struct lost_lc *l = bpf_task_storage_get(&lost_lc, p, 0, 0);
+		if (l)
+			l->what = 0;
+	}
 	return 0;
 }
 
@@ -662,6 +715,61 @@ int BPF_PROG(rw_cgroup_attach, struct cgroup *dst_cgrp, const char *path, struct
 	return 0;
 }
 
+/* hints: writes again the fork or exec record t lost, before the record of
+ * this syscall, so the consumer rebuilds t's entry before it meets t's
+ * syscalls. A replay carries FLAG_HINTS and counts as an attempted
+ * lifecycle record only when written (its loss was counted as dropped
+ * already): attempted == delivered + dropped still holds. While the ring
+ * has no room the mark stays and the next syscall exit tries again; an
+ * exec record is only built when REPLAY_ROOM bytes are free (a short one
+ * fits), so a full ring costs no path walk. */
+#define REPLAY_ROOM 512 /* ring bytes free before an exec replay is built */
+static __always_inline void replay_lost(struct task_struct *t)
+{
+	struct lost_lc *l = bpf_task_storage_get(&lost_lc, t, 0, 0);
+	if (!l || !l->what)
+		return;
+	u64 thr;
+	void *rb = ring_for(true, &thr);
+	if (!rb)
+		return;
+	if (l->what & LOST_EXEC) {
+		/* Not even a short exec record fits: skip the path walk. */
+		u64 size = bpf_ringbuf_query(rb, BPF_RB_RING_SIZE);
+		u64 avail = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA);
+		if (avail + REPLAY_ROOM > size)
+			return;
+		u32 zero = 0;
+		struct exec_scratch *sc = bpf_map_lookup_elem(&exec_scratch, &zero);
+		if (!sc)
+			return;
+		u64 sz = build_exec(sc, t, t->pid);
+		sc->r.h.flags |= FLAG_HINTS;
+		count(CAT_LIFECYCLE, KIND_ATTEMPTED);
+		u64 wake = rw_crossed(avail + rw_footprint(sz), thr, sz) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+		if (bpf_ringbuf_output(rb, &sc->r, sz, wake)) {
+			uncount(CAT_LIFECYCLE, KIND_ATTEMPTED);
+			return;
+		}
+		l->what = 0;
+		return;
+	}
+	count(CAT_LIFECYCLE, KIND_ATTEMPTED);
+	struct fork_rec *r = bpf_ringbuf_reserve(rb, sizeof(struct fork_rec), 0);
+	if (!r) {
+		uncount(CAT_LIFECYCLE, KIND_ATTEMPTED);
+		return;
+	}
+	fill_hdr(&r->h, t, TYPE_FORK);
+	r->h.flags |= FLAG_HINTS;
+	fill_meta(&r->m, t);
+	r->forker_tgid = l->forker_tgid;
+	r->_pad = 0;
+	r->forker_start = l->forker_start;
+	l->what = 0;
+	bpf_ringbuf_submit(r, wake_flags(rb, thr, sizeof(*r)));
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(rw_sys_exit, struct pt_regs *regs, long ret)
 {
@@ -671,6 +779,8 @@ int BPF_PROG(rw_sys_exit, struct pt_regs *regs, long ret)
 
 	/* The task and the registers are BTF pointers: direct loads. */
 	struct task_struct *t = bpf_get_current_task_btf();
+	if (hints)
+		replay_lost(t);
 	u8 abi = current_abi(t);
 	u32 nr;
 	u64 a0, a1, a2;
@@ -710,18 +820,8 @@ int BPF_PROG(rw_sys_exit, struct pt_regs *regs, long ret)
 
 	u64 thr;
 	void *rb = ring_for(false, &thr);
-	struct syscall_rec *s = NULL;
-	struct syscall_hints_rec *hr = NULL;
-
 	count(CAT_SYSCALL, KIND_ATTEMPTED);
-	if (rb) {
-		if (hints) {
-			hr = bpf_ringbuf_reserve(rb, sizeof(struct syscall_hints_rec), 0);
-			s = (struct syscall_rec *)hr;
-		} else {
-			s = bpf_ringbuf_reserve(rb, sizeof(struct syscall_rec), 0);
-		}
-	}
+	struct syscall_rec *s = rb ? bpf_ringbuf_reserve(rb, sizeof(struct syscall_rec), 0) : NULL;
 	if (!s) {
 		count(CAT_SYSCALL, KIND_DROPPED);
 		return 0;
@@ -734,11 +834,7 @@ int BPF_PROG(rw_sys_exit, struct pt_regs *regs, long ret)
 	s->args[0] = a0;
 	s->args[1] = a1;
 	s->args[2] = a2;
-	if (hr) {
-		s->h.flags |= FLAG_HINTS;
-		fill_meta(&hr->m, t);
-	}
-	bpf_ringbuf_submit(s, wake_flags(rb, thr, hr ? sizeof(*hr) : sizeof(*s)));
+	bpf_ringbuf_submit(s, wake_flags(rb, thr, sizeof(*s)));
 	return 0;
 }
 

@@ -136,18 +136,11 @@ type ringwiseForkRec struct {
 	ForkerStart uint64
 }
 
-type ringwiseSyscallHintsRec struct {
-	_ structs.HostLayout
-	S ringwiseSyscallRec
-	M struct {
-		_        structs.HostLayout
-		CgroupId uint64
-		Ppid     uint32
-		Uid      uint32
-		Gid      uint32
-		Vtid     uint32
-		Comm     [16]int8
-	}
+type ringwiseLostLc struct {
+	_           structs.HostLayout
+	What        uint32
+	ForkerTgid  uint32
+	ForkerStart uint64
 }
 
 type ringwiseSyscallRec struct {
@@ -176,36 +169,36 @@ type ringwiseSyscallRec struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	ringwiseMapCaptureSyscalls    = "capture_syscalls"
-	ringwiseMapCounters           = "counters"
-	ringwiseMapExcludedTgids      = "excluded_tgids"
-	ringwiseMapExecScratch        = "exec_scratch"
-	ringwiseMapGroupDeadSeen      = "group_dead_seen"
-	ringwiseMapRbCpus             = "rb_cpus"
-	ringwiseMapRbLifecycle        = "rb_lifecycle"
-	ringwiseMapRbSyscall          = "rb_syscall"
-	ringwiseMapShedState          = "shed_state"
-	ringwiseMapShedSyscalls       = "shed_syscalls"
-	ringwiseProgRwCgroupAttach    = "rw_cgroup_attach"
-	ringwiseProgRwExec            = "rw_exec"
-	ringwiseProgRwExit            = "rw_exit"
-	ringwiseProgRwExitLegacy      = "rw_exit_legacy"
-	ringwiseProgRwFork            = "rw_fork"
-	ringwiseProgRwSysExit         = "rw_sys_exit"
-	ringwiseProgRwWhoami          = "rw_whoami"
-	ringwiseVarArgsMax            = "args_max"
-	ringwiseVarCaptureFilter      = "capture_filter"
-	ringwiseVarCpusPerRing        = "cpus_per_ring"
-	ringwiseVarHints              = "hints"
-	ringwiseVarLayout             = "layout"
-	ringwiseVarLcWakeupBytes      = "lc_wakeup_bytes"
-	ringwiseVarUnusedCgroup       = "unused_cgroup"
-	ringwiseVarUnusedExec         = "unused_exec"
-	ringwiseVarUnusedExit         = "unused_exit"
-	ringwiseVarUnusedFork         = "unused_fork"
-	ringwiseVarUnusedSyscall      = "unused_syscall"
-	ringwiseVarUnusedSyscallHints = "unused_syscall_hints"
-	ringwiseVarWakeupBytes        = "wakeup_bytes"
+	ringwiseMapCaptureSyscalls = "capture_syscalls"
+	ringwiseMapCounters        = "counters"
+	ringwiseMapExcludedTgids   = "excluded_tgids"
+	ringwiseMapExecScratch     = "exec_scratch"
+	ringwiseMapGroupDeadSeen   = "group_dead_seen"
+	ringwiseMapLostLc          = "lost_lc"
+	ringwiseMapRbCpus          = "rb_cpus"
+	ringwiseMapRbLifecycle     = "rb_lifecycle"
+	ringwiseMapRbSyscall       = "rb_syscall"
+	ringwiseMapShedState       = "shed_state"
+	ringwiseMapShedSyscalls    = "shed_syscalls"
+	ringwiseProgRwCgroupAttach = "rw_cgroup_attach"
+	ringwiseProgRwExec         = "rw_exec"
+	ringwiseProgRwExit         = "rw_exit"
+	ringwiseProgRwExitLegacy   = "rw_exit_legacy"
+	ringwiseProgRwFork         = "rw_fork"
+	ringwiseProgRwSysExit      = "rw_sys_exit"
+	ringwiseProgRwWhoami       = "rw_whoami"
+	ringwiseVarArgsMax         = "args_max"
+	ringwiseVarCaptureFilter   = "capture_filter"
+	ringwiseVarCpusPerRing     = "cpus_per_ring"
+	ringwiseVarHints           = "hints"
+	ringwiseVarLayout          = "layout"
+	ringwiseVarLcWakeupBytes   = "lc_wakeup_bytes"
+	ringwiseVarUnusedCgroup    = "unused_cgroup"
+	ringwiseVarUnusedExec      = "unused_exec"
+	ringwiseVarUnusedExit      = "unused_exit"
+	ringwiseVarUnusedFork      = "unused_fork"
+	ringwiseVarUnusedSyscall   = "unused_syscall"
+	ringwiseVarWakeupBytes     = "wakeup_bytes"
 )
 
 // loadRingwise returns the embedded CollectionSpec for ringwise.
@@ -268,6 +261,7 @@ type ringwiseMapSpecs struct {
 	ExcludedTgids   *ebpf.MapSpec `ebpf:"excluded_tgids"`
 	ExecScratch     *ebpf.MapSpec `ebpf:"exec_scratch"`
 	GroupDeadSeen   *ebpf.MapSpec `ebpf:"group_dead_seen"`
+	LostLc          *ebpf.MapSpec `ebpf:"lost_lc"`
 	RbCpus          *ebpf.MapSpec `ebpf:"rb_cpus"`
 	RbLifecycle     *ebpf.MapSpec `ebpf:"rb_lifecycle"`
 	RbSyscall       *ebpf.MapSpec `ebpf:"rb_syscall"`
@@ -279,19 +273,18 @@ type ringwiseMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ringwiseVariableSpecs struct {
-	ArgsMax            *ebpf.VariableSpec `ebpf:"args_max"`
-	CaptureFilter      *ebpf.VariableSpec `ebpf:"capture_filter"`
-	CpusPerRing        *ebpf.VariableSpec `ebpf:"cpus_per_ring"`
-	Hints              *ebpf.VariableSpec `ebpf:"hints"`
-	Layout             *ebpf.VariableSpec `ebpf:"layout"`
-	LcWakeupBytes      *ebpf.VariableSpec `ebpf:"lc_wakeup_bytes"`
-	UnusedCgroup       *ebpf.VariableSpec `ebpf:"unused_cgroup"`
-	UnusedExec         *ebpf.VariableSpec `ebpf:"unused_exec"`
-	UnusedExit         *ebpf.VariableSpec `ebpf:"unused_exit"`
-	UnusedFork         *ebpf.VariableSpec `ebpf:"unused_fork"`
-	UnusedSyscall      *ebpf.VariableSpec `ebpf:"unused_syscall"`
-	UnusedSyscallHints *ebpf.VariableSpec `ebpf:"unused_syscall_hints"`
-	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	ArgsMax       *ebpf.VariableSpec `ebpf:"args_max"`
+	CaptureFilter *ebpf.VariableSpec `ebpf:"capture_filter"`
+	CpusPerRing   *ebpf.VariableSpec `ebpf:"cpus_per_ring"`
+	Hints         *ebpf.VariableSpec `ebpf:"hints"`
+	Layout        *ebpf.VariableSpec `ebpf:"layout"`
+	LcWakeupBytes *ebpf.VariableSpec `ebpf:"lc_wakeup_bytes"`
+	UnusedCgroup  *ebpf.VariableSpec `ebpf:"unused_cgroup"`
+	UnusedExec    *ebpf.VariableSpec `ebpf:"unused_exec"`
+	UnusedExit    *ebpf.VariableSpec `ebpf:"unused_exit"`
+	UnusedFork    *ebpf.VariableSpec `ebpf:"unused_fork"`
+	UnusedSyscall *ebpf.VariableSpec `ebpf:"unused_syscall"`
+	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // ringwiseObjects contains all objects after they have been loaded into the kernel.
@@ -319,6 +312,7 @@ type ringwiseMaps struct {
 	ExcludedTgids   *ebpf.Map `ebpf:"excluded_tgids"`
 	ExecScratch     *ebpf.Map `ebpf:"exec_scratch"`
 	GroupDeadSeen   *ebpf.Map `ebpf:"group_dead_seen"`
+	LostLc          *ebpf.Map `ebpf:"lost_lc"`
 	RbCpus          *ebpf.Map `ebpf:"rb_cpus"`
 	RbLifecycle     *ebpf.Map `ebpf:"rb_lifecycle"`
 	RbSyscall       *ebpf.Map `ebpf:"rb_syscall"`
@@ -333,6 +327,7 @@ func (m *ringwiseMaps) Close() error {
 		m.ExcludedTgids,
 		m.ExecScratch,
 		m.GroupDeadSeen,
+		m.LostLc,
 		m.RbCpus,
 		m.RbLifecycle,
 		m.RbSyscall,
@@ -345,19 +340,18 @@ func (m *ringwiseMaps) Close() error {
 //
 // It can be passed to loadRingwiseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ringwiseVariables struct {
-	ArgsMax            *ebpf.Variable `ebpf:"args_max"`
-	CaptureFilter      *ebpf.Variable `ebpf:"capture_filter"`
-	CpusPerRing        *ebpf.Variable `ebpf:"cpus_per_ring"`
-	Hints              *ebpf.Variable `ebpf:"hints"`
-	Layout             *ebpf.Variable `ebpf:"layout"`
-	LcWakeupBytes      *ebpf.Variable `ebpf:"lc_wakeup_bytes"`
-	UnusedCgroup       *ebpf.Variable `ebpf:"unused_cgroup"`
-	UnusedExec         *ebpf.Variable `ebpf:"unused_exec"`
-	UnusedExit         *ebpf.Variable `ebpf:"unused_exit"`
-	UnusedFork         *ebpf.Variable `ebpf:"unused_fork"`
-	UnusedSyscall      *ebpf.Variable `ebpf:"unused_syscall"`
-	UnusedSyscallHints *ebpf.Variable `ebpf:"unused_syscall_hints"`
-	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
+	ArgsMax       *ebpf.Variable `ebpf:"args_max"`
+	CaptureFilter *ebpf.Variable `ebpf:"capture_filter"`
+	CpusPerRing   *ebpf.Variable `ebpf:"cpus_per_ring"`
+	Hints         *ebpf.Variable `ebpf:"hints"`
+	Layout        *ebpf.Variable `ebpf:"layout"`
+	LcWakeupBytes *ebpf.Variable `ebpf:"lc_wakeup_bytes"`
+	UnusedCgroup  *ebpf.Variable `ebpf:"unused_cgroup"`
+	UnusedExec    *ebpf.Variable `ebpf:"unused_exec"`
+	UnusedExit    *ebpf.Variable `ebpf:"unused_exit"`
+	UnusedFork    *ebpf.Variable `ebpf:"unused_fork"`
+	UnusedSyscall *ebpf.Variable `ebpf:"unused_syscall"`
+	WakeupBytes   *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // ringwisePrograms contains all programs after they have been loaded into the kernel.

@@ -16,7 +16,7 @@ import (
 
 // recordPayloads are the payload sizes of every record the probe writes.
 func recordPayloads() []uint64 {
-	return []uint64{ForkRecordSize, ExecRecordSize, ExitRecordSize, SyscallRecordSize, SyscallHintsRecordSize}
+	return []uint64{ForkRecordSize, ExecRecordSize, ExitRecordSize, SyscallRecordSize}
 }
 
 // wakeThresholds are ring/16 of small and default rings, and thresholds that
@@ -53,12 +53,11 @@ func crossings(sz, thr uint64, wake func(avail, thr, sz uint64) bool) (crossed, 
 // record size and finds each one woken, exactly once.
 func TestWakeCrossingsNoneMissed(t *testing.T) {
 	for _, tc := range []struct {
-		t     event.Type
-		hints bool
-		sz    uint64
-	}{{event.TypeFork, false, ForkRecordSize}, {event.TypeExec, false, ExecRecordSize}, {event.TypeExit, false, ExitRecordSize},
-		{event.TypeSyscall, false, SyscallRecordSize}, {event.TypeSyscall, true, SyscallHintsRecordSize}} {
-		if got, want := int(ringFootprint(tc.sz)), RecordSize(tc.t, tc.hints); got != want {
+		t  event.Type
+		sz uint64
+	}{{event.TypeFork, ForkRecordSize}, {event.TypeExec, ExecRecordSize}, {event.TypeExit, ExitRecordSize},
+		{event.TypeSyscall, SyscallRecordSize}} {
+		if got, want := int(ringFootprint(tc.sz)), RecordSize(tc.t); got != want {
 			t.Errorf("%s footprint of %d bytes = %d, RecordSize says %d", tc.t, tc.sz, got, want)
 		}
 	}

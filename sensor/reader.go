@@ -334,5 +334,5 @@ func footprint(ring Ring, ev *event.Event) int {
 	if f, ok := ring.(interface{ LastFootprint() int }); ok {
 		return f.LastFootprint()
 	}
-	return bpf.RecordSize(ev.Type, ev.Flags&event.FlagHints != 0)
+	return bpf.RecordSize(ev.Type)
 }

@@ -692,9 +692,9 @@ func (s *sensor) meanRecordBytes() [event.NumCategories]float64 {
 		if d := s.delivered[i].Load(); d > 0 {
 			out[i] = float64(s.recordBytes[i].Load()) / float64(d)
 		} else {
-			out[i] = float64(bpf.RecordSize(event.TypeSyscall, s.cfg.Probe.Hints))
+			out[i] = float64(bpf.RecordSize(event.TypeSyscall))
 			if i == int(event.CategoryLifecycle) {
-				out[i] = float64(bpf.RecordSize(event.TypeExec, false))
+				out[i] = float64(bpf.RecordSize(event.TypeExec))
 			}
 		}
 	}

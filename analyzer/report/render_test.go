@@ -224,3 +224,24 @@ func nativeNr(t testing.TB, name string) uint32 {
 	}
 	return nr
 }
+
+// The text report gives each field's share of the missing events and of
+// all events: 4 of 200 events lack the exe path (2 % of events, every
+// missing one), 1 lacks the name (0.5 %, a quarter of the missing).
+func TestWriteTextMissingByFieldShares(t *testing.T) {
+	var s Summary
+	s.Analyzer.Events, s.Analyzer.Missing = 200, 4
+	s.Analyzer.ByField = map[string]uint64{"proc.exepath": 4, "proc.name": 1}
+	var out bytes.Buffer
+	WriteText(&out, s)
+	txt := out.String()
+	for _, w := range []string{
+		"missing by field (share of missing events, of all events):\n",
+		"  proc.exepath          4  100.00%    2.00% of events\n",
+		"  proc.name             1   25.00%    0.50% of events\n",
+	} {
+		if !strings.Contains(txt, w) {
+			t.Errorf("report lacks %q:\n%s", w, txt)
+		}
+	}
+}

@@ -44,8 +44,12 @@ func WriteText(w io.Writer, s Summary) {
 		fmt.Fprintf(&b, "enricher: %d events enriched\n", s.Enricher.Events)
 	}
 	if len(an.ByField) > 0 {
-		b.WriteString("missing by field (share of missing events):\n")
-		writeCounts(&b, an.ByField, an.Missing, nil)
+		// Two shares: of the missing events (which field a loss takes
+		// away), and of all events (what a ring layout or hints fill).
+		b.WriteString("missing by field (share of missing events, of all events):\n")
+		writeCounts(&b, an.ByField, an.Missing, func(k string) string {
+			return fmt.Sprintf("  %6.2f%% of events", pct(an.ByField[k], an.Events))
+		})
 	}
 	if len(an.ByReason) > 0 {
 		b.WriteString("missing by reason (share of missing events):\n")

@@ -62,7 +62,7 @@ func (f *sensorFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.cpusPerRing, "cpus-per-ring", ringspec.DefaultCPUsPerRing, "CPUs per ring in the falco layout (Falco's cpus_for_each_buffer)")
 	fs.Var(sizeFlag{&f.lifecycleSize}, "lifecycle-ring-size", "lifecycle ring size of the split layout (default "+ringspec.FlagSize(ringspec.DefaultLifecycleRingSize)+")")
 	fs.BoolVar(&f.lifecycleOnly, "lifecycle-only", false, "capture fork, exec and exit only: the per-syscall program is not attached")
-	fs.BoolVar(&f.hints, "hints", false, "syscall records carry comm, ppid and uid read in the kernel (+32 bytes per record)")
+	fs.BoolVar(&f.hints, "hints", false, "write a fork or exec record the ring dropped again at the process's next syscall exit (plain syscall records; bytes only after a loss)")
 	fs.BoolVar(&f.excludeSelf, "exclude-self", true, "leave this process's own threads out of capture, in the kernel")
 	fs.DurationVar(&f.consumerCost, "consumer-cost", 0, "LAB KNOB: busy work added per event in the sensor's reader to emulate a loaded monitor (e.g. 20us)")
 	fs.Float64Var(&f.shedHigh, "shed-high", 0, "adaptive shedding: ring fill fraction above which low-value syscalls are shed (0 = off; the lab's shared+shed uses "+strconv.FormatFloat(ringspec.DefaultShedHighWater, 'g', -1, 64)+")")

@@ -117,7 +117,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 func hintsNote(on bool) string {
 	if on {
-		return " (with kernel hints: +32 bytes per syscall record)"
+		return " (with kernel hints: lost fork/exec records replayed, flagged hints)"
 	}
 	return ""
 }

@@ -490,7 +490,9 @@ func (e *Engine) lookup(ctx context.Context, o *event.Enriched) lookupResult {
 	return lookupFailed
 }
 
-// hints fills missing name, ppid and uid from a record read with hints.
+// hints fills missing name, ppid and uid from a syscall record that carries
+// them (FlagHints): a format older sensors wrote; the probe now replays the
+// lost fork or exec record instead (applyFork, applyExec).
 func (e *Engine) hints(o *event.Enriched) {
 	if o.Flags&event.FlagHints == 0 || o.Missing&(event.FieldName|event.FieldPPid|event.FieldUID) == 0 {
 		return
@@ -563,6 +565,9 @@ func (e *Engine) applyFork(ev *event.Event) {
 	}
 	child.container, child.containerKnown = e.containerOf(ev.CgroupID)
 	child.exe, child.cmdline, child.missing, child.reason = e.inherit(ev, true)
+	if ev.Flags&event.FlagHints != 0 {
+		child.source = event.SourceHints // a replay of a lost fork
+	}
 	e.put(child)
 }
 
@@ -630,6 +635,9 @@ func (e *Engine) applyExec(ev *event.Event) {
 		exe:     e.intern.bytes(ev.Exe),
 		cmdline: e.cmdline(ev.Args),
 		source:  event.SourceState,
+	}
+	if ev.Flags&event.FlagHints != 0 {
+		en.source = event.SourceHints // a replay of a lost exec
 	}
 	en.container, en.containerKnown = e.containerOf(ev.CgroupID)
 	e.put(en)

@@ -439,6 +439,49 @@ func scenarios() []scenario {
 			}},
 		},
 		{
+			// bpf Config.Hints: the ring dropped the exec, and the process's
+			// next syscall exit wrote it again (FlagHints) ahead of its own
+			// record: the entry is rebuilt, later events are whole.
+			name: "replayed exec restores the entry",
+			steps: []step{{
+				drops: 1,
+				evs: func() []event.Event {
+					r := execEv(1400, 100, t1, 2, "curl", "/usr/bin/curl", "curl", "-s")
+					r.Flags |= event.FlagHints
+					return []event.Event{
+						bashExec,
+						forkEv(1400, 100, t1, 1, "bash"),
+						r,
+						sysEv(1400, t1, 2),
+					}
+				}(),
+				want: []want{
+					bashWant,
+					known("bash", "/bin/bash", "bash -l", 100),
+					{name: "curl", exe: "/usr/bin/curl", cmd: "curl -s", ppid: 100, uid: 1000, source: event.SourceHints},
+					{name: "curl", exe: "/usr/bin/curl", cmd: "curl -s", ppid: 100, uid: 1000, source: event.SourceHints},
+				},
+			}},
+		},
+		{
+			// A replayed fork: the child inherits its forker's image.
+			name: "replayed fork inherits the parent's image",
+			steps: []step{{
+				drops: 1,
+				evs: func() []event.Event {
+					r := forkEv(1500, 100, t1, 1, "bash")
+					r.Flags |= event.FlagHints
+					r.ForkerPid, r.ForkerStartNs = 100, bashStart
+					return []event.Event{bashExec, r, sysEv(1500, t1, 1)}
+				}(),
+				want: []want{
+					bashWant,
+					{name: "bash", exe: "/bin/bash", cmd: "bash -l", ppid: 100, uid: 1000, source: event.SourceHints},
+					{name: "bash", exe: "/bin/bash", cmd: "bash -l", ppid: 100, uid: 1000, source: event.SourceHints},
+				},
+			}},
+		},
+		{
 			name: "cmdline without trailing NUL and empty args",
 			steps: []step{{
 				evs: func() []event.Event {

@@ -3,8 +3,6 @@ package lab
 import (
 	"fmt"
 
-	"github.com/ringwise/ringwise/bpf"
-	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/ringmodel"
 )
 
@@ -40,9 +38,6 @@ func runSim(cfg Config, res *Results) error {
 		for _, size := range cfg.Sizes {
 			ring := modelRing(size, layout, cfg.LifecycleSize)
 			l := load
-			if layout.Hints() {
-				l.RecordBytes[event.CategorySyscall] = float64(bpf.RecordSize(event.TypeSyscall, true))
-			}
 			p := ringmodel.Simulate(l, ring)
 			att := p.Attempted[0] + p.Attempted[1]
 			miss := cal.MissingPct(p)
@@ -58,6 +53,9 @@ func runSim(cfg Config, res *Results) error {
 			}
 			if layout.Sheds() {
 				row.Note = "shedding not modelled"
+			}
+			if layout.Hints() {
+				row.Note = "replays of lost records not modelled"
 			}
 			res.Rows = append(res.Rows, row)
 		}

@@ -128,7 +128,7 @@ const (
 	SourceState           // lifecycle events seen in the stream
 	SourceSnapshot        // the sensor's /proc snapshot at start
 	SourceLookup          // a /proc lookup on demand
-	SourceHints           // hints read in the kernel with the record
+	SourceHints           // a fork or exec the ring dropped, replayed by the kernel (FlagHints); or an older sensor's hinted syscall
 )
 
 func (s Source) String() string {

@@ -99,7 +99,10 @@ const (
 	FlagThread uint8 = 1 << 0
 	// FlagGroupDead on an exit: the last thread exited; the process is gone.
 	FlagGroupDead uint8 = 1 << 1
-	// FlagHints on a syscall: Comm, PPid and UID were read in the kernel.
+	// FlagHints on a fork or exec: the record was dropped by the ring and
+	// written again at the process's next syscall exit (bpf Config.Hints).
+	// On a syscall (a format no probe writes any more): Comm, PPid and UID
+	// were read in the kernel.
 	FlagHints uint8 = 1 << 2
 	// FlagTruncated: ExePath or Args hit the record's bound.
 	FlagTruncated uint8 = 1 << 3

@@ -26,7 +26,7 @@ type Run struct {
 	Delivered                  float64 `json:"delivered"`
 	// MissingPct is the measured share of delivered events missing metadata.
 	MissingPct float64 `json:"missing_pct"`
-	// Modified marks a run whose load a lab mode changed (kernel hints,
+	// Modified marks a run whose load a lab mode changed (kernel hints' replays,
 	// shedding): it calibrates, but it is neither part of the node's pooled
 	// load nor a measurement of a plain ring.
 	Modified bool `json:"modified"`

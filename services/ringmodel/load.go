@@ -224,7 +224,7 @@ func (f *fillReader) done() Backlog {
 }
 
 // DefaultRecordBytes returns the ring footprint of the sensor's fixed-size
-// records without hints, used when a measured mean is missing: lifecycle is
+// records, used when a measured mean is missing: lifecycle is
 // the mean of fork (80), exec (424) and exit (72) — one of each per process —
 // and syscall is 80 (72-byte record + 8-byte ringbuf header). A function, not
 // a variable, so that nobody can change it under the model.

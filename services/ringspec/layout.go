@@ -18,9 +18,10 @@ const (
 	// DefaultLifecycleRingSize unless configured), so a syscall flood
 	// cannot starve the records that build process state.
 	LayoutSplit Layout = "split"
-	// LayoutSharedHints is the shared ring with syscall records that carry
-	// ppid, uid, gid and comm read in the kernel: metadata survives a lost
-	// lifecycle record at 32 more bytes per record. A lab variant of shared.
+	// LayoutSharedHints is the shared ring where a fork or exec record the
+	// ring dropped is written again at the process's next syscall exit with
+	// room (bpf Config.Hints): the bytes a loss takes away, paid only after
+	// a loss. A lab variant of shared.
 	LayoutSharedHints Layout = "shared+hints"
 	// LayoutSharedShed is the shared ring with adaptive shedding of
 	// low-value syscalls between DefaultShedHighWater and
