@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,9 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/ringwise/ringwise/bpf"
 	"github.com/ringwise/ringwise/internal/pipeline"
 	"github.com/ringwise/ringwise/sensor"
+	"github.com/ringwise/ringwise/services/bus"
 	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/procfs"
 )
@@ -36,7 +42,7 @@ type ratedRing struct {
 	capEvents uint64
 	tmpl      []event.Event
 	// prefix[i][c] counts category c among tmpl[:i], for Counters.
-	prefix [][event.NumCategories]uint64
+	prefix  [][event.NumCategories]uint64
 	cycleNs uint64 // one cycle's span at rate
 
 	mu      sync.Mutex
@@ -224,8 +230,8 @@ func BenchmarkE2ERate(b *testing.B) {
 	}
 	var rep strings.Builder
 	say := func(format string, a ...any) { fmt.Fprintf(&rep, format+"\n", a...) }
-	say("| rate R (events/s) | produced | analysed | ring drops | spool lost | drain s | carried | CPU µs/event: sensor | NATS server | enricher | analyzer | unlabelled | all | NATS share |")
-	say("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+	say("| rate R (events/s) | produced | analysed | ring drops | spool lost | drain s | carried | stored B/event raw / enriched | raw batches | CPU µs/event: sensor | NATS server | enricher | analyzer | unlabelled | all | NATS share |")
+	say("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var best float64
 	var bestProf string
 	var lastProf string
@@ -249,6 +255,14 @@ func BenchmarkE2ERate(b *testing.B) {
 		say("```")
 		say("%s", pprofTop(b, p.file))
 		say("```")
+		if np := filepath.Join(filepath.Dir(p.file), strings.Replace(filepath.Base(p.file), "e2e-", "nats-", 1)); nonEmpty(np) {
+			say("")
+			say("The NATS server at the same rate (its own CPU profile over the run, `prof_port`; hottest 25 by cumulative time):")
+			say("")
+			say("```")
+			say("%s", pprofTop(b, np))
+			say("```")
+		}
 		if p.file == lastProf {
 			break // the same profile
 		}
@@ -266,9 +280,14 @@ func BenchmarkE2ERate(b *testing.B) {
 // and returns its table row, whether the rate was carried, and the
 // profile's file.
 func e2eStep(b *testing.B, bin string, rate, secs float64, profDir string) (string, bool, string) {
-	port := freeTCPPort(b)
+	port, profPort := freeTCPPort(b), freeTCPPort(b)
 	store := b.TempDir()
-	ns := exec.Command(bin, "nats", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--store", store)
+	// prof_port: the server's own CPU profile, fetched over the run.
+	conf := filepath.Join(b.TempDir(), "nats.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listen: 127.0.0.1:%d\nprof_port: %d\n", port, profPort)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	ns := exec.Command(bin, "nats", "--config", conf, "--store", store)
 	ns.Stdout, ns.Stderr = os.Stderr, os.Stderr
 	if err := ns.Start(); err != nil {
 		b.Fatalf("start ringwise nats: %v", err)
@@ -290,8 +309,9 @@ func e2eStep(b *testing.B, bin string, rate, secs float64, profDir string) (stri
 	runtime.GC()
 
 	var ring *ratedRing
+	batch, _ := strconv.Atoi(os.Getenv("RINGWISE_E2E_BATCH")) // 0: the sensor's default
 	cfg := sensor.Config{
-		Node: "e2e", BootID: "boot-e2e", Procfs: procfs.FS{Root: b.TempDir()},
+		Node: "e2e", BootID: "boot-e2e", Procfs: procfs.FS{Root: b.TempDir()}, BatchMaxEvents: batch,
 		LoadProbe: func(bpf.Config) (sensor.Probe, error) {
 			ring = newRatedRing(rate, 1<<17) // an 8 MiB ring of 64-byte records
 			return ring, nil
@@ -306,6 +326,12 @@ func e2eStep(b *testing.B, bin string, rate, secs float64, profDir string) (stri
 	if err := pprof.StartCPUProfile(pf); err != nil {
 		b.Fatal(err)
 	}
+	natsProf := filepath.Join(profDir, fmt.Sprintf("nats-%.0f.pprof", rate))
+	natsProfDone := make(chan struct{})
+	go func() {
+		defer close(natsProfDone)
+		fetchProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", profPort, max(1, int(secs)-1)), natsProf)
+	}()
 	start := time.Now()
 	res, err := pipeline.Run(context.Background(), pipeline.Options{
 		NATSURL: url, Sensor: cfg, Duration: time.Duration(secs * float64(time.Second)), SpoolBytes: 256 << 20,
@@ -313,6 +339,7 @@ func e2eStep(b *testing.B, bin string, rate, secs float64, profDir string) (stri
 	wall := time.Since(start)
 	pprof.StopCPUProfile()
 	pf.Close()
+	<-natsProfDone
 	natsCPU, self := procCPU(b, ns.Process.Pid)-natsCPU0, selfCPU()-selfCPU0
 	if err != nil {
 		b.Fatalf("rate %.0f: %v", rate, err)
@@ -337,6 +364,7 @@ func e2eStep(b *testing.B, bin string, rate, secs float64, profDir string) (stri
 	if res.Spool.Overflow == 0 && s.Analyzer.Events != s.Sensor.Delivered {
 		b.Errorf("rate %.0f: sensor delivered %d, analyzer got %d, spool lost nothing", rate, s.Sensor.Delivered, s.Analyzer.Events)
 	}
+	rawB, enrB := streamBytes(b, url, bus.StreamRaw), streamBytes(b, url, bus.StreamEnriched)
 	hops := pprofHops(b, prof)
 	// The profile's labelled samples (100 Hz) against the process's
 	// measured CPU time: the rest had no hop.
@@ -347,8 +375,9 @@ func e2eStep(b *testing.B, bin string, rate, secs float64, profDir string) (stri
 	if !ok {
 		carried = "**no**"
 	}
-	row := fmt.Sprintf("| %.0f | %d | %d | %d | %d | %.2f | %s | %s | %s | %s | %s | %s | %s | %.1f %% |",
-		rate, produced, s.Analyzer.Events, ringDrops, spoolLost, drain, carried,
+	perEv := func(n uint64) float64 { return float64(n) / float64(max(produced, 1)) }
+	row := fmt.Sprintf("| %.0f | %d | %d | %d | %d | %.2f | %s | %.0f / %.0f | %d | %s | %s | %s | %s | %s | %s | %.1f %% |",
+		rate, produced, s.Analyzer.Events, ringDrops, spoolLost, drain, carried, perEv(rawB), perEv(enrB), s.Sensor.Batches,
 		per(hops["sensor"]), per(natsCPU), per(hops["enricher"]), per(hops["analyzer"]), per(hops["unlabelled"]), per(all), 100*natsCPU/all)
 	b.Logf("%s", row)
 	return row, ok, prof
@@ -385,6 +414,45 @@ func pprofHops(b *testing.B, prof string) map[string]float64 {
 		}
 	}
 	return hops
+}
+
+// fetchProfile saves the CPU profile at url to file (best effort: a
+// missing server profile leaves the report without it).
+func fetchProfile(url, file string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return
+	}
+	_ = os.WriteFile(file, data, 0o644)
+}
+
+// streamBytes is what stream stores (this run's server is fresh).
+func streamBytes(b *testing.B, url, stream string) uint64 {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		b.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		b.Fatalf("stream %s info: %v", stream, err)
+	}
+	return info.State.Bytes
 }
 
 func pprofTop(b *testing.B, prof string) string {
@@ -429,4 +497,9 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+func nonEmpty(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Size() > 0
 }
