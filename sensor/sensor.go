@@ -105,11 +105,17 @@ const DefaultShedSyscalls = "read,write,close,fstat,lseek,mmap,mprotect,munmap,b
 
 // Defaults of Config.
 const (
-	DefaultBatchMaxEvents = 1024
+	// DefaultBatchMaxEvents is above what DefaultBatchMaxBytes admits of
+	// syscall records (event.EventWireBound, 138 bytes each: some 1800), so
+	// that a full-rate batch is as large as the raw stream's messages
+	// allow: each message costs JetStream about 200 µs of CPU besides its
+	// bytes (scripts/e2e-bench.sh: 256-event batches took 2.7 µs of server
+	// CPU per event, 1024-event ones 1.5).
+	DefaultBatchMaxEvents = 4096
 	// DefaultBatchMaxBytes bounds a raw batch's encoding: the raw stream's
 	// message size less room for the NATS headers (message id, schema,
-	// trace context), so that no batch is refused for its size. Batches of
-	// syscalls stay far under it at 1024 events; exec-heavy ones are cut.
+	// trace context), so that no batch is refused for its size. It cuts
+	// full-rate batches (by event.EventWireBound, not their real size).
 	DefaultBatchMaxBytes  = bus.DefaultRawMaxMsgSize - 4096
 	DefaultBatchMaxDelay  = 20 * time.Millisecond
 	DefaultSampleInterval = 10 * time.Millisecond

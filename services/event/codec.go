@@ -27,8 +27,24 @@ const MaxEventFixedBytes = 256
 
 // EventWireBound is an upper bound of ev's encoded size in a batch, for a
 // producer that must keep batches under a message size limit without
-// encoding twice (see sensor.Config.BatchMaxBytes).
-func EventWireBound(ev *Event) int { return MaxEventFixedBytes + len(ev.Exe) + len(ev.Args) }
+// encoding twice (see sensor.Config.BatchMaxBytes). It counts ev's own
+// fields (fieldsFor) at their longest, 9 bytes each, plus the comm's bytes
+// if it has one and its exe and args: a syscall record is bounded by 138
+// bytes, not MaxEventFixedBytes (256), so that a batch cut by this bound
+// (sensor.DefaultBatchMaxBytes) holds some 1800 syscall records, not 950.
+func EventWireBound(ev *Event) int {
+	n := fieldsFor(ev.Type, ev.Flags)
+	if n == 0 {
+		return MaxEventFixedBytes + len(ev.Exe) + len(ev.Args)
+	}
+	// Array header (3), every field at 9 (a byte string's header is at most
+	// 5), the comm's bytes besides its header when the event has meta.
+	b := 3 + 9*n + len(ev.Exe) + len(ev.Args)
+	if n > 15 || ev.Type != TypeSyscall { // the meta fields, with the comm
+		b += CommLen + 2
+	}
+	return b
+}
 
 // MaxBatchEnvelopeBytes bounds a batch's encoding besides its events:
 // schema, node and boot id (at most maxStringLen each), numbers, counters.
