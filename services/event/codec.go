@@ -2,6 +2,7 @@ package event
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -520,17 +521,22 @@ func (r *reader) take(n int) []byte {
 	return p
 }
 
-// be reads an n-byte big-endian unsigned integer (n = 1, 2, 4, 8).
+// be reads an n-byte big-endian unsigned integer (n = 1, 2, 4, 8): one
+// load each, not a byte loop (decode is the enricher's and the analyzer's
+// hottest path).
 func (r *reader) be(n int) uint64 {
 	p := r.take(n)
-	if p == nil {
-		return 0
+	switch len(p) {
+	case 1:
+		return uint64(p[0])
+	case 2:
+		return uint64(binary.BigEndian.Uint16(p))
+	case 4:
+		return uint64(binary.BigEndian.Uint32(p))
+	case 8:
+		return binary.BigEndian.Uint64(p)
 	}
-	var v uint64
-	for _, c := range p {
-		v = v<<8 | uint64(c)
-	}
-	return v
+	return 0
 }
 
 func (r *reader) arrayLen() int {
@@ -573,6 +579,13 @@ func (r *reader) rawUint(c byte) uint64 {
 }
 
 func (r *reader) uint(max uint64) uint64 {
+	// Fast path: a positive fixint (most of a record's fields) in range.
+	if r.err == nil && r.pos < len(r.b) {
+		if c := r.b[r.pos]; c <= 0x7f && uint64(c) <= max {
+			r.pos++
+			return uint64(c)
+		}
+	}
 	if r.err != nil {
 		return 0
 	}
