@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -232,19 +233,27 @@ func BenchmarkE2ERate(b *testing.B) {
 	say := func(format string, a ...any) { fmt.Fprintf(&rep, format+"\n", a...) }
 	say("| rate R (events/s) | produced | analysed | ring drops | spool lost | drain s | carried | stored B/event raw / enriched | raw batches | CPU µs/event: sensor | NATS server | enricher | analyzer | unlabelled | all | NATS share |")
 	say("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	var best float64
-	var bestProf string
-	var lastProf string
-	for _, rate := range rates {
-		row, ok, prof := e2eStep(b, bin, rate, secs, profDir)
+	var best, lastAll float64
+	var bestProf, lastProf, compression string
+	for i, rate := range rates {
+		st := e2eStep(b, bin, rate, secs, profDir, i == len(rates)-1)
+		row, ok, prof := st.row, st.carried, st.prof
 		say("%s", row)
-		lastProf = prof
+		lastProf, lastAll, compression = prof, st.allPerEvent, st.compression
 		if ok && rate > best {
 			best, bestProf = rate, prof
 		}
 	}
 	say("")
 	say("Highest rate carried: **%.0f events/s** (load average after: %s).", best, loadAvg())
+	if lastAll > 0 {
+		say("")
+		say("CPU ceiling: at the highest rate tried, %.2f µs of CPU per event in all (server and pipeline), so two dedicated cores carry at most %.0f events/s; 1M events/s needs at most 2 µs per event.", lastAll, 2e6/lastAll)
+	}
+	if compression != "" {
+		say("")
+		say("%s", compression)
+	}
 	for _, p := range []struct{ what, file string }{{"the highest rate carried", bestProf}, {"the highest rate tried", lastProf}} {
 		if p.file == "" {
 			continue
@@ -276,10 +285,17 @@ func BenchmarkE2ERate(b *testing.B) {
 	b.ReportMetric(best, "events/s")
 }
 
-// e2eStep runs the pipeline at rate for secs on a fresh `ringwise nats`
-// and returns its table row, whether the rate was carried, and the
-// profile's file.
-func e2eStep(b *testing.B, bin string, rate, secs float64, profDir string) (string, bool, string) {
+// e2eResult is one rate's outcome.
+type e2eResult struct {
+	row         string  // the report's table row
+	carried     bool    // zero loss after the ring, drained in time
+	prof        string  // this process's CPU profile
+	allPerEvent float64 // µs of CPU per event, server and pipeline
+	compression string  // with measureCompression: S2 on the stored batches
+}
+
+// e2eStep runs the pipeline at rate for secs on a fresh `ringwise nats`.
+func e2eStep(b *testing.B, bin string, rate, secs float64, profDir string, measureCompression bool) e2eResult {
 	port, profPort := freeTCPPort(b), freeTCPPort(b)
 	store := b.TempDir()
 	// prof_port: the server's own CPU profile, fetched over the run.
@@ -365,6 +381,10 @@ func e2eStep(b *testing.B, bin string, rate, secs float64, profDir string) (stri
 		b.Errorf("rate %.0f: sensor delivered %d, analyzer got %d, spool lost nothing", rate, s.Sensor.Delivered, s.Analyzer.Events)
 	}
 	rawB, enrB := streamBytes(b, url, bus.StreamRaw), streamBytes(b, url, bus.StreamEnriched)
+	var compression string
+	if measureCompression {
+		compression = compressionNote(b, url, float64(rawB)/float64(max(produced, 1)), float64(enrB)/float64(max(produced, 1)))
+	}
 	hops := pprofHops(b, prof)
 	// The profile's labelled samples (100 Hz) against the process's
 	// measured CPU time: the rest had no hop.
@@ -380,7 +400,7 @@ func e2eStep(b *testing.B, bin string, rate, secs float64, profDir string) (stri
 		rate, produced, s.Analyzer.Events, ringDrops, spoolLost, drain, carried, perEv(rawB), perEv(enrB), s.Sensor.Batches,
 		per(hops["sensor"]), per(natsCPU), per(hops["enricher"]), per(hops["analyzer"]), per(hops["unlabelled"]), per(all), 100*natsCPU/all)
 	b.Logf("%s", row)
-	return row, ok, prof
+	return e2eResult{row: row, carried: ok, prof: prof, allPerEvent: all * 1e6 / float64(max(produced, 1)), compression: compression}
 }
 
 // pprofHops returns CPU seconds per pipeline.HopLabel value in the
@@ -429,6 +449,82 @@ func fetchProfile(url, file string) {
 		return
 	}
 	_ = os.WriteFile(file, data, 0o644)
+}
+
+// compressionNote measures S2 (the block format NATS itself uses) on up
+// to 64 stored messages of each of the raw and enriched streams: the size
+// it leaves and the CPU it costs to encode and to decode, per event (by
+// the run's stored bytes per event), so that compressing batches is judged
+// against what the server spends per byte.
+func compressionNote(b *testing.B, url string, rawPerEv, enrPerEv float64) string {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var parts []string
+	for _, st := range []struct {
+		name  string
+		perEv float64
+	}{{bus.StreamRaw, rawPerEv}, {bus.StreamEnriched, enrPerEv}} {
+		stream, err := js.Stream(ctx, st.name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		info, err := stream.Info(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var msgs [][]byte
+		for seq := info.State.FirstSeq; seq <= info.State.LastSeq && len(msgs) < 64; seq++ {
+			m, err := stream.GetMsg(ctx, seq)
+			if err != nil || len(m.Data) < 16<<10 { // batches, not snapshots or stats
+				continue
+			}
+			msgs = append(msgs, m.Data)
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		var in, out int
+		enc := make([][]byte, len(msgs))
+		encCPU := cpuLoop(func() {
+			for i, m := range msgs {
+				enc[i] = s2.Encode(enc[i][:0], m)
+			}
+		})
+		for i := range msgs {
+			in, out = in+len(msgs[i]), out+len(enc[i])
+		}
+		var dec []byte
+		decCPU := cpuLoop(func() {
+			for _, e := range enc {
+				dec, _ = s2.Decode(dec[:0:cap(dec)], e)
+			}
+		})
+		// CPU per byte of input, times the stream's bytes per event.
+		perByte := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(in) }
+		parts = append(parts, fmt.Sprintf("%s %.0f → %.0f B/event (%.1f×), encode %.0f ns/event, decode %.0f ns/event",
+			st.name, st.perEv, st.perEv*float64(out)/float64(in), float64(in)/float64(out), perByte(encCPU)*st.perEv, perByte(decCPU)*st.perEv))
+	}
+	return fmt.Sprintf("Compression, judged on this run's stored batches (S2 block format, `klauspost/compress/s2`, CPU time of a loop over up to 64 messages per stream): %s. Not applied: the server's CPU per event above is mostly per byte, so these figures say what compressing the batches would trade.", strings.Join(parts, "; "))
+}
+
+// cpuLoop runs f until 100 ms of this process's CPU have passed and
+// returns the CPU per run of f.
+func cpuLoop(f func()) time.Duration {
+	start, n := selfCPU(), 0
+	for selfCPU()-start < 0.1 {
+		f()
+		n++
+	}
+	return time.Duration((selfCPU() - start) / float64(n) * 1e9)
 }
 
 // streamBytes is what stream stores (this run's server is fresh).
