@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -234,12 +235,12 @@ func BenchmarkE2ERate(b *testing.B) {
 	say("| rate R (events/s) | produced | analysed | ring drops | spool lost | drain s | carried | stored B/event raw / enriched | raw batches | CPU µs/event: sensor | NATS server | enricher | analyzer | unlabelled | all | NATS share |")
 	say("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var best, lastAll float64
-	var bestProf, lastProf, compression string
+	var bestProf, lastProf, compression, lastShares string
 	for i, rate := range rates {
 		st := e2eStep(b, bin, rate, secs, profDir, i == len(rates)-1)
 		row, ok, prof := st.row, st.carried, st.prof
 		say("%s", row)
-		lastProf, lastAll, compression = prof, st.allPerEvent, st.compression
+		lastProf, lastAll, compression, lastShares = prof, st.allPerEvent, st.compression, st.shares
 		if ok && rate > best {
 			best, bestProf = rate, prof
 		}
@@ -248,7 +249,7 @@ func BenchmarkE2ERate(b *testing.B) {
 	say("Highest rate carried: **%.0f events/s** (load average after: %s).", best, loadAvg())
 	if lastAll > 0 {
 		say("")
-		say("CPU ceiling: at the highest rate tried, %.2f µs of CPU per event in all (server and pipeline), so two dedicated cores carry at most %.0f events/s; 1M events/s needs at most 2 µs per event.", lastAll, 2e6/lastAll)
+		say("CPU ceiling: at the highest rate tried, %.2f µs of CPU per event in all (server and pipeline), so two dedicated cores carry at most %.0f events/s; 1M events/s needs at most 2 µs per event. Where it goes, largest first: %s.", lastAll, 2e6/lastAll, lastShares)
 	}
 	if compression != "" {
 		say("")
@@ -259,14 +260,14 @@ func BenchmarkE2ERate(b *testing.B) {
 			continue
 		}
 		say("")
-		say("Where the CPU goes at %s (`go tool pprof -top` of this process, hottest 25 functions by cumulative time; the NATS server's CPU is not in it):", p.what)
+		say("Where the CPU goes at %s (`go tool pprof -top` of this process, hottest 30 functions by their own time; the NATS server's CPU is not in it; each hop's share is in the table):", p.what)
 		say("")
 		say("```")
 		say("%s", pprofTop(b, p.file))
 		say("```")
 		if np := filepath.Join(filepath.Dir(p.file), strings.Replace(filepath.Base(p.file), "e2e-", "nats-", 1)); nonEmpty(np) {
 			say("")
-			say("The NATS server at the same rate (its own CPU profile over the run, `prof_port`; hottest 25 by cumulative time):")
+			say("The NATS server at the same rate (its own CPU profile over the run, `prof_port`; hottest 30 by their own time):")
 			say("")
 			say("```")
 			say("%s", pprofTop(b, np))
@@ -291,6 +292,7 @@ type e2eResult struct {
 	carried     bool    // zero loss after the ring, drained in time
 	prof        string  // this process's CPU profile
 	allPerEvent float64 // µs of CPU per event, server and pipeline
+	shares      string  // each hop's share of all CPU, largest first
 	compression string  // with measureCompression: S2 on the stored batches
 }
 
@@ -400,7 +402,17 @@ func e2eStep(b *testing.B, bin string, rate, secs float64, profDir string, measu
 		rate, produced, s.Analyzer.Events, ringDrops, spoolLost, drain, carried, perEv(rawB), perEv(enrB), s.Sensor.Batches,
 		per(hops["sensor"]), per(natsCPU), per(hops["enricher"]), per(hops["analyzer"]), per(hops["unlabelled"]), per(all), 100*natsCPU/all)
 	b.Logf("%s", row)
-	return e2eResult{row: row, carried: ok, prof: prof, allPerEvent: all * 1e6 / float64(max(produced, 1)), compression: compression}
+	type share struct {
+		hop string
+		sec float64
+	}
+	sh := []share{{"NATS server", natsCPU}, {"sensor", hops["sensor"]}, {"enricher", hops["enricher"]}, {"analyzer", hops["analyzer"]}, {"unlabelled (client I/O, GC, runtime)", hops["unlabelled"]}}
+	sort.Slice(sh, func(i, j int) bool { return sh[i].sec > sh[j].sec })
+	var parts []string
+	for _, x := range sh {
+		parts = append(parts, fmt.Sprintf("%s %.1f %%", x.hop, 100*x.sec/all))
+	}
+	return e2eResult{row: row, carried: ok, prof: prof, allPerEvent: all * 1e6 / float64(max(produced, 1)), compression: compression, shares: strings.Join(parts, ", ")}
 }
 
 // pprofHops returns CPU seconds per pipeline.HopLabel value in the
@@ -552,7 +564,7 @@ func streamBytes(b *testing.B, url, stream string) uint64 {
 }
 
 func pprofTop(b *testing.B, prof string) string {
-	out, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=25", prof).CombinedOutput()
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=30", prof).CombinedOutput()
 	if err != nil {
 		b.Fatalf("go tool pprof -top %s: %v\n%s", prof, err, out)
 	}
