@@ -142,8 +142,11 @@ type Config struct {
 	// BatchMaxBytes bounds a batch's encoded size (default
 	// DefaultBatchMaxBytes), by event.EventWireBound: a batch is published
 	// once the next event might not fit.
-	BatchMaxBytes  int
-	BatchMaxDelay  time.Duration // default DefaultBatchMaxDelay
+	BatchMaxBytes int
+	BatchMaxDelay time.Duration // default DefaultBatchMaxDelay
+	// PlainBatches publishes raw batches as plain msgpack; by default they
+	// are S2-compressed (event.CompressedMark), which every reader decodes.
+	PlainBatches   bool
 	SampleInterval time.Duration // default DefaultSampleInterval
 	StatsInterval  time.Duration // default DefaultStatsInterval
 	PollInterval   time.Duration // reader's wait deadline; default DefaultPollInterval
@@ -534,6 +537,9 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 		s.unsentBatches.Add(1)
 		s.unsentEvents.Add(uint64(n))
 		return err
+	}
+	if !s.cfg.PlainBatches {
+		data = s.codec.Compress(data)
 	}
 	hdr := nats.Header{}
 	hdr.Set(bus.HeaderSensorUnsent, bus.FormatCount2(s.unsentBatches.Load(), s.unsentEvents.Load()))

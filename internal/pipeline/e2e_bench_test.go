@@ -353,6 +353,7 @@ func e2eStep(b *testing.B, bin string, rate, secs float64, profDir string, measu
 	start := time.Now()
 	res, err := pipeline.Run(context.Background(), pipeline.Options{
 		NATSURL: url, Sensor: cfg, Duration: time.Duration(secs * float64(time.Second)), SpoolBytes: 256 << 20,
+		PlainBatches: os.Getenv("RINGWISE_E2E_PLAIN") == "1",
 	})
 	wall := time.Since(start)
 	pprof.StopCPUProfile()

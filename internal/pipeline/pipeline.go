@@ -68,6 +68,9 @@ type Options struct {
 	// that many bytes, as `ringwise sensor` does (its overflow is counted in
 	// the sensor's Result); 0 publishes with a bus.AsyncPublisher.
 	SpoolBytes int64
+	// PlainBatches makes the sensor and the enricher publish plain msgpack
+	// batches instead of S2-compressed ones (see event.CompressedMark).
+	PlainBatches bool
 }
 
 // HopLabel is the pprof label key under which the sensor, the enricher and
@@ -234,7 +237,7 @@ func (r *run) start(ctx context.Context) error {
 		},
 	})
 	r.enr, err = enricher.New(enricher.Config{JS: r.js, NC: nc, Durable: "ringwise-enricher-up-" + runID,
-		Node: o.Sensor.Node, FromSeq: r.from[bus.StreamRaw], Logger: r.log, Tracing: o.EnricherTracing})
+		Node: o.Sensor.Node, FromSeq: r.from[bus.StreamRaw], Logger: r.log, Tracing: o.EnricherTracing, PlainBatches: o.PlainBatches})
 	if err != nil {
 		return err
 	}
@@ -286,6 +289,7 @@ func (r *run) waitServices() error {
 // its snapshot.
 func (r *run) ready(ctx context.Context) error {
 	scfg := r.o.Sensor
+	scfg.PlainBatches = scfg.PlainBatches || r.o.PlainBatches
 	if r.o.SpoolBytes > 0 {
 		// Started under the sensor's label: its sending goroutine is the
 		// sensor's publish path.

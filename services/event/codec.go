@@ -81,6 +81,8 @@ const batchFields = 10
 // use NewCodec.
 type Codec struct {
 	out []byte
+	z   []byte // Compress's output
+	unz []byte // a compressed message's batch, being decoded
 }
 
 // NewCodec returns a Codec.
@@ -115,6 +117,11 @@ func (c *Codec) AppendEncode(dst []byte, b *Batch) ([]byte, error) {
 // Decode decodes data into b, reusing b.Events and their byte slices.
 // On error b holds no events.
 func (c *Codec) Decode(data []byte, b *Batch) error {
+	data, err := c.inflate(data, "batch")
+	if err != nil {
+		b.Events = b.Events[:0]
+		return err
+	}
 	if len(data) > MaxBatchBytes {
 		b.Events = b.Events[:0]
 		return fmt.Errorf("decode batch: %d bytes: %w (max %d)", len(data), ErrOversized, MaxBatchBytes)
