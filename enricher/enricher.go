@@ -47,6 +47,10 @@ type Config struct {
 	Durable string
 	// Node limits the enricher to one node's subjects ("" = all nodes).
 	Node string
+	// PlainBatches publishes enriched batches as plain msgpack; by default
+	// they are S2-compressed (event.CompressedMark), which every reader
+	// decodes.
+	PlainBatches bool
 	// FromSeq, when set, starts at this sequence of RINGWISE_RAW (a run
 	// against a long-lived NATS must not replay earlier runs); zero reads
 	// everything.
@@ -807,6 +811,9 @@ func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 		// than block the node's stream on one batch forever.
 		err = fmt.Errorf("encode enriched batch %d of %s: %w", b.Seq, node, err)
 		return bus.PoisonAs("encode_failed", err)
+	}
+	if !e.cfg.PlainBatches {
+		payload = ns.codec.Compress(payload)
 	}
 	hdr := nats.Header{}
 	// The enricher's own count travels with its output, so an analyzer run

@@ -67,6 +67,15 @@ if [ "${KERNEL_COST:-1}" != 0 ] && [ "${KERNEL_COST:-1}" != reuse ]; then
 	echo "=== kernel cost (scripts/kernel-cost.sh)" >&2
 	bash scripts/kernel-cost.sh || status=1
 fi
+# End to end (issue 12): scripts/e2e-bench.sh steps a source's rate through
+# the sensor, `ringwise nats`, the enricher and the analyzer; it writes
+# bench/e2e.md. E2E_BENCH=0 skips it; E2E_BENCH=reuse includes an earlier
+# run's bench/e2e.md (its own header names its commit and time).
+if [ "${E2E_BENCH:-1}" != reuse ]; then rm -f bench/e2e.md; fi
+if [ "${E2E_BENCH:-1}" != 0 ] && [ "${E2E_BENCH:-1}" != reuse ]; then
+	echo "=== end to end (scripts/e2e-bench.sh)" >&2
+	bash scripts/e2e-bench.sh bench/e2e.md >/dev/null || status=1
+fi
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # pkg<TAB>benchmark<TAB>unit<TAB>median<TAB>max<TAB>n, one row per metric, in
@@ -159,6 +168,16 @@ if [ -s bench/kernel-cost.targets ]; then
 	done <bench/kernel-cost.targets
 else
 	target_rows+=("| kernel cost (scripts/kernel-cost.sh) | ≤ 10 % default, ≤ 2 % lifecycle-only, ≤ 15 % dd | not measured (KERNEL_COST=0 or not root) | **NOT MET** |")
+	met_all=0
+fi
+e2e_rate=$(sed -n 's/^Highest rate carried: \*\*\([0-9]*\) events\/s.*/\1/p' bench/e2e.md 2>/dev/null | head -1)
+if [ -z "$e2e_rate" ]; then
+	target_rows+=("| end to end, zero loss after the ring (scripts/e2e-bench.sh) | ≥ 1M events/s on 2 cores | not measured (E2E_BENCH=0) | **NOT MET** |")
+	met_all=0
+elif [ "$e2e_rate" -ge 1000000 ]; then
+	target_rows+=("| end to end, zero loss after the ring (scripts/e2e-bench.sh) | ≥ 1M events/s on 2 cores | $(fmt_rate "$e2e_rate") events/s | met |")
+else
+	target_rows+=("| end to end, zero loss after the ring (scripts/e2e-bench.sh) | ≥ 1M events/s on 2 cores | $(fmt_rate "$e2e_rate") events/s (highest rate tried that was carried; see *End to end*) | **NOT MET** |")
 	met_all=0
 fi
 
@@ -255,6 +274,12 @@ tmp=$(mktemp)
 		echo "## Kernel cost"
 		echo
 		cat bench/kernel-cost.md
+	fi
+	if [ -s bench/e2e.md ]; then
+		echo
+		echo "## End to end"
+		echo
+		cat bench/e2e.md
 	fi
 	if [ ${#tracing_rows[@]} -gt 0 ]; then
 		echo

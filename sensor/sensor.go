@@ -105,11 +105,17 @@ const DefaultShedSyscalls = "read,write,close,fstat,lseek,mmap,mprotect,munmap,b
 
 // Defaults of Config.
 const (
-	DefaultBatchMaxEvents = 1024
+	// DefaultBatchMaxEvents is above what DefaultBatchMaxBytes admits of
+	// syscall records (event.EventWireBound, 138 bytes each: some 1800), so
+	// that a full-rate batch is as large as the raw stream's messages
+	// allow: each message costs JetStream about 200 µs of CPU besides its
+	// bytes (scripts/e2e-bench.sh: 256-event batches took 2.7 µs of server
+	// CPU per event, 1024-event ones 1.5).
+	DefaultBatchMaxEvents = 4096
 	// DefaultBatchMaxBytes bounds a raw batch's encoding: the raw stream's
 	// message size less room for the NATS headers (message id, schema,
-	// trace context), so that no batch is refused for its size. Batches of
-	// syscalls stay far under it at 1024 events; exec-heavy ones are cut.
+	// trace context), so that no batch is refused for its size. It cuts
+	// full-rate batches (by event.EventWireBound, not their real size).
 	DefaultBatchMaxBytes  = bus.DefaultRawMaxMsgSize - 4096
 	DefaultBatchMaxDelay  = 20 * time.Millisecond
 	DefaultSampleInterval = 10 * time.Millisecond
@@ -136,8 +142,11 @@ type Config struct {
 	// BatchMaxBytes bounds a batch's encoded size (default
 	// DefaultBatchMaxBytes), by event.EventWireBound: a batch is published
 	// once the next event might not fit.
-	BatchMaxBytes  int
-	BatchMaxDelay  time.Duration // default DefaultBatchMaxDelay
+	BatchMaxBytes int
+	BatchMaxDelay time.Duration // default DefaultBatchMaxDelay
+	// PlainBatches publishes raw batches as plain msgpack; by default they
+	// are S2-compressed (event.CompressedMark), which every reader decodes.
+	PlainBatches   bool
 	SampleInterval time.Duration // default DefaultSampleInterval
 	StatsInterval  time.Duration // default DefaultStatsInterval
 	PollInterval   time.Duration // reader's wait deadline; default DefaultPollInterval
@@ -528,6 +537,9 @@ func (s *sensor) publishBatch(ctx context.Context, n int) error {
 		s.unsentBatches.Add(1)
 		s.unsentEvents.Add(uint64(n))
 		return err
+	}
+	if !s.cfg.PlainBatches {
+		data = s.codec.Compress(data)
 	}
 	hdr := nats.Header{}
 	hdr.Set(bus.HeaderSensorUnsent, bus.FormatCount2(s.unsentBatches.Load(), s.unsentEvents.Load()))

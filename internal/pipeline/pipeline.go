@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -63,7 +64,21 @@ type Options struct {
 	// DropAlert and MetadataAlert configure the analyzer's alerts (zero:
 	// defaults); alerts go to the log and to ringwise.alerts.
 	DropAlert, MetadataAlert alert.Config
+	// SpoolBytes, when > 0, makes the sensor publish through a bus.Spool of
+	// that many bytes, as `ringwise sensor` does (its overflow is counted in
+	// the sensor's Result); 0 publishes with a bus.AsyncPublisher.
+	SpoolBytes int64
+	// PlainBatches makes the sensor and the enricher publish plain msgpack
+	// batches instead of S2-compressed ones (see event.CompressedMark).
+	PlainBatches bool
 }
+
+// HopLabel is the pprof label key under which the sensor, the enricher and
+// the analyzer run ("sensor", "enricher", "analyzer"), so that one CPU
+// profile of the run splits its CPU per hop; goroutines they start inherit
+// it. The NATS client's own goroutines (one shared connection) and the
+// runtime's are unlabelled.
+const HopLabel = "hop"
 
 // Result is a run's outcome.
 type Result struct {
@@ -77,6 +92,9 @@ type Result struct {
 	Load           ringmodel.Load               `json:"-"`
 	// Alerts are the alerts the analyzer raised during the run.
 	Alerts []alert.Alert `json:"alerts,omitempty"`
+	// Spool is the sensor's spool account with Options.SpoolBytes (zero
+	// otherwise), after the drain.
+	Spool bus.SpoolStats `json:"spool"`
 }
 
 // Run runs the pipeline in five phases: start (NATS, streams, services),
@@ -135,7 +153,8 @@ type run struct {
 	servicesDone bool
 
 	// ready, run
-	pub        *bus.AsyncPublisher
+	pub        *bus.AsyncPublisher // without SpoolBytes
+	spool      *bus.Spool          // with SpoolBytes
 	sensorCtx  context.Context
 	stopSensor context.CancelFunc
 	capturing  errgroup.Group // the sensor and the flood
@@ -218,7 +237,7 @@ func (r *run) start(ctx context.Context) error {
 		},
 	})
 	r.enr, err = enricher.New(enricher.Config{JS: r.js, NC: nc, Durable: "ringwise-enricher-up-" + runID,
-		Node: o.Sensor.Node, FromSeq: r.from[bus.StreamRaw], Logger: r.log, Tracing: o.EnricherTracing})
+		Node: o.Sensor.Node, FromSeq: r.from[bus.StreamRaw], Logger: r.log, Tracing: o.EnricherTracing, PlainBatches: o.PlainBatches})
 	if err != nil {
 		return err
 	}
@@ -241,7 +260,8 @@ func (r *run) start(ctx context.Context) error {
 		run  func(context.Context) error
 	}{{"analyzer", r.an.Run}, {"enricher", r.enr.Run}} {
 		r.services.Go(func() error {
-			err := svc.run(r.svcCtx)
+			var err error
+			pprof.Do(r.svcCtx, pprof.Labels(HopLabel, svc.name), func(ctx context.Context) { err = svc.run(ctx) })
 			switch {
 			case err != nil:
 				return fmt.Errorf("%s: %w", svc.name, err)
@@ -268,9 +288,21 @@ func (r *run) waitServices() error {
 // ready starts the sensor and waits until it has attached and published
 // its snapshot.
 func (r *run) ready(ctx context.Context) error {
-	r.pub = &bus.AsyncPublisher{JS: r.js}
 	scfg := r.o.Sensor
-	scfg.Publisher, scfg.NC, scfg.Logger = r.pub, r.nc, r.log
+	scfg.PlainBatches = scfg.PlainBatches || r.o.PlainBatches
+	if r.o.SpoolBytes > 0 {
+		// Started under the sensor's label: its sending goroutine is the
+		// sensor's publish path.
+		pprof.Do(context.Background(), pprof.Labels(HopLabel, "sensor"), func(context.Context) {
+			r.spool = bus.NewSpool(r.js, r.o.SpoolBytes, r.log)
+		})
+		scfg.Publisher = r.spool
+		scfg.Spool = func() event.SpoolState { return event.SpoolState(r.spool.Stats()) }
+	} else {
+		r.pub = &bus.AsyncPublisher{JS: r.js}
+		scfg.Publisher = r.pub
+	}
+	scfg.NC, scfg.Logger = r.nc, r.log
 	scfg.Tracing, scfg.Meter = r.o.SensorTracing, r.o.Meter
 	attached := make(chan struct{})
 	scfg.Ready = func() { close(attached) }
@@ -284,7 +316,9 @@ func (r *run) ready(ctx context.Context) error {
 	r.sensorDone = make(chan struct{})
 	r.capturing.Go(func() error {
 		defer close(r.sensorDone)
-		r.res.Sensor, r.sensorErr = sensor.Run(r.sensorCtx, scfg)
+		pprof.Do(r.sensorCtx, pprof.Labels(HopLabel, "sensor"), func(ctx context.Context) {
+			r.res.Sensor, r.sensorErr = sensor.Run(ctx, scfg)
+		})
 		return nil
 	})
 	select {
@@ -341,7 +375,17 @@ func (r *run) capture() error {
 // enriched and every enriched batch and stats message analysed, then stops
 // the services. A service that fails meanwhile ends the wait.
 func (r *run) drain() error {
-	if failed, err := r.pub.Flush(); failed > 0 {
+	if r.spool != nil {
+		// As `ringwise sensor` does at exit: a bounded time to store what
+		// the spool holds; what is left is abandoned and counted.
+		sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+		abandoned := r.spool.Close(sctx)
+		cancel()
+		r.res.Spool = r.spool.Stats()
+		if abandoned > 0 {
+			r.log.Warn("sensor spool abandoned batches", "count", abandoned)
+		}
+	} else if failed, err := r.pub.Flush(); failed > 0 {
 		r.res.Sensor.PublishErrors += uint64(failed)
 		r.log.Warn("sensor publishes failed", "count", failed, "err", err)
 	}

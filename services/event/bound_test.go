@@ -43,5 +43,27 @@ func TestEventWireBoundIsAnUpperBound(t *testing.T) {
 	if len(data) > bound {
 		t.Errorf("batch of %d worst-case events: %d bytes, above the bound %d", len(b.Events), len(data), bound)
 	}
+	// Each event on its own: a batch of it less the empty batch.
+	empty := *b
+	empty.Events = nil
+	emptyData, err := event.NewCodec().Encode(&empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b.Events {
+		one := empty
+		one.Events = b.Events[i : i+1]
+		d, err := event.NewCodec().Encode(&one)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := &b.Events[i]
+		if got, max := len(d)-len(emptyData), event.EventWireBound(ev); got > max {
+			t.Errorf("type %d flags %#x: %d bytes, above its bound %d", ev.Type, ev.Flags, got, max)
+		}
+		if event.EventWireBound(ev) > event.MaxEventFixedBytes+len(ev.Exe)+len(ev.Args) {
+			t.Errorf("type %d flags %#x: bound %d above MaxEventFixedBytes + exe + args", ev.Type, ev.Flags, event.EventWireBound(ev))
+		}
+	}
 	t.Logf("%d bytes within the bound %d", len(data), bound)
 }

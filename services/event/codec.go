@@ -2,6 +2,7 @@ package event
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -27,8 +28,24 @@ const MaxEventFixedBytes = 256
 
 // EventWireBound is an upper bound of ev's encoded size in a batch, for a
 // producer that must keep batches under a message size limit without
-// encoding twice (see sensor.Config.BatchMaxBytes).
-func EventWireBound(ev *Event) int { return MaxEventFixedBytes + len(ev.Exe) + len(ev.Args) }
+// encoding twice (see sensor.Config.BatchMaxBytes). It counts ev's own
+// fields (fieldsFor) at their longest, 9 bytes each, plus the comm's bytes
+// if it has one and its exe and args: a syscall record is bounded by 138
+// bytes, not MaxEventFixedBytes (256), so that a batch cut by this bound
+// (sensor.DefaultBatchMaxBytes) holds some 1800 syscall records, not 950.
+func EventWireBound(ev *Event) int {
+	n := fieldsFor(ev.Type, ev.Flags)
+	if n == 0 {
+		return MaxEventFixedBytes + len(ev.Exe) + len(ev.Args)
+	}
+	// Array header (3), every field at 9 (a byte string's header is at most
+	// 5), the comm's bytes besides its header when the event has meta.
+	b := 3 + 9*n + len(ev.Exe) + len(ev.Args)
+	if n > 15 || ev.Type != TypeSyscall { // the meta fields, with the comm
+		b += CommLen + 2
+	}
+	return b
+}
 
 // MaxBatchEnvelopeBytes bounds a batch's encoding besides its events:
 // schema, node and boot id (at most maxStringLen each), numbers, counters.
@@ -64,6 +81,8 @@ const batchFields = 10
 // use NewCodec.
 type Codec struct {
 	out []byte
+	z   []byte // Compress's output
+	unz []byte // a compressed message's batch, being decoded
 }
 
 // NewCodec returns a Codec.
@@ -98,6 +117,11 @@ func (c *Codec) AppendEncode(dst []byte, b *Batch) ([]byte, error) {
 // Decode decodes data into b, reusing b.Events and their byte slices.
 // On error b holds no events.
 func (c *Codec) Decode(data []byte, b *Batch) error {
+	data, err := c.inflate(data, "batch")
+	if err != nil {
+		b.Events = b.Events[:0]
+		return err
+	}
 	if len(data) > MaxBatchBytes {
 		b.Events = b.Events[:0]
 		return fmt.Errorf("decode batch: %d bytes: %w (max %d)", len(data), ErrOversized, MaxBatchBytes)
@@ -504,17 +528,22 @@ func (r *reader) take(n int) []byte {
 	return p
 }
 
-// be reads an n-byte big-endian unsigned integer (n = 1, 2, 4, 8).
+// be reads an n-byte big-endian unsigned integer (n = 1, 2, 4, 8): one
+// load each, not a byte loop (decode is the enricher's and the analyzer's
+// hottest path).
 func (r *reader) be(n int) uint64 {
 	p := r.take(n)
-	if p == nil {
-		return 0
+	switch len(p) {
+	case 1:
+		return uint64(p[0])
+	case 2:
+		return uint64(binary.BigEndian.Uint16(p))
+	case 4:
+		return uint64(binary.BigEndian.Uint32(p))
+	case 8:
+		return binary.BigEndian.Uint64(p)
 	}
-	var v uint64
-	for _, c := range p {
-		v = v<<8 | uint64(c)
-	}
-	return v
+	return 0
 }
 
 func (r *reader) arrayLen() int {
@@ -557,6 +586,13 @@ func (r *reader) rawUint(c byte) uint64 {
 }
 
 func (r *reader) uint(max uint64) uint64 {
+	// Fast path: a positive fixint (most of a record's fields) in range.
+	if r.err == nil && r.pos < len(r.b) {
+		if c := r.b[r.pos]; c <= 0x7f && uint64(c) <= max {
+			r.pos++
+			return uint64(c)
+		}
+	}
 	if r.err != nil {
 		return 0
 	}

@@ -52,6 +52,11 @@ func (c *Codec) EncodeEnriched(b *EnrichedBatch) ([]byte, error) {
 
 // DecodeEnriched decodes data into b, reusing b.Events.
 func (c *Codec) DecodeEnriched(data []byte, b *EnrichedBatch) error {
+	data, err := c.inflate(data, "enriched batch")
+	if err != nil {
+		b.Events = b.Events[:0]
+		return err
+	}
 	if len(data) > MaxBatchBytes {
 		b.Events = b.Events[:0]
 		return fmt.Errorf("decode enriched batch: %d bytes: %w (max %d)", len(data), ErrOversized, MaxBatchBytes)
