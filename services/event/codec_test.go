@@ -243,6 +243,9 @@ func normBytes(b *Batch) {
 func FuzzDecodeBatch(f *testing.F) {
 	good, _ := NewCodec().Encode(sampleBatch())
 	f.Add(append([]byte(nil), good...))
+	// The compressed form too, so the fuzzer explores the S2 path.
+	f.Add(append([]byte(nil), NewCodec().Compress(good)...))
+	f.Add([]byte{CompressedMark, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{0x9a, 0x01})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -278,6 +281,7 @@ func FuzzDecodeEnriched(f *testing.F) {
 	eb := &EnrichedBatch{Node: "n", Events: []Enriched{{Event: raw.Events[0], ProcName: "x"}, {Event: raw.Events[2], Missing: FieldName, Reason: ReasonForkDropped}}}
 	good, _ := NewCodec().EncodeEnriched(eb)
 	f.Add(append([]byte(nil), good...))
+	f.Add(append([]byte(nil), NewCodec().Compress(good)...))
 	f.Add([]byte{0x98})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var b EnrichedBatch
