@@ -10,4 +10,4 @@ package bpf
 
 // The counting-only program of `ringwise measure` (measure.bpf.c): no rings,
 // per-CPU counters only.
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3" -target amd64,arm64 -type measure_counts measure measure.bpf.c -- -I./headers
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3" -target amd64,arm64 -type bin_counts -type nr_counts -type watch_counts measure measure.bpf.c -- -I./headers

@@ -5,15 +5,28 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 )
 
 // MeasureMaxNr is how many syscall numbers the meter counts one by one;
-// higher numbers are counted together (CPUCounts.NrOther).
+// higher numbers are counted together, under MeasureMaxNr.
 const MeasureMaxNr = 512
+
+// MeterSlots is how many bins the kernel keeps per CPU (measure.bpf.c's
+// NUM_SLOTS): a reader must read a bin within MeterSlots−2 bins of its end.
+const MeterSlots = 512
+
+// MeterNrSlots is how many spans of per-syscall-number counts the kernel
+// keeps per CPU (NUM_NR_SLOTS).
+const MeterNrSlots = 8
+
+// DefaultMeterBin is the bin width of the kernel's counters.
+const DefaultMeterBin = 10 * time.Millisecond
 
 // MeterConfig configures LoadMeter.
 type MeterConfig struct {
@@ -21,42 +34,77 @@ type MeterConfig struct {
 	// not counted. 0 counts everything.
 	SelfTGID uint32
 	// WatchTGID, when nonzero, also counts the processes this thread group
-	// forks, their execs and their exits (CPUCounts.Watch*): a way to check
-	// the counts against a workload whose size is known.
+	// forks, their execs and their exits (WatchCounts): a way to check the
+	// counts against a workload whose size is known.
 	WatchTGID uint32
+	// Bin is the width of a bin; 0 means DefaultMeterBin.
+	Bin time.Duration
+	// NrSpan is how many bins one span of per-syscall-number counts covers;
+	// 0 means a second's worth.
+	NrSpan int
 }
 
-// CPUCounts is one CPU's cumulative counters.
-type CPUCounts struct {
+// BinCounts is one CPU's counts in one bin.
+type BinCounts struct {
 	Syscalls uint64 // syscall exits
 	Forks    uint64 // new processes and threads
 	Execs    uint64
 	Exits    uint64 // exiting threads
-	// NrOther counts syscalls whose number is ≥ MeasureMaxNr (they are in
-	// Syscalls too).
-	NrOther uint64
-	// WatchForks, WatchExecs and WatchExits count the lifecycle of the
-	// children of MeterConfig.WatchTGID: processes forked by it, execs of
-	// its children, group-leader exits of its children.
-	WatchForks, WatchExecs, WatchExits uint64
-	// Nr counts syscall exits per syscall number.
-	Nr [MeasureMaxNr]uint64
 }
 
+// NrCounts is one CPU's syscall exits per syscall number in one span;
+// numbers ≥ MeasureMaxNr are under MeasureMaxNr.
+type NrCounts [MeasureMaxNr + 1]uint64
+
+// WatchCounts is one CPU's cumulative count of the lifecycle of the
+// children of MeterConfig.WatchTGID: processes forked by it, execs of its
+// children, group-leader exits of its children.
+type WatchCounts struct {
+	Forks, Execs, Exits uint64
+}
+
+// ErrMeterBehind is returned by ReadBins and ReadNrSpan when a slot already
+// holds a later bin or span than the one asked for: the reader came too
+// late and those counts are gone.
+var ErrMeterBehind = errors.New("ringwise meter: read too late, the kernel reused the slot")
+
 // Meter is the loaded, attached counting-only program of `ringwise
-// measure`: no records, no ring.
+// measure`: no records, no ring. The kernel counts per CPU in bins of Bin
+// (measure.bpf.c says how no increment is lost at a bin's edge); the
+// reader takes each bin once it is over and clears its slot.
 type Meter struct {
 	objs    measureObjects
 	links   []link.Link // lifecycle: attached from LoadMeter to Close
 	sysExit link.Link   // the per-syscall counter, when attached
 	ncpu    int
-	buf     []measureMeasureCounts
+	bin     time.Duration
+	nrSpan  int
+	binBuf  []measureBinCounts
+	binZero []measureBinCounts
+	nrBuf   []measureNrCounts
+	nrZero  []measureNrCounts
 	mu      sync.Mutex
 	closed  bool
 }
 
+// KtimeNow is the kernel's bpf_ktime_get_ns clock (CLOCK_MONOTONIC), in
+// which the meter's bins are cut: bin e is [e·Bin, (e+1)·Bin).
+func KtimeNow() (uint64, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0, fmt.Errorf("ringwise meter: CLOCK_MONOTONIC: %w", err)
+	}
+	return uint64(ts.Nano()), nil
+}
+
 // LoadMeter loads and attaches the counting-only program.
 func LoadMeter(cfg MeterConfig) (*Meter, error) {
+	if cfg.Bin <= 0 {
+		cfg.Bin = DefaultMeterBin
+	}
+	if cfg.NrSpan <= 0 {
+		cfg.NrSpan = max(1, int(time.Second/cfg.Bin))
+	}
 	if err := checkPrivileges(); err != nil {
 		return nil, err
 	}
@@ -74,7 +122,10 @@ func LoadMeter(cfg MeterConfig) (*Meter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ringwise meter: %w", err)
 	}
-	for name, v := range map[string]uint32{measureVarSelfTgid: cfg.SelfTGID, measureVarWatchTgid: cfg.WatchTGID} {
+	for name, v := range map[string]any{
+		measureVarSelfTgid: cfg.SelfTGID, measureVarWatchTgid: cfg.WatchTGID,
+		measureVarBinNs: uint64(cfg.Bin), measureVarNrSpan: uint64(cfg.NrSpan),
+	} {
 		vs, ok := spec.Variables[name]
 		if !ok {
 			return nil, fmt.Errorf("ringwise meter: object has no variable %q", name)
@@ -83,7 +134,11 @@ func LoadMeter(cfg MeterConfig) (*Meter, error) {
 			return nil, fmt.Errorf("ringwise meter: set %s: %w", name, err)
 		}
 	}
-	m := &Meter{ncpu: ncpu, buf: make([]measureMeasureCounts, ncpu)}
+	m := &Meter{
+		ncpu: ncpu, bin: cfg.Bin, nrSpan: cfg.NrSpan,
+		binBuf: make([]measureBinCounts, ncpu), binZero: make([]measureBinCounts, ncpu),
+		nrBuf: make([]measureNrCounts, ncpu), nrZero: make([]measureNrCounts, ncpu),
+	}
 	if err := spec.LoadAndAssign(&m.objs, nil); err != nil {
 		var verr *ebpf.VerifierError
 		if errors.As(err, &verr) {
@@ -144,34 +199,112 @@ func (m *Meter) SetSyscalls(on bool) error {
 	return nil
 }
 
-// NumCPU is the number of possible CPUs: the length of Read's result.
+// NumCPU is the number of possible CPUs: the length of every per-CPU
+// result.
 func (m *Meter) NumCPU() int { return m.ncpu }
 
-// Read returns every CPU's cumulative counters, reusing dst when it has
-// room.
-func (m *Meter) Read(dst []CPUCounts) ([]CPUCounts, error) {
+// Bin is the width of a bin.
+func (m *Meter) Bin() time.Duration { return m.bin }
+
+// NrSpan is how many bins a span of per-syscall-number counts covers: span
+// s holds bins [s·NrSpan, (s+1)·NrSpan).
+func (m *Meter) NrSpan() int { return m.nrSpan }
+
+// Epoch is the bin of a KtimeNow reading.
+func (m *Meter) Epoch(ktime uint64) uint64 { return ktime / uint64(m.bin) }
+
+// ReadBins appends to dst, for each bin from first to last inclusive, every
+// CPU's counts (dst[i][cpu] is bin first+i), and clears the bins' slots for
+// their reuse MeterSlots bins later. Read a bin only once it is over: at
+// least one bin after it, when no program counts in it any more (or once
+// the meter is detached). It returns ErrMeterBehind when a slot already
+// holds a later bin.
+func (m *Meter) ReadBins(first, last uint64, dst [][]BinCounts) ([][]BinCounts, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return dst, errors.New("ringwise meter: closed")
 	}
-	if err := m.objs.CountsMap.Lookup(uint32(0), &m.buf); err != nil {
-		return dst, fmt.Errorf("ringwise meter: read counters: %w", err)
-	}
-	if cap(dst) < len(m.buf) {
-		dst = make([]CPUCounts, len(m.buf))
-	}
-	dst = dst[:len(m.buf)]
-	for i := range m.buf {
-		b, d := &m.buf[i], &dst[i]
-		d.Syscalls, d.Forks, d.Execs, d.Exits, d.NrOther = b.Kinds[0], b.Kinds[1], b.Kinds[2], b.Kinds[3], b.Kinds[4]
-		d.WatchForks, d.WatchExecs, d.WatchExits = b.Kinds[5], b.Kinds[6], b.Kinds[7]
-		d.Nr = b.Nr
+	for e := first; e <= last; e++ {
+		slot := uint32(e % MeterSlots)
+		if err := m.objs.BinsMap.Lookup(slot, &m.binBuf); err != nil {
+			return dst, fmt.Errorf("ringwise meter: read bin %d: %w", e, err)
+		}
+		row := make([]BinCounts, m.ncpu)
+		for cpu := range m.binBuf {
+			b := &m.binBuf[cpu]
+			switch {
+			case b.Epoch > e:
+				return dst, fmt.Errorf("%w: bin %d on CPU %d holds bin %d", ErrMeterBehind, e, cpu, b.Epoch)
+			case b.Epoch == e:
+				row[cpu] = BinCounts{Syscalls: b.Kinds[0], Forks: b.Kinds[1], Execs: b.Kinds[2], Exits: b.Kinds[3]}
+			}
+			// An older stamp: nothing counted on this CPU during bin e
+			// (the slot was cleared when its own bin was read).
+		}
+		if err := m.objs.BinsMap.Update(slot, m.binZero, ebpf.UpdateExist); err != nil {
+			return dst, fmt.Errorf("ringwise meter: clear bin %d: %w", e, err)
+		}
+		dst = append(dst, row)
 	}
 	return dst, nil
 }
 
-// Detach stops counting; Read still works until Close.
+// ReadNrSpan fills dst (one per CPU) with span s's per-syscall-number
+// counts and clears its slot; as ReadBins, read a span only once its last
+// bin is over.
+func (m *Meter) ReadNrSpan(s uint64, dst []NrCounts) ([]NrCounts, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return dst, errors.New("ringwise meter: closed")
+	}
+	slot := uint32(s % MeterNrSlots)
+	if err := m.objs.NrMap.Lookup(slot, &m.nrBuf); err != nil {
+		return dst, fmt.Errorf("ringwise meter: read span %d: %w", s, err)
+	}
+	if cap(dst) < m.ncpu {
+		dst = make([]NrCounts, m.ncpu)
+	}
+	dst = dst[:m.ncpu]
+	for cpu := range m.nrBuf {
+		b := &m.nrBuf[cpu]
+		switch {
+		case b.Epoch > s:
+			return dst, fmt.Errorf("%w: span %d on CPU %d holds span %d", ErrMeterBehind, s, cpu, b.Epoch)
+		case b.Epoch == s:
+			dst[cpu] = b.Nr
+		default:
+			dst[cpu] = NrCounts{}
+		}
+	}
+	if err := m.objs.NrMap.Update(slot, m.nrZero, ebpf.UpdateExist); err != nil {
+		return dst, fmt.Errorf("ringwise meter: clear span %d: %w", s, err)
+	}
+	return dst, nil
+}
+
+// ReadWatch returns every CPU's cumulative WatchCounts.
+func (m *Meter) ReadWatch() ([]WatchCounts, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errors.New("ringwise meter: closed")
+	}
+	buf := make([]measureWatchCounts, m.ncpu)
+	if err := m.objs.WatchMap.Lookup(uint32(0), &buf); err != nil {
+		return nil, fmt.Errorf("ringwise meter: read watch counters: %w", err)
+	}
+	out := make([]WatchCounts, m.ncpu)
+	for i, b := range buf {
+		out[i] = WatchCounts{Forks: b.Kinds[0], Execs: b.Kinds[1], Exits: b.Kinds[2]}
+	}
+	return out, nil
+}
+
+// Detach stops counting; the Read methods still work until Close. A
+// program already running when its link closes may still finish its
+// increment: wait a moment before the last read.
 func (m *Meter) Detach() {
 	m.mu.Lock()
 	defer m.mu.Unlock()

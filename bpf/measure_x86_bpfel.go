@@ -13,24 +13,41 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type measureMeasureCounts struct {
+type measureBinCounts struct {
 	_     structs.HostLayout
-	Kinds [8]uint64
-	Nr    [512]uint64
+	Epoch uint64
+	Kinds [4]uint64
+}
+
+type measureNrCounts struct {
+	_     structs.HostLayout
+	Epoch uint64
+	Nr    [513]uint64
+}
+
+type measureWatchCounts struct {
+	_     structs.HostLayout
+	Kinds [3]uint64
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	measureMapCountsMap           = "counts_map"
-	measureProgM_exec             = "m_exec"
-	measureProgM_exit             = "m_exit"
-	measureProgM_fork             = "m_fork"
-	measureProgM_sysExit          = "m_sys_exit"
-	measureVarSelfTgid            = "self_tgid"
-	measureVarUnusedMeasureCounts = "unused_measure_counts"
-	measureVarWatchTgid           = "watch_tgid"
+	measureMapBinsMap           = "bins_map"
+	measureMapNrMap             = "nr_map"
+	measureMapWatchMap          = "watch_map"
+	measureProgM_exec           = "m_exec"
+	measureProgM_exit           = "m_exit"
+	measureProgM_fork           = "m_fork"
+	measureProgM_sysExit        = "m_sys_exit"
+	measureVarBinNs             = "bin_ns"
+	measureVarNrSpan            = "nr_span"
+	measureVarSelfTgid          = "self_tgid"
+	measureVarUnusedBinCounts   = "unused_bin_counts"
+	measureVarUnusedNrCounts    = "unused_nr_counts"
+	measureVarUnusedWatchCounts = "unused_watch_counts"
+	measureVarWatchTgid         = "watch_tgid"
 )
 
 // loadMeasure returns the embedded CollectionSpec for measure.
@@ -85,16 +102,22 @@ type measureProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type measureMapSpecs struct {
-	CountsMap *ebpf.MapSpec `ebpf:"counts_map"`
+	BinsMap  *ebpf.MapSpec `ebpf:"bins_map"`
+	NrMap    *ebpf.MapSpec `ebpf:"nr_map"`
+	WatchMap *ebpf.MapSpec `ebpf:"watch_map"`
 }
 
 // measureVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type measureVariableSpecs struct {
-	SelfTgid            *ebpf.VariableSpec `ebpf:"self_tgid"`
-	UnusedMeasureCounts *ebpf.VariableSpec `ebpf:"unused_measure_counts"`
-	WatchTgid           *ebpf.VariableSpec `ebpf:"watch_tgid"`
+	BinNs             *ebpf.VariableSpec `ebpf:"bin_ns"`
+	NrSpan            *ebpf.VariableSpec `ebpf:"nr_span"`
+	SelfTgid          *ebpf.VariableSpec `ebpf:"self_tgid"`
+	UnusedBinCounts   *ebpf.VariableSpec `ebpf:"unused_bin_counts"`
+	UnusedNrCounts    *ebpf.VariableSpec `ebpf:"unused_nr_counts"`
+	UnusedWatchCounts *ebpf.VariableSpec `ebpf:"unused_watch_counts"`
+	WatchTgid         *ebpf.VariableSpec `ebpf:"watch_tgid"`
 }
 
 // measureObjects contains all objects after they have been loaded into the kernel.
@@ -117,12 +140,16 @@ func (o *measureObjects) Close() error {
 //
 // It can be passed to loadMeasureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type measureMaps struct {
-	CountsMap *ebpf.Map `ebpf:"counts_map"`
+	BinsMap  *ebpf.Map `ebpf:"bins_map"`
+	NrMap    *ebpf.Map `ebpf:"nr_map"`
+	WatchMap *ebpf.Map `ebpf:"watch_map"`
 }
 
 func (m *measureMaps) Close() error {
 	return _MeasureClose(
-		m.CountsMap,
+		m.BinsMap,
+		m.NrMap,
+		m.WatchMap,
 	)
 }
 
@@ -130,9 +157,13 @@ func (m *measureMaps) Close() error {
 //
 // It can be passed to loadMeasureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type measureVariables struct {
-	SelfTgid            *ebpf.Variable `ebpf:"self_tgid"`
-	UnusedMeasureCounts *ebpf.Variable `ebpf:"unused_measure_counts"`
-	WatchTgid           *ebpf.Variable `ebpf:"watch_tgid"`
+	BinNs             *ebpf.Variable `ebpf:"bin_ns"`
+	NrSpan            *ebpf.Variable `ebpf:"nr_span"`
+	SelfTgid          *ebpf.Variable `ebpf:"self_tgid"`
+	UnusedBinCounts   *ebpf.Variable `ebpf:"unused_bin_counts"`
+	UnusedNrCounts    *ebpf.Variable `ebpf:"unused_nr_counts"`
+	UnusedWatchCounts *ebpf.Variable `ebpf:"unused_watch_counts"`
+	WatchTgid         *ebpf.Variable `ebpf:"watch_tgid"`
 }
 
 // measurePrograms contains all programs after they have been loaded into the kernel.

@@ -88,15 +88,6 @@ func ParseSyscallSample(v string) (SyscallSample, error) {
 	return SyscallSample{Window: win, Period: per}, nil
 }
 
-// bins gives the window and the period in bins of interval: a window covers
-// at least two bins, since the bin in which the counter is attached is
-// counted only in part.
-func (s SyscallSample) bins(interval time.Duration) (window, period int) {
-	window = max(2, int((s.Window+interval-1)/interval))
-	period = max(window+1, int((s.Period+interval/2)/interval))
-	return window, period
-}
-
 // Measurement is what Measure counted: per CPU and per bin, syscall and
 // lifecycle arrivals, and per syscall number. It holds counts only.
 type Measurement struct {
@@ -120,12 +111,17 @@ type Measurement struct {
 	BySyscall map[uint32]uint64 `json:"by_syscall"`
 
 	// The curve: DurNs[bin]; Lifecycle[cpu][bin] (forks+execs+exits) and
-	// SyscallBins[cpu][bin]; NrBins[bin][cpu] lists [nr, count] of the
-	// syscall numbers seen (sparse). Saved with --save, read with --load.
+	// SyscallBins[cpu][bin]; NrBins[group][cpu] lists [nr, count] of the
+	// syscall numbers seen (sparse) in a group of bins: one bin when NrSpan
+	// is 0 (older files), else the kernel's span of NrSpan bins, the first
+	// group holding NrSpan−NrOffset bins. Saved with --save, read with
+	// --load.
 	DurNs       []uint64        `json:"dur_ns"`
 	Lifecycle   [][]float64     `json:"lifecycle"`
 	SyscallBins [][]float64     `json:"syscall_bins"`
 	NrBins      [][][][2]uint32 `json:"nr_bins"`
+	NrSpan      int             `json:"nr_span,omitempty"`
+	NrOffset    int             `json:"nr_offset,omitempty"`
 
 	// Sampling is set when syscalls were counted only in windows
 	// (MeasureConfig.Sample): Syscalls, PerCPUSyscalls and SyscallBins are
@@ -151,9 +147,16 @@ type SamplingInfo struct {
 	PerLifecycle []float64   `json:"per_lifecycle"`
 }
 
-// Measure loads the counting-only program and reads its per-CPU counters
-// every Interval until Duration has passed or ctx is done: no records, no
-// ring. The measuring process's own syscalls are not counted.
+// DefaultMeasureRead is how often Measure reads the kernel's bins.
+const DefaultMeasureRead = time.Second
+
+// Measure loads the counting-only program and counts until Duration has
+// passed or ctx is done: no records, no ring. The kernel bins the counts
+// per CPU (bins of Interval, see bpf.Meter); Measure reads them about once
+// a second and, when sampling, attaches the syscall counter for the
+// windows. The measuring process's own syscalls are not counted. The curve
+// starts with the bin in which the program was loaded and ends with the one
+// in which it was detached.
 func Measure(ctx context.Context, cfg MeasureConfig) (*Measurement, error) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = DefaultMeasureInterval
@@ -161,6 +164,10 @@ func Measure(ctx context.Context, cfg MeasureConfig) (*Measurement, error) {
 	if cfg.Duration < 0 {
 		return nil, fmt.Errorf("measure: duration %v: want >= 0", cfg.Duration)
 	}
+	// Read well within the kernel's MeterSlots bins, and a span of
+	// per-syscall counts per read.
+	readEvery := min(DefaultMeasureRead, bpf.MeterSlots*cfg.Interval/4)
+	nrSpan := max(1, int(readEvery/cfg.Interval))
 	// The kernel compares global tgids: in a container os.Getpid is the
 	// namespace's id (1), which would leave the sensor counted and hide
 	// the host's pid 1.
@@ -168,7 +175,11 @@ func Measure(ctx context.Context, cfg MeasureConfig) (*Measurement, error) {
 	if err != nil {
 		return nil, fmt.Errorf("measure: %w", err)
 	}
-	m, err := bpf.LoadMeter(bpf.MeterConfig{SelfTGID: self, WatchTGID: cfg.WatchTGID})
+	k0, err := bpf.KtimeNow()
+	if err != nil {
+		return nil, err
+	}
+	m, err := bpf.LoadMeter(bpf.MeterConfig{SelfTGID: self, WatchTGID: cfg.WatchTGID, Bin: cfg.Interval, NrSpan: nrSpan})
 	if err != nil {
 		return nil, err
 	}
@@ -179,23 +190,21 @@ func Measure(ctx context.Context, cfg MeasureConfig) (*Measurement, error) {
 		PerCPUSyscalls: make([]uint64, ncpu),
 		Lifecycle:      make([][]float64, ncpu), SyscallBins: make([][]float64, ncpu),
 	}
-	// The counter is attached from the start: the first window is bins
-	// 0..winBins-1, then one every perBins.
-	winBins, perBins := cfg.Sample.bins(cfg.Interval)
-	if cfg.Sample.On() {
-		res.Sampling = &SamplingInfo{SyscallSample: cfg.Sample}
+	first := m.Epoch(k0)
+	if nrSpan > 1 {
+		res.NrSpan, res.NrOffset = nrSpan, int(first%uint64(nrSpan))
 	}
-	attached := true
-	var attachedAt time.Time // when the counter came back, within the bin being counted
-	prev, err := m.Read(nil)
+	r := &binReader{m: m, res: res, next: first, nextSpan: first / uint64(nrSpan), span: uint64(nrSpan)}
+	// The syscall counter is attached from the load (k0) on; exposed
+	// lists the times it was, from before each attach to after each
+	// detach, so that no counted syscall falls outside.
+	var exposed [][2]uint64
+	attachedAt := k0
+	watch0, err := m.ReadWatch()
 	if err != nil {
 		return nil, err
 	}
-	first := prev
-	prev = slices.Clone(prev)
-	cur := make([]bpf.CPUCounts, ncpu)
 	start := time.Now()
-	last := start
 	if cfg.Started != nil {
 		cfg.Started()
 	}
@@ -205,106 +214,188 @@ func Measure(ctx context.Context, cfg MeasureConfig) (*Measurement, error) {
 		defer t.Stop()
 		deadline = t.C
 	}
-	tick := time.NewTicker(cfg.Interval)
-	defer tick.Stop()
-	done := false
-	for !done {
+	read := time.NewTicker(readEvery)
+	defer read.Stop()
+	// The windows: detach Window after each attach, attach every Period.
+	var toggle <-chan time.Time
+	var toggleTimer *time.Timer
+	attached := true
+	if cfg.Sample.On() {
+		res.Sampling = &SamplingInfo{SyscallSample: cfg.Sample}
+		toggleTimer = time.NewTimer(cfg.Sample.Window)
+		defer toggleTimer.Stop()
+		toggle = toggleTimer.C
+	}
+	windowStart := start
+	for done := false; !done; {
 		select {
 		case <-ctx.Done():
 			done = true
 		case <-deadline:
 			done = true
-		case <-tick.C:
-		}
-		if cur, err = m.Read(cur); err != nil {
-			return nil, err
-		}
-		now := time.Now()
-		exposure := 1.0
-		if res.Sampling != nil {
-			switch {
-			case !attached:
-				exposure = 0
-			case !attachedAt.IsZero() && attachedAt.After(last):
-				exposure = min(1, float64(now.Sub(attachedAt))/float64(max(now.Sub(last), 1)))
+		case <-read.C:
+			now, err := bpf.KtimeNow()
+			if err != nil {
+				return nil, err
 			}
-		}
-		res.addBin(prev, cur, uint64(now.Sub(last)), exposure)
-		last = now
-		prev, cur = cur, prev
-		if res.Sampling != nil && !done {
-			// The next bin is res.Bins (0-based).
-			switch pos := res.Bins % perBins; {
-			case pos == 0 && !attached:
-				if err := m.SetSyscalls(true); err != nil {
-					return nil, err
-				}
-				attached, attachedAt = true, time.Now()
-			case pos == winBins && attached:
+			if err := r.upTo(m.Epoch(now), false); err != nil {
+				return nil, err
+			}
+		case <-toggle:
+			if attached {
 				if err := m.SetSyscalls(false); err != nil {
 					return nil, err
 				}
+				k, err := bpf.KtimeNow()
+				if err != nil {
+					return nil, err
+				}
+				exposed = append(exposed, [2]uint64{attachedAt, k})
 				attached = false
+				windowStart = windowStart.Add(cfg.Sample.Period)
+				toggleTimer.Reset(time.Until(windowStart))
+				continue
 			}
+			if attachedAt, err = bpf.KtimeNow(); err != nil {
+				return nil, err
+			}
+			if err := m.SetSyscalls(true); err != nil {
+				return nil, err
+			}
+			attached = true
+			toggleTimer.Reset(time.Until(windowStart.Add(cfg.Sample.Window)))
 		}
 	}
 	m.Detach()
+	// A program running as its link closed may still be finishing.
+	time.Sleep(time.Millisecond)
+	end, err := bpf.KtimeNow()
+	if err != nil {
+		return nil, err
+	}
+	if attached {
+		exposed = append(exposed, [2]uint64{attachedAt, end})
+	}
+	if err := r.upTo(m.Epoch(end), true); err != nil {
+		return nil, err
+	}
+	watch1, err := m.ReadWatch()
+	if err != nil {
+		return nil, err
+	}
+	res.finish(k0, end, uint64(cfg.Interval), first, exposed)
 	if res.Sampling != nil {
 		res.estimate()
 	}
-	res.Duration = last.Sub(start)
-	for i := range prev {
-		p, f := &prev[i], &first[i]
-		res.WatchForks += p.WatchForks - f.WatchForks
-		res.WatchExecs += p.WatchExecs - f.WatchExecs
-		res.WatchExits += p.WatchExits - f.WatchExits
+	for i := range watch1 {
+		res.WatchForks += watch1[i].Forks - watch0[i].Forks
+		res.WatchExecs += watch1[i].Execs - watch0[i].Execs
+		res.WatchExits += watch1[i].Exits - watch0[i].Exits
 	}
 	return res, nil
 }
 
-// addBin adds the deltas cur − prev as one bin of durNs, of which the
-// syscall counter was attached for the part exposure (1 when not sampling;
-// at 0 the bin's syscall counts, a few left over from the detach, are
-// dropped and estimated later).
-func (res *Measurement) addBin(prev, cur []bpf.CPUCounts, durNs uint64, exposure float64) {
-	res.DurNs = append(res.DurNs, durNs)
-	res.Bins++
-	if res.Sampling != nil {
-		res.Sampling.Exposure = append(res.Sampling.Exposure, exposure)
-		res.Sampling.ExposedNs += uint64(exposure * float64(durNs))
+// binReader takes the kernel's bins and spans into a Measurement as they
+// end.
+type binReader struct {
+	m              *bpf.Meter
+	res            *Measurement
+	next, nextSpan uint64 // the first bin and span not read yet
+	span           uint64 // bins per span
+	rows           [][]bpf.BinCounts
+	nrs            []bpf.NrCounts
+}
+
+// upTo reads the bins and spans that are over when bin cur is the
+// kernel's: those before cur−1 (a bin's last increments may land just
+// after its end), or all up to cur once the meter is detached (final).
+func (r *binReader) upTo(cur uint64, final bool) error {
+	last := cur
+	if !final {
+		if cur < 2 {
+			return nil
+		}
+		last = cur - 2
 	}
-	binNrs := make([][][2]uint32, len(cur))
-	for cpu := range cur {
-		p, c := &prev[cpu], &cur[cpu]
-		sys := c.Syscalls - p.Syscalls
-		if exposure == 0 {
-			sys = 0
+	if last >= r.next {
+		var err error
+		if r.rows, err = r.m.ReadBins(r.next, last, r.rows[:0]); err != nil {
+			return fmt.Errorf("measure: %w", err)
 		}
-		if res.Sampling != nil {
-			res.Sampling.Counted += sys
+		for _, row := range r.rows {
+			r.res.addBin(row)
 		}
-		forks, execs, exits := c.Forks-p.Forks, c.Execs-p.Execs, c.Exits-p.Exits
-		res.Syscalls += sys
-		res.Forks += forks
-		res.Execs += execs
-		res.Exits += exits
-		res.PerCPUSyscalls[cpu] += sys
-		res.Lifecycle[cpu] = append(res.Lifecycle[cpu], float64(forks+execs+exits))
-		res.SyscallBins[cpu] = append(res.SyscallBins[cpu], float64(sys))
-		if sys == 0 {
-			continue
+		r.next = last + 1
+	}
+	for ; (r.nextSpan+1)*r.span-1 <= last || (final && r.nextSpan*r.span <= last); r.nextSpan++ {
+		var err error
+		if r.nrs, err = r.m.ReadNrSpan(r.nextSpan, r.nrs); err != nil {
+			return fmt.Errorf("measure: %w", err)
 		}
-		for nr := range c.Nr {
-			if d := c.Nr[nr] - p.Nr[nr]; d > 0 {
+		r.res.addNrSpan(r.nrs)
+	}
+	return nil
+}
+
+// addBin adds one bin's counts (one per CPU); syscalls are those counted.
+func (res *Measurement) addBin(row []bpf.BinCounts) {
+	res.Bins++
+	for cpu, c := range row {
+		res.Lifecycle[cpu] = append(res.Lifecycle[cpu], float64(c.Forks+c.Execs+c.Exits))
+		res.SyscallBins[cpu] = append(res.SyscallBins[cpu], float64(c.Syscalls))
+		res.Syscalls += c.Syscalls
+		res.Forks += c.Forks
+		res.Execs += c.Execs
+		res.Exits += c.Exits
+		res.PerCPUSyscalls[cpu] += c.Syscalls
+	}
+}
+
+// addNrSpan adds one span's per-syscall-number counts (one per CPU).
+func (res *Measurement) addNrSpan(nrs []bpf.NrCounts) {
+	span := make([][][2]uint32, len(nrs))
+	for cpu := range nrs {
+		for nr, d := range nrs[cpu] {
+			if d > 0 {
 				res.BySyscall[uint32(nr)] += d
-				binNrs[cpu] = append(binNrs[cpu], [2]uint32{uint32(nr), uint32(min(d, 1<<32-1))})
+				span[cpu] = append(span[cpu], [2]uint32{uint32(nr), uint32(min(d, 1<<32-1))})
 			}
 		}
-		if d := c.NrOther - p.NrOther; d > 0 {
-			res.BySyscall[bpf.MeasureMaxNr] += d
-		}
 	}
-	res.NrBins = append(res.NrBins, binNrs)
+	res.NrBins = append(res.NrBins, span)
+}
+
+// finish sets the bins' durations (the first and the last bin count from
+// k0 and up to end only) and, when sampling, each bin's exposure: the part
+// of it within the exposed intervals (ktime ns).
+func (res *Measurement) finish(k0, end, binNs, first uint64, exposed [][2]uint64) {
+	res.DurNs = make([]uint64, res.Bins)
+	var exp []float64
+	if res.Sampling != nil {
+		exp = make([]float64, res.Bins)
+	}
+	for i := range res.Bins {
+		lo, hi := (first+uint64(i))*binNs, (first+uint64(i)+1)*binNs
+		lo, hi = max(lo, k0), min(hi, end)
+		d := max(hi, lo+1) - lo
+		res.DurNs[i] = d
+		res.Duration += time.Duration(d)
+		if exp == nil {
+			continue
+		}
+		var in uint64
+		for _, iv := range exposed {
+			if a, b := max(lo, iv[0]), min(hi, iv[1]); b > a {
+				in += b - a
+			}
+		}
+		exp[i] = min(1, float64(in)/float64(d))
+		res.Sampling.ExposedNs += in
+	}
+	if sp := res.Sampling; sp != nil {
+		sp.Exposure = exp
+		sp.Counted = res.Syscalls
+	}
 }
 
 // estimate fills the syscalls of the bins outside the windows (and the
@@ -390,9 +481,12 @@ func (res *Measurement) Validate() error {
 		return fmt.Errorf("measurement: %d CPUs", res.NumCPU)
 	}
 	n := len(res.DurNs)
-	if res.Bins != n || len(res.NrBins) != n || len(res.Lifecycle) != res.NumCPU || len(res.SyscallBins) != res.NumCPU {
-		return fmt.Errorf("measurement: %d bins but %d durations, %d syscall-number bins, %d/%d CPU curves for %d CPUs",
-			res.Bins, n, len(res.NrBins), len(res.Lifecycle), len(res.SyscallBins), res.NumCPU)
+	if res.NrSpan < 0 || res.NrOffset < 0 || (res.NrSpan > 0 && res.NrOffset >= res.NrSpan) {
+		return fmt.Errorf("measurement: syscall-number groups of %d bins at offset %d", res.NrSpan, res.NrOffset)
+	}
+	if res.Bins != n || len(res.NrBins) != res.nrGroups(n) || len(res.Lifecycle) != res.NumCPU || len(res.SyscallBins) != res.NumCPU {
+		return fmt.Errorf("measurement: %d bins but %d durations, %d syscall-number groups (want %d), %d/%d CPU curves for %d CPUs",
+			res.Bins, n, len(res.NrBins), res.nrGroups(n), len(res.Lifecycle), len(res.SyscallBins), res.NumCPU)
 	}
 	for cpu := range res.NumCPU {
 		if len(res.Lifecycle[cpu]) != n || len(res.SyscallBins[cpu]) != n {
@@ -401,7 +495,7 @@ func (res *Measurement) Validate() error {
 	}
 	for i, b := range res.NrBins {
 		if len(b) != 0 && len(b) != res.NumCPU {
-			return fmt.Errorf("measurement: bin %d has syscall numbers for %d CPUs, want %d", i, len(b), res.NumCPU)
+			return fmt.Errorf("measurement: group %d has syscall numbers for %d CPUs, want %d", i, len(b), res.NumCPU)
 		}
 	}
 	if res.BySyscall == nil {
@@ -455,10 +549,29 @@ func (res *Measurement) TopSyscalls() []SyscallShare {
 	return out
 }
 
+// nrGroups is how many NrBins groups n bins make.
+func (res *Measurement) nrGroups(n int) int {
+	if res.NrSpan <= 1 || n == 0 {
+		return n
+	}
+	return (n+res.NrOffset-1)/res.NrSpan + 1
+}
+
+// nrGroup is the NrBins group of bin i.
+func (res *Measurement) nrGroup(i int) int {
+	if res.NrSpan <= 1 {
+		return i
+	}
+	return (i + res.NrOffset) / res.NrSpan
+}
+
 // Series returns the arrival curve per CPU as records of a monitor that
 // writes recordsPerSyscall records per syscall (Falco: an enter and an exit
 // event) and one per fork, exec and exit, leaving out the syscalls in
-// without (a what-if: "if these were not captured").
+// without (a what-if: "if these were not captured"). The kernel counts
+// syscall numbers per group of bins (NrSpan): a bin loses the group's share
+// of left-out syscalls in proportion to its counted syscalls, so that the
+// group as a whole loses exactly what was counted.
 func (res *Measurement) Series(recordsPerSyscall float64, without map[uint32]bool) ringmodel.CPUSeries {
 	s := ringmodel.CPUSeries{DurNs: slices.Clone(res.DurNs), Arrivals: make([][][event.NumCategories]float64, res.NumCPU)}
 	// Sampled: the estimated part of a bin loses the windows' share of the
@@ -473,16 +586,40 @@ func (res *Measurement) Series(recordsPerSyscall float64, without map[uint32]boo
 		}
 		withoutShare = float64(n) / float64(sp.Counted)
 	}
+	counted := func(cpu, i int) float64 {
+		c := res.SyscallBins[cpu][i]
+		if res.Sampling != nil {
+			c -= res.Sampling.Estimated[cpu][i]
+		}
+		return c
+	}
 	for cpu := range res.NumCPU {
+		// Per group: the left-out part of its counted syscalls.
+		var leftOut []float64
+		if len(without) > 0 {
+			groupCounted := make([]float64, len(res.NrBins))
+			for i := range res.DurNs {
+				groupCounted[res.nrGroup(i)] += counted(cpu, i)
+			}
+			leftOut = make([]float64, len(res.NrBins))
+			for g, b := range res.NrBins {
+				if len(b) <= cpu || groupCounted[g] <= 0 {
+					continue
+				}
+				var n float64
+				for _, nc := range b[cpu] {
+					if without[nc[0]] {
+						n += float64(nc[1])
+					}
+				}
+				leftOut[g] = n / groupCounted[g]
+			}
+		}
 		a := make([][event.NumCategories]float64, len(res.DurNs))
 		for i := range a {
 			sys := res.SyscallBins[cpu][i]
-			if len(without) > 0 && len(res.NrBins[i]) > cpu {
-				for _, nc := range res.NrBins[i][cpu] {
-					if without[nc[0]] {
-						sys -= float64(nc[1])
-					}
-				}
+			if leftOut != nil {
+				sys -= counted(cpu, i) * leftOut[res.nrGroup(i)]
 			}
 			if withoutShare > 0 {
 				sys -= res.Sampling.Estimated[cpu][i] * withoutShare

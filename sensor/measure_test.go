@@ -25,9 +25,49 @@ func TestParseSyscallSample(t *testing.T) {
 			t.Errorf("%q: no error", bad)
 		}
 	}
-	w, p := DefaultSyscallSample.bins(DefaultMeasureInterval)
-	if w != 2 || p != 200 {
-		t.Errorf("default sample: %d bins of every %d, want 2 of 200", w, p)
+}
+
+// TestFinishExposure: bins cut in the kernel's clock get their durations
+// (the first from the load, the last up to the end) and the part of each
+// that the syscall counter was attached for.
+func TestFinishExposure(t *testing.T) {
+	const bin = 10
+	res := &Measurement{NumCPU: 1, Bins: 4, Syscalls: 7, Sampling: &SamplingInfo{}}
+	// Bins 100..103 are [1000,1010) … [1030,1040); counting from 1004 to
+	// 1035, the counter attached over [1004,1012) and [1025,1031).
+	res.finish(1004, 1035, bin, 100, [][2]uint64{{1004, 1012}, {1025, 1031}})
+	wantDur := []uint64{6, 10, 10, 5}
+	wantExp := []float64{1, 0.2, 0.5, 0.2}
+	for i := range wantDur {
+		if res.DurNs[i] != wantDur[i] || math.Abs(res.Sampling.Exposure[i]-wantExp[i]) > 1e-9 {
+			t.Errorf("bin %d: %d ns exposed %.2f, want %d ns %.2f", i, res.DurNs[i], res.Sampling.Exposure[i], wantDur[i], wantExp[i])
+		}
+	}
+	if res.Duration != 31 || res.Sampling.ExposedNs != 14 || res.Sampling.Counted != 7 {
+		t.Errorf("duration %v, exposed %d ns, counted %d; want 31ns, 14, 7", res.Duration, res.Sampling.ExposedNs, res.Sampling.Counted)
+	}
+}
+
+// TestSeriesNrGroups: syscall numbers counted per group of bins leave a
+// bin in proportion to its syscalls, the group losing exactly its count.
+func TestSeriesNrGroups(t *testing.T) {
+	// 5 bins, groups of 3 starting 1 bin in: {0,1}, {2,3,4}.
+	res := &Measurement{NumCPU: 1, Bins: 5, NrSpan: 3, NrOffset: 1, BySyscall: map[uint32]uint64{},
+		DurNs: []uint64{1, 1, 1, 1, 1}, Lifecycle: [][]float64{{0, 0, 0, 0, 0}}, SyscallBins: [][]float64{{10, 30, 0, 50, 50}},
+		NrBins: [][][][2]uint32{{{{1, 20}, {2, 20}}}, {{{1, 100}}}}, PerCPUSyscalls: []uint64{140}}
+	if err := res.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got := res.Series(1, map[uint32]bool{2: true}).Arrivals[0]
+	want := []float64{5, 15, 0, 50, 50}
+	for i, w := range want {
+		if math.Abs(got[i][1]-w) > 1e-9 {
+			t.Errorf("bin %d: %v syscalls without nr 2, want %v", i, got[i][1], w)
+		}
+	}
+	res.NrBins = res.NrBins[:1]
+	if err := res.Validate(); err == nil {
+		t.Error("5 bins in 1 group of 3 at offset 1: no error")
 	}
 }
 

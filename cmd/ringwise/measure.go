@@ -48,12 +48,12 @@ type whatIf struct {
 
 func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("measure", "measure [--duration 30s] [--falco-metrics FILE|URL | --drain EPS] [--cpus-for-each-buffer 2] [--json]\n\n"+
-		"Counts syscall and lifecycle (fork, exec, exit) arrivals per CPU in the kernel every --interval, with\n"+
-		"no records and no ring, then replays them through Falco's modern eBPF layout (one ring of the preset's\n"+
+		"Counts syscall and lifecycle (fork, exec, exit) arrivals per CPU in the kernel in bins of --interval\n"+
+		"(read about once a second), with no records and no ring, then replays them through Falco's modern eBPF layout (one ring of the preset's\n"+
 		"size per cpus_for_each_buffer CPUs, one consumer) for every bufSizePreset, and recommends one.\n"+
 		"Also answers what ring would do without the dominant syscalls (base_syscalls.custom_set). Needs root.", stderr)
 	duration := fs.Duration("duration", DefaultMeasureDuration, "how long to count (Ctrl-C stops early)")
-	interval := fs.Duration("interval", sensor.DefaultMeasureInterval, "sampling interval: the arrival curve's bin width")
+	interval := fs.Duration("interval", sensor.DefaultMeasureInterval, "the arrival curve's bin width (binned in the kernel, read about once a second)")
 	sampleFlag := fs.String("syscall-sample", sensor.DefaultSyscallSample.String(), "count syscalls only in a WINDOW of every PERIOD (e.g. 20ms/2s), lifecycle always, and ESTIMATE the rest from lifecycle activity; 'all' counts every syscall. Any sys_exit hook slows every syscall of the node (a syscall-bound workload by tens of %), so the default counts 1 % of the time")
 	metrics := fs.String("falco-metrics", "", "Falco's Prometheus metrics (file or http URL): Falco's drain is read from them")
 	scrapes := fs.Int("scrapes", 2, "with a --falco-metrics URL: scrapes to take (over the measurement)")
@@ -145,7 +145,7 @@ func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return fmt.Errorf("--load %s: %w", *load, err)
 		}
 	} else {
-		fmt.Fprintf(stderr, "ringwise measure: counting for %v (every %v)…\n", *duration, *interval)
+		fmt.Fprintf(stderr, "ringwise measure: counting for %v (bins of %v)…\n", *duration, *interval)
 		var err error
 		meas, err = sensor.Measure(ctx, sensor.MeasureConfig{Duration: *duration, Interval: *interval, Sample: sample, Started: func() {
 			if isURL { // one scrape at the start, the rest after
