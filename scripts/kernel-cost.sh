@@ -269,5 +269,7 @@ awk -F'\t' 'NR > 1 { k = $2 " " $3; n[k]++; C[k, n[k]] = $5 }
 		row("kernel cost, flood, default syscall set", "flood default", "flood none", 10)
 		row("kernel cost, flood, lifecycle-only", "flood lifecycle", "flood none", 2)
 		row("kernel cost, dd bs=500 (syscall-bound)", "dd default", "dd none", 15)
+		row("kernel cost, flood, capture set (KC_SET)", "flood set", "flood none", 10)
+		row("kernel cost, dd bs=500, capture set (KC_SET)", "dd set", "dd none", 15)
 	}' "$TSV" >"${OUT%.md}.targets"
 echo "kernel-cost: wrote $OUT, ${OUT%.md}.targets and $TSV" >&2
