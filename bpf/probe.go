@@ -17,6 +17,7 @@ import (
 
 	"github.com/ringwise/ringwise/services/event"
 	"github.com/ringwise/ringwise/services/ringspec"
+	"github.com/ringwise/ringwise/services/syscalls"
 )
 
 // BTFPath is where the kernel exposes its BTF; CO-RE relocations and the
@@ -75,6 +76,13 @@ type Config struct {
 	// captures the syscalls its rules and base_syscalls need. Lifecycle
 	// records are always captured. Numbers ≥ CaptureMaxNr are refused.
 	CaptureSyscalls []uint32
+	// SyscallHook is how syscall records are hooked: HookAuto (the zero
+	// value) attaches one fexit program per kernel function of a capture
+	// set when every syscall of the set has one, so syscalls outside the
+	// set cost nothing; HookSysExit is the one sys_exit program that every
+	// syscall of the node pays for. Without a capture set the hook is
+	// always sys_exit. Probe.Hook says what was attached and why.
+	SyscallHook SyscallHook
 	// ArgsMax bounds the argv bytes an exec record keeps (load time, the
 	// exec program's args_max): 0 means ArgsMax (4 KiB, Falco's bound),
 	// at most ArgsMax. Longer command lines are cut and flagged
@@ -96,6 +104,9 @@ func (c *Config) normalize() error {
 		if nr >= CaptureMaxNr {
 			return fmt.Errorf("ringwise bpf: capture syscall %d: want < %d", nr, CaptureMaxNr)
 		}
+	}
+	if _, err := ParseSyscallHook(string(c.SyscallHook)); err != nil {
+		return fmt.Errorf("ringwise bpf: %w", err)
 	}
 	if c.Layout == "" {
 		c.Layout = ringspec.DefaultLayout
@@ -152,7 +163,14 @@ type Probe struct {
 	cpus               []*Ring
 	closed             bool
 	self               uint32 // global tgid excluded by ExcludeSelf
+	hook               HookPlan
+	// fexit are the copies of rw_sys_fexit, by kernel function (HookFexit).
+	fexit map[string]*ebpf.Program
 }
+
+// Hook is the syscall hook Load attached (HookSysExit or HookFexit, with
+// its kernel functions) and why; Hook is "" for LifecycleOnly.
+func (p *Probe) Hook() HookPlan { return p.hook }
 
 // SelfTGID is the loading process's global thread-group id when
 // Config.ExcludeSelf was set (0 otherwise).
@@ -239,7 +257,44 @@ func Load(cfg Config) (*Probe, error) {
 	delete(spec.Programs, ringwiseProgRwExitLegacy)
 
 	p := &Probe{cfg: cfg}
-	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
+	// The fexit template has no target: one copy per kernel function.
+	tmpl := spec.Programs[ringwiseProgRwSysFexit]
+	delete(spec.Programs, ringwiseProgRwSysFexit)
+	if !cfg.LifecycleOnly {
+		has := func(string) bool { return false }
+		if cfg.CaptureSyscalls != nil && cfg.SyscallHook != HookSysExit {
+			if has, err = kernelFuncs(); err != nil {
+				return nil, err
+			}
+		}
+		if p.hook, err = planHook(cfg.SyscallHook, cfg.CaptureSyscalls, syscalls.Native(), nativeGOARCH(), has); err != nil {
+			return nil, err
+		}
+		if p.hook.Hook == HookFexit && len(p.hook.Funcs) > 0 {
+			if ferr := fexitLoadable(p.hook.Funcs[0]); ferr != nil {
+				if cfg.SyscallHook == HookFexit {
+					return nil, fmt.Errorf("ringwise bpf: the kernel refuses fexit programs (needs CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS and no LSM policy against BPF trampolines); use the sys_exit hook: %w", ferr)
+				}
+				p.hook = HookPlan{Hook: HookSysExit, Reason: fmt.Sprintf("the kernel refuses fexit programs (%v)", ferr)}
+			}
+		}
+		for _, fn := range p.hook.Funcs {
+			c := tmpl.Copy()
+			c.AttachTo, c.AttachType = fn, ebpf.AttachTraceFExit
+			spec.Programs[fexitProgKey(fn)] = c
+		}
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{})
+	if err == nil {
+		err = coll.Assign(&p.objs)
+		p.fexit = make(map[string]*ebpf.Program, len(p.hook.Funcs))
+		for _, fn := range p.hook.Funcs {
+			p.fexit[fn] = coll.Programs[fexitProgKey(fn)]
+			delete(coll.Programs, fexitProgKey(fn))
+		}
+		coll.Close() // what is left: .rodata and the like, held by the programs
+	}
+	if err != nil {
 		var verr *ebpf.VerifierError
 		if errors.As(err, &verr) {
 			return nil, fmt.Errorf("ringwise bpf: verifier rejected the program: %+v", verr)
@@ -328,12 +383,19 @@ func Load(cfg Config) (*Probe, error) {
 		{"cgroup_attach_task", p.objs.Cgroup},
 		{"sys_exit", p.objs.SysExit},
 	} {
-		if cfg.LifecycleOnly && prog.prog == p.objs.SysExit {
+		if prog.prog == p.objs.SysExit && (cfg.LifecycleOnly || p.hook.Hook != HookSysExit) {
 			continue
 		}
 		l, err := link.AttachTracing(link.TracingOptions{Program: prog.prog})
 		if err != nil {
 			return nil, fmt.Errorf("ringwise bpf: attach tp_btf/%s: %w", prog.name, err)
+		}
+		p.links = append(p.links, l)
+	}
+	for _, fn := range p.hook.Funcs {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p.fexit[fn], AttachType: ebpf.AttachTraceFExit})
+		if err != nil {
+			return nil, fmt.Errorf("ringwise bpf: attach fexit/%s (the kernel needs fexit support: CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS; else use the sys_exit hook): %w", fn, err)
 		}
 		p.links = append(p.links, l)
 	}
@@ -472,6 +534,11 @@ func (p *Probe) Close() error {
 		}
 	}
 	errs = append(errs, p.objs.close())
+	for _, prog := range p.fexit {
+		if prog != nil {
+			errs = append(errs, prog.Close())
+		}
+	}
 	for _, m := range p.inner {
 		errs = append(errs, m.Close())
 	}
@@ -605,13 +672,17 @@ type probeObjects struct {
 
 func (o *probeObjects) close() error {
 	errs := []error{o.ringwiseMaps.Close()}
-	for _, p := range []*ebpf.Program{o.Fork, o.Exec, o.Exit, o.SysExit, o.Whoami} {
+	for _, p := range []*ebpf.Program{o.Fork, o.Exec, o.Exit, o.Cgroup, o.SysExit, o.Whoami} {
 		if p != nil {
 			errs = append(errs, p.Close())
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// fexitProgKey is the collection's name for the copy of rw_sys_fexit
+// attached to kernel function fn.
+func fexitProgKey(fn string) string { return ringwiseProgRwSysFexit + "@" + fn }
 
 // FalcoRings is the number of rings of Falco's layout on a node with cpus
 // CPUs: one per group of cpusPerRing, the last group possibly smaller.

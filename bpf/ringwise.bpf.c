@@ -770,8 +770,13 @@ static __always_inline void replay_lost(struct task_struct *t)
 	bpf_ringbuf_submit(r, wake_flags(rb, thr, sizeof(*r)));
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(rw_sys_exit, struct pt_regs *regs, long ret)
+
+/* The syscall record of the current task's syscall with registers regs
+ * and return value ret, shared by both hooks so that their records are the
+ * same: rw_sys_exit (every syscall pays its hook; filtered says whether the
+ * capture set applies) and rw_sys_fexit (only the syscalls of the capture
+ * set are hooked: no filter). */
+static __always_inline int syscall_rec(struct pt_regs *regs, long ret, bool filtered)
 {
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (excluded((u32)(pid_tgid >> 32)))
@@ -805,7 +810,7 @@ int BPF_PROG(rw_sys_exit, struct pt_regs *regs, long ret)
 
 	/* The capture set holds native numbers: compat calls are always
 	 * captured (they are rare, and an evasion worth seeing). */
-	if (capture_filter && abi == ABI_NATIVE) {
+	if (filtered && capture_filter && abi == ABI_NATIVE) {
 		u8 *on = bpf_map_lookup_elem(&capture_syscalls, &nr); /* NULL past the end */
 		if (!on || !*on)
 			return 0;
@@ -836,6 +841,26 @@ int BPF_PROG(rw_sys_exit, struct pt_regs *regs, long ret)
 	s->args[2] = a2;
 	bpf_ringbuf_submit(s, wake_flags(rb, thr, sizeof(*s)));
 	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(rw_sys_exit, struct pt_regs *regs, long ret)
+{
+	return syscall_rec(regs, ret, true);
+}
+
+/* The per-syscall hook of a capture set: the loader copies this program
+ * once per kernel syscall function of the set (__x64_sys_openat,
+ * __ia32_compat_sys_openat, __arm64_sys_openat, ...) and attaches each copy
+ * as fexit there. Unlike tp_btf/sys_exit, which sets the syscall-tracepoint
+ * work flag on every task and so sends every syscall of the node through
+ * the slow exit path, a syscall outside the set costs nothing. Every
+ * wrapper takes the task's pt_regs (the same registers sys_exit sees) and
+ * returns the syscall's result. */
+SEC("fexit")
+int BPF_PROG(rw_sys_fexit, struct pt_regs *regs, long ret)
+{
+	return syscall_rec(regs, ret, false);
 }
 
 /* whoami: run once by the loader (BPF_PROG_RUN) from the sensor's own

@@ -186,6 +186,7 @@ const (
 	ringwiseProgRwExitLegacy   = "rw_exit_legacy"
 	ringwiseProgRwFork         = "rw_fork"
 	ringwiseProgRwSysExit      = "rw_sys_exit"
+	ringwiseProgRwSysFexit     = "rw_sys_fexit"
 	ringwiseProgRwWhoami       = "rw_whoami"
 	ringwiseVarArgsMax         = "args_max"
 	ringwiseVarCaptureFilter   = "capture_filter"
@@ -249,6 +250,7 @@ type ringwiseProgramSpecs struct {
 	RwExitLegacy   *ebpf.ProgramSpec `ebpf:"rw_exit_legacy"`
 	RwFork         *ebpf.ProgramSpec `ebpf:"rw_fork"`
 	RwSysExit      *ebpf.ProgramSpec `ebpf:"rw_sys_exit"`
+	RwSysFexit     *ebpf.ProgramSpec `ebpf:"rw_sys_fexit"`
 	RwWhoami       *ebpf.ProgramSpec `ebpf:"rw_whoami"`
 }
 
@@ -364,6 +366,7 @@ type ringwisePrograms struct {
 	RwExitLegacy   *ebpf.Program `ebpf:"rw_exit_legacy"`
 	RwFork         *ebpf.Program `ebpf:"rw_fork"`
 	RwSysExit      *ebpf.Program `ebpf:"rw_sys_exit"`
+	RwSysFexit     *ebpf.Program `ebpf:"rw_sys_fexit"`
 	RwWhoami       *ebpf.Program `ebpf:"rw_whoami"`
 }
 
@@ -375,6 +378,7 @@ func (p *ringwisePrograms) Close() error {
 		p.RwExitLegacy,
 		p.RwFork,
 		p.RwSysExit,
+		p.RwSysFexit,
 		p.RwWhoami,
 	)
 }

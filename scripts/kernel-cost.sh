@@ -11,6 +11,9 @@
 #   flood  default    the same with `ringwise sensor` (default syscall set)
 #   dd     none       `dd if=/dev/zero of=/dev/null bs=500 count=$DD_COUNT`
 #   dd     default    the same with `ringwise sensor`
+# and, with KC_SET (a capture set, comma-separated names, as --syscalls):
+#   flood  set        `ringwise sensor --syscalls $KC_SET --syscall-hook $KC_SET_HOOK`
+#   dd     set        the same
 # The sensor publishes into a local `ringwise nats` (memory streams); it is
 # started before and stopped after each timed run, and is not part of the
 # workload's times. Wall time and the workload's CPU time (user+system of
@@ -26,6 +29,8 @@
 # run (TSV, .meta, .mem) without measuring.
 #
 # Env: ROUNDS (5), FLOOD_PROCS (3000), DD_COUNT (1000000), RING_SIZE (8MiB),
+# KC_SET (none), KC_SET_HOOK (auto; the sensor's log says which it used),
+# KC_SKIP_MEM (1: no pipeline-memory flood, the report keeps none),
 # KC_OUT (bench/kernel-cost.md), KC_TSV (bench/kernel-cost.tsv).
 # All the rounds hold /tmp/ringwise-bpf.lock (one tracer at a time).
 set -euo pipefail
@@ -131,6 +136,11 @@ fi
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 printf 'round\tworkload\tsensor\twall_s\tcpu_s\tdelivered\tdropped\tsensor_cpu_s\tsensor_hwm_kib\tload1\n' >"$TSV"
 runs=("flood none" "flood lifecycle" "flood default" "dd none" "dd default")
+KC_SET_HOOK=${KC_SET_HOOK:-auto}
+if [ -n "${KC_SET:-}" ]; then
+	runs+=("flood set" "dd set")
+fi
+set_hook=""
 for r in $(seq "$ROUNDS"); do
 	n=${#runs[@]}
 	for i in $(seq 0 $((n - 1))); do
@@ -140,6 +150,10 @@ for r in $(seq "$ROUNDS"); do
 		case $s in
 		none) ;;
 		lifecycle) start_sensor --lifecycle-only ;;
+		set)
+			start_sensor --syscalls "$KC_SET" --syscall-hook "$KC_SET_HOOK"
+			set_hook=$(sed -n 's/.*msg="syscall hook" hook=\([a-z_]*\).*/\1/p' "$work/sensor.log" | head -1)
+			;;
 		*) start_sensor ;;
 		esac
 		res=$(timed "$w")
@@ -150,6 +164,7 @@ for r in $(seq "$ROUNDS"); do
 		printf '%d\t%s\t%s\t%s\t%s\t%s\n' "$r" "$w" "$s" "${res// /$'\t'}" "${extra// /$'\t'}" "$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$TSV" >&2
 	done
 done
+if [ -z "${KC_SKIP_MEM:-}" ]; then
 # Memory: one more flood with the whole pipeline running (enricher and
 # analyzer beside the sensor and NATS): each service's peak RSS (VmHWM).
 # A fresh NATS with file streams, as deployed: the cost runs above use
@@ -180,18 +195,26 @@ kill -INT "$enricher_pid" "$analyzer_pid" 2>/dev/null || true
 wait "$enricher_pid" "$analyzer_pid" 2>/dev/null || true
 enricher_pid=""
 printf '%s\n' "${mem_rows[@]}" >"${OUT%.md}.mem"
+else
+	mem_flood="skipped"
+	echo "| (KC_SKIP_MEM: not measured) | — |" >"${OUT%.md}.mem"
+fi
 
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 when=$(date -u '+%Y-%m-%d %H:%M UTC')
-printf '%s\n' "$commit" "$when" "$load_start" "$load_end" "$(awk '{ print $1 }' <<<"$mem_flood")" >"${OUT%.md}.meta"
+printf '%s\n' "$commit" "$when" "$load_start" "$load_end" "$(awk '{ print $1 }' <<<"$mem_flood")" "${KC_SET:-}" "${set_hook:-}" >"${OUT%.md}.meta"
 else
 	# KC_REPORT_ONLY=1: the report again from an earlier run's files.
-	{ read -r commit; read -r when; read -r load_start; read -r load_end; read -r mem_wall; } <"${OUT%.md}.meta"
+	{ read -r commit; read -r when; read -r load_start; read -r load_end; read -r mem_wall; read -r KC_SET || true; read -r set_hook || true; } <"${OUT%.md}.meta"
 	mem_flood=$mem_wall
 fi
 
 {
 	echo "Measured by \`scripts/kernel-cost.sh\` on $when, commit $commit, $(nproc) CPUs, kernel $(uname -r); $ROUNDS rounds, the runs' order rotated each round; ring $RING_SIZE shared; flood = \`ringwise flood --procs $FLOOD_PROCS\`; dd = \`dd if=/dev/zero of=/dev/null bs=500 count=$DD_COUNT\`. Load average $load_start at the start, $load_end at the end (the machine is shared: wall time is noisy, the workload's CPU time less so)."
+	if [ -n "${KC_SET:-}" ]; then
+		echo
+		echo "\`set\` = \`ringwise sensor --syscalls $KC_SET\` (hook: ${set_hook:-unknown}, as the sensor logged it)."
+	fi
 	echo
 	echo "| workload | sensor | wall s median (min–max) | wall overhead | CPU s median (min–max) | CPU overhead | events delivered (median) | dropped (max) | sensor CPU µs/event | sensor peak RSS MiB |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -206,7 +229,7 @@ fi
 		return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
 	}
 	END {
-		no = split("flood none,flood lifecycle,flood default,dd none,dd default", order, ",")
+		no = split("flood none,flood lifecycle,flood default,flood set,dd none,dd default,dd set", order, ",")
 		for (o = 1; o <= no; o++) { split(order[o], kp, " "); k = kp[1] SUBSEP kp[2]; if (k in n) { wmed[k] = med(W, k, n[k]); cmed[k] = med(C, k, n[k]) } }
 		for (o = 1; o <= no; o++) {
 			split(order[o], kp, " "); k = kp[1] SUBSEP kp[2]; m = n[k]
@@ -246,5 +269,7 @@ awk -F'\t' 'NR > 1 { k = $2 " " $3; n[k]++; C[k, n[k]] = $5 }
 		row("kernel cost, flood, default syscall set", "flood default", "flood none", 10)
 		row("kernel cost, flood, lifecycle-only", "flood lifecycle", "flood none", 2)
 		row("kernel cost, dd bs=500 (syscall-bound)", "dd default", "dd none", 15)
+		row("kernel cost, flood, capture set (KC_SET)", "flood set", "flood none", 10)
+		row("kernel cost, dd bs=500, capture set (KC_SET)", "dd set", "dd none", 15)
 	}' "$TSV" >"${OUT%.md}.targets"
 echo "kernel-cost: wrote $OUT, ${OUT%.md}.targets and $TSV" >&2

@@ -69,6 +69,9 @@ type cpuCounters interface {
 	CountersByCPU() (event.Counters, [][event.NumCategories]uint64, error)
 }
 
+// hookedProbe is a Probe that says how it hooks syscalls (*bpf.Probe does).
+type hookedProbe interface{ Hook() bpf.HookPlan }
+
 // LoadProbe loads the real BPF programs.
 func LoadProbe(cfg bpf.Config) (Probe, error) {
 	p, err := bpf.Load(cfg)
@@ -428,6 +431,14 @@ func (s *sensor) run(ctx context.Context) (Result, error) {
 	s.wallOffset = time.Now().UnixNano() - int64(MonotonicNs())
 	s.log.Info("sensor attached", "node", s.cfg.Node, "ring_bytes", s.ringCfg.SizeBytes, "layout", s.ringCfg.Layout,
 		"lifecycle_ring_bytes", s.ringCfg.LifecycleSizeBytes, "hints", s.ringCfg.Hints, "consumer_cost", s.cfg.ConsumerCost)
+	// Which hook carries syscall records, and why: with a capture set the
+	// fexit hook spares the node's other syscalls, and a fallback to
+	// sys_exit (a kernel without fexit) costs every syscall.
+	if hp, ok := s.probe.(hookedProbe); ok {
+		if h := hp.Hook(); h.Hook != "" {
+			s.log.Info("syscall hook", "hook", string(h.Hook), "kernel_functions", len(h.Funcs), "reason", h.Reason)
+		}
+	}
 
 	// Snapshot after attaching: every process that started before the
 	// probes were live and is still alive is in it; later ones are in the

@@ -48,6 +48,7 @@ type sensorFlags struct {
 	shedLow       float64
 	shedSyscalls  string
 	syscalls      string
+	syscallHook   string
 	batchEvents   int
 	batchDelay    time.Duration
 	argsMax       int
@@ -69,6 +70,7 @@ func (f *sensorFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.shedLow, "shed-low", ringspec.DefaultShedLowWater, "adaptive shedding: ring fill fraction below which shedding stops")
 	fs.StringVar(&f.shedSyscalls, "shed-syscalls", sensor.DefaultShedSyscalls, "comma-separated syscall names eligible for shedding; names this architecture lacks are skipped")
 	fs.StringVar(&f.syscalls, "syscalls", "", "comma-separated syscall names to capture, as Falco's base_syscalls.custom_set (empty: every syscall); the others are neither written nor counted; fork, exec and exit records are always captured")
+	fs.StringVar(&f.syscallHook, "syscall-hook", "auto", "how syscall records are hooked with --syscalls: fexit (one program per kernel syscall function of the set: syscalls outside it cost nothing), sys_exit (one program every syscall of the node pays for, filtering the set), or auto (fexit when the kernel takes it and every name has a function, else sys_exit; the sensor logs which)")
 	fs.IntVar(&f.argsMax, "args-max", bpf.ArgsMax, "bytes of argv an exec record keeps (1.."+strconv.Itoa(bpf.ArgsMax)+"); longer command lines are cut and flagged truncated; smaller costs less ring space (see ringwise lab --args-max)")
 	fs.IntVar(&f.batchEvents, "batch-events", sensor.DefaultBatchMaxEvents, "max events per published batch")
 	fs.DurationVar(&f.batchDelay, "batch-delay", sensor.DefaultBatchMaxDelay, "max time an event waits in an open batch")
@@ -108,10 +110,17 @@ func (f *sensorFlags) config() (sensor.Config, error) {
 			capture = []uint32{} // only names this architecture lacks: capture none
 		}
 	}
+	hook, err := bpf.ParseSyscallHook(f.syscallHook)
+	if err != nil {
+		return sensor.Config{}, fmt.Errorf("--syscall-hook: %w", err)
+	}
+	if hook == bpf.HookFexit && capture == nil {
+		return sensor.Config{}, fmt.Errorf("--syscall-hook fexit needs --syscalls: without a capture set every syscall is hooked on sys_exit")
+	}
 	cfg := sensor.Config{
 		Node: f.node,
 		Probe: bpf.Config{RingSize: size, LifecycleRingSize: f.lifecycleSize, Layout: layout, Hints: f.hints, LifecycleOnly: f.lifecycleOnly,
-			ShedSyscalls: shed, CPUsPerRing: f.cpusPerRing, CaptureSyscalls: capture, ArgsMax: f.argsMax}, // CPUsPerRing 0: ringspec.DefaultCPUsPerRing
+			ShedSyscalls: shed, CPUsPerRing: f.cpusPerRing, CaptureSyscalls: capture, SyscallHook: hook, ArgsMax: f.argsMax}, // CPUsPerRing 0: ringspec.DefaultCPUsPerRing
 		ExcludeSelf:    f.excludeSelf,
 		ConsumerCost:   f.consumerCost,
 		BatchMaxEvents: f.batchEvents,
