@@ -724,41 +724,41 @@ int BPF_PROG(rw_cgroup_attach, struct cgroup *dst_cgrp, const char *path, struct
  * exec record is only built when REPLAY_ROOM bytes are free (a short one
  * fits), so a full ring costs no path walk. */
 #define REPLAY_ROOM 512 /* ring bytes free before an exec replay is built */
-static __always_inline void replay_lost(struct task_struct *t)
+static __always_inline bool replay_lost(struct task_struct *t)
 {
 	struct lost_lc *l = bpf_task_storage_get(&lost_lc, t, 0, 0);
 	if (!l || !l->what)
-		return;
+		return false;
 	u64 thr;
 	void *rb = ring_for(true, &thr);
 	if (!rb)
-		return;
+		return true;
 	if (l->what & LOST_EXEC) {
 		/* Not even a short exec record fits: skip the path walk. */
 		u64 size = bpf_ringbuf_query(rb, BPF_RB_RING_SIZE);
 		u64 avail = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA);
 		if (avail + REPLAY_ROOM > size)
-			return;
+			return true;
 		u32 zero = 0;
 		struct exec_scratch *sc = bpf_map_lookup_elem(&exec_scratch, &zero);
 		if (!sc)
-			return;
+			return true;
 		u64 sz = build_exec(sc, t, t->pid);
 		sc->r.h.flags |= FLAG_HINTS;
 		count(CAT_LIFECYCLE, KIND_ATTEMPTED);
 		u64 wake = rw_crossed(avail + rw_footprint(sz), thr, sz) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 		if (bpf_ringbuf_output(rb, &sc->r, sz, wake)) {
 			uncount(CAT_LIFECYCLE, KIND_ATTEMPTED);
-			return;
+			return true;
 		}
 		l->what = 0;
-		return;
+		return false;
 	}
 	count(CAT_LIFECYCLE, KIND_ATTEMPTED);
 	struct fork_rec *r = bpf_ringbuf_reserve(rb, sizeof(struct fork_rec), 0);
 	if (!r) {
 		uncount(CAT_LIFECYCLE, KIND_ATTEMPTED);
-		return;
+		return true;
 	}
 	fill_hdr(&r->h, t, TYPE_FORK);
 	r->h.flags |= FLAG_HINTS;
@@ -768,6 +768,7 @@ static __always_inline void replay_lost(struct task_struct *t)
 	r->forker_start = l->forker_start;
 	l->what = 0;
 	bpf_ringbuf_submit(r, wake_flags(rb, thr, sizeof(*r)));
+	return false;
 }
 
 
@@ -784,8 +785,7 @@ static __always_inline int syscall_rec(struct pt_regs *regs, long ret, bool filt
 
 	/* The task and the registers are BTF pointers: direct loads. */
 	struct task_struct *t = bpf_get_current_task_btf();
-	if (hints)
-		replay_lost(t);
+	bool replay_pending = hints && replay_lost(t);
 	u8 abi = current_abi(t);
 	u32 nr;
 	u64 a0, a1, a2;
@@ -826,7 +826,9 @@ static __always_inline int syscall_rec(struct pt_regs *regs, long ret, bool filt
 	u64 thr;
 	void *rb = ring_for(false, &thr);
 	count(CAT_SYSCALL, KIND_ATTEMPTED);
-	struct syscall_rec *s = rb ? bpf_ringbuf_reserve(rb, sizeof(struct syscall_rec), 0) : NULL;
+	/* A replay still pending (no room for it): this record would reach the
+	 * consumer before the record that makes its process known. */
+	struct syscall_rec *s = rb && !replay_pending ? bpf_ringbuf_reserve(rb, sizeof(struct syscall_rec), 0) : NULL;
 	if (!s) {
 		count(CAT_SYSCALL, KIND_DROPPED);
 		return 0;
