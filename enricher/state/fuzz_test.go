@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/ringwise/ringwise/services/event"
@@ -89,9 +90,14 @@ func FuzzEnrich(f *testing.F) {
 			cfg.Lookup = fuzzLookup{}
 		}
 		e := NewEngine(cfg)
+		// twin enriches the same stream in place (EnrichInPlace, as the
+		// enricher does): it must agree with Enrich event for event.
+		twin := NewEngine(cfg)
 		if seed != nil {
 			e.Seed(seed)
+			twin.Seed(seed)
 		}
+		var inPlace []event.Enriched
 		// Names each process (pid, start) ever had in the stream: a name
 		// from state must be one of its own, never another process's.
 		names := map[pidStart]map[string]bool{}
@@ -111,6 +117,14 @@ func FuzzEnrich(f *testing.F) {
 			out = e.Enrich(context.Background(), b, out[:0])
 			if len(out) != len(b.Events) {
 				t.Fatalf("%d enriched for %d events", len(out), len(b.Events))
+			}
+			inPlace = inPlace[:0]
+			for _, ev := range b.Events {
+				inPlace = append(inPlace, event.Enriched{Event: ev})
+			}
+			twin.EnrichInPlace(context.Background(), b, inPlace)
+			if !reflect.DeepEqual(out, inPlace) {
+				t.Fatalf("EnrichInPlace differs from Enrich:\n%+v\n%+v", inPlace, out)
 			}
 			for i := range out {
 				checkInvariants(t, out[i])
