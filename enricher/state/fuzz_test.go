@@ -161,7 +161,7 @@ func checkTable(t *testing.T, e *Engine) {
 			if seen[i] || !en.inUse || en.prev != prev || (l == &tb.exited) != en.exited {
 				t.Fatalf("bad list at %d: %+v", i, *en)
 			}
-			if j, ok := tb.byPid[en.pid]; !ok || j != i {
+			if j, ok := tb.byPid.get(en.pid); !ok || j != i {
 				t.Fatalf("entry %d pid %d not indexed", i, en.pid)
 			}
 			seen[i] = true
@@ -174,7 +174,7 @@ func checkTable(t *testing.T, e *Engine) {
 			t.Fatalf("tail %d, last %d", l.tail, prev)
 		}
 	}
-	if len(seen) != len(tb.byPid) || live != tb.nLive {
-		t.Fatalf("lists hold %d (live %d), index %d (live %d)", len(seen), live, len(tb.byPid), tb.nLive)
+	if len(seen) != tb.byPid.len() || live != tb.nLive {
+		t.Fatalf("lists hold %d (live %d), index %d (live %d)", len(seen), live, tb.byPid.len(), tb.nLive)
 	}
 }
