@@ -354,19 +354,19 @@ type gapBase struct {
 	UnsentEvents  uint64 `json:"unsent_events"`
 }
 
-// classifyGap splits a gap of gap batches before batch b (whose raw
+// classifyGap splits a gap of gap batches before batch b of n events (whose raw
 // message carried unsent, the bus.HeaderSensorUnsent value) into what
 // retention removed: batches and events stored but never read. It is
 // pure: the sensor's cumulative counters say how many events the gap
 // held, its unsent counts how many of them it never stored.
-func classifyGap(base gapBase, gap uint64, b *event.Batch, unsentB, unsentE uint64) (lostB, lostE uint64) {
+func classifyGap(base gapBase, gap uint64, b *event.Batch, n int, unsentB, unsentE uint64) (lostB, lostE uint64) {
 	sensorB := min(unsentB-min(unsentB, base.UnsentBatches), gap)
 	lostB = gap - sensorB
 	if lostB == 0 {
 		return 0, 0
 	}
 	before := event.Sum(b.Counters.Delivered)
-	before -= min(before, uint64(len(b.Events)))
+	before -= min(before, uint64(n))
 	inGap := before - min(before, base.Delivered)
 	sensorE := unsentE - min(unsentE, base.UnsentEvents)
 	return lostB, inGap - min(inGap, sensorE)
@@ -718,7 +718,10 @@ func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 	if ns.codec == nil {
 		ns.codec = event.NewCodec()
 	}
-	if err := ns.codec.Decode(d.Data, &ns.raw); err != nil {
+	// The raw events go straight into the enriched batch's events, which
+	// are enriched in place: ns.raw holds the envelope only.
+	out := &ns.out
+	if out.Events, err = ns.codec.DecodeEnrichable(d.Data, &ns.raw, out.Events); err != nil {
 		err = fmt.Errorf("batch from %s: %w", node, err)
 		return bus.PoisonAs(event.ErrorKind(err), err)
 	}
@@ -764,7 +767,7 @@ func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 		e.stats.SeqGaps += gap
 		var lostB, lostE uint64
 		if ns.gap.Known && unsentOK && d.StreamSeq != 0 {
-			lostB, lostE = classifyGap(ns.gap, gap, b, unsentB, unsentE)
+			lostB, lostE = classifyGap(ns.gap, gap, b, len(out.Events), unsentB, unsentE)
 		}
 		if lostB > 0 {
 			ns.lost[0] += lostB
@@ -790,8 +793,7 @@ func (e *Enricher) handleBatch(ctx context.Context, d bus.Delivery) error {
 	lostB, lostE := ns.lost[0], ns.lost[1]
 	e.mu.Unlock()
 
-	out := &ns.out
-	out.Events = table.Enrich(ctx, b, out.Events[:0])
+	table.EnrichInPlace(ctx, b, out.Events)
 	out.Schema, out.Node, out.BootID = event.SchemaVersion, node, b.BootID
 	out.RawSeq, out.SensorStartNs, out.WallOffsetNs, out.Counters = b.Seq, b.SensorStartNs, b.WallOffsetNs, b.Counters
 	if owned != nil && d.StreamSeq <= owned.published {

@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/ringwise/ringwise/services/event"
@@ -89,9 +90,14 @@ func FuzzEnrich(f *testing.F) {
 			cfg.Lookup = fuzzLookup{}
 		}
 		e := NewEngine(cfg)
+		// twin enriches the same stream in place (EnrichInPlace, as the
+		// enricher does): it must agree with Enrich event for event.
+		twin := NewEngine(cfg)
 		if seed != nil {
 			e.Seed(seed)
+			twin.Seed(seed)
 		}
+		var inPlace []event.Enriched
 		// Names each process (pid, start) ever had in the stream: a name
 		// from state must be one of its own, never another process's.
 		names := map[pidStart]map[string]bool{}
@@ -111,6 +117,14 @@ func FuzzEnrich(f *testing.F) {
 			out = e.Enrich(context.Background(), b, out[:0])
 			if len(out) != len(b.Events) {
 				t.Fatalf("%d enriched for %d events", len(out), len(b.Events))
+			}
+			inPlace = inPlace[:0]
+			for _, ev := range b.Events {
+				inPlace = append(inPlace, event.Enriched{Event: ev})
+			}
+			twin.EnrichInPlace(context.Background(), b, inPlace)
+			if !reflect.DeepEqual(out, inPlace) {
+				t.Fatalf("EnrichInPlace differs from Enrich:\n%+v\n%+v", inPlace, out)
 			}
 			for i := range out {
 				checkInvariants(t, out[i])
@@ -147,7 +161,7 @@ func checkTable(t *testing.T, e *Engine) {
 			if seen[i] || !en.inUse || en.prev != prev || (l == &tb.exited) != en.exited {
 				t.Fatalf("bad list at %d: %+v", i, *en)
 			}
-			if j, ok := tb.byPid[en.pid]; !ok || j != i {
+			if j, ok := tb.byPid.get(en.pid); !ok || j != i {
 				t.Fatalf("entry %d pid %d not indexed", i, en.pid)
 			}
 			seen[i] = true
@@ -160,7 +174,7 @@ func checkTable(t *testing.T, e *Engine) {
 			t.Fatalf("tail %d, last %d", l.tail, prev)
 		}
 	}
-	if len(seen) != len(tb.byPid) || live != tb.nLive {
-		t.Fatalf("lists hold %d (live %d), index %d (live %d)", len(seen), live, len(tb.byPid), tb.nLive)
+	if len(seen) != tb.byPid.len() || live != tb.nLive {
+		t.Fatalf("lists hold %d (live %d), index %d (live %d)", len(seen), live, tb.byPid.len(), tb.nLive)
 	}
 }

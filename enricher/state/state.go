@@ -134,6 +134,11 @@ type Table interface {
 	// the results are shared and immutable; Event.Exe and Event.Args alias
 	// b's buffers, like the raw events themselves.
 	Enrich(ctx context.Context, b *event.Batch, out []event.Enriched) []event.Enriched
+	// EnrichInPlace is Enrich on events already in their Enriched: b is the
+	// batch's envelope (its Events are ignored), evs holds its raw events in
+	// order (their Event parts, the rest zero, as event.Codec's
+	// DecodeEnrichable leaves them), each enriched where it is.
+	EnrichInPlace(ctx context.Context, b *event.Batch, evs []event.Enriched)
 	// Snapshot returns the current live processes, for hand-over.
 	Snapshot() []event.ProcInfo
 	// Stats returns the engine's counters.

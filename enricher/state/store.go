@@ -58,7 +58,7 @@ type table struct {
 	max    int
 	slab   []entry
 	free   []int32
-	byPid  map[uint32]int32
+	byPid  pidIndex
 	live   lru
 	exited lru
 	nLive  int
@@ -67,14 +67,14 @@ type table struct {
 func newTable(max int) table {
 	return table{
 		max:    max,
-		byPid:  make(map[uint32]int32, min(max, 4096)),
+		byPid:  newPidIndex(min(max, 4096)),
 		live:   lru{nilIdx, nilIdx},
 		exited: lru{nilIdx, nilIdx},
 	}
 }
 
 func (t *table) reset() {
-	clear(t.byPid)
+	t.byPid.clear()
 	t.slab = t.slab[:0]
 	t.free = t.free[:0]
 	t.live = lru{nilIdx, nilIdx}
@@ -82,7 +82,7 @@ func (t *table) reset() {
 	t.nLive = 0
 }
 
-func (t *table) len() int { return len(t.byPid) }
+func (t *table) len() int { return t.byPid.len() }
 
 func (t *table) list(en *entry) *lru {
 	if en.exited {
@@ -131,8 +131,7 @@ func (t *table) touch(i int32) {
 
 // get returns the index of pid's entry.
 func (t *table) get(pid uint32) (int32, bool) {
-	i, ok := t.byPid[pid]
-	return i, ok
+	return t.byPid.get(pid)
 }
 
 // remove deletes entry i.
@@ -142,7 +141,7 @@ func (t *table) remove(i int32) {
 	if !en.exited {
 		t.nLive--
 	}
-	delete(t.byPid, en.pid)
+	t.byPid.delete(en.pid)
 	*en = entry{prev: nilIdx, next: nilIdx}
 	t.free = append(t.free, i)
 }
@@ -183,7 +182,7 @@ func (t *table) insert(en entry) int32 {
 	en.inUse = true
 	en.exited = false
 	t.slab[i] = en
-	t.byPid[en.pid] = i
+	t.byPid.set(en.pid, i)
 	t.nLive++
 	t.pushFront(i)
 	return i

@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -115,5 +116,47 @@ func TestSpoolDropsWhatTheStreamRefuses(t *testing.T) {
 	}
 	if n := streamMsgs(t, ctx, js, bus.StreamRaw); n != 1 {
 		t.Errorf("raw stream holds %d messages, want the small one", n)
+	}
+}
+
+// The spool reuses the payload buffers of stored messages: every stored
+// message must still be exactly what was published, while the producer
+// overwrites its own buffer after each Publish (as the sensor's codec
+// does) and sizes go up and down so buffers of other sizes come back.
+func TestSpoolReusesBuffersSafely(t *testing.T) {
+	_, js := startJS(t)
+	ctx := testCtx(t)
+	ensure(t, ctx, js)
+	sp := bus.NewSpool(js, 0, nil)
+	const n = 40
+	want := make([][]byte, n)
+	var buf []byte
+	for i := range n {
+		size := 1 + (i*7919)%5000
+		buf = buf[:0]
+		for j := 0; j < size; j++ {
+			buf = append(buf, byte(i+j))
+		}
+		want[i] = slices.Clone(buf)
+		if err := sp.Publish(ctx, bus.Msg{Subject: bus.RawSubject("vm"), ID: fmt.Sprint("m", i), Data: buf}); err != nil {
+			t.Fatal(err)
+		}
+		clear(buf) // the producer's buffer is its own again
+	}
+	if left := sp.Close(ctx); left != 0 {
+		t.Fatalf("%d messages left in the spool", left)
+	}
+	s, err := js.Stream(ctx, bus.StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		m, err := s.GetMsg(ctx, uint64(i+1))
+		if err != nil {
+			t.Fatalf("message %d: %v", i+1, err)
+		}
+		if !bytes.Equal(m.Data, want[i]) {
+			t.Fatalf("message %d: %d bytes stored differ from the %d published", i+1, len(m.Data), len(want[i]))
+		}
 	}
 }

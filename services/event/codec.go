@@ -232,33 +232,9 @@ func encodeEvent(w *writer, ev *Event) {
 }
 
 func decodeBatch(r *reader, b *Batch) error {
-	schema, err := r.envelope("batch", batchFields)
+	ne, err := decodeBatchEnvelope(r, b)
 	if err != nil {
 		return err
-	}
-	b.Schema = schema
-	b.Node = r.str(b.Node)
-	b.BootID = r.str(b.BootID)
-	b.Seq = r.uint(^uint64(0))
-	b.SensorStartNs = r.uint(^uint64(0))
-	b.WallOffsetNs = r.int()
-	b.FirstTsNs = r.uint(^uint64(0))
-	b.LastTsNs = r.uint(^uint64(0))
-	if err := r.counters(&b.Counters); err != nil {
-		return fmt.Errorf("decode batch seq %d: %w", b.Seq, err)
-	}
-	if r.err != nil {
-		return fmt.Errorf("decode batch envelope: %w", r.err)
-	}
-	ne := r.arrayLen()
-	if r.err != nil {
-		return fmt.Errorf("decode batch seq %d events: %w", b.Seq, r.err)
-	}
-	if ne < 0 {
-		return fmt.Errorf("decode batch seq %d: nil event list: %w", b.Seq, ErrMalformed)
-	}
-	if ne > MaxBatchEvents {
-		return fmt.Errorf("decode batch seq %d: %d events: %w (max %d)", b.Seq, ne, ErrOversized, MaxBatchEvents)
 	}
 	if cap(b.Events) >= ne {
 		b.Events = b.Events[:ne]
@@ -273,6 +249,75 @@ func decodeBatch(r *reader, b *Batch) error {
 		}
 	}
 	return nil
+}
+
+// decodeBatchEnvelope decodes a batch's fields up to its event list into b
+// and returns the number of events that follow.
+func decodeBatchEnvelope(r *reader, b *Batch) (int, error) {
+	schema, err := r.envelope("batch", batchFields)
+	if err != nil {
+		return 0, err
+	}
+	b.Schema = schema
+	b.Node = r.str(b.Node)
+	b.BootID = r.str(b.BootID)
+	b.Seq = r.uint(^uint64(0))
+	b.SensorStartNs = r.uint(^uint64(0))
+	b.WallOffsetNs = r.int()
+	b.FirstTsNs = r.uint(^uint64(0))
+	b.LastTsNs = r.uint(^uint64(0))
+	if err := r.counters(&b.Counters); err != nil {
+		return 0, fmt.Errorf("decode batch seq %d: %w", b.Seq, err)
+	}
+	if r.err != nil {
+		return 0, fmt.Errorf("decode batch envelope: %w", r.err)
+	}
+	ne := r.arrayLen()
+	if r.err != nil {
+		return 0, fmt.Errorf("decode batch seq %d events: %w", b.Seq, r.err)
+	}
+	if ne < 0 {
+		return 0, fmt.Errorf("decode batch seq %d: nil event list: %w", b.Seq, ErrMalformed)
+	}
+	if ne > MaxBatchEvents {
+		return 0, fmt.Errorf("decode batch seq %d: %d events: %w (max %d)", b.Seq, ne, ErrOversized, MaxBatchEvents)
+	}
+	return ne, nil
+}
+
+// DecodeEnrichable decodes a raw batch as Decode does, but its events into
+// the Event parts of out (reused, grown as needed) with every enrichment
+// field zero, ready for enrichment in place; b gets the envelope and no
+// events. It returns out holding the batch's events. It spares the
+// enricher a copy of each decoded event into its Enriched.
+func (c *Codec) DecodeEnrichable(data []byte, b *Batch, out []Enriched) ([]Enriched, error) {
+	b.Events = b.Events[:0]
+	if len(data) > MaxBatchBytes {
+		return out[:0], fmt.Errorf("decode batch: %d bytes: %w (max %d)", len(data), ErrOversized, MaxBatchBytes)
+	}
+	r := reader{b: data}
+	ne, err := decodeBatchEnvelope(&r, b)
+	if err != nil {
+		return out[:0], err
+	}
+	if cap(out) >= ne {
+		out = out[:ne]
+	} else {
+		old := out[:cap(out)]
+		out = make([]Enriched, ne)
+		copy(out, old) // keep the byte buffers already grown
+	}
+	for i := range out {
+		o := &out[i]
+		if err := decodeEvent(&r, &o.Event); err != nil {
+			return out[:0], fmt.Errorf("decode batch seq %d event %d: %w", b.Seq, i, err)
+		}
+		o.resetEnrichment()
+	}
+	if r.rest() != 0 {
+		return out[:0], fmt.Errorf("decode batch: %d trailing bytes: %w", r.rest(), ErrMalformed)
+	}
+	return out, nil
 }
 
 func decodeEvent(r *reader, ev *Event) error {

@@ -84,6 +84,47 @@ func TestBatchRoundTrip(t *testing.T) {
 	}
 }
 
+// DecodeEnrichable must decode what Decode does, into Enriched values whose
+// enrichment fields are zero even when the reused slice held others.
+func TestDecodeEnrichable(t *testing.T) {
+	c := NewCodec()
+	in := sampleBatch()
+	data, err := c.Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want Batch
+	if err := NewCodec().Decode(data, &want); err != nil {
+		t.Fatal(err)
+	}
+	var env Batch
+	env.Events = []Event{{}} // must come back empty: the events go to out
+	stale := make([]Enriched, 1, 1)
+	stale[0] = Enriched{ProcName: "stale", ProcCmdline: "x", ContainerID: "c", ProcPPid: 9, Missing: AllFields, Reason: ReasonEvicted, Source: SourceSnapshot}
+	out, err := NewCodec().DecodeEnrichable(data, &env, stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(env.Events) != 0 {
+		t.Fatalf("envelope holds %d events", len(env.Events))
+	}
+	if len(out) != len(want.Events) {
+		t.Fatalf("%d events, want %d", len(out), len(want.Events))
+	}
+	for i := range out {
+		if !reflect.DeepEqual(out[i], Enriched{Event: want.Events[i]}) {
+			t.Fatalf("event %d:\n got %+v\nwant %+v", i, out[i], Enriched{Event: want.Events[i]})
+		}
+	}
+	env.Events, want.Events = nil, nil
+	if !reflect.DeepEqual(env, want) {
+		t.Fatalf("envelope %+v, want %+v", env, want)
+	}
+	if _, err := NewCodec().DecodeEnrichable(data[:len(data)-1], &env, out); err == nil {
+		t.Fatal("truncated batch decoded")
+	}
+}
+
 func TestEnrichedRoundTrip(t *testing.T) {
 	c := NewCodec()
 	raw := sampleBatch()

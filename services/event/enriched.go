@@ -155,6 +155,13 @@ type Enriched struct {
 	Source      Source
 }
 
+// resetEnrichment zeroes every field of o but its Event.
+func (o *Enriched) resetEnrichment() {
+	o.ProcPPid, o.ProcUID, o.ProcGID = 0, 0, 0
+	o.ProcName, o.ProcExePath, o.ProcCmdline, o.ContainerID = "", "", "", ""
+	o.Missing, o.Reason, o.Source = 0, 0, 0
+}
+
 // EnrichedBatch is the envelope on ringwise.enriched.<node>. It carries the
 // raw batch's identity and counters so the analyzer can tie missing metadata
 // to the ring's drops without another subscription.
