@@ -292,11 +292,16 @@ func decodeBatchEnvelope(r *reader, b *Batch) (int, error) {
 // enricher a copy of each decoded event into its Enriched.
 func (c *Codec) DecodeEnrichable(data []byte, b *Batch, out []Enriched) ([]Enriched, error) {
 	b.Events = b.Events[:0]
+	data, err := c.inflate(data, "batch")
+	if err != nil {
+		return out[:0], err
+	}
 	if len(data) > MaxBatchBytes {
 		return out[:0], fmt.Errorf("decode batch: %d bytes: %w (max %d)", len(data), ErrOversized, MaxBatchBytes)
 	}
 	r := reader{b: data}
-	ne, err := decodeBatchEnvelope(&r, b)
+	var ne int
+	ne, err = decodeBatchEnvelope(&r, b)
 	if err != nil {
 		return out[:0], err
 	}

@@ -123,6 +123,32 @@ func TestDecodeEnrichable(t *testing.T) {
 	if _, err := NewCodec().DecodeEnrichable(data[:len(data)-1], &env, out); err == nil {
 		t.Fatal("truncated batch decoded")
 	}
+	// The sensor compresses its batches by default: the enricher's decoder
+	// must read that form into the same events.
+	z := append([]byte(nil), NewCodec().Compress(data)...)
+	if z[0] != CompressedMark {
+		t.Fatal("sample batch did not compress")
+	}
+	outZ, err := NewCodec().DecodeEnrichable(z, &env, nil)
+	if err != nil {
+		t.Fatalf("compressed batch: %v", err)
+	}
+	var envPlain Batch
+	out, err = NewCodec().DecodeEnrichable(data, &envPlain, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(env, envPlain) {
+		t.Fatalf("compressed envelope %+v, plain %+v", env, envPlain)
+	}
+	if len(outZ) != len(out) {
+		t.Fatalf("compressed: %d events, want %d", len(outZ), len(out))
+	}
+	for i := range outZ {
+		if !reflect.DeepEqual(outZ[i], out[i]) {
+			t.Fatalf("compressed event %d:\n got %+v\nwant %+v", i, outZ[i], out[i])
+		}
+	}
 }
 
 func TestEnrichedRoundTrip(t *testing.T) {
