@@ -362,7 +362,7 @@ func (a *Analyzer) handleEnriched(ctx context.Context, d bus.Delivery) error {
 	}
 	telemetry.SetEvents(trace.SpanFromContext(ctx), len(a.batch.Events))
 	if v := d.Header.Get(bus.HeaderRawStreamSeq); v != "" {
-		if pos, err := strconv.ParseUint(v, 10, 64); err == nil && !a.agg.ObservePosition(a.batch.Node, d.Header.Get(bus.HeaderRawStream), pos, d.Delivered > 1) {
+		if pos, err := strconv.ParseUint(v, 10, 64); err == nil && !a.agg.ObservePosition(a.batch.Node, d.Header.Get(bus.HeaderRawStream), pos, d.StreamSeq, d.Delivered > 1) {
 			return nil // the same raw batch enriched twice: counted once
 		}
 	}

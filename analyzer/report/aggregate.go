@@ -317,7 +317,7 @@ func (a *Aggregator) node(name string) *nodeState {
 // positions tracks the raw positions of one node's enriched batches.
 type positions struct {
 	max  uint64
-	seen map[uint64]struct{}
+	seen map[uint64]uint64 // raw position → the enriched stream sequence it came in (0: unknown)
 }
 
 // maxTrackedPositions bounds the remembered positions per node; older ones
@@ -325,23 +325,31 @@ type positions struct {
 const maxTrackedPositions = 1 << 16
 
 // ObservePosition records that an enriched batch of node was made from
-// RINGWISE_RAW sequence seq of the stream incarnation stream, and reports
-// whether it is new. A position seen before is a duplicate; one below the
-// highest seen is new and counted, as out of order on its first delivery
-// and as late when redelivered (the transport's delay, not the stream's
-// order).
-func (a *Aggregator) ObservePosition(node, stream string, seq uint64, redelivered bool) bool {
+// RINGWISE_RAW sequence seq of the stream incarnation stream, delivered from
+// RINGWISE_ENRICHED sequence enrichedSeq (0 if unknown), and reports
+// whether it is new. A position seen before is not counted again: as a
+// redelivery (DuplicateBatches) when it comes in the same enriched message
+// again (an ack lost, the message delivered twice by JetStream), and as a
+// duplicate position when another enriched message holds it (the output
+// itself duplicated). A new position below the highest seen is counted,
+// as out of order on its first delivery and as late when redelivered (the
+// transport's delay, not the stream's order).
+func (a *Aggregator) ObservePosition(node, stream string, seq, enrichedSeq uint64, redelivered bool) bool {
 	n := a.node(node)
 	if n.positions == nil {
 		n.positions = map[string]*positions{}
 	}
 	p := n.positions[stream]
 	if p == nil {
-		p = &positions{seen: map[uint64]struct{}{}}
+		p = &positions{seen: map[uint64]uint64{}}
 		n.positions[stream] = p
 	}
-	if _, dup := p.seen[seq]; dup {
-		n.posDups++
+	if at, dup := p.seen[seq]; dup {
+		if enrichedSeq != 0 && at == enrichedSeq {
+			n.dups++
+		} else {
+			n.posDups++
+		}
 		return false
 	}
 	if seq < p.max {
@@ -352,7 +360,7 @@ func (a *Aggregator) ObservePosition(node, stream string, seq uint64, redelivere
 		}
 	}
 	p.max = max(p.max, seq)
-	p.seen[seq] = struct{}{}
+	p.seen[seq] = enrichedSeq
 	if len(p.seen) > 2*maxTrackedPositions {
 		for k := range p.seen {
 			if k+maxTrackedPositions < p.max {

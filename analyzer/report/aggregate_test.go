@@ -178,28 +178,30 @@ func TestSummaryJSONNames(t *testing.T) {
 // TestObservePositionLateVersusOutOfOrder: a position below the highest
 // seen is out of order on its first delivery (the stream's own order is
 // broken) and late when redelivered (JetStream brought back a delivery lost
-// in flight after its ack wait); a position seen before is a duplicate
-// either way, and only new positions are counted.
+// in flight after its ack wait); a position seen before is a redelivery
+// when the same enriched message brings it again, and a duplicate position
+// when another enriched message holds it. Only new positions are counted.
 func TestObservePositionLateVersusOutOfOrder(t *testing.T) {
 	a := NewAggregator()
 	steps := []struct {
-		seq         uint64
-		redelivered bool
-		isNew       bool
+		seq, enrichedSeq uint64
+		redelivered      bool
+		isNew            bool
 	}{
-		{1, false, true}, {2, false, true}, {5, false, true},
-		{3, true, true},  // lost in flight, redelivered: late
-		{4, false, true}, // first delivery below 5: out of order
-		{5, true, false}, // processed, ack lost, redelivered: duplicate
-		{2, false, false},
+		{1, 10, false, true}, {2, 11, false, true}, {5, 14, false, true},
+		{3, 12, true, true},   // lost in flight, redelivered: late
+		{4, 13, false, true},  // first delivery below 5: out of order
+		{5, 14, true, false},  // processed, ack lost, the same message again: redelivery
+		{2, 20, false, false}, // another enriched message of raw batch 2: duplicate position
 	}
 	for _, s := range steps {
-		if got := a.ObservePosition("n1", "inc1", s.seq, s.redelivered); got != s.isNew {
-			t.Errorf("ObservePosition(seq %d, redelivered %v) = %v, want %v", s.seq, s.redelivered, got, s.isNew)
+		if got := a.ObservePosition("n1", "inc1", s.seq, s.enrichedSeq, s.redelivered); got != s.isNew {
+			t.Errorf("ObservePosition(seq %d, enriched seq %d, redelivered %v) = %v, want %v", s.seq, s.enrichedSeq, s.redelivered, got, s.isNew)
 		}
 	}
 	an := a.Summary("n1").Analyzer
-	if an.LateBatches != 1 || an.OutOfOrderBatches != 1 || an.DuplicatePositions != 2 {
-		t.Errorf("late %d, out of order %d, duplicate positions %d: want 1, 1, 2", an.LateBatches, an.OutOfOrderBatches, an.DuplicatePositions)
+	if an.LateBatches != 1 || an.OutOfOrderBatches != 1 || an.DuplicatePositions != 1 || an.DuplicateBatches != 1 {
+		t.Errorf("late %d, out of order %d, duplicate positions %d, redelivered duplicates %d: want 1, 1, 1, 1",
+			an.LateBatches, an.OutOfOrderBatches, an.DuplicatePositions, an.DuplicateBatches)
 	}
 }
