@@ -232,8 +232,9 @@ fi
 		no = split("flood none,flood lifecycle,flood default,flood set,dd none,dd default,dd set", order, ",")
 		for (o = 1; o <= no; o++) { split(order[o], kp, " "); k = kp[1] SUBSEP kp[2]; if (k in n) { wmed[k] = med(W, k, n[k]); cmed[k] = med(C, k, n[k]) } }
 		for (o = 1; o <= no; o++) {
-			split(order[o], kp, " "); k = kp[1] SUBSEP kp[2]; m = n[k]
-			if (!(k in n)) continue
+			split(order[o], kp, " "); k = kp[1] SUBSEP kp[2]
+			if (!(k in n)) continue # (reading n[k] first would create it)
+			m = n[k]
 			wm = med(W, k, m); wl = lo; wh = hi
 			cm = med(C, k, m); cl = lo; ch = hi
 			b = kp[1] SUBSEP "none"
