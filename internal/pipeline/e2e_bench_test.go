@@ -464,21 +464,29 @@ func fetchProfile(url, file string) {
 	_ = os.WriteFile(file, data, 0o644)
 }
 
+// benchJS connects to url for the benchmark's own reads of the streams;
+// the caller closes the connection (each rate's server is gone after it).
+func benchJS(b *testing.B, url string) (*nats.Conn, jetstream.JetStream) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		b.Fatal(err)
+	}
+	return nc, js
+}
+
 // compressionNote measures S2 (the block format NATS itself uses) on up
 // to 64 stored messages of each of the raw and enriched streams (their
 // plain batches): the size it leaves and the CPU it costs to encode and to
 // decode, per event in them, so that compressing batches is judged against
 // what the server spends per byte.
 func compressionNote(b *testing.B, url string) string {
-	nc, err := nats.Connect(url)
-	if err != nil {
-		b.Fatal(err)
-	}
+	nc, js := benchJS(b, url)
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var parts []string
@@ -564,15 +572,8 @@ func cpuLoop(f func()) time.Duration {
 
 // streamBytes is what stream stores (this run's server is fresh).
 func streamBytes(b *testing.B, url, stream string) uint64 {
-	nc, err := nats.Connect(url)
-	if err != nil {
-		b.Fatal(err)
-	}
+	nc, js := benchJS(b, url)
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := js.Stream(ctx, stream)
