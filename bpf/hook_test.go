@@ -262,25 +262,7 @@ func TestFexitIA32(t *testing.T) {
 	if fns := p.Hook().Funcs; !sort.StringsAreSorted(fns) || !(contains(fns, "__do_sys_getpid") || contains(fns, "__ia32_sys_getpid")) {
 		t.Fatalf("getpid hooked on %v, want __do_sys_getpid (or __x64_sys_getpid and __ia32_sys_getpid)", fns)
 	}
-	c := collect(p)
-	pid, err := runLifecycleHelper(t, "int80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, _ := c.finish(t)
-	getpid32, _ := syscalls.Number(syscalls.IA32, "getpid")
-	found := 0
-	for _, r := range recs {
-		if r.Pid == pid && r.Type == event.TypeSyscall && r.ABI == syscalls.IA32 {
-			found++
-			if r.Syscall != getpid32 || r.Ret != int64(pid) {
-				t.Errorf("ia32 record: nr %d ret %d, want getpid (%d) returning %d", r.Syscall, r.Ret, getpid32, pid)
-			}
-		}
-	}
-	if found != 1 {
-		t.Errorf("%d ia32 records from the helper, want 1", found)
-	}
+	expectOneIA32Getpid(t, p)
 }
 
 func contains(s []string, v string) bool {

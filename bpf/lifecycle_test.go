@@ -281,6 +281,13 @@ func TestIA32Syscall(t *testing.T) {
 		t.Skipf("this kernel refuses int 0x80 from a 64-bit process (no ia32 emulation: the helper died: %v); the ia32 path is covered by the enricher and analyzer unit tests only", err)
 	}
 	p := load(t, Config{RingSize: 4 << 20, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
+	expectOneIA32Getpid(t, p)
+}
+
+// expectOneIA32Getpid runs the helper's int 0x80 getpid under p and wants
+// exactly one ia32 syscall record of it: the i386 number, the pid returned.
+func expectOneIA32Getpid(t *testing.T, p *Probe) {
+	t.Helper()
 	c := collect(p)
 	pid, err := runLifecycleHelper(t, "int80")
 	if err != nil {
