@@ -157,7 +157,7 @@ const struct syscall_rec *unused_syscall __attribute__((unused));
 volatile const u32 layout = LAYOUT_SHARED;
 volatile const u32 cpus_per_ring = 2;
 /* nonzero: a fork or exec record the ring dropped is written again, with
- * FLAG_HINTS, at the process's next syscall exit that finds room
+ * FLAG_HINTS, at the process's next captured syscall exit that finds room
  * (replay_lost): only the bytes a loss takes away, only after a loss. */
 volatile const u32 hints = 0;
 /* wake the reader when a ring's unread bytes cross this (every ring but the
@@ -779,18 +779,39 @@ static __always_inline bool replay_lost(struct task_struct *t)
  * set are hooked: no filter). */
 static __always_inline int syscall_rec(struct pt_regs *regs, long ret, bool filtered)
 {
+	/* The capture filter comes first: with a capture set, most syscalls of
+	 * a node are outside it, and on the sys_exit hook each of them runs
+	 * this program. Such a syscall pays one task load, the number and one
+	 * inlined array lookup, and nothing else: no hash lookup of the
+	 * excluded tgids, no task-storage lookup of a pending replay (measured
+	 * with kernel.bpf_stats_enabled on dd bs=500: 133 ns per run with the
+	 * filter after those, against 254 ns for a captured syscall). */
+	struct task_struct *t = bpf_get_current_task_btf();
+	u8 abi = current_abi(t);
+	u32 nr;
+#if defined(__TARGET_ARCH_x86)
+	nr = (u32)regs->orig_ax;
+#elif defined(__TARGET_ARCH_arm64)
+	nr = (u32)regs->syscallno;
+#endif
+	/* The capture set holds native numbers: compat calls are always
+	 * captured (they are rare, and an evasion worth seeing). */
+	if (filtered && capture_filter && abi == ABI_NATIVE) {
+		u8 *on = bpf_map_lookup_elem(&capture_syscalls, &nr); /* NULL past the end */
+		if (!on || !*on)
+			return 0;
+	}
+
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (excluded((u32)(pid_tgid >> 32)))
 		return 0;
 
-	/* The task and the registers are BTF pointers: direct loads. */
-	struct task_struct *t = bpf_get_current_task_btf();
+	/* A replay of a lost fork or exec is written at the task's next
+	 * captured syscall: a syscall outside the set writes no record that
+	 * could reach the consumer before it. */
 	bool replay_pending = hints && replay_lost(t);
-	u8 abi = current_abi(t);
-	u32 nr;
 	u64 a0, a1, a2;
 #if defined(__TARGET_ARCH_x86)
-	nr = (u32)regs->orig_ax;
 	if (abi == ABI_IA32) {
 		/* i386 calling convention: ebx, ecx, edx */
 		a0 = (u32)regs->bx;
@@ -802,19 +823,11 @@ static __always_inline int syscall_rec(struct pt_regs *regs, long ret, bool filt
 		a2 = regs->dx;
 	}
 #elif defined(__TARGET_ARCH_arm64)
-	nr = (u32)regs->syscallno;
 	a0 = regs->orig_x0; /* x0 now holds the return value */
 	a1 = regs->regs[1];
 	a2 = regs->regs[2];
 #endif
 
-	/* The capture set holds native numbers: compat calls are always
-	 * captured (they are rare, and an evasion worth seeing). */
-	if (filtered && capture_filter && abi == ABI_NATIVE) {
-		u8 *on = bpf_map_lookup_elem(&capture_syscalls, &nr); /* NULL past the end */
-		if (!on || !*on)
-			return 0;
-	}
 	/* The shed set holds native numbers: a compat call is never shed. */
 	u32 zero = 0;
 	u32 *shedding = bpf_map_lookup_elem(&shed_state, &zero);

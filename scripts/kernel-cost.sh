@@ -8,9 +8,11 @@
 # Each round runs, in an order rotated from round to round:
 #   flood  none       `ringwise flood --procs $FLOOD_PROCS`, no sensor
 #   flood  lifecycle  the same with `ringwise sensor --lifecycle-only`
-#   flood  default    the same with `ringwise sensor` (default syscall set)
+#   flood  default    the same with `ringwise sensor` (default capture set)
+#   flood  all        the same with `ringwise sensor --syscalls all` (every syscall)
 #   dd     none       `dd if=/dev/zero of=/dev/null bs=500 count=$DD_COUNT`
 #   dd     default    the same with `ringwise sensor`
+#   dd     all        the same with `ringwise sensor --syscalls all`
 # and, with KC_SET (a capture set, comma-separated names, as --syscalls):
 #   flood  set        `ringwise sensor --syscalls $KC_SET --syscall-hook $KC_SET_HOOK`
 #   dd     set        the same
@@ -135,7 +137,7 @@ if [ -z "${KC_LOCKED:-}" ]; then
 fi
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 printf 'round\tworkload\tsensor\twall_s\tcpu_s\tdelivered\tdropped\tsensor_cpu_s\tsensor_hwm_kib\tload1\n' >"$TSV"
-runs=("flood none" "flood lifecycle" "flood default" "dd none" "dd default")
+runs=("flood none" "flood lifecycle" "flood default" "flood all" "dd none" "dd default" "dd all")
 KC_SET_HOOK=${KC_SET_HOOK:-auto}
 if [ -n "${KC_SET:-}" ]; then
 	runs+=("flood set" "dd set")
@@ -150,6 +152,7 @@ for r in $(seq "$ROUNDS"); do
 		case $s in
 		none) ;;
 		lifecycle) start_sensor --lifecycle-only ;;
+		all) start_sensor --syscalls all ;;
 		set)
 			start_sensor --syscalls "$KC_SET" --syscall-hook "$KC_SET_HOOK"
 			set_hook=$(sed -n 's/.*msg="syscall hook" hook=\([a-z_]*\).*/\1/p' "$work/sensor.log" | head -1)
@@ -216,6 +219,8 @@ fi
 		echo "\`set\` = \`ringwise sensor --syscalls $KC_SET\` (hook: ${set_hook:-unknown}, as the sensor logged it)."
 	fi
 	echo
+	echo "\`default\` = \`ringwise sensor\` with its default capture set (process, credential, file, network and kernel-module syscalls; see \`ringwise sensor --help\`, --syscalls); \`all\` = \`--syscalls all\`, every syscall (Falco's -A). Both hook sys_exit (the default --syscall-hook), so every syscall of the node takes the kernel's syscall-tracepoint path, captured or not."
+	echo
 	echo "| workload | sensor | wall s median (min–max) | wall overhead | CPU s median (min–max) | CPU overhead | events delivered (median) | dropped (max) | sensor CPU µs/event | sensor peak RSS MiB |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 	awk -F'\t' 'NR > 1 {
@@ -229,7 +234,7 @@ fi
 		return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
 	}
 	END {
-		no = split("flood none,flood lifecycle,flood default,flood set,dd none,dd default,dd set", order, ",")
+		no = split("flood none,flood lifecycle,flood default,flood all,flood set,dd none,dd default,dd all,dd set", order, ",")
 		for (o = 1; o <= no; o++) { split(order[o], kp, " "); k = kp[1] SUBSEP kp[2]; if (k in n) { wmed[k] = med(W, k, n[k]); cmed[k] = med(C, k, n[k]) } }
 		for (o = 1; o <= no; o++) {
 			split(order[o], kp, " "); k = kp[1] SUBSEP kp[2]
@@ -270,6 +275,8 @@ awk -F'\t' 'NR > 1 { k = $2 " " $3; n[k]++; C[k, n[k]] = $5 }
 		row("kernel cost, flood, default syscall set", "flood default", "flood none", 10)
 		row("kernel cost, flood, lifecycle-only", "flood lifecycle", "flood none", 2)
 		row("kernel cost, dd bs=500 (syscall-bound)", "dd default", "dd none", 15)
+		row("kernel cost, flood, every syscall (--syscalls all)", "flood all", "flood none", 10)
+		row("kernel cost, dd bs=500, every syscall (--syscalls all)", "dd all", "dd none", 15)
 		row("kernel cost, flood, capture set (KC_SET)", "flood set", "flood none", 10)
 		row("kernel cost, dd bs=500, capture set (KC_SET)", "dd set", "dd none", 15)
 	}' "$TSV" >"${OUT%.md}.targets"

@@ -11,6 +11,7 @@ import (
 	"github.com/ringwise/ringwise/bpf"
 	"github.com/ringwise/ringwise/sensor"
 	"github.com/ringwise/ringwise/services/ringspec"
+	"github.com/ringwise/ringwise/services/syscalls"
 )
 
 // sizeFlag is a ring size in bytes given with a unit (64KiB, 16MiB).
@@ -69,8 +70,8 @@ func (f *sensorFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.shedHigh, "shed-high", 0, "adaptive shedding: ring fill fraction above which low-value syscalls are shed (0 = off; the lab's shared+shed uses "+strconv.FormatFloat(ringspec.DefaultShedHighWater, 'g', -1, 64)+")")
 	fs.Float64Var(&f.shedLow, "shed-low", ringspec.DefaultShedLowWater, "adaptive shedding: ring fill fraction below which shedding stops")
 	fs.StringVar(&f.shedSyscalls, "shed-syscalls", sensor.DefaultShedSyscalls, "comma-separated syscall names eligible for shedding; names this architecture lacks are skipped")
-	fs.StringVar(&f.syscalls, "syscalls", "", "comma-separated syscall names to capture, as Falco's base_syscalls.custom_set (empty: every syscall); the others are neither written nor counted; fork, exec and exit records are always captured")
-	fs.StringVar(&f.syscallHook, "syscall-hook", "auto", "how syscall records are hooked with --syscalls: fexit (one program per kernel syscall function of the set: syscalls outside it cost nothing), sys_exit (one program every syscall of the node pays for, filtering the set), or auto (fexit when the kernel takes it and every name has a function, else sys_exit; the sensor logs which)")
+	fs.StringVar(&f.syscalls, "syscalls", "", "comma-separated syscall names to capture, as Falco's base_syscalls.custom_set, or \"all\" for every syscall (Falco's -A); the others are neither written nor counted; fork, exec and exit records are always captured. Default: the process, credential, file, network and kernel-module calls a security team reads ("+strconv.Itoa(len(strings.Split(syscalls.DefaultCapture(), ",")))+" names: "+syscalls.DefaultCapture()+"), not the read/write, mmap, signal, clock, poll and fd-table calls that dominate a busy node")
+	fs.StringVar(&f.syscallHook, "syscall-hook", string(bpf.HookSysExit), "how syscall records are hooked: sys_exit (one program every syscall of the node pays for, filtering the capture set; the default, and the hook CI tests), fexit (one program per kernel syscall function of the set: syscalls outside it cost nothing; needs a kernel that takes fexit programs, and is not tested in CI, whose kernel refuses them), or auto (fexit when the kernel takes it and every name has a function, else sys_exit; the sensor logs which)")
 	fs.IntVar(&f.argsMax, "args-max", bpf.ArgsMax, "bytes of argv an exec record keeps (1.."+strconv.Itoa(bpf.ArgsMax)+"); longer command lines are cut and flagged truncated; smaller costs less ring space (see ringwise lab --args-max)")
 	fs.IntVar(&f.batchEvents, "batch-events", sensor.DefaultBatchMaxEvents, "max events per published batch")
 	fs.DurationVar(&f.batchDelay, "batch-delay", sensor.DefaultBatchMaxDelay, "max time an event waits in an open batch")
@@ -101,9 +102,16 @@ func (f *sensorFlags) config() (sensor.Config, error) {
 	if err != nil {
 		return sensor.Config{}, err
 	}
-	var capture []uint32
-	if strings.TrimSpace(f.syscalls) != "" {
-		if capture, _, err = parseSyscallNames("syscalls", f.syscalls); err != nil {
+	var capture []uint32 // nil: every syscall
+	switch set := strings.TrimSpace(f.syscalls); set {
+	case syscalls.AllSyscalls:
+	case "":
+		// The default set: names this architecture lacks are skipped.
+		if capture, _, err = parseSyscallNames("syscalls", syscalls.DefaultCapture()); err != nil {
+			return sensor.Config{}, err
+		}
+	default:
+		if capture, _, err = parseSyscallNames("syscalls", set); err != nil {
 			return sensor.Config{}, err
 		}
 		if capture == nil {
@@ -115,7 +123,7 @@ func (f *sensorFlags) config() (sensor.Config, error) {
 		return sensor.Config{}, fmt.Errorf("--syscall-hook: %w", err)
 	}
 	if hook == bpf.HookFexit && capture == nil {
-		return sensor.Config{}, fmt.Errorf("--syscall-hook fexit needs --syscalls: without a capture set every syscall is hooked on sys_exit")
+		return sensor.Config{}, fmt.Errorf("--syscall-hook fexit needs a capture set: with --syscalls all every syscall is hooked on sys_exit")
 	}
 	cfg := sensor.Config{
 		Node: f.node,
