@@ -67,6 +67,15 @@ if [ "${KERNEL_COST:-1}" != 0 ] && [ "${KERNEL_COST:-1}" != reuse ]; then
 	echo "=== kernel cost (scripts/kernel-cost.sh)" >&2
 	bash scripts/kernel-cost.sh || status=1
 fi
+# Where the kernel cost goes (root): scripts/bpf-cost.sh splits the
+# sensor's cost per layout into its BPF programs' time, the rest and the
+# reader; it writes bench/bpf-cost.md. BPF_COST=0 skips it, BPF_COST=reuse
+# includes an earlier run's file.
+if [ "${BPF_COST:-1}" != reuse ]; then rm -f bench/bpf-cost.md; fi
+if [ "${BPF_COST:-1}" != 0 ] && [ "${BPF_COST:-1}" != reuse ]; then
+	echo "=== where the kernel cost goes (scripts/bpf-cost.sh)" >&2
+	bash scripts/bpf-cost.sh >/dev/null || status=1
+fi
 # End to end (issue 12): scripts/e2e-bench.sh steps a source's rate through
 # the sensor, `ringwise nats`, the enricher and the analyzer; it writes
 # bench/e2e.md. E2E_BENCH=0 skips it; E2E_BENCH=reuse includes an earlier
@@ -278,6 +287,12 @@ tmp=$(mktemp)
 		echo "## Kernel cost"
 		echo
 		cat bench/kernel-cost.md
+	fi
+	if [ -s bench/bpf-cost.md ]; then
+		echo
+		echo "### Where the cost goes: shared, split and hints per event"
+		echo
+		cat bench/bpf-cost.md
 	fi
 	if [ -s bench/e2e.md ]; then
 		echo

@@ -108,12 +108,12 @@ const DefaultShedSyscalls = "read,write,close,fstat,lseek,mmap,mprotect,munmap,b
 
 // Defaults of Config.
 const (
-	// DefaultBatchMaxEvents is above what DefaultBatchMaxBytes admits of
-	// syscall records (event.EventWireBound, 138 bytes each: some 1800), so
-	// that a full-rate batch is as large as the raw stream's messages
-	// allow: each message costs JetStream about 200 µs of CPU besides its
-	// bytes (scripts/e2e-bench.sh: 256-event batches took 2.7 µs of server
-	// CPU per event, 1024-event ones 1.5).
+	// DefaultBatchMaxEvents: a full-rate batch of syscall records (30 to
+	// 70 bytes each by event.EventWireBound, which counts each value's real
+	// encoding) reaches this count before DefaultBatchMaxBytes, so that
+	// batches are as large as useful: each message costs JetStream about
+	// 200 µs of CPU besides its bytes (scripts/e2e-bench.sh: 256-event
+	// batches took 2.7 µs of server CPU per event, 1024-event ones 1.5).
 	DefaultBatchMaxEvents = 4096
 	// DefaultBatchMaxBytes bounds a raw batch's encoding: the raw stream's
 	// message size less room for the NATS headers (message id, schema,

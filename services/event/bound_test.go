@@ -3,10 +3,12 @@ package event_test
 import (
 	"bytes"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
 	"github.com/ringwise/ringwise/services/event"
+	"github.com/ringwise/ringwise/services/syscalls"
 )
 
 // EventWireBound and MaxBatchEnvelopeBytes are upper bounds: a batch of
@@ -66,4 +68,52 @@ func TestEventWireBoundIsAnUpperBound(t *testing.T) {
 		}
 	}
 	t.Logf("%d bytes within the bound %d", len(data), bound)
+}
+
+// The bound follows each value's real encoding: over random events (every
+// integer at a random bit length, negative returns and exit codes too) it
+// is never below the encoded size, and for syscall records, which fill the
+// batches, at most the array header's 2 bytes above it, so that batches cut
+// by it are as full as the message size allows.
+func TestEventWireBoundIsTight(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	val := func() uint64 { return rng.Uint64() >> rng.UintN(65) } // every magnitude
+	sval := func() int64 {
+		v := int64(val() >> 1)
+		if rng.IntN(2) == 0 {
+			return -v - 1
+		}
+		return v
+	}
+	empty := event.Batch{Node: "n", BootID: "b"}
+	emptyData, err := event.NewCodec().Encode(&empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := event.NewCodec()
+	for i := 0; i < 20000; i++ {
+		typ := []event.Type{event.TypeFork, event.TypeExec, event.TypeExit, event.TypeSyscall, event.TypeCgroup}[rng.IntN(5)]
+		ev := event.Event{Header: event.Header{TsNs: val(), StartNs: val(), Tid: uint32(val()), Pid: uint32(val()), ExecID: uint32(val()),
+			Type: typ, Flags: uint8(val()) &^ 0x80, CPU: uint16(val()), VPid: uint32(val()), ABI: syscalls.ABI(val() & 0xff)},
+			PPid: uint32(val()), UID: uint32(val()), GID: uint32(val()), VTid: uint32(val()), CgroupID: val(), ForkerPid: uint32(val()),
+			ForkerStartNs: val(), OldPid: uint32(val()), ExitCode: int32(sval()), Syscall: uint32(val()), Ret: sval(),
+			SysArgs: [3]uint64{val(), val(), val()}}
+		ev.SetComm(strings.Repeat("c", rng.IntN(20)))
+		if typ == event.TypeExec {
+			ev.Exe, ev.Args = bytes.Repeat([]byte{'/'}, rng.IntN(300)), bytes.Repeat([]byte{'a'}, rng.IntN(70000)%event.MaxArgsLen)
+		}
+		one := empty
+		one.Events = []event.Event{ev}
+		d, err := codec.Encode(&one)
+		if err != nil {
+			t.Fatalf("event %d (type %d): %v", i, typ, err)
+		}
+		got, bound := len(d)-len(emptyData), event.EventWireBound(&ev)
+		if got > bound {
+			t.Fatalf("event %d (type %d flags %#x): %d bytes, above its bound %d: %+v", i, typ, ev.Flags, got, bound, ev)
+		}
+		if typ == event.TypeSyscall && ev.Flags&event.FlagHints == 0 && bound-got > 2 {
+			t.Fatalf("syscall event %d: bound %d, %d bytes encoded: more than the array header's slack", i, bound, got)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 
 	"github.com/ringwise/ringwise/services/syscalls"
 )
@@ -28,23 +29,76 @@ const MaxEventFixedBytes = 256
 
 // EventWireBound is an upper bound of ev's encoded size in a batch, for a
 // producer that must keep batches under a message size limit without
-// encoding twice (see sensor.Config.BatchMaxBytes). It counts ev's own
-// fields (fieldsFor) at their longest, 9 bytes each, plus the comm's bytes
-// if it has one and its exe and args: a syscall record is bounded by 138
-// bytes, not MaxEventFixedBytes (256), so that a batch cut by this bound
-// (sensor.DefaultBatchMaxBytes) holds some 1800 syscall records, not 950.
+// encoding twice (see sensor.Config.BatchMaxBytes). Every integer field
+// counts at its exact msgpack size (a table lookup by bit length, as
+// writer.uint and writer.int choose the encoding), the comm at its longest
+// and the exe and args with their longest headers; so a syscall record
+// counts 30 to 70 bytes, as encoded, rather than 138 at 9 bytes a field. A
+// batch cut by this bound (sensor.DefaultBatchMaxBytes) therefore holds as
+// many events as the message size really allows: with syscall records
+// sensor.DefaultBatchMaxEvents (4096), where a per-field worst case cut
+// them at some 1800, and each message costs every hop (JetStream's store,
+// each consumer's delivery and ack, each service's span) once per batch.
 func EventWireBound(ev *Event) int {
 	n := fieldsFor(ev.Type, ev.Flags)
 	if n == 0 {
 		return MaxEventFixedBytes + len(ev.Exe) + len(ev.Args)
 	}
-	// Array header (3), every field at 9 (a byte string's header is at most
-	// 5), the comm's bytes besides its header when the event has meta.
-	b := 3 + 9*n + len(ev.Exe) + len(ev.Args)
-	if n > 15 || ev.Type != TypeSyscall { // the meta fields, with the comm
-		b += CommLen + 2
+	b := 3 + // the array header (at most array16: n < 32 is one byte)
+		uintWire(uint64(ev.Type)) + uintWire(uint64(ev.Flags)) + uintWire(ev.TsNs) + uintWire(ev.StartNs) +
+		uintWire(uint64(ev.Tid)) + uintWire(uint64(ev.Pid)) + uintWire(uint64(ev.ExecID)) + uintWire(uint64(ev.CPU)) +
+		uintWire(uint64(ev.VPid)) + uintWire(uint64(ev.ABI))
+	meta := false
+	switch ev.Type {
+	case TypeFork:
+		meta = true
+		b += uintWire(uint64(ev.ForkerPid)) + uintWire(ev.ForkerStartNs)
+	case TypeExec:
+		meta = true
+		b += 5 + len(ev.Exe) + 5 + len(ev.Args) + uintWire(uint64(ev.OldPid))
+	case TypeExit:
+		meta = true
+		b += intWire(int64(ev.ExitCode))
+	case TypeCgroup:
+		meta = true
+	case TypeSyscall:
+		b += uintWire(uint64(ev.Syscall)) + intWire(ev.Ret) + uintWire(ev.SysArgs[0]) + uintWire(ev.SysArgs[1]) + uintWire(ev.SysArgs[2])
+		meta = ev.Flags&FlagHints != 0
+	}
+	if meta {
+		b += uintWire(uint64(ev.PPid)) + uintWire(uint64(ev.UID)) + uintWire(uint64(ev.GID)) + CommLen + 2 +
+			uintWire(uint64(ev.VTid)) + uintWire(ev.CgroupID)
 	}
 	return b
+}
+
+// uintBytes[bits.Len64(v)] is the size of v as writer.uint encodes it:
+// positive fixint up to 127, then uint8, uint16, uint32, uint64.
+var uintBytes = [65]uint8{
+	1, 1, 1, 1, 1, 1, 1, 1, // 0..127
+	2,                      // 128..255
+	3, 3, 3, 3, 3, 3, 3, 3, // ..65535
+	5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, // ..2^32-1
+	9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
+}
+
+func uintWire(v uint64) int { return int(uintBytes[bits.Len64(v)]) }
+
+// negIntBytes[bits.Len64(^v)] is the size of a negative v as writer.int
+// encodes it: negative fixint down to -32, then int8, int16, int32, int64.
+var negIntBytes = [65]uint8{
+	1, 1, 1, 1, 1, 1, // -1..-32 (^v 0..31)
+	2, 2, // ..-128
+	3, 3, 3, 3, 3, 3, 3, 3, // ..-32768
+	5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, // ..-2^31
+	9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
+}
+
+func intWire(v int64) int {
+	if v >= 0 {
+		return uintWire(uint64(v))
+	}
+	return int(negIntBytes[bits.Len64(uint64(^v))])
 }
 
 // MaxBatchEnvelopeBytes bounds a batch's encoding besides its events:
