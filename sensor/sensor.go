@@ -108,13 +108,22 @@ const DefaultShedSyscalls = "read,write,close,fstat,lseek,mmap,mprotect,munmap,b
 
 // Defaults of Config.
 const (
-	// DefaultBatchMaxEvents: a full-rate batch of syscall records (30 to
-	// 70 bytes each by event.EventWireBound, which counts each value's real
-	// encoding) reaches this count before DefaultBatchMaxBytes, so that
-	// batches are as large as useful: each message costs JetStream about
-	// 200 µs of CPU besides its bytes (scripts/e2e-bench.sh: 256-event
-	// batches took 2.7 µs of server CPU per event, 1024-event ones 1.5).
-	DefaultBatchMaxEvents = 4096
+	// DefaultBatchMaxEvents is MaxBatchEventsForEnriched (some 1980): the
+	// most events whose enriched batch is sure to stay within
+	// event.MaxBatchBytes, whatever processes they come from. Batches are
+	// cut by this count before DefaultBatchMaxBytes at full rate (syscall
+	// records are 30 to 70 bytes each by event.EventWireBound, which counts
+	// each value's real encoding), so they are as large as that allows:
+	// each message costs JetStream about 200 µs of CPU besides its bytes
+	// (scripts/e2e-bench.sh: 256-event batches took 2.7 µs of server CPU per
+	// event, 1024-event ones 1.5; 4096-event ones, which the enricher could
+	// not always publish enriched, 0.23 against 0.31 for 1800 at 1.2M
+	// events/s).
+	DefaultBatchMaxEvents = MaxBatchEventsForEnriched
+	// MaxBatchEventsForEnriched bounds Config.BatchMaxEvents: a raw batch of
+	// at most DefaultBatchMaxBytes and this many events enriches to at most
+	// event.MaxBatchBytes (event.MaxEnrichedExtraBytes per event).
+	MaxBatchEventsForEnriched = (event.MaxBatchBytes - event.MaxBatchEnvelopeBytes - DefaultBatchMaxBytes) / event.MaxEnrichedExtraBytes
 	// DefaultBatchMaxBytes bounds a raw batch's encoding: the raw stream's
 	// message size less room for the NATS headers (message id, schema,
 	// trace context), so that no batch is refused for its size. It cuts
@@ -199,11 +208,15 @@ func (c *Config) defaults() error {
 	if c.BatchMaxEvents <= 0 {
 		c.BatchMaxEvents = DefaultBatchMaxEvents
 	}
-	if c.BatchMaxEvents > event.MaxBatchEvents {
-		return fmt.Errorf("sensor: batch of %d events exceeds the schema limit %d", c.BatchMaxEvents, event.MaxBatchEvents)
-	}
 	if c.BatchMaxBytes <= 0 {
 		c.BatchMaxBytes = DefaultBatchMaxBytes
+	}
+	// The enriched batch of a raw one adds at most MaxEnrichedExtraBytes per
+	// event: past this, the enricher could not encode it.
+	if worst := event.MaxBatchEnvelopeBytes + c.BatchMaxBytes + c.BatchMaxEvents*event.MaxEnrichedExtraBytes; worst > event.MaxBatchBytes {
+		return fmt.Errorf("sensor: batch of %d events and %d bytes: its enriched batch could reach %d bytes, above the %d-byte batch limit (%d bytes of process strings per event at most); at %d bytes, at most %d events",
+			c.BatchMaxEvents, c.BatchMaxBytes, worst, event.MaxBatchBytes, event.MaxEnrichedExtraBytes, c.BatchMaxBytes,
+			max(0, (event.MaxBatchBytes-event.MaxBatchEnvelopeBytes-c.BatchMaxBytes)/event.MaxEnrichedExtraBytes))
 	}
 	if min := event.MaxBatchEnvelopeBytes + 2*maxEventWireBytes; c.BatchMaxBytes < min {
 		return fmt.Errorf("sensor: batch bytes %d: below %d (two events of the largest size)", c.BatchMaxBytes, min)

@@ -704,7 +704,7 @@ func TestRunConfigErrors(t *testing.T) {
 		{"wildcard node", sensor.Config{Node: "*", BootID: "b", Publisher: &recPub{}, LoadProbe: load}, "*"},
 		{"empty node", sensor.Config{Node: "", BootID: "b", Publisher: &recPub{}, LoadProbe: load}, "empty"},
 		{"no publisher", sensor.Config{Node: "n1", BootID: "b", LoadProbe: load}, "publisher"},
-		{"batch too big", sensor.Config{Node: "n1", BootID: "b", Publisher: &recPub{}, LoadProbe: load, BatchMaxEvents: event.MaxBatchEvents + 1}, "exceeds"},
+		{"batch too big", sensor.Config{Node: "n1", BootID: "b", Publisher: &recPub{}, LoadProbe: load, BatchMaxEvents: sensor.MaxBatchEventsForEnriched + 1}, fmt.Sprintf("at most %d events", sensor.MaxBatchEventsForEnriched)},
 		{"bad water marks", sensor.Config{Node: "n1", BootID: "b", Publisher: &recPub{}, LoadProbe: load, ShedHighWater: 0.5, ShedLowWater: 0.9}, "water"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,18 @@ const (
 	maxProcStringLen    = 8192
 )
 
+// MaxEnrichedExtraBytes bounds what enrichment adds to one event's
+// encoding: the enriched event's array header, its three ids and three
+// codes at their longest, and its process strings at the longest the
+// enricher's sources give them: the comm, an exe path and a command line of
+// at most MaxExeLen and MaxArgsLen (exec records are bounded so; /proc reads
+// by procfs.MaxString, the same 4096) and a container id (12 characters, as
+// Falco shows it; 64 allowed). So an enriched batch of a raw batch of n
+// events and b bytes is at most b + n·MaxEnrichedExtraBytes: the sensor
+// bounds n by it (sensor.MaxBatchEventsForEnriched) so that no enriched
+// batch can exceed MaxBatchBytes, which the enricher could not publish.
+const MaxEnrichedExtraBytes = 1 + 6*9 + (3 + CommLen) + (3 + MaxExeLen) + (3 + MaxArgsLen) + (3 + 64)
+
 // EncodeEnriched encodes b; the bytes are valid until the next Encode call.
 func (c *Codec) EncodeEnriched(b *EnrichedBatch) ([]byte, error) {
 	if len(b.Events) > MaxBatchEvents {
