@@ -91,7 +91,9 @@ start_sensor() { # flags...
 	done
 	sleep 0.3
 }
-# stop_sensor: prints "delivered sensor_cpu_s"
+# stop_sensor: sets stop_res to "delivered sensor_cpu_s" (not in a subshell:
+# the sensor must be this shell's child to be waited for).
+stop_res=""
 stop_sensor() {
 	local ticks line
 	ticks=$(cpu_ticks "$sensor_pid")
@@ -99,10 +101,11 @@ stop_sensor() {
 	wait "$sensor_pid" || true
 	sensor_pid=""
 	line=$(grep 'drained; attempted' "$work/sensor.log" || true)
-	awk -v l="$line" -v t="$ticks" -v hz="$hz" 'BEGIN {
+	[ -n "$line" ] || { echo "bpf-cost: the sensor did not report its counters:" >&2; tail -5 "$work/sensor.log" >&2; }
+	stop_res=$(awk -v l="$line" -v t="$ticks" -v hz="$hz" 'BEGIN {
 		gsub(/[][]/, "", l); n = split(l, w, " ")
 		for (i = 1; i <= n; i++) if (w[i] == "delivered") d = w[i+1] + w[i+2]
-		printf "%d %.3f\n", d, t / hz }'
+		printf "%d %.3f\n", d, t / hz }')
 }
 # timed WORKLOAD: prints the workload's CPU seconds (user+sys).
 timed() {
@@ -134,7 +137,8 @@ for r in $(seq "$ROUNDS"); do
 			"$work/bpfstat" >"$work/before"
 			with=$(timed "$w")
 			"$work/bpfstat" >"$work/after"
-			read -r delivered scpu < <(stop_sensor)
+			stop_sensor
+			read -r delivered scpu <<<"$stop_res"
 			# per program: name runs ns, over the workload
 			progs=$(join "$work/before" "$work/after" | awk '{ dr = $6 - $3; dt = $7 - $4; if (dr > 0) printf "%s:%d:%d ", $2, dr, dt }')
 			total=$(awk -v p="$progs" 'BEGIN { n = split(p, a, " "); for (i = 1; i <= n; i++) { split(a[i], f, ":"); s += f[3] } printf "%d", s }')

@@ -13,6 +13,9 @@
 #   dd     none       `dd if=/dev/zero of=/dev/null bs=500 count=$DD_COUNT`
 #   dd     default    the same with `ringwise sensor`
 #   dd     all        the same with `ringwise sensor --syscalls all`
+#   dd     floor      the same with only an empty program on tp_btf/sys_exit
+#                     (internal/tools/bpfstat -hook-floor): what hooking
+#                     sys_exit costs before any program does any work
 # and, with KC_SET (a capture set, comma-separated names, as --syscalls):
 #   flood  set        `ringwise sensor --syscalls $KC_SET --syscall-hook $KC_SET_HOOK`
 #   dd     set        the same
@@ -56,15 +59,18 @@ if [ -z "${KC_REPORT_ONLY:-}" ]; then
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
 go build -o bin/ringwise ./cmd/ringwise
+go build -o bin/bpfstat ./internal/tools/bpfstat
 RW=$PWD/bin/ringwise
 work=$(mktemp -d)
 nats_pid=""
 sensor_pid=""
+floor_pid=""
 enricher_pid=""
 analyzer_pid=""
 cleanup() {
 	[ -n "$enricher_pid" ] && kill -INT "$enricher_pid" "$analyzer_pid" 2>/dev/null || true
 	[ -n "$sensor_pid" ] && kill -INT "$sensor_pid" 2>/dev/null && wait "$sensor_pid" 2>/dev/null || true
+	[ -n "$floor_pid" ] && kill -INT "$floor_pid" 2>/dev/null && wait "$floor_pid" 2>/dev/null || true
 	[ -n "$nats_pid" ] && kill "$nats_pid" 2>/dev/null && wait "$nats_pid" 2>/dev/null || true
 	rm -rf "$work"
 }
@@ -137,7 +143,7 @@ if [ -z "${KC_LOCKED:-}" ]; then
 fi
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 printf 'round\tworkload\tsensor\twall_s\tcpu_s\tdelivered\tdropped\tsensor_cpu_s\tsensor_hwm_kib\tload1\n' >"$TSV"
-runs=("flood none" "flood lifecycle" "flood default" "flood all" "dd none" "dd default" "dd all")
+runs=("flood none" "flood lifecycle" "flood default" "flood all" "dd none" "dd default" "dd all" "dd floor")
 KC_SET_HOOK=${KC_SET_HOOK:-auto}
 if [ -n "${KC_SET:-}" ]; then
 	runs+=("flood set" "dd set")
@@ -153,6 +159,12 @@ for r in $(seq "$ROUNDS"); do
 		none) ;;
 		lifecycle) start_sensor --lifecycle-only ;;
 		all) start_sensor --syscalls all ;;
+		floor)
+			bin/bpfstat -hook-floor 2>"$work/floor.log" &
+			floor_pid=$!
+			for _ in $(seq 50); do grep -q attached "$work/floor.log" && break; sleep 0.1; done
+			grep -q attached "$work/floor.log" || { echo "kernel-cost: empty sys_exit program not attached:" >&2; cat "$work/floor.log" >&2; exit 1; }
+			;;
 		set)
 			start_sensor --syscalls "$KC_SET" --syscall-hook "$KC_SET_HOOK"
 			set_hook=$(sed -n 's/.*msg="syscall hook" hook=\([a-z_]*\).*/\1/p' "$work/sensor.log" | head -1)
@@ -160,7 +172,11 @@ for r in $(seq "$ROUNDS"); do
 		*) start_sensor ;;
 		esac
 		res=$(timed "$w")
-		if [ "$s" != none ]; then
+		if [ "$s" = floor ]; then
+			kill -INT "$floor_pid"
+			wait "$floor_pid" || true
+			floor_pid=""
+		elif [ "$s" != none ]; then
 			stop_sensor
 			extra=$stop_res
 		fi
@@ -219,7 +235,7 @@ fi
 		echo "\`set\` = \`ringwise sensor --syscalls $KC_SET\` (hook: ${set_hook:-unknown}, as the sensor logged it)."
 	fi
 	echo
-	echo "\`default\` = \`ringwise sensor\` with its default capture set (process, credential, file, network and kernel-module syscalls; see \`ringwise sensor --help\`, --syscalls); \`all\` = \`--syscalls all\`, every syscall (Falco's -A). Both hook sys_exit (the default --syscall-hook), so every syscall of the node takes the kernel's syscall-tracepoint path, captured or not."
+	echo "\`default\` = \`ringwise sensor\` with its default capture set (process, credential, file, network and kernel-module syscalls; see \`ringwise sensor --help\`, --syscalls); \`all\` = \`--syscalls all\`, every syscall (Falco's -A). Both hook sys_exit (the default --syscall-hook), so every syscall of the node takes the kernel's syscall-tracepoint path, captured or not; \`floor\` is that path alone: an empty program (return 0) on tp_btf/sys_exit and no sensor (internal/tools/bpfstat -hook-floor)."
 	echo
 	echo "| workload | sensor | wall s median (min–max) | wall overhead | CPU s median (min–max) | CPU overhead | events delivered (median) | dropped (max) | sensor CPU µs/event | sensor peak RSS MiB |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -234,7 +250,7 @@ fi
 		return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
 	}
 	END {
-		no = split("flood none,flood lifecycle,flood default,flood all,flood set,dd none,dd default,dd all,dd set", order, ",")
+		no = split("flood none,flood lifecycle,flood default,flood all,flood set,dd none,dd default,dd all,dd set,dd floor", order, ",")
 		for (o = 1; o <= no; o++) { split(order[o], kp, " "); k = kp[1] SUBSEP kp[2]; if (k in n) { wmed[k] = med(W, k, n[k]); cmed[k] = med(C, k, n[k]) } }
 		for (o = 1; o <= no; o++) {
 			split(order[o], kp, " "); k = kp[1] SUBSEP kp[2]
@@ -277,6 +293,7 @@ awk -F'\t' 'NR > 1 { k = $2 " " $3; n[k]++; C[k, n[k]] = $5 }
 		row("kernel cost, dd bs=500 (syscall-bound)", "dd default", "dd none", 15)
 		row("kernel cost, flood, every syscall (--syscalls all)", "flood all", "flood none", 10)
 		row("kernel cost, dd bs=500, every syscall (--syscalls all)", "dd all", "dd none", 15)
+		row("kernel cost, dd bs=500, an empty sys_exit program alone (the hook floor)", "dd floor", "dd none", 15)
 		row("kernel cost, flood, capture set (KC_SET)", "flood set", "flood none", 10)
 		row("kernel cost, dd bs=500, capture set (KC_SET)", "dd set", "dd none", 15)
 	}' "$TSV" >"${OUT%.md}.targets"

@@ -17,16 +17,51 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 )
 
 func main() {
 	prefix := flag.String("prefix", "rw_", "only programs whose name starts with this")
 	enable := flag.Bool("enable", false, "enable the kernel's BPF run statistics until interrupted (prints nothing)")
+	floor := flag.Bool("hook-floor", false, "attach an empty program (return 0) to tp_btf/sys_exit until interrupted: what hooking sys_exit costs before any work of a program")
 	flag.Parse()
+	if *floor {
+		if err := hookFloor(); err != nil {
+			fmt.Fprintln(os.Stderr, "bpfstat:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*prefix, *enable); err != nil {
 		fmt.Fprintln(os.Stderr, "bpfstat:", err)
 		os.Exit(1)
 	}
+}
+
+// hookFloor attaches a two-instruction tp_btf/sys_exit program and waits
+// for an interrupt. Any program there sets the syscall-tracepoint work flag
+// on every task, so every syscall of the node takes the slow exit path and
+// the tracepoint's dispatch: the floor under any sys_exit-hooked tracer.
+func hookFloor() error {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: "rw_hook_floor", Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp, AttachTo: "sys_exit", License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+	})
+	if err != nil {
+		return fmt.Errorf("load the empty tp_btf/sys_exit program: %w", err)
+	}
+	defer prog.Close()
+	l, err := link.AttachTracing(link.TracingOptions{Program: prog})
+	if err != nil {
+		return fmt.Errorf("attach the empty program to tp_btf/sys_exit: %w", err)
+	}
+	defer l.Close()
+	fmt.Fprintln(os.Stderr, "bpfstat: empty program attached to tp_btf/sys_exit")
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt)
+	<-sig
+	return nil
 }
 
 func run(prefix string, enable bool) error {
@@ -38,7 +73,7 @@ func run(prefix string, enable bool) error {
 		defer closer.Close()
 		fmt.Fprintln(os.Stderr, "bpfstat: run statistics enabled")
 		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, os.Kill)
+		signal.Notify(sig, os.Interrupt)
 		<-sig
 		return nil
 	}
