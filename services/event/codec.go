@@ -35,10 +35,9 @@ const MaxEventFixedBytes = 256
 // and the exe and args with their longest headers; so a syscall record
 // counts 30 to 70 bytes, as encoded, rather than 138 at 9 bytes a field. A
 // batch cut by this bound (sensor.DefaultBatchMaxBytes) therefore holds as
-// many events as the message size really allows: with syscall records
-// sensor.DefaultBatchMaxEvents (4096), where a per-field worst case cut
-// them at some 1800, and each message costs every hop (JetStream's store,
-// each consumer's delivery and ack, each service's span) once per batch.
+// many events as the message size really allows (a per-field worst case
+// cut syscall records at some 1800); what caps a batch of syscall records
+// is then sensor.DefaultBatchMaxEvents, the most whose enriched batch fits.
 func EventWireBound(ev *Event) int {
 	n := fieldsFor(ev.Type, ev.Flags)
 	if n == 0 {
