@@ -101,6 +101,32 @@ pairs dd-beside dd
 kill -INT "$monitor"
 wait "$monitor" || true
 
+# Beside a monitor the pairs carry that monitor's own noise (several % per
+# pair on dd). What the default measure adds there is its programs' time:
+# the monitor already pays the hook's path, so measure's sys_exit program
+# adds its run time for the 1 % of the time it is attached, and its
+# lifecycle programs theirs per fork, exec and exit. The kernel's BPF run
+# statistics give both per run (they add two clock reads per run, so the
+# figures are upper bounds), on a tenth of the dd and a quarter of the flood.
+go build -o "$bin/bpfstat" ./internal/tools/bpfstat
+"$bin/bpfstat" -enable 2>"$bin/stats.err" &
+stats_pid=$!
+for _ in $(seq 50); do grep -q enabled "$bin/stats.err" 2>/dev/null && break; sleep 0.1; done
+"$bin/ringwise" measure --duration 1h --drain 1e9 --what-if-top 0 --syscall-sample all >/dev/null 2>"$bin/progs.err" &
+progs_pid=$!
+for _ in $(seq 100); do grep -q counting "$bin/progs.err" 2>/dev/null && break; sleep 0.05; done
+sleep 0.3
+"$bin/bpfstat" -prefix m_ >"$bin/p0"
+dd if=/dev/zero of=/dev/null bs=500 count=$((DD / 10)) 2>/dev/null
+"$bin/bpfstat" -prefix m_ >"$bin/p1"
+"$bin/ringwise" flood --procs $((PROCS / 4)) --parallel 4 >/dev/null 2>&1
+"$bin/bpfstat" -prefix m_ >"$bin/p2"
+kill -INT "$progs_pid"; wait "$progs_pid" || true
+kill -INT "$stats_pid"; wait "$stats_pid" || true
+# "name runs ns" over each part
+join "$bin/p0" "$bin/p1" | awk '{ print $2, $6 - $3, $7 - $4 }' >"$bin/dd.progs"
+join "$bin/p1" "$bin/p2" | awk '{ print $2, $6 - $3, $7 - $4 }' >"$bin/flood.progs"
+
 # stats COLUMN LINES: "median min max"
 stats() {
 	awk -v c="$1" 'NF { print $c }' <<<"$2" | sort -g |
@@ -151,6 +177,21 @@ section=$(mktemp)
 		d = 100 * (dcw - dco) / dco; f = 100 * (fcw - fco) / fco
 		printf "Derived from this run: the default attaches the syscall counter %.0f %% of the time, so it costs about %.0f %% of the every-syscall overhead: dd %+.2f %% (%.0f %% × %+.1f %%), flood %+.2f %% (%.0f %% × %+.1f %%), plus its lifecycle counters (one per-CPU increment per fork, exec and exit).\n",
 			100 * duty, 100 * duty, duty * d, 100 * duty, d, duty * f, 100 * duty, f }'
+	echo
+	read -r dbo _ _ < <(stats 2 "${res[dd-beside,off]}")
+	read -r fbo _ _ < <(stats 2 "${res[flood-beside,off]}")
+	awk -v dbo="$dbo" -v fbo="$fbo" -v dd="$DD" -v procs="$PROCS" -v ddp="$bin/dd.progs" -v flp="$bin/flood.progs" 'BEGIN {
+		duty = 0.02 / 2
+		while ((getline l < ddp) > 0) { split(l, f, " "); if (f[1] == "m_sys_exit" && f[2] > 0) { dns = f[3] / f[2]; druns = f[2] } }
+		while ((getline l < flp) > 0) { split(l, f, " "); if (f[2] > 0) { R[f[1]] = f[2]; N[f[1]] = f[3] } }
+		if (!dns || !(("m_sys_exit") in R)) { print "Beside a monitor, derived: the run statistics could not be read (see the script)."; exit }
+		# dd: per syscall of the whole dd, as in the beside rows (each of its DD blocks is a read and a write)
+		dcost = duty * dns * 2 * dd / 1e9
+		# flood: per PROCS processes (the stats ran on a quarter of them)
+		fsys = duty * N["m_sys_exit"] * 4 / 1e9
+		flc = (N["m_fork"] + N["m_exec"] + N["m_exit"]) * 4 / 1e9
+		printf "Beside a monitor, derived from the programs'"'"' own time (the kernel'"'"'s BPF run statistics, an upper bound: they add two clock reads per run): measure'"'"'s sys_exit program takes %.0f ns per run (%d runs on a tenth of the dd), so attached 1 %% of the time it adds %.3f s to the dd beside a monitor, %+.2f %% of its %.2f s; on the flood it adds %.3f s for syscalls and %.3f s for its fork, exec and exit counters (%.0f, %.0f and %.0f ns per run), %+.2f %% of %.2f s. The A/B rows beside a monitor carry that monitor'"'"'s noise instead (their pairs differ by several %% either way).\n",
+			dns, druns, dcost, 100 * dcost / dbo, dbo, fsys, flc, N["m_fork"] / R["m_fork"], N["m_exec"] / R["m_exec"], N["m_exit"] / R["m_exit"], 100 * (fsys + flc) / fbo, fbo }'
 	echo
 	echo "Raw pairs (wall cpu [measure_cpu]):"
 	echo
