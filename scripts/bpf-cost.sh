@@ -64,58 +64,14 @@ if [ -z "${BC_LOCKED:-}" ]; then
 	flock "$lk"
 fi
 
-"$RW" nats --listen "127.0.0.1:$PORT" --store "$work/js" >"$work/nats.log" 2>&1 &
-nats_pid=$!
-for _ in $(seq 100); do
-	grep -q 'JetStream on' "$work/nats.log" 2>/dev/null && break
-	sleep 0.2
-done
+COST_NAME=bpf-cost
+# shellcheck source=scripts/cost-lib.sh
+source scripts/cost-lib.sh
+start_nats
 "$work/bpfstat" -enable 2>"$work/stats.log" &
 stats_pid=$!
 for _ in $(seq 50); do grep -q enabled "$work/stats.log" 2>/dev/null && break; sleep 0.1; done
 grep -q enabled "$work/stats.log" || { echo "bpf-cost: could not enable BPF run statistics:" >&2; cat "$work/stats.log" >&2; exit 1; }
-
-cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-hz=$(getconf CLK_TCK)
-
-start_sensor() { # flags...
-	: >"$work/sensor.log"
-	# shellcheck disable=SC2068 # the configuration's flags, split on purpose
-	"$RW" sensor --nats "nats://127.0.0.1:$PORT" --memory-streams --node bc --ring-size "$RING_SIZE" $@ \
-		>/dev/null 2>"$work/sensor.log" &
-	sensor_pid=$!
-	for _ in $(seq 300); do
-		grep -q 'capture attached' "$work/sensor.log" && break
-		kill -0 "$sensor_pid" 2>/dev/null || { echo "bpf-cost: sensor exited:" >&2; cat "$work/sensor.log" >&2; exit 1; }
-		sleep 0.1
-	done
-	sleep 0.3
-}
-# stop_sensor: sets stop_res to "delivered sensor_cpu_s" (not in a subshell:
-# the sensor must be this shell's child to be waited for).
-stop_res=""
-stop_sensor() {
-	local ticks line
-	ticks=$(cpu_ticks "$sensor_pid")
-	kill -INT "$sensor_pid"
-	wait "$sensor_pid" || true
-	sensor_pid=""
-	line=$(grep 'drained; attempted' "$work/sensor.log" || true)
-	[ -n "$line" ] || { echo "bpf-cost: the sensor did not report its counters:" >&2; tail -5 "$work/sensor.log" >&2; }
-	stop_res=$(awk -v l="$line" -v t="$ticks" -v hz="$hz" 'BEGIN {
-		gsub(/[][]/, "", l); n = split(l, w, " ")
-		for (i = 1; i <= n; i++) if (w[i] == "delivered") d = w[i+1] + w[i+2]
-		printf "%d %.3f\n", d, t / hz }')
-}
-# timed WORKLOAD: prints the workload's CPU seconds (user+sys).
-timed() {
-	local TIMEFORMAT='%3U %3S' t
-	case $1 in
-	flood) t=$( { time "$RW" flood --procs "$FLOOD_PROCS" >/dev/null 2>&1; } 2>&1 ) ;;
-	dd) t=$( { time dd if=/dev/zero of=/dev/null bs=500 count="$DD_COUNT" 2>/dev/null; } 2>&1 ) ;;
-	esac
-	awk '{ printf "%.3f\n", $1 + $2 }' <<<"$t"
-}
 
 # name|flags
 configs=(
@@ -132,13 +88,14 @@ for r in $(seq "$ROUNDS"); do
 	for c in "${configs[@]}"; do
 		name=${c%%|*} flags=${c#*|}
 		for w in flood dd; do
-			none=$(timed "$w")
-			start_sensor "$flags"
+			read -r _ none < <(timed "$w")
+			# shellcheck disable=SC2086 # the configuration's flags, split on purpose
+			start_sensor $flags
 			"$work/bpfstat" >"$work/before"
-			with=$(timed "$w")
+			read -r _ with < <(timed "$w")
 			"$work/bpfstat" >"$work/after"
 			stop_sensor
-			read -r delivered scpu <<<"$stop_res"
+			read -r delivered _ scpu _ <<<"$stop_res"
 			# per program: name runs ns, over the workload
 			progs=$(join "$work/before" "$work/after" | awk '{ dr = $6 - $3; dt = $7 - $4; if (dr > 0) printf "%s:%d:%d ", $2, dr, dt }')
 			total=$(awk -v p="$progs" 'BEGIN { n = split(p, a, " "); for (i = 1; i <= n; i++) { split(a[i], f, ":"); s += f[3] } printf "%d", s }')

@@ -79,63 +79,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$RW" nats --listen "127.0.0.1:$PORT" --store "$work/js" >"$work/nats.log" 2>&1 &
-nats_pid=$!
-for _ in $(seq 100); do
-	grep -q 'JetStream on' "$work/nats.log" 2>/dev/null && break
-	sleep 0.2
-done
-
-# cpu_ticks PID: utime+stime of a live process, in clock ticks.
-cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-hz=$(getconf CLK_TCK)
-
-start_sensor() { # extra flags...
-	: >"$work/sensor.log"
-	"$RW" sensor --nats "nats://127.0.0.1:$PORT" ${STREAMS_FLAG---memory-streams} --node kc --ring-size "$RING_SIZE" "$@" \
-		>/dev/null 2>"$work/sensor.log" &
-	sensor_pid=$!
-	for _ in $(seq 300); do
-		grep -q 'capture attached' "$work/sensor.log" && break
-		if ! kill -0 "$sensor_pid" 2>/dev/null; then
-			echo "kernel-cost: sensor exited:" >&2
-			cat "$work/sensor.log" >&2
-			exit 1
-		fi
-		sleep 0.1
-	done
-	grep -q 'capture attached' "$work/sensor.log" || { echo "kernel-cost: sensor not attached after 30s" >&2; cat "$work/sensor.log" >&2; exit 1; }
-	sleep 0.3 # the snapshot's publish settles
-}
-
-# stop_sensor: sets stop_res to "delivered dropped sensor_cpu_s sensor_hwm_kib"
-# (not in a subshell: the sensor must be this shell's child to be waited for).
-stop_res=""
-stop_sensor() {
-	local ticks hwm line
-	ticks=$(cpu_ticks "$sensor_pid")
-	hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$sensor_pid/status" 2>/dev/null || echo 0)
-	kill -INT "$sensor_pid"
-	wait "$sensor_pid" || true
-	sensor_pid=""
-	line=$(grep 'drained; attempted' "$work/sensor.log" || true)
-	[ -n "$line" ] || { echo "kernel-cost: the sensor did not report its counters:" >&2; tail -5 "$work/sensor.log" >&2; }
-	# "attempted [a b] delivered [c d] dropped [e f] shed [...]"
-	stop_res=$(awk -v l="$line" -v t="$ticks" -v hz="$hz" -v hwm="$hwm" 'BEGIN {
-		gsub(/[][]/, "", l); n = split(l, w, " ")
-		for (i = 1; i <= n; i++) { if (w[i] == "delivered") d = w[i+1] + w[i+2]; if (w[i] == "dropped") x = w[i+1] + w[i+2] }
-		printf "%d %d %.3f %d\n", d, x, t / hz, hwm }')
-}
-
-# timed WORKLOAD: prints "wall cpu" (s).
-timed() {
-	local TIMEFORMAT='%3R %3U %3S' t
-	case $1 in
-	flood) t=$( { time "$RW" flood --procs "$FLOOD_PROCS" >/dev/null 2>&1; } 2>&1 ) ;;
-	dd) t=$( { time dd if=/dev/zero of=/dev/null bs=500 count="$DD_COUNT" 2>/dev/null; } 2>&1 ) ;;
-	esac
-	awk '{ printf "%s %.3f\n", $1, $2 + $3 }' <<<"$t"
-}
+COST_NAME=kernel-cost
+# shellcheck source=scripts/cost-lib.sh
+source scripts/cost-lib.sh
+start_nats
 
 # One tracer at a time: hold the shared BPF lock for all the rounds (the
 # runs without a sensor too, so that no other tracer slows them).
@@ -196,13 +143,7 @@ if [ -z "${KC_SKIP_MEM:-}" ]; then
 hwm() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"; }
 kill "$nats_pid" 2>/dev/null && wait "$nats_pid" 2>/dev/null || true
 rm -rf "$work/js"
-: >"$work/nats.log"
-"$RW" nats --listen "127.0.0.1:$PORT" --store "$work/js" >"$work/nats.log" 2>&1 &
-nats_pid=$!
-for _ in $(seq 100); do
-	grep -q 'JetStream on' "$work/nats.log" 2>/dev/null && break
-	sleep 0.2
-done
+start_nats
 "$RW" enricher --nats "nats://127.0.0.1:$PORT" >/dev/null 2>"$work/enricher.log" &
 enricher_pid=$!
 "$RW" analyzer --nats "nats://127.0.0.1:$PORT" --http "127.0.0.1:$((PORT + 1))" >/dev/null 2>"$work/analyzer.log" &

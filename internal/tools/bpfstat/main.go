@@ -2,10 +2,12 @@
 // this machine whose names start with a prefix (default "rw_"), one line
 // per program: id, name, run count and total run time in ns. The kernel
 // counts them only while kernel.bpf_stats_enabled is 1 (bpfstat -enable
-// sets it and keeps the setting until it exits, through the
-// BPF_ENABLE_STATS file descriptor; bpfstat -once reads once). Used by
-// scripts/bpf-cost.sh to split what a sensor costs the node into its
-// programs' own time and the rest; needs root.
+// sets it and keeps the setting until it is interrupted, through the
+// BPF_ENABLE_STATS file descriptor; without a flag bpfstat reads once).
+// bpfstat -hook-floor holds an empty tp_btf/sys_exit program instead. Used
+// by scripts/bpf-cost.sh, scripts/kernel-cost.sh and
+// scripts/measure-overhead.sh to split what a sensor or measure costs the
+// node into its programs' own time and the rest; needs root.
 package main
 
 import (
@@ -26,17 +28,26 @@ func main() {
 	enable := flag.Bool("enable", false, "enable the kernel's BPF run statistics until interrupted (prints nothing)")
 	floor := flag.Bool("hook-floor", false, "attach an empty program (return 0) to tp_btf/sys_exit until interrupted: what hooking sys_exit costs before any work of a program")
 	flag.Parse()
-	if *floor {
-		if err := hookFloor(); err != nil {
-			fmt.Fprintln(os.Stderr, "bpfstat:", err)
-			os.Exit(1)
-		}
-		return
+	var err error
+	switch {
+	case *floor:
+		err = hookFloor()
+	case *enable:
+		err = enableStats()
+	default:
+		err = list(*prefix)
 	}
-	if err := run(*prefix, *enable); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bpfstat:", err)
 		os.Exit(1)
 	}
+}
+
+// untilInterrupt holds what the caller set up until SIGINT.
+func untilInterrupt() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt)
+	<-sig
 }
 
 // hookFloor attaches a two-instruction tp_btf/sys_exit program and waits
@@ -58,25 +69,25 @@ func hookFloor() error {
 	}
 	defer l.Close()
 	fmt.Fprintln(os.Stderr, "bpfstat: empty program attached to tp_btf/sys_exit")
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt)
-	<-sig
+	untilInterrupt()
 	return nil
 }
 
-func run(prefix string, enable bool) error {
-	if enable {
-		closer, err := ebpf.EnableStats(uint32(0)) // BPF_STATS_RUN_TIME
-		if err != nil {
-			return fmt.Errorf("enable BPF run statistics: %w", err)
-		}
-		defer closer.Close()
-		fmt.Fprintln(os.Stderr, "bpfstat: run statistics enabled")
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt)
-		<-sig
-		return nil
+// enableStats turns the kernel's BPF run statistics on until SIGINT
+// (through the BPF_ENABLE_STATS file descriptor, so they go off with it).
+func enableStats() error {
+	closer, err := ebpf.EnableStats(uint32(0)) // BPF_STATS_RUN_TIME
+	if err != nil {
+		return fmt.Errorf("enable BPF run statistics: %w", err)
 	}
+	defer closer.Close()
+	fmt.Fprintln(os.Stderr, "bpfstat: run statistics enabled")
+	untilInterrupt()
+	return nil
+}
+
+// list prints "id name runs run_time_ns" per loaded program named prefix*.
+func list(prefix string) error {
 	var id ebpf.ProgramID
 	for {
 		next, err := ebpf.ProgramGetNextID(id)
