@@ -19,7 +19,7 @@ func (s *sensor) registerMetrics(meter metric.Meter) (metric.Registration, error
 	cat := func(c int) attribute.KeyValue { return attribute.String("category", event.Category(c).String()) }
 	var (
 		attempted, delivered, dropped, shed, batches, pubErrs metric.Int64ObservableCounter
-		spoolOverflow                                         metric.Int64ObservableCounter
+		spoolOverflow, badLookups                             metric.Int64ObservableCounter
 		ringSize, fill, fillHigh                              metric.Int64ObservableGauge
 		spoolQueued, spoolMax                                 metric.Int64ObservableGauge
 		err                                                   error
@@ -44,6 +44,7 @@ func (s *sensor) registerMetrics(meter metric.Meter) (metric.Registration, error
 	gauge(&fill, "ringwise.sensor.ring.fill", "Bytes waiting in the ring(s) at the latest counter sample.")
 	gauge(&fillHigh, "ringwise.sensor.ring.fill.high_water", "Highest ring fill seen in any counter sample of this run.")
 	counter(&spoolOverflow, "ringwise.sensor.events.spool_overflow", "Delivered events whose raw batch the publish spool dropped because it was full during a NATS outage, per category (attempted == delivered + dropped + spool_overflow downstream).")
+	counter(&badLookups, "ringwise.sensor.lookup.bad_requests", "Malformed requests on the sensor's /proc lookup subject (neither {\"pid\":N} nor a decimal pid), each answered with an error.")
 	gauge(&spoolQueued, "ringwise.sensor.spool.queued", "Bytes of raw batches waiting in the publish spool (NATS slow or away).")
 	gauge(&spoolMax, "ringwise.sensor.spool.max", "The publish spool's bound in bytes (--spool-size).")
 	if err != nil {
@@ -65,6 +66,7 @@ func (s *sensor) registerMetrics(meter metric.Meter) (metric.Registration, error
 		}
 		o.ObserveInt64(batches, int64(s.batches.Load()), metric.WithAttributes(node))
 		o.ObserveInt64(pubErrs, int64(s.pubErrors.Load()), metric.WithAttributes(node))
+		o.ObserveInt64(badLookups, int64(s.badLookups.Load()), metric.WithAttributes(node))
 		o.ObserveInt64(ringSize, int64(s.ringCfg.SizeBytes), metric.WithAttributes(node, attribute.String("ring", "main")))
 		if s.lifecycle != nil {
 			o.ObserveInt64(ringSize, int64(s.ringCfg.LifecycleSizeBytes), metric.WithAttributes(node, attribute.String("ring", s.lifecycle.Name())))
@@ -77,5 +79,5 @@ func (s *sensor) registerMetrics(meter metric.Meter) (metric.Registration, error
 			o.ObserveInt64(spoolMax, sp.MaxBytes, metric.WithAttributes(node))
 		}
 		return nil
-	}, attempted, delivered, dropped, shed, batches, pubErrs, spoolOverflow, ringSize, fill, fillHigh, spoolQueued, spoolMax)
+	}, attempted, delivered, dropped, shed, batches, pubErrs, spoolOverflow, badLookups, ringSize, fill, fillHigh, spoolQueued, spoolMax)
 }

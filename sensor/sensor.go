@@ -295,6 +295,9 @@ type Result struct {
 	// SnapshotsRequested counts the snapshots taken on an enricher's
 	// request; SnapshotsRefused those refused as too soon after the last.
 	SnapshotsRequested, SnapshotsRefused uint64
+	// BadLookupRequests counts malformed requests on the lookup subject
+	// (neither {"pid":N} nor a decimal pid), each answered with an error.
+	BadLookupRequests uint64
 }
 
 // ExecStats counts the exec records read: Bytes is their ring footprint
@@ -370,8 +373,11 @@ type sensor struct {
 	lastSnapReq                time.Time
 	snapGen                    uint64
 	snapRequested, snapRefused atomic.Uint64
-	lastSeq                    atomic.Uint64
-	busyNs                     atomic.Int64 // reader time not spent waiting
+	// badLookups counts lookup requests that were neither a JSON request
+	// nor a decimal pid (answered with an error).
+	badLookups atomic.Uint64
+	lastSeq    atomic.Uint64
+	busyNs     atomic.Int64 // reader time not spent waiting
 
 	// pubMu serializes publishes: the reader and the sampler both
 	// publish, and a bus.Publisher need only be safe for one goroutine.
@@ -802,6 +808,7 @@ func (s *sensor) finish() (Result, error) {
 	res.SpoolOverflow = s.spoolOverflow()
 	res.SpoolOverflowBatches = s.overflowBatches.Load()
 	res.SnapshotsRequested, res.SnapshotsRefused = s.snapRequested.Load(), s.snapRefused.Load()
+	res.BadLookupRequests = s.badLookups.Load()
 	s.mu.Lock()
 	res.Series = append([]event.Sample(nil), s.series...)
 	s.mu.Unlock()

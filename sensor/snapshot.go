@@ -89,6 +89,11 @@ func (s *sensor) serveLookups(ctx context.Context) (*nats.Subscription, error) {
 			pid, perr := strconv.ParseUint(string(m.Data), 10, 32)
 			if perr != nil {
 				rep.Error = "bad request: want {\"pid\":N} or a decimal pid"
+				// Counted and answered; a hostile or broken client
+				// never stops the lookups of the others.
+				if s.badLookups.Add(1) == 1 {
+					s.log.Warn("bad lookup request (counted; later ones are not logged)", "subject", m.Subject, "bytes", len(m.Data))
+				}
 			}
 			req.Pid = uint32(pid)
 		}

@@ -2,6 +2,7 @@ package sensor_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,21 @@ func TestSnapshotOnRequest(t *testing.T) {
 	if _, err := l.RequestSnapshot(rctx); err == nil || !strings.Contains(err.Error(), procfs.ErrSnapshotTooSoon) {
 		t.Errorf("second request at once: %v, want %s", err, procfs.ErrSnapshotTooSoon)
 	}
+	// A malformed request is answered with an error and counted, and
+	// the lookups go on.
+	for _, bad := range [][]byte{[]byte("\xff\x00not a pid"), []byte(`{"pid":`), []byte("-1")} {
+		m, err := nc.Request(bus.ProcSubject(cfg.Node), bad, 5*time.Second)
+		if err != nil {
+			t.Fatalf("bad request %q: %v", bad, err)
+		}
+		var brep procfs.LookupReply
+		if err := json.Unmarshal(m.Data, &brep); err != nil || !strings.HasPrefix(brep.Error, "bad request") {
+			t.Errorf("reply to %q: %s (%v), want a bad request error", bad, m.Data, err)
+		}
+	}
+	if p, err := l.Lookup(rctx, 4242); err != nil || p.Comm != "daemon" {
+		t.Errorf("lookup after bad requests: %+v, %v; want the fake /proc's daemon", p, err)
+	}
 	cancel()
 	r := <-done
 	if r.err != nil {
@@ -79,5 +95,8 @@ func TestSnapshotOnRequest(t *testing.T) {
 	}
 	if r.res.SnapshotsRequested != 1 || r.res.SnapshotsRefused != 1 {
 		t.Errorf("result: %d requested, %d refused; want 1 and 1", r.res.SnapshotsRequested, r.res.SnapshotsRefused)
+	}
+	if r.res.BadLookupRequests != 3 {
+		t.Errorf("result: %d bad lookup requests, want 3", r.res.BadLookupRequests)
 	}
 }

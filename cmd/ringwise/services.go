@@ -94,6 +94,9 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stderr, "ringwise sensor: spool: %d stored, %d publish errors (retried), %d batches overflowed (events %v; %d messages in all with stats), %d abandoned at exit\n",
 		sp.Sent, sp.PublishErrors, res.SpoolOverflowBatches, res.SpoolOverflow, sp.Overflow, abandoned)
 	fmt.Fprintf(stderr, "ringwise sensor: %d snapshots taken on request, %d requests refused as too soon\n", res.SnapshotsRequested, res.SnapshotsRefused)
+	if res.BadLookupRequests > 0 {
+		fmt.Fprintf(stderr, "ringwise sensor: %d malformed /proc lookup requests answered with an error\n", res.BadLookupRequests)
+	}
 	return nil
 }
 
