@@ -133,6 +133,10 @@ func (s *Spool) buffer(n int) []byte {
 func (s *Spool) send(ctx context.Context) {
 	defer close(s.done)
 	backoff := 50 * time.Millisecond
+	// failed is the payload of a head whose publish failed or timed out:
+	// its bytes may still sit in the connection's buffers, so once it is
+	// stored on a retry its buffer is not taken for reuse.
+	var failed []byte
 	for {
 		s.mu.Lock()
 		for len(s.q) == 0 && !s.closed {
@@ -175,6 +179,7 @@ func (s *Spool) send(ctx context.Context) {
 			s.stats.PublishErrors++
 			s.stats.LastError = fmt.Sprintf("publish %s (msg id %q): %v", m.Subject, m.ID, err)
 			s.mu.Unlock()
+			failed = m.Data
 			s.log.Warn("publish failed; spooling", "subject", m.Subject, "queued", len(s.q), "err", err)
 			select {
 			case <-ctx.Done():
@@ -190,10 +195,13 @@ func (s *Spool) send(ctx context.Context) {
 		s.q = s.q[1:]
 		s.bytes -= int64(len(m.Data))
 		s.stats.Sent++
-		// Acknowledged: the server has the payload, so the client no longer
-		// holds it (unlike after a failed or timed-out publish, whose bytes
-		// may still sit in the connection's buffers: those are not reused).
-		if len(s.free) < spoolFreeBuffers {
+		// Acknowledged at the first attempt: the server has the payload, so
+		// the client no longer holds it. After a failed or timed-out
+		// attempt its bytes may still sit in the connection's buffers:
+		// that buffer is left to the garbage collector.
+		retried := len(failed) > 0 && len(m.Data) > 0 && &failed[0] == &m.Data[0]
+		failed = nil
+		if !retried && len(s.free) < spoolFreeBuffers {
 			s.free = append(s.free, m.Data[:0])
 		}
 		s.cond.Broadcast()
