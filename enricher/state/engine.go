@@ -15,12 +15,14 @@ import (
 // use (a mutex is taken per call, not per event), but Enrich is meant to be
 // called by one goroutine per node, in stream order.
 type Engine struct {
-	mu     sync.Mutex
-	cfg    Config
-	t      table
-	tombs  tombstones
-	neg    negCache
-	intern interner
+	mu sync.Mutex
+	// warmSink keeps table.warm's sum (its loads must not be elided).
+	warmSink uint64
+	cfg      Config
+	t        table
+	tombs    tombstones
+	neg      negCache
+	intern   interner
 
 	scratch     []byte
 	lookupsLeft int // this batch; negative: unlimited
@@ -200,6 +202,7 @@ func (e *Engine) EnrichInPlace(ctx context.Context, b *event.Batch, evs []event.
 	defer e.mu.Unlock()
 	e.st.Batches++
 	e.lookupsLeft = e.cfg.MaxLookupsPerBatch
+	e.warmSink += e.t.warm(evs)
 	for i := range evs {
 		o := &evs[i]
 		ev := &o.Event
