@@ -14,7 +14,9 @@ GO ?= go
 PKGS := ./... ./services/... ./bpf/... ./sensor/... ./enricher/... ./analyzer/... ./deployments/...
 TEST_TIMEOUT ?= 20m
 TESTFLAGS ?=
-FUZZTIME ?= 5s
+# An input count, not a duration: with a duration, Go's fuzz coordinator
+# can race its own deadline and fail with "context deadline exceeded".
+FUZZTIME ?= 60000x
 
 .PHONY: all build lab test test-go vet fuzz-smoke generate bench deps tools deploy-binaries clean
 

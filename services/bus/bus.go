@@ -549,18 +549,20 @@ func (p *AsyncPublisher) Flush() (failed int, err error) {
 }
 
 // WaitConsumed blocks until the durable consumer has no pending and no
-// unacknowledged messages, i.e. everything stored so far was processed.
+// unacknowledged messages and no message matching its filter is stored
+// after its ack floor, i.e. everything stored so far was processed.
+//
+// The last check is what makes the answer exact: the server counts a newly
+// stored message into a consumer's pending count asynchronously (the stream
+// signals its consumers from a queue), so for a moment after a publish was
+// acked, consumer info can say "0 pending" for a message it has not seen.
 func WaitConsumed(ctx context.Context, js jetstream.JetStream, stream, consumer string) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		c, err := js.Consumer(ctx, stream, consumer)
-		if err == nil {
-			info, err2 := c.Info(ctx)
-			if err2 == nil && info.NumPending == 0 && info.NumAckPending == 0 {
-				return nil
-			}
-			err = err2
+		done, err := consumedAll(ctx, js, stream, consumer)
+		if done {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -568,6 +570,44 @@ func WaitConsumed(ctx context.Context, js jetstream.JetStream, stream, consumer 
 		case <-t.C:
 		}
 	}
+}
+
+// consumedAll makes one check for WaitConsumed; err says why it was not
+// (yet) consumed when the server answered with an error.
+func consumedAll(ctx context.Context, js jetstream.JetStream, stream, consumer string) (bool, error) {
+	c, err := js.Consumer(ctx, stream, consumer)
+	if err != nil {
+		return false, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	if info.NumPending != 0 || info.NumAckPending != 0 {
+		return false, nil
+	}
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return false, err
+	}
+	filters := info.Config.FilterSubjects
+	if info.Config.FilterSubject != "" {
+		filters = append(filters, info.Config.FilterSubject)
+	}
+	if len(filters) == 0 {
+		filters = []string{">"}
+	}
+	for _, f := range filters {
+		m, err := s.GetMsg(ctx, info.AckFloor.Stream+1, jetstream.WithGetMsgSubject(f))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		return false, fmt.Errorf("message %d on %s is stored after the ack floor %d", m.Sequence, m.Subject, info.AckFloor.Stream)
+	}
+	return true, nil
 }
 
 // NextSeq returns the sequence number the next message stored in stream

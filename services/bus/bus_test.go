@@ -341,6 +341,60 @@ func TestWaitConsumed(t *testing.T) {
 	}
 }
 
+// TestWaitConsumedRightAfterPublish: the server counts a stored message
+// into a consumer's pending count from a queue, so consumer info can say
+// "nothing pending" just after a publish was acked. WaitConsumed must not
+// believe it: each round publishes one message and asks at once.
+func TestWaitConsumedRightAfterPublish(t *testing.T) {
+	ctx := testCtx(t)
+	_, js := startJS(t)
+	ensure(t, ctx, js)
+	const stream, durable = bus.StreamStats, "right-after"
+	if _, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable: durable, AckPolicy: jetstream.AckExplicitPolicy,
+		FilterSubjects: []string{bus.StatsSubject("n1")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pub := bus.JetStreamPublisher{JS: js}
+	for round := 0; round < 40; round++ {
+		if err := pub.Publish(ctx, bus.Msg{Subject: bus.StatsSubject("n1"), Data: []byte{byte(round)}}); err != nil {
+			t.Fatal(err)
+		}
+		short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+		err := bus.WaitConsumed(short, js, stream, durable)
+		cancel()
+		if err == nil {
+			t.Fatalf("round %d: WaitConsumed returned nil right after a publish nobody consumed", round)
+		}
+	}
+	// A message on another subject is not the consumer's to consume.
+	if err := pub.Publish(ctx, bus.Msg{Subject: bus.StatsSubject("n2"), Data: []byte("other")}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(ctx, stream, durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(40, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got++
+	}
+	if got != 40 {
+		t.Fatalf("fetched %d messages, want 40", got)
+	}
+	if err := bus.WaitConsumed(ctx, js, stream, durable); err != nil {
+		t.Fatalf("WaitConsumed after all 40 were acked (one message of another subject stored after them): %v", err)
+	}
+}
+
 func TestValidNode(t *testing.T) {
 	for _, bad := range []string{"a.b", "*", "", ">", "a b", "tab\there", "x\x01", strings.Repeat("n", 129)} {
 		if err := bus.ValidNode(bad); err == nil {
