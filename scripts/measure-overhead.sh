@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
-PAIRS=${MO_PAIRS:-9}
+PAIRS=${MO_PAIRS:-5}
 # Long enough runs (several seconds each) to span several of measure's
 # default syscall windows (20 ms every 2 s): a run shorter than the period
 # would hit a window or not by chance.
@@ -127,6 +127,31 @@ kill -INT "$stats_pid"; wait "$stats_pid" || true
 join "$bin/p0" "$bin/p1" | awk '{ print $2, $6 - $3, $7 - $4 }' >"$bin/dd.progs"
 join "$bin/p1" "$bin/p2" | awk '{ print $2, $6 - $3, $7 - $4 }' >"$bin/flood.progs"
 
+# In-run A/B (internal/tools/segab): one long run of the workload, with
+# measure started and stopped so that 4 s segments alternate without and
+# with it (ABBA), each costed as the node's busy CPU per unit of progress
+# (dd's syscalls, the node's forks). The whole-run pairs above differ by
+# ±5-12 % from pair to pair on this VM; adjacent segments of one run differ
+# by well under 1 % for dd, so their mean's 95 % interval can say whether
+# the cost is under 1 %.
+go build -o "$bin/segab" ./internal/tools/segab
+SEG_DD=${MO_SEG_DD_PAIRS:-12}
+SEG_FLOOD=${MO_SEG_FLOOD_PAIRS:-24}
+seg() { # seg KEY WORKLOAD PAIRS
+	echo "=== in-run A/B $1 ($3 pairs of 4 s segments)" >&2
+	"$bin/segab" -workload "$2" -ringwise "$bin/ringwise" -pairs "$3" -segment 4s -- \
+		"$bin/ringwise" measure --duration 1h --drain 1e9 --what-if-top 0 >"$bin/seg.$1"
+}
+seg dd dd "$SEG_DD"
+seg flood flood "$SEG_FLOOD"
+"$bin/ringwise" measure --duration 1h --drain 1e9 --what-if-top 0 --syscall-sample all >/dev/null 2>"$bin/monitor2.err" &
+monitor=$!
+for _ in $(seq 100); do grep -q counting "$bin/monitor2.err" 2>/dev/null && break; sleep 0.05; done
+seg dd-beside dd "$SEG_DD"
+seg flood-beside flood "$SEG_FLOOD"
+kill -INT "$monitor"
+wait "$monitor" || true
+
 # stats COLUMN LINES: "median min max"
 stats() {
 	awk -v c="$1" 'NF { print $c }' <<<"$2" | sort -g |
@@ -192,6 +217,40 @@ section=$(mktemp)
 		flc = (N["m_fork"] + N["m_exec"] + N["m_exit"]) * 4 / 1e9
 		printf "Beside a monitor, derived from the programs'"'"' own time (the kernel'"'"'s BPF run statistics, an upper bound: they add two clock reads per run): measure'"'"'s sys_exit program takes %.0f ns per run (%d runs on a tenth of the dd), so attached 1 %% of the time it adds %.3f s to the dd beside a monitor, %+.2f %% of its %.2f s; on the flood it adds %.3f s for syscalls and %.3f s for its fork, exec and exit counters (%.0f, %.0f and %.0f ns per run), %+.2f %% of %.2f s. The A/B rows beside a monitor carry that monitor'"'"'s noise instead (their pairs differ by several %% either way).\n",
 			dns, druns, dcost, 100 * dcost / dbo, dbo, fsys, flc, N["m_fork"] / R["m_fork"], N["m_exec"] / R["m_exec"], N["m_exit"] / R["m_exit"], 100 * (fsys + flc) / fbo, fbo }'
+	echo
+	echo "### In-run A/B: 4 s segments of one run"
+	echo
+	echo "\`internal/tools/segab\`: one long run of the workload (\`dd bs=500\` without end, or \`ringwise flood --parallel 4\` of 4M processes), with \`ringwise measure\` (its default, \`--syscall-sample 20ms/2s\`) started and stopped so that 4 s segments alternate without and with it, in ABBA order; a segment starts 0.3 s after measure printed \"counting\" or after it exited, so its start-up (loading and verifying its BPF: *start-up CPU*) and its final report fall outside. Each 4 s segment holds two of measure's 2 s periods, so two 20 ms windows. A segment's cost is the node's busy CPU time (/proc/stat: user, nice, system, irq, softirq; measure's own CPU included) per unit of progress: dd's read and write syscalls (/proc/PID/io), or the node's forks (/proc/stat processes). For dd also dd's own CPU time per syscall (/proc/PID/schedstat, ns), and for both the wall time per unit (the throughput). Overhead per pair = with / without − 1; the table gives the median over the pairs with a distribution-free interval for it (the sign test: the k-th smallest and largest pair, at least 95 % confidence, 97.7 % for 24 pairs and 96.1 % for 12), the spread, and the mean with its 95 % interval (Student's t), which one outlier segment can widen (a flood's segment now and then loses 10 % of its forks to the host). The verdict uses the median's interval. Adjacent segments share the host's load and the CPU's clock, which is why their pairs differ by far less than whole runs do."
+	echo
+	echo "| workload | pairs | node CPU per unit: median [interval] | min–max | mean [95 %] | dd CPU per syscall: median [interval] | wall per unit: median | measure CPU per 4 s | start-up CPU | at most 1 % |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+	for w in dd flood dd-beside flood-beside; do
+		f="$bin/seg.$w"
+		name=$w
+		[ "$w" = dd ] && name="dd bs=500"
+		[ "$w" = flood ] && name="flood"
+		[ "$w" = dd-beside ] && name="dd bs=500, beside a monitor hooking sys_exit"
+		[ "$w" = flood-beside ] && name="flood, beside a monitor hooking sys_exit"
+		awk -v n="$name" '$1 == "summary" {
+			for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+			k = "node_cpu_overhead_pct"; w = "work_cpu_overhead_pct"
+			work = ((w "_median") in v) ? sprintf("%+.2f %% [%+.2f, %+.2f]", v[w "_median"], v[w "_median_lo"], v[w "_median_hi"]) : "—"
+			if (v[k "_median_hi"] + 0 <= 1) verdict = "yes: the interval is under 1 %"
+			else if (v[k "_median"] + 0 <= 1) verdict = sprintf("median yes; its interval reaches %+.2f %%", v[k "_median_hi"])
+			else verdict = "**no**"
+			printf "| %s | %d | %+.2f %% [%+.2f, %+.2f] | %+.2f – %+.2f | %+.2f %% [%+.2f, %+.2f] | %s | %+.2f %% | %.3f s | %.3f s | %s |\n",
+				n, v["pairs"], v[k "_median"], v[k "_median_lo"], v[k "_median_hi"], v[k "_min"], v[k "_max"], v[k "_mean"], v[k "_ci95_lo"], v[k "_ci95_hi"], work,
+				v["wall_per_unit_overhead_pct_median"], v["monitor_cpu_s_per_segment_median"], v["monitor_startup_cpu_s_median"], verdict
+		}' "$f"
+	done
+	echo
+	echo "Segments (segab's lines; busy and dd CPU in ns per unit):"
+	echo
+	echo '```'
+	for w in dd flood dd-beside flood-beside; do
+		echo "$w:"; grep '^seg ' "$bin/seg.$w" | sed 's/^seg //'
+	done
+	echo '```'
 	echo
 	echo "Raw pairs (wall cpu [measure_cpu]):"
 	echo

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStats(t *testing.T) {
+	med, mean, lo, hi := stats([]float64{3, 1, 2, 4})
+	if med != 2.5 || mean != 2.5 {
+		t.Fatalf("median, mean = %v, %v; want 2.5, 2.5", med, mean)
+	}
+	// sd = 1.291, se = 0.6455, t(3) = 3.182: 2.5 ± 2.054
+	if math.Abs(lo-0.446) > 0.01 || math.Abs(hi-4.554) > 0.01 {
+		t.Errorf("95 %% interval = %.3f..%.3f, want 0.446..4.554", lo, hi)
+	}
+	if med, _, _, _ := stats([]float64{5, 1, 3}); med != 3 {
+		t.Errorf("odd median = %v, want 3", med)
+	}
+}
+
+// The overhead is with over without within each pair, whatever the order
+// the two segments of a pair ran in.
+func TestSummarizePairs(t *testing.T) {
+	segs := []segment{
+		{pair: 1, with: false, wall: 4, units: 1000, busyNs: 100, workNs: 90},
+		{pair: 1, with: true, wall: 4, units: 990, busyNs: 101, workNs: 90.9},
+		{pair: 2, with: true, wall: 4, units: 1000, busyNs: 202, workNs: 181.8},
+		{pair: 2, with: false, wall: 4, units: 1010, busyNs: 200, workNs: 180},
+	}
+	s := summarize(config{workload: "dd", segment: 4 * time.Second}, segs, []float64{0.03, 0.05})
+	for _, want := range []string{
+		"pairs=2", "node_cpu_overhead_pct_median=1.00", "node_cpu_overhead_pct_min=1.00",
+		"work_cpu_overhead_pct_mean=1.00", "wall_per_unit_overhead_pct_median=1.01",
+		"monitor_startup_cpu_s_median=0.040",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary %q lacks %q", s, want)
+		}
+	}
+}
+
+// A comm may hold spaces and parentheses: the fields after the last ')'
+// are what counts.
+func TestTaskTicksOfOwnProcess(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc here:", err)
+	}
+	n, err := taskTicks(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for time.Now().Before(deadline) {
+	}
+	m, err := taskTicks(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m <= n {
+		t.Errorf("user+sys ticks %d -> %d after 200 ms of spinning: not counted", n, m)
+	}
+	busy, forks, err := procStat()
+	if err != nil || busy == 0 || forks == 0 {
+		t.Errorf("procStat = %d busy ticks, %d forks, %v; want both > 0", busy, forks, err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := config{workload: "dd", pairs: 5, segment: time.Second, monitor: []string{"true"}}
+	if err := validate(ok); err != nil {
+		t.Fatalf("validate(%+v) = %v", ok, err)
+	}
+	for _, bad := range []config{
+		{workload: "ls", pairs: 5, segment: time.Second, monitor: []string{"true"}},
+		{workload: "dd", pairs: 1, segment: time.Second, monitor: []string{"true"}},
+		{workload: "dd", pairs: 5, segment: 0, monitor: []string{"true"}},
+		{workload: "dd", pairs: 5, segment: time.Second},
+	} {
+		if err := validate(bad); err == nil {
+			t.Errorf("validate(%+v) = nil, want an error", bad)
+		}
+	}
+}
+
+// The sign-test interval: for 24 pairs the 7th smallest and 7th largest
+// (97.7 %), for 6 the extremes (96.9 %); an outlier does not move it.
+func TestMedianInterval(t *testing.T) {
+	v := make([]float64, 24)
+	for i := range v {
+		v[i] = float64(i + 1)
+	}
+	v[0] = -1000
+	lo, hi, conf := medianInterval(v)
+	if lo != 7 || hi != 18 || math.Abs(conf-0.9773) > 0.0001 {
+		t.Errorf("24 values: interval %v..%v at %.4f, want 7..18 at 0.9773", lo, hi, conf)
+	}
+	lo, hi, conf = medianInterval([]float64{3, 1, 2, 6, 5, 4})
+	if lo != 1 || hi != 6 || math.Abs(conf-0.96875) > 1e-9 {
+		t.Errorf("6 values: interval %v..%v at %.5f, want 1..6 at 0.96875", lo, hi, conf)
+	}
+}
