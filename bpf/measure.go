@@ -81,10 +81,18 @@ type Meter struct {
 	nrSpan  int
 	binBuf  []measureBinCounts
 	binZero []measureBinCounts
-	nrBuf   []measureNrCounts
-	nrZero  []measureNrCounts
-	mu      sync.Mutex
-	closed  bool
+	// The batch path of ReadBins: every slot's per-CPU counts in one
+	// BPF_MAP_LOOKUP_BATCH, the read slots cleared in one
+	// BPF_MAP_UPDATE_BATCH. noBatch is set once the kernel refused it.
+	binKeys    []uint32
+	binAll     []measureBinCounts
+	clearKeys  []uint32
+	clearZeros []measureBinCounts
+	noBatch    bool
+	nrBuf      []measureNrCounts
+	nrZero     []measureNrCounts
+	mu         sync.Mutex
+	closed     bool
 }
 
 // KtimeNow is the kernel's bpf_ktime_get_ns clock (CLOCK_MONOTONIC), in
@@ -137,6 +145,7 @@ func LoadMeter(cfg MeterConfig) (*Meter, error) {
 	m := &Meter{
 		ncpu: ncpu, bin: cfg.Bin, nrSpan: cfg.NrSpan,
 		binBuf: make([]measureBinCounts, ncpu), binZero: make([]measureBinCounts, ncpu),
+		binKeys: make([]uint32, MeterSlots), binAll: make([]measureBinCounts, MeterSlots*ncpu),
 		nrBuf: make([]measureNrCounts, ncpu), nrZero: make([]measureNrCounts, ncpu),
 	}
 	if err := spec.LoadAndAssign(&m.objs, nil); err != nil {
@@ -219,28 +228,97 @@ func (m *Meter) Epoch(ktime uint64) uint64 { return ktime / uint64(m.bin) }
 // least one bin after it, when no program counts in it any more (or once
 // the meter is detached). It returns ErrMeterBehind when a slot already
 // holds a later bin.
+//
+// It reads all slots in one syscall and clears the read ones in another
+// (a reader once a second used to make two syscalls per bin: 200 a second,
+// most of measure's own CPU time), and falls back to one lookup and one
+// update per bin where the kernel has no batch operations on arrays.
 func (m *Meter) ReadBins(first, last uint64, dst [][]BinCounts) ([][]BinCounts, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return dst, errors.New("ringwise meter: closed")
 	}
+	if last < first {
+		return dst, nil
+	}
+	if !m.noBatch {
+		out, err := m.readBinsBatch(first, last, dst)
+		if !errors.Is(err, errNoBatch) {
+			return out, err
+		}
+		m.noBatch = true
+	}
+	return m.readBinsEach(first, last, dst)
+}
+
+// binRow turns one slot's per-CPU counts into bin e's row.
+func binRow(e uint64, percpu []measureBinCounts) ([]BinCounts, error) {
+	row := make([]BinCounts, len(percpu))
+	for cpu := range percpu {
+		b := &percpu[cpu]
+		switch {
+		case b.Epoch > e:
+			return nil, fmt.Errorf("%w: bin %d on CPU %d holds bin %d", ErrMeterBehind, e, cpu, b.Epoch)
+		case b.Epoch == e:
+			row[cpu] = BinCounts{Syscalls: b.Kinds[0], Forks: b.Kinds[1], Execs: b.Kinds[2], Exits: b.Kinds[3]}
+		}
+		// An older stamp: nothing counted on this CPU during bin e (the
+		// slot was cleared when its own bin was read).
+	}
+	return row, nil
+}
+
+// errNoBatch: the kernel has no batch lookup on this map (before 5.6).
+var errNoBatch = errors.New("ringwise meter: no batch map operations")
+
+func (m *Meter) readBinsBatch(first, last uint64, dst [][]BinCounts) ([][]BinCounts, error) {
+	if last-first+1 > MeterSlots {
+		return dst, fmt.Errorf("%w: bins %d..%d span more than the %d slots", ErrMeterBehind, first, last, MeterSlots)
+	}
+	var cursor ebpf.MapBatchCursor
+	n, err := m.objs.BinsMap.BatchLookup(&cursor, m.binKeys, m.binAll, nil)
+	if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EINVAL) {
+		return dst, fmt.Errorf("%w: %w", errNoBatch, err)
+	}
+	if err != nil && !(errors.Is(err, ebpf.ErrKeyNotExist) && n == MeterSlots) {
+		return dst, fmt.Errorf("ringwise meter: read bins %d..%d: %w", first, last, err)
+	}
+	if n != MeterSlots {
+		return dst, fmt.Errorf("ringwise meter: read bins %d..%d: batch returned %d of %d slots", first, last, n, MeterSlots)
+	}
+	m.clearKeys = m.clearKeys[:0]
+	out := dst
+	for e := first; e <= last; e++ {
+		slot := uint32(e % MeterSlots)
+		// An array's batch returns the slots in key order.
+		row, err := binRow(e, m.binAll[int(slot)*m.ncpu:int(slot+1)*m.ncpu])
+		if err != nil {
+			return dst, err
+		}
+		out = append(out, row)
+		m.clearKeys = append(m.clearKeys, slot)
+	}
+	if need := len(m.clearKeys) * m.ncpu; len(m.clearZeros) < need {
+		m.clearZeros = make([]measureBinCounts, need)
+	}
+	// No element flags: the kernel's batch update takes only BPF_F_LOCK
+	// (EINVAL otherwise), and an array's slots always exist.
+	if _, err := m.objs.BinsMap.BatchUpdate(m.clearKeys, m.clearZeros[:len(m.clearKeys)*m.ncpu], nil); err != nil {
+		return dst, fmt.Errorf("ringwise meter: clear bins %d..%d: %w", first, last, err)
+	}
+	return out, nil
+}
+
+func (m *Meter) readBinsEach(first, last uint64, dst [][]BinCounts) ([][]BinCounts, error) {
 	for e := first; e <= last; e++ {
 		slot := uint32(e % MeterSlots)
 		if err := m.objs.BinsMap.Lookup(slot, &m.binBuf); err != nil {
 			return dst, fmt.Errorf("ringwise meter: read bin %d: %w", e, err)
 		}
-		row := make([]BinCounts, m.ncpu)
-		for cpu := range m.binBuf {
-			b := &m.binBuf[cpu]
-			switch {
-			case b.Epoch > e:
-				return dst, fmt.Errorf("%w: bin %d on CPU %d holds bin %d", ErrMeterBehind, e, cpu, b.Epoch)
-			case b.Epoch == e:
-				row[cpu] = BinCounts{Syscalls: b.Kinds[0], Forks: b.Kinds[1], Execs: b.Kinds[2], Exits: b.Kinds[3]}
-			}
-			// An older stamp: nothing counted on this CPU during bin e
-			// (the slot was cleared when its own bin was read).
+		row, err := binRow(e, m.binBuf)
+		if err != nil {
+			return dst, err
 		}
 		if err := m.objs.BinsMap.Update(slot, m.binZero, ebpf.UpdateExist); err != nil {
 			return dst, fmt.Errorf("ringwise meter: clear bin %d: %w", e, err)

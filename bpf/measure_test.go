@@ -9,11 +9,17 @@ import (
 
 // TestMeterCounts runs 20 processes and reads them back from the kernel's
 // bins: every fork, exec and exit of the children, and their execves, in
-// the bins and the spans of the time they ran.
+// the bins and the spans of the time they ran. Both ways of reading the
+// bins: the batch syscalls and one lookup per bin (the fallback).
 func TestMeterCounts(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("root needed to load BPF")
 	}
+	t.Run("batch", func(t *testing.T) { testMeterCounts(t, false) })
+	t.Run("per-bin", func(t *testing.T) { testMeterCounts(t, true) })
+}
+
+func testMeterCounts(t *testing.T, perBin bool) {
 	// Go probes pidfd support with one extra child on its first exec: let
 	// it happen before counting.
 	if err := exec.Command("/bin/true").Run(); err != nil {
@@ -28,6 +34,7 @@ func TestMeterCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	m.noBatch = perBin
 	if got := m.objs.BinsMap.MaxEntries(); got != MeterSlots {
 		t.Errorf("bins map has %d slots, MeterSlots %d", got, MeterSlots)
 	}
@@ -108,5 +115,8 @@ func TestMeterCounts(t *testing.T) {
 	}
 	if len(bins) != int(last-first+1) || len(bins[0]) != m.NumCPU() {
 		t.Errorf("%d bins of %d CPUs read, want %d of %d", len(bins), len(bins[0]), last-first+1, m.NumCPU())
+	}
+	if m.noBatch != perBin {
+		t.Errorf("the kernel refused the batch read (noBatch set): this kernel should take it")
 	}
 }
