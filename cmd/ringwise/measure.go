@@ -54,7 +54,7 @@ func cmdMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"Also answers what ring would do without the dominant syscalls (base_syscalls.custom_set). Needs root.", stderr)
 	duration := fs.Duration("duration", DefaultMeasureDuration, "how long to count (Ctrl-C stops early)")
 	interval := fs.Duration("interval", sensor.DefaultMeasureInterval, "the arrival curve's bin width (binned in the kernel, read about once a second)")
-	sampleFlag := fs.String("syscall-sample", sensor.DefaultSyscallSample.String(), "count syscalls only in a WINDOW of every PERIOD (e.g. 20ms/2s), lifecycle always, and ESTIMATE the rest from lifecycle activity; 'all' counts every syscall. Any sys_exit hook slows every syscall of the node (a syscall-bound workload by tens of %), so the default counts 1 % of the time")
+	sampleFlag := fs.String("syscall-sample", sensor.DefaultSyscallSample.String(), "count syscalls only in a WINDOW of every PERIOD (e.g. 20ms/2s), lifecycle always, and ESTIMATE the rest from lifecycle activity; 'all' counts every syscall. Any sys_exit hook slows every syscall of the node (a syscall-bound workload by tens of %), so the default counts 0.5 % of the time")
 	metrics := fs.String("falco-metrics", "", "Falco's Prometheus metrics (file or http URL): Falco's drain is read from them")
 	scrapes := fs.Int("scrapes", 2, "with a --falco-metrics URL: scrapes to take (over the measurement)")
 	drain := fs.Float64("drain", 0, "Falco's consumer rate in events/s (overrides --falco-metrics)")
