@@ -229,10 +229,11 @@ func (m *Meter) Epoch(ktime uint64) uint64 { return ktime / uint64(m.bin) }
 // the meter is detached). It returns ErrMeterBehind when a slot already
 // holds a later bin.
 //
-// It reads all slots in one syscall and clears the read ones in another
-// (a reader once a second used to make two syscalls per bin: 200 a second,
-// most of measure's own CPU time), and falls back to one lookup and one
-// update per bin where the kernel has no batch operations on arrays.
+// It reads all slots in one syscall and clears the read ones in another,
+// where a lookup and an update per bin made 200 syscalls a second at
+// measure's read once a second (measure's own CPU, idle: 38 -> 31 ms per
+// 20 s); it falls back to those where the kernel has no batch operations on
+// arrays.
 func (m *Meter) ReadBins(first, last uint64, dst [][]BinCounts) ([][]BinCounts, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
