@@ -590,9 +590,10 @@ func consumedAll(ctx context.Context, js jetstream.JetStream, stream, consumer s
 	if err != nil {
 		return false, err
 	}
+	// A consumer has FilterSubject or FilterSubjects, never both.
 	filters := info.Config.FilterSubjects
 	if info.Config.FilterSubject != "" {
-		filters = append(filters, info.Config.FilterSubject)
+		filters = []string{info.Config.FilterSubject}
 	}
 	if len(filters) == 0 {
 		filters = []string{">"}
