@@ -112,31 +112,50 @@ func BenchmarkSensorDrain(b *testing.B) {
 	}
 	procRoot := b.TempDir() // an empty /proc: the snapshot is not measured
 
+	// RINGWISE_DRAIN_PROFILE=1 runs the sensor's drain alone, so that a
+	// CPU profile (-cpuprofile) holds nothing else: scripts/bench.sh reads
+	// where the drain's time goes from it. The ratios are not reported then.
+	profileOnly := os.Getenv("RINGWISE_DRAIN_PROFILE") == "1"
 	var noopN, noopNs, fullN, fullNs, fullCPU float64
+	var floorN, floorNs, floorCPU [2]float64 // plain, S2
+	floorRound := 0
 	for b.Loop() {
-		// The limit: drain with a no-op reader.
-		p := filledProbe(b)
-		past := time.Unix(0, 1)
-		t0 := time.Now()
-		n := 0
-		for _, r := range p.Rings() {
-			for {
-				_, err := r.Discard(past)
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					break
+		if !profileOnly {
+			// The limit: drain with a no-op reader.
+			p := filledProbe(b)
+			past := time.Unix(0, 1)
+			t0 := time.Now()
+			n := 0
+			for _, r := range p.Rings() {
+				for {
+					_, err := r.Discard(past)
+					if errors.Is(err, os.ErrDeadlineExceeded) {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					n++
 				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				n++
+			}
+			noopNs += float64(time.Since(t0).Nanoseconds())
+			noopN += float64(n)
+			p.Close()
+
+			// The transport floor: the records published as they are, plain
+			// and S2-compressed.
+			for i, compress := range []bool{false, true} {
+				p = filledProbe(b)
+				n, ns, cpu := drainRaw(ctx, b, js, p, floorRound, compress)
+				floorRound++
+				floorN[i] += float64(n)
+				floorNs[i] += float64(ns)
+				floorCPU[i] += float64(cpu)
+				p.Close()
 			}
 		}
-		noopNs += float64(time.Since(t0).Nanoseconds())
-		noopN += float64(n)
-		p.Close()
-
 		// The measure: sensor.Run drains a ring filled the same way.
-		p = filledProbe(b)
+		p := filledProbe(b)
 		pub := bus.NewSpool(js, 0, nil) // as `ringwise sensor` publishes
 		var start time.Time
 		var cpu0 int64
@@ -190,9 +209,87 @@ func BenchmarkSensorDrain(b *testing.B) {
 		p.Close()
 	}
 	full, noop := fullN/(fullNs/1e9), noopN/(noopNs/1e9)
+	if profileOnly {
+		b.ReportMetric(full, "events/s")
+		b.ReportMetric(fullCPU/fullN, "cpu-ns/event")
+		b.ReportMetric(fullN/float64(b.N), "events/drain")
+		return
+	}
 	b.ReportMetric(full, "events/s")
 	b.ReportMetric(noop, "noop-events/s")
 	b.ReportMetric(100*full/noop, "%-of-noop")
 	b.ReportMetric(fullCPU/fullN, "cpu-ns/event")
 	b.ReportMetric(fullN/float64(b.N), "events/drain")
+	// The floor is the faster of the two ways to ship the records as they
+	// are.
+	plain, s2 := floorN[0]/(floorNs[0]/1e9), floorN[1]/(floorNs[1]/1e9)
+	b.ReportMetric(plain, "floor-plain-events/s")
+	b.ReportMetric(s2, "floor-s2-events/s")
+	b.ReportMetric(floorCPU[0]/floorN[0], "floor-plain-cpu-ns/event")
+	b.ReportMetric(floorCPU[1]/floorN[1], "floor-s2-cpu-ns/event")
+	floor := max(plain, s2)
+	b.ReportMetric(100*floor/noop, "floor-%-of-noop")
+	b.ReportMetric(100*full/floor, "%-of-floor")
+}
+
+// drainRaw is the transport floor of BenchmarkSensorDrain: it drains p's
+// rings as the no-op reader does, but appends each record's bytes as the BPF
+// program wrote them to a batch, cut where the sensor cuts its batches
+// (sensor.DefaultBatchMaxEvents records, or sensor.DefaultBatchMaxBytes),
+// and publishes the batches uncompressed through a bus.Spool to the raw
+// stream, as the sensor publishes; with compress, each batch S2-compressed
+// first (event.Codec.Compress, as the sensor compresses its batches by
+// default). No decode, no merge, no encode: what shipping the records
+// through NATS costs on this core whatever the wire format. It returns the
+// records, the wall time until the last batch was acknowledged, and the
+// process's CPU time meanwhile.
+func drainRaw(ctx context.Context, b *testing.B, js jetstream.JetStream, p *bpf.Probe, round int, compress bool) (records int, wallNs, cpu int64) {
+	b.Helper()
+	pub := bus.NewSpool(js, 0, nil)
+	subject := bus.RawSubject("bench-floor")
+	buf := make([]byte, 0, sensor.DefaultBatchMaxBytes)
+	codec := event.NewCodec()
+	batches, inBatch := 0, 0
+	flush := func() {
+		if inBatch == 0 {
+			return
+		}
+		id := fmt.Sprintf("floor-%d-%d", round, batches)
+		data := buf
+		if compress {
+			data = codec.Compress(buf)
+		}
+		if err := pub.Publish(ctx, bus.Msg{Subject: subject, ID: id, Data: data, Schema: event.SchemaVersion}); err != nil {
+			b.Fatalf("publish %s: %v", id, err)
+		}
+		batches++
+		buf, inBatch = buf[:0], 0
+	}
+	past := time.Unix(0, 1)
+	cpu0, t0 := cpuNs(b), time.Now()
+	for _, r := range p.Rings() {
+		for {
+			var err error
+			buf, err = r.AppendRaw(buf, past)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			records++
+			inBatch++
+			if inBatch == sensor.DefaultBatchMaxEvents || len(buf) > sensor.DefaultBatchMaxBytes-(bpf.ExecRecordSize+bpf.ExeMax+bpf.ArgsMax) {
+				flush()
+			}
+		}
+	}
+	flush()
+	if n := pub.Close(ctx); n > 0 {
+		b.Fatalf("transport floor: %d batches abandoned", n)
+	}
+	if st := pub.Stats(); st.PublishErrors > 0 || st.Overflow > 0 || st.Refused > 0 || st.Sent != uint64(batches) {
+		b.Fatalf("transport floor: %d batches, spool %+v", batches, st)
+	}
+	return records, time.Since(t0).Nanoseconds(), cpuNs(b) - cpu0
 }

@@ -34,7 +34,7 @@ type reader struct {
 	lifecycle Ring // nil in the shared layout
 	syscalls  Ring
 	n         int // events in the open batch
-	bytes     int // the open batch's encoded size, bounded (event.EventWireBound)
+	bytes     int // the open batch's encoded size, bounded (event.SyscallWireBound)
 	first     time.Time
 	// pubCtx publishes batches: it outlives the run's cancellation, because
 	// the drain's last batches must still go out.
@@ -164,7 +164,7 @@ func (r *reader) commit() {
 		r.first = time.Now()
 		r.bytes = event.MaxBatchEnvelopeBytes
 	}
-	r.bytes += event.EventWireBound(&r.s.batch.Events[r.n])
+	r.bytes += event.SyscallWireBound(&r.s.batch.Events[r.n])
 	r.n++
 	if r.n >= r.s.cfg.BatchMaxEvents || r.bytes+maxEventWireBytes > r.s.cfg.BatchMaxBytes {
 		if err := r.flushIfDue(time.Now(), true); err != nil {

@@ -112,8 +112,9 @@ const (
 	// most events whose enriched batch is sure to stay within
 	// event.MaxBatchBytes, whatever processes they come from. Batches are
 	// cut by this count before DefaultBatchMaxBytes at full rate (syscall
-	// records are 30 to 70 bytes each by event.EventWireBound, which counts
-	// each value's real encoding), so they are as large as that allows:
+	// records are at most event.MaxSyscallWireBytes each, and this many fit
+	// the byte limit: TestFullRateBatchesCutByCount), so they are as large
+	// as that allows:
 	// each message costs JetStream about 200 µs of CPU besides its bytes
 	// (scripts/e2e-bench.sh: 256-event batches took 2.7 µs of server CPU per
 	// event, 1024-event ones 1.5; 4096-event ones, which the enricher could
@@ -127,7 +128,7 @@ const (
 	// DefaultBatchMaxBytes bounds a raw batch's encoding: the raw stream's
 	// message size less room for the NATS headers (message id, schema,
 	// trace context), so that no batch is refused for its size. It cuts
-	// full-rate batches (by event.EventWireBound, not their real size).
+	// batches by event.SyscallWireBound, not their real size.
 	DefaultBatchMaxBytes  = bus.DefaultRawMaxMsgSize - 4096
 	DefaultBatchMaxDelay  = 20 * time.Millisecond
 	DefaultSampleInterval = 10 * time.Millisecond
@@ -152,7 +153,7 @@ type Config struct {
 
 	BatchMaxEvents int // default DefaultBatchMaxEvents
 	// BatchMaxBytes bounds a batch's encoded size (default
-	// DefaultBatchMaxBytes), by event.EventWireBound: a batch is published
+	// DefaultBatchMaxBytes), by event.SyscallWireBound: a batch is published
 	// once the next event might not fit.
 	BatchMaxBytes int
 	BatchMaxDelay time.Duration // default DefaultBatchMaxDelay

@@ -34,3 +34,34 @@ func TestTrimSeries(t *testing.T) {
 		t.Fatalf("none published: %d samples, unpublished %d", len(s), u)
 	}
 }
+
+// TestFullRateBatchesCutByCount: at full rate (syscall records without
+// hints) the sensor's batches are cut by DefaultBatchMaxEvents, not by
+// DefaultBatchMaxBytes, although commit counts each record at the
+// type-level bound event.MaxSyscallWireBytes rather than its real size; and
+// that bound holds for a syscall record with every field at its widest.
+func TestFullRateBatchesCutByCount(t *testing.T) {
+	full := event.MaxBatchEnvelopeBytes + DefaultBatchMaxEvents*event.MaxSyscallWireBytes + maxEventWireBytes
+	if full > DefaultBatchMaxBytes {
+		t.Fatalf("%d syscall records of %d bytes (+ envelope and one largest event) = %d bytes > DefaultBatchMaxBytes %d: full-rate batches would be cut by bytes",
+			DefaultBatchMaxEvents, event.MaxSyscallWireBytes, full, DefaultBatchMaxBytes)
+	}
+	ev := event.Event{Header: event.Header{Type: event.TypeSyscall, Flags: 0xff &^ event.FlagHints, TsNs: ^uint64(0), StartNs: ^uint64(0),
+		Tid: ^uint32(0), Pid: ^uint32(0), ExecID: ^uint32(0), CPU: ^uint16(0), VPid: ^uint32(0), ABI: 0xff},
+		Syscall: ^uint32(0), Ret: -1 << 63, SysArgs: [3]uint64{^uint64(0), ^uint64(0), ^uint64(0)}}
+	b := &event.Batch{Node: "n", BootID: "b", Events: []event.Event{ev}}
+	empty := &event.Batch{Node: "n", BootID: "b", Events: []event.Event{}}
+	c := event.NewCodec()
+	one, err := c.Encode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1 := len(one)
+	zero, err := c.Encode(empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := n1 - len(zero); got > event.MaxSyscallWireBytes || event.SyscallWireBound(&ev) != event.MaxSyscallWireBytes {
+		t.Fatalf("widest syscall record encodes to %d bytes; MaxSyscallWireBytes %d, SyscallWireBound %d", got, event.MaxSyscallWireBytes, event.SyscallWireBound(&ev))
+	}
+}

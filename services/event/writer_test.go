@@ -3,6 +3,7 @@ package event
 import (
 	"bytes"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -68,5 +69,43 @@ func TestWriterMatchesMsgpack(t *testing.T) {
 	r := reader{b: w.b[:5]}
 	if r.uint(math.MaxUint64); r.err == nil {
 		t.Fatal("truncated uint64 read without error")
+	}
+}
+
+// TestPutUintIntMatchWriter checks the fixed-room writes of encodeEvent
+// against writer.uint and writer.int at every width's edges and on random
+// values: the two must write the same bytes.
+func TestPutUintIntMatchWriter(t *testing.T) {
+	var us []uint64
+	var is []int64
+	for sh := 0; sh < 64; sh++ {
+		v := uint64(1) << sh
+		us = append(us, v-1, v, v+1)
+		is = append(is, int64(v-1), int64(v), -int64(v), -int64(v)-1, -int64(v)+1)
+	}
+	us = append(us, ^uint64(0))
+	is = append(is, math.MinInt64, math.MaxInt64, -32, -33, -128, -129, -32768, -32769, math.MinInt32, math.MinInt32-1)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 10000 {
+		v := rng.Uint64() >> rng.IntN(64)
+		us = append(us, v)
+		is = append(is, int64(v), -int64(v))
+	}
+	buf := make([]byte, 16)
+	for _, v := range us {
+		var w writer
+		w.uint(v)
+		n := putUint(buf, 0, v)
+		if !bytes.Equal(buf[:n], w.b) {
+			t.Fatalf("putUint(%d) = % x; writer.uint wrote % x", v, buf[:n], w.b)
+		}
+	}
+	for _, v := range is {
+		var w writer
+		w.int(v)
+		n := putInt(buf, 0, v)
+		if !bytes.Equal(buf[:n], w.b) {
+			t.Fatalf("putInt(%d) = % x; writer.int wrote % x", v, buf[:n], w.b)
+		}
 	}
 }
