@@ -21,10 +21,10 @@ var ErrFlushed = ringbuf.ErrFlushed
 // must be read from one goroutine at a time; Pending, Delivered, Name and
 // Size are safe to call concurrently.
 type Ring struct {
-	name      string
-	size      int
-	rd        *ringbuf.Reader
-	rec       ringbuf.Record
+	name string
+	size int
+	rd   *ringbuf.Reader
+	rec  ringbuf.Record
 	// deadline is the one last given to the reader: setDeadline skips the
 	// reader's SetDeadline (a mutex round trip) when it is unchanged, as
 	// it is for every read of a drain after the first (CPU profile of

@@ -277,7 +277,7 @@ func encodeEvent(w *writer, ev *Event) {
 	// BenchmarkSensorDrain: writer.uint's append per value was most of
 	// Codec.Encode, the largest share of the sensor's drain).
 	b, i := w.room(3 + 15*9) // an array16 header and 15 values of at most 9 bytes
-	b[i] = 0x90 | byte(n) // n < 16 for every type but a syscall with hints
+	b[i] = 0x90 | byte(n)    // a fixarray for a plain syscall record (15 fields); the other types take an array16
 	if n >= 16 {
 		b[i] = 0xdc
 		b[i+1], b[i+2] = 0, byte(n)
