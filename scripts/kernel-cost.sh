@@ -220,7 +220,7 @@ fi
 	echo "|---|---:|"
 	cat "${OUT%.md}.mem"
 	echo
-	echo "Overheads compare medians against the \`none\` runs of the same workload in the same rounds. Targets: default set ≤ 10 %, lifecycle-only ≤ 2 %, dd ≤ 15 %. Sensor CPU is the sensor process's user+system time over the whole run (idle before and after included), per delivered event."
+	echo "Overheads compare medians against the \`none\` runs of the same workload in the same rounds. Targets: default set ≤ 10 %, lifecycle-only ≤ 2 %, dd ≤ 15 %; their verdicts (the *Targets* table) pair each round's run with the sensor with that round's run without and are met only when the sign-test interval of the paired median is within the goal. Sensor CPU is the sensor process's user+system time over the whole run (idle before and after included), per delivered event."
 } >"$OUT"
 # Targets, for scripts/bench.sh: label, goal, measured, status. The verdict
 # is paired: each round's run with the sensor against that round's run
