@@ -307,6 +307,47 @@ func normBytes(b *Batch) {
 	}
 }
 
+// referenceEncodeEvent is encodeEvent as it was written before its
+// fixed-room fast path: every value through writer.uint and writer.int.
+// FuzzDecodeBatch holds the two to the same bytes.
+func referenceEncodeEvent(w *writer, ev *Event) {
+	n := fieldsFor(ev.Type, ev.Flags)
+	if n == 0 {
+		w.err = fmt.Errorf("encode event: type %d: %w", ev.Type, ErrInvalidEvent)
+		return
+	}
+	w.arrayLen(n)
+	for _, v := range []uint64{uint64(ev.Type), uint64(ev.Flags), ev.TsNs, ev.StartNs, uint64(ev.Tid), uint64(ev.Pid),
+		uint64(ev.ExecID), uint64(ev.CPU), uint64(ev.VPid), uint64(ev.ABI)} {
+		w.uint(v)
+	}
+	switch ev.Type {
+	case TypeFork:
+		w.meta(ev)
+		w.uint(uint64(ev.ForkerPid))
+		w.uint(ev.ForkerStartNs)
+	case TypeExec:
+		w.meta(ev)
+		w.bytes(ev.Exe)
+		w.bytes(ev.Args)
+		w.uint(uint64(ev.OldPid))
+	case TypeExit:
+		w.meta(ev)
+		w.int(int64(ev.ExitCode))
+	case TypeCgroup:
+		w.meta(ev)
+	case TypeSyscall:
+		w.uint(uint64(ev.Syscall))
+		w.int(ev.Ret)
+		w.uint(ev.SysArgs[0])
+		w.uint(ev.SysArgs[1])
+		w.uint(ev.SysArgs[2])
+		if ev.Flags&FlagHints != 0 {
+			w.meta(ev)
+		}
+	}
+}
+
 func FuzzDecodeBatch(f *testing.F) {
 	good, _ := NewCodec().Encode(sampleBatch())
 	f.Add(append([]byte(nil), good...))
@@ -324,6 +365,16 @@ func FuzzDecodeBatch(f *testing.F) {
 				t.Fatal("events left after error")
 			}
 			return
+		}
+		// encodeEvent's fixed-room writes must produce the bytes the
+		// plain writer does, event for event.
+		for i := range b.Events {
+			var fast, ref writer
+			encodeEvent(&fast, &b.Events[i])
+			referenceEncodeEvent(&ref, &b.Events[i])
+			if !bytes.Equal(fast.b, ref.b) || (fast.err == nil) != (ref.err == nil) {
+				t.Fatalf("event %d: encodeEvent wrote % x (err %v), the plain writer % x (err %v)", i, fast.b, fast.err, ref.b, ref.err)
+			}
 		}
 		// Whatever decodes must re-encode and decode to the same batch,
 		// field for field.
