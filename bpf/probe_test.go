@@ -82,6 +82,14 @@ func collect(p *Probe) *collector {
 			defer c.wg.Done()
 			var ev event.Event
 			for {
+				// Checked on every read, not only when one times out: a
+				// probe that does not exclude this process records the
+				// reader's own syscalls, so the ring may never run dry.
+				select {
+				case <-c.stop:
+					return
+				default:
+				}
 				err := r.Read(&ev, time.Now().Add(20*time.Millisecond))
 				switch {
 				case err == nil:
@@ -89,11 +97,6 @@ func collect(p *Probe) *collector {
 					c.recs = append(c.recs, keep(r.Name(), &ev))
 					c.mu.Unlock()
 				case errors.Is(err, os.ErrDeadlineExceeded):
-					select {
-					case <-c.stop:
-						return
-					default:
-					}
 				default:
 					c.mu.Lock()
 					c.errs = append(c.errs, err)

@@ -32,6 +32,12 @@ type Ring struct {
 	deadline  time.Time
 	delivered [event.NumCategories]atomic.Uint64
 	bad       atomic.Uint64
+	// poll waits for the ring's wake-ups in the runtime's netpoller (see
+	// ringPoll); nil if the runtime could not take the ring's fd, and then
+	// reads wait in ringbuf's own blocking epoll_wait.
+	poll    *ringPoll
+	pollErr error
+	ready   func() bool // poll's readiness check, made once
 }
 
 func newRing(name string, m *ebpf.Map) (*Ring, error) {
@@ -39,14 +45,24 @@ func newRing(name string, m *ebpf.Map) (*Ring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ringwise bpf: open %s ring: %w", name, err)
 	}
-	return &Ring{
+	r := &Ring{
 		name: name,
 		size: rd.BufferSize(),
 		rd:   rd,
 		// Large enough for every record type: ReadInto never allocates.
 		rec: ringbuf.Record{RawSample: make([]byte, 0, ExecRecordSize+ExeMax+ArgsMax+8)},
-	}, nil
+	}
+	r.ready = func() bool { return r.rd.AvailableBytes() > 0 }
+	if r.poll, r.pollErr = newRingPoll(m.FD()); r.pollErr != nil {
+		r.pollErr = fmt.Errorf("ringwise bpf: %s ring: %w", name, r.pollErr)
+	}
+	return r, nil
 }
+
+// WaitsInNetpoller reports whether reads with a deadline wait in the Go
+// runtime's netpoller (nil) or, failing that, why they wait in ringbuf's
+// blocking epoll_wait.
+func (r *Ring) WaitsInNetpoller() error { return r.pollErr }
 
 // Name is "shared" (shared layout), or "lifecycle" / "syscall" (split layout).
 func (r *Ring) Name() string { return r.name }
@@ -82,6 +98,42 @@ func (r *Ring) Malformed() uint64 { return r.bad.Load() }
 // (ErrFlushed) or Close (os.ErrClosed). Decode errors consume the record and
 // are returned.
 func (r *Ring) Read(ev *event.Event, deadline time.Time) error {
+	if r.poll == nil || deadline.IsZero() {
+		return r.read(ev, deadline)
+	}
+	// Read what is there; if nothing, park in the netpoller until the
+	// kernel wakes the ring or the deadline passes. Whether anything is
+	// there is read off the ring's mapped positions, not asked of ringbuf:
+	// its read of an empty ring is an epoll_wait syscall, and a probe that
+	// records this process's syscalls would then always find the record of
+	// the last one, and never wait.
+	past := time.Unix(0, 1)
+	for {
+		if r.ready() {
+			// Not ErrDeadlineExceeded but for a stale timeout ringbuf kept
+			// from an earlier read (or records that were all discarded).
+			if err := r.read(ev, past); err != os.ErrDeadlineExceeded {
+				return err
+			}
+		}
+		if !time.Now().Before(deadline) {
+			return os.ErrDeadlineExceeded
+		}
+		switch werr := r.poll.wait(deadline, r.ready); {
+		case werr == os.ErrDeadlineExceeded:
+			// A record submitted without a wake-up is found here, as
+			// ringbuf's own wait finds it once its timeout passes.
+			if !r.ready() {
+				return os.ErrDeadlineExceeded
+			}
+		case werr != nil:
+			return fmt.Errorf("ringwise bpf: wait on %s ring: %w", r.name, werr)
+		}
+	}
+}
+
+// read is Read with ringbuf's own wait.
+func (r *Ring) read(ev *event.Event, deadline time.Time) error {
 	r.setDeadline(deadline)
 	err := r.rd.ReadInto(&r.rec)
 	for deadline.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
@@ -124,7 +176,13 @@ func (r *Ring) Flush() error {
 	return nil
 }
 
-func (r *Ring) close() error { return r.rd.Close() }
+func (r *Ring) close() error {
+	err := r.rd.Close()
+	if r.poll != nil {
+		err = errors.Join(err, r.poll.close())
+	}
+	return err
+}
 
 // setDeadline gives the reader deadline unless it already has it (the
 // zero deadline included: a new Ring's reader has none).

@@ -132,8 +132,10 @@ const (
 	DefaultBatchMaxBytes  = bus.DefaultRawMaxMsgSize - 4096
 	DefaultBatchMaxDelay  = 20 * time.Millisecond
 	DefaultSampleInterval = 10 * time.Millisecond
+	DefaultSampleIdleMax  = 100 * time.Millisecond
 	DefaultStatsInterval  = time.Second
 	DefaultPollInterval   = 5 * time.Millisecond
+	DefaultIdlePollMax    = 20 * time.Millisecond
 )
 
 // maxEventWireBytes is event.EventWireBound of the largest event.
@@ -161,8 +163,15 @@ type Config struct {
 	// are S2-compressed (event.CompressedMark), which every reader decodes.
 	PlainBatches   bool
 	SampleInterval time.Duration // default DefaultSampleInterval
-	StatsInterval  time.Duration // default DefaultStatsInterval
-	PollInterval   time.Duration // reader's wait deadline; default DefaultPollInterval
+	// SampleIdleMax bounds the sampler's period while nothing arrives: it
+	// doubles from SampleInterval up to this (default DefaultSampleIdleMax)
+	// and is back at SampleInterval as soon as the reader reads a record.
+	SampleIdleMax time.Duration
+	StatsInterval time.Duration // default DefaultStatsInterval
+	PollInterval  time.Duration // reader's wait deadline; default DefaultPollInterval
+	// IdlePollMax bounds the reader's wait while the rings stay empty: it
+	// doubles from PollInterval up to this (default DefaultIdlePollMax).
+	IdlePollMax time.Duration
 
 	// ConsumerCost is a lab knob: busy work added per record in the reader,
 	// to emulate a loaded monitor. Zero in production.
@@ -228,11 +237,17 @@ func (c *Config) defaults() error {
 	if c.SampleInterval <= 0 {
 		c.SampleInterval = DefaultSampleInterval
 	}
+	if c.SampleIdleMax < c.SampleInterval {
+		c.SampleIdleMax = max(c.SampleInterval, DefaultSampleIdleMax)
+	}
 	if c.StatsInterval <= 0 {
 		c.StatsInterval = DefaultStatsInterval
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = DefaultPollInterval
+	}
+	if c.IdlePollMax <= 0 {
+		c.IdlePollMax = DefaultIdlePollMax
 	}
 	if c.ShedHighWater < 0 || c.ShedHighWater > 1 || c.ShedLowWater < 0 || c.ShedLowWater > c.ShedHighWater {
 		return fmt.Errorf("sensor: shed water marks high=%v low=%v: want 0 <= low <= high <= 1", c.ShedHighWater, c.ShedLowWater)
@@ -380,6 +395,12 @@ type sensor struct {
 	lastSeq    atomic.Uint64
 	busyNs     atomic.Int64 // reader time not spent waiting
 
+	// samplerIdle is set while the sampler has backed off (nothing came);
+	// the reader then sends on activity once it reads records, so that the
+	// sampler is back at SampleInterval within a read, not an idle period.
+	samplerIdle atomic.Bool
+	activity    chan struct{}
+
 	// pubMu serializes publishes: the reader and the sampler both
 	// publish, and a bus.Publisher need only be safe for one goroutine.
 	pubMu sync.Mutex
@@ -443,6 +464,7 @@ func newSensor(cfg Config, probe Probe) *sensor {
 		s.ringCfg.LifecycleSizeBytes = s.lifecycle.Size()
 	}
 	s.batch.Events = make([]event.Event, cfg.BatchMaxEvents)
+	s.activity = make(chan struct{}, 1)
 	return s
 }
 
@@ -610,27 +632,57 @@ func (s *sensor) publish(ctx context.Context, m bus.Msg) error {
 
 // sample reads the kernel counters every SampleInterval (the arrival
 // series), steers shedding, and publishes stats every StatsInterval.
+//
+// While nothing arrives (no attempt since the last reading, rings empty)
+// the period doubles, up to SampleIdleMax, and the reader's first record
+// brings it back at once (activity). Why: every wake-up of a Go program
+// costs tens of microseconds of scheduler work on this kind of VM, and at
+// 10 ms the sampler was the largest part of an idle sensor's CPU. Nothing
+// is lost by it: a reading holds cumulative counters and its own time, and
+// the series' bins take their length from it, so a quiet bin of 100 ms
+// says zero arrivals as ten of 10 ms would.
 func (s *sensor) sample(ctx context.Context) {
-	tick := time.NewTicker(s.cfg.SampleInterval)
-	defer tick.Stop()
+	period := s.cfg.SampleInterval
+	timer := time.NewTimer(period)
+	defer timer.Stop()
 	lastStats := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
-			s.takeSample()
-			if now.Sub(lastStats) >= s.cfg.StatsInterval {
-				lastStats = now
-				if err := s.publishStats(ctx, false); err != nil {
-					s.log.Warn("publish stats", "err", err)
-				}
+		case <-timer.C:
+		case <-s.activity:
+		}
+		if s.takeSample() {
+			period = s.cfg.SampleInterval
+		} else {
+			period = min(2*period, s.cfg.SampleIdleMax)
+		}
+		s.samplerIdle.Store(period > s.cfg.SampleInterval)
+		timer.Reset(period)
+		if now := time.Now(); now.Sub(lastStats) >= s.cfg.StatsInterval {
+			lastStats = now
+			if err := s.publishStats(ctx, false); err != nil {
+				s.log.Warn("publish stats", "err", err)
 			}
 		}
 	}
 }
 
-func (s *sensor) takeSample() {
+// wakeSampler brings a backed-off sampler back to SampleInterval.
+func (s *sensor) wakeSampler() {
+	if s.samplerIdle.Load() {
+		select {
+		case s.activity <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// takeSample reads the counters into the series; it reports whether
+// anything happened: an attempt since the previous reading, records in the
+// rings, or a reading that failed.
+func (s *sensor) takeSample() (active bool) {
 	// The reading is stamped with the middle of the counter read; a reading
 	// that took long (the sampler was preempted) has no precise time and is
 	// left out of the series, whose bins would otherwise show absurd rates.
@@ -648,7 +700,7 @@ func (s *sensor) takeSample() {
 	reliable := t1-t0 < 1_000_000
 	if err != nil {
 		s.log.Warn("read counters", "err", err)
-		return
+		return true
 	}
 	fill := s.syscalls.Pending()
 	if s.lifecycle != nil {
@@ -659,6 +711,7 @@ func (s *sensor) takeSample() {
 		smp.Delivered[i] = s.delivered[i].Load()
 	}
 	s.mu.Lock()
+	active = fill > 0 || event.Sum(c.Attempted) != event.Sum(s.kernel.Attempted)
 	s.kernel = c
 	s.fillNow, s.fillHigh = fill, max(s.fillHigh, fill)
 	if n := len(s.series); n > 0 {
@@ -708,6 +761,7 @@ func (s *sensor) takeSample() {
 			}
 		}
 	}
+	return active
 }
 
 func (s *sensor) stats(final bool) event.Stats {

@@ -17,8 +17,8 @@
 // The monitor's start-up and exit (loading and verifying its BPF, its
 // final report) fall in the settle time between segments, not in them: the
 // figures are the cost while it runs, its start-up is printed apart. The
-// monitor must print "counting" on stderr once it counts (as `ringwise
-// measure` does). Needs whatever the monitor needs (root for BPF).
+// monitor must print -ready's text on stderr once it counts ("counting",
+// as `ringwise measure` does; "capture attached" for `ringwise sensor`). Needs whatever the monitor needs (root for BPF).
 //
 // Output: one "seg" line per segment and a "summary" line of key=value
 // pairs, for scripts/measure-overhead.sh.
@@ -49,6 +49,7 @@ type config struct {
 	segment  time.Duration
 	settle   time.Duration
 	flood    string
+	ready    string
 	monitor  []string
 }
 
@@ -59,6 +60,7 @@ func main() {
 	flag.DurationVar(&cfg.segment, "segment", 4*time.Second, "length of a segment; a multiple of the monitor's sampling period, so that each segment holds the same number of its windows")
 	flag.DurationVar(&cfg.settle, "settle", 300*time.Millisecond, "wait after the monitor counts, and after it exited, before a segment starts")
 	flag.StringVar(&cfg.flood, "ringwise", "ringwise", "the ringwise binary for -workload flood")
+	flag.StringVar(&cfg.ready, "ready", "counting", "the text the monitor prints on stderr once it counts: \"counting\" for `ringwise measure`, \"capture attached\" for `ringwise sensor`")
 	flag.IntVar(&cfg.procs, "procs", 4000000, "with -workload flood: children in all (more than the run needs; the flood is stopped at the end)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: segab [flags] -- MONITOR [ARGS...]\n\n")
@@ -89,6 +91,8 @@ func validate(cfg config) error {
 		return errors.New("-segment must be > 0 and -settle >= 0")
 	case len(cfg.monitor) == 0:
 		return errors.New("no monitor command after --")
+	case cfg.ready == "":
+		return errors.New("-ready must not be empty")
 	}
 	return nil
 }
@@ -210,7 +214,7 @@ func measureSegment(ctx context.Context, cfg config, wpid int, with bool, hz flo
 	var mon *monitor
 	if with {
 		var err error
-		if mon, err = startMonitor(ctx, cfg.monitor); err != nil {
+		if mon, err = startMonitor(ctx, cfg.monitor, cfg.ready); err != nil {
 			return segment{}, 0, err
 		}
 		defer mon.stop()
@@ -261,8 +265,8 @@ type monitor struct {
 	done chan error
 }
 
-// startMonitor starts the monitor and returns once it printed "counting".
-func startMonitor(ctx context.Context, argv []string) (*monitor, error) {
+// startMonitor starts the monitor and returns once it printed ready.
+func startMonitor(ctx context.Context, argv []string, ready string) (*monitor, error) {
 	c := exec.Command(argv[0], argv[1:]...)
 	c.Stdout = io.Discard
 	stderr, err := c.StderrPipe()
@@ -281,7 +285,7 @@ func startMonitor(ctx context.Context, argv []string) (*monitor, error) {
 		for sc.Scan() {
 			if !seen {
 				tail = append(tail, sc.Text())
-				if strings.Contains(sc.Text(), "counting") {
+				if strings.Contains(sc.Text(), ready) {
 					seen = true
 					close(counting)
 				}
@@ -297,7 +301,7 @@ func startMonitor(ctx context.Context, argv []string) (*monitor, error) {
 		return nil, fmt.Errorf("monitor %s exited before it counted (%v): %s", argv[0], err, strings.Join(tail, " | "))
 	case <-time.After(30 * time.Second):
 		m.stop()
-		return nil, fmt.Errorf("monitor %s did not print \"counting\" within 30 s", argv[0])
+		return nil, fmt.Errorf("monitor %s did not print %q within 30 s", argv[0], ready)
 	case <-ctx.Done():
 		m.stop()
 		return nil, ctx.Err()

@@ -70,15 +70,16 @@ func TestTaskTicksOfOwnProcess(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	ok := config{workload: "dd", pairs: 5, segment: time.Second, monitor: []string{"true"}}
+	ok := config{workload: "dd", pairs: 5, segment: time.Second, ready: "counting", monitor: []string{"true"}}
 	if err := validate(ok); err != nil {
 		t.Fatalf("validate(%+v) = %v", ok, err)
 	}
 	for _, bad := range []config{
-		{workload: "ls", pairs: 5, segment: time.Second, monitor: []string{"true"}},
-		{workload: "dd", pairs: 1, segment: time.Second, monitor: []string{"true"}},
-		{workload: "dd", pairs: 5, segment: 0, monitor: []string{"true"}},
-		{workload: "dd", pairs: 5, segment: time.Second},
+		{workload: "ls", pairs: 5, segment: time.Second, ready: "counting", monitor: []string{"true"}},
+		{workload: "dd", pairs: 1, segment: time.Second, ready: "counting", monitor: []string{"true"}},
+		{workload: "dd", pairs: 5, segment: 0, ready: "counting", monitor: []string{"true"}},
+		{workload: "dd", pairs: 5, segment: time.Second, ready: "counting"},
+		{workload: "dd", pairs: 5, segment: time.Second, monitor: []string{"true"}},
 	} {
 		if err := validate(bad); err == nil {
 			t.Errorf("validate(%+v) = nil, want an error", bad)
