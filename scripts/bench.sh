@@ -402,13 +402,13 @@ tmp=$(mktemp)
 		}' <<<"$stats"
 	# The sections written by scripts/sensor-segab.sh and
 	# scripts/measure-overhead.sh (root, BPF, long) are kept.
-	if [ -f "$OUT" ] && grep -q '<!-- sensor-segab:start' "$OUT"; then
-		echo
-		sed -n '/<!-- sensor-segab:start/,/<!-- sensor-segab:end -->/p' "$OUT"
-	fi
 	if [ -f "$OUT" ] && grep -q '<!-- measure-overhead:start' "$OUT"; then
 		echo
 		sed -n '/<!-- measure-overhead:start/,/<!-- measure-overhead:end -->/p' "$OUT"
+	fi
+	if [ -f "$OUT" ] && grep -q '<!-- sensor-segab:start' "$OUT"; then
+		echo
+		sed -n '/<!-- sensor-segab:start/,/<!-- sensor-segab:end -->/p' "$OUT"
 	fi
 } >"$tmp"
 mv "$tmp" "$OUT"
