@@ -38,6 +38,11 @@ type Ring struct {
 	poll    *ringPoll
 	pollErr error
 	ready   func() bool // poll's readiness check, made once
+	// flushing is set by Flush until Read returned ErrFlushed: meanwhile
+	// every read goes through ringbuf, which holds the flush's signal, so
+	// that a read of an empty ring returns ErrFlushed rather than
+	// os.ErrDeadlineExceeded.
+	flushing atomic.Bool
 }
 
 func newRing(name string, m *ebpf.Map) (*Ring, error) {
@@ -98,7 +103,7 @@ func (r *Ring) Malformed() uint64 { return r.bad.Load() }
 // (ErrFlushed) or Close (os.ErrClosed). Decode errors consume the record and
 // are returned.
 func (r *Ring) Read(ev *event.Event, deadline time.Time) error {
-	if r.poll == nil || deadline.IsZero() {
+	if r.poll == nil || deadline.IsZero() || r.flushing.Load() {
 		return r.read(ev, deadline)
 	}
 	// Read what is there; if nothing, park in the netpoller until the
@@ -147,6 +152,7 @@ func (r *Ring) read(ev *event.Event, deadline time.Time) error {
 			return os.ErrDeadlineExceeded
 		}
 		if errors.Is(err, ErrFlushed) {
+			r.flushing.Store(false)
 			return ErrFlushed
 		}
 		if errors.Is(err, os.ErrClosed) {
@@ -170,7 +176,15 @@ func (r *Ring) LastFootprint() int { return Footprint(len(r.rec.RawSample)) }
 // once, whatever its deadline: after Probe.Detach, Flush and Read until
 // ErrFlushed read the ring completely. Safe to call from any goroutine.
 func (r *Ring) Flush() error {
+	r.flushing.Store(true)
+	if r.poll != nil {
+		// Wake a read parked in the netpoller (from another goroutine),
+		// so that it goes to ringbuf for the flush now rather than at
+		// its deadline; the read's next wait sets its own deadline again.
+		_ = r.poll.f.SetReadDeadline(time.Unix(0, 1))
+	}
 	if err := r.rd.Flush(); err != nil {
+		r.flushing.Store(false)
 		return fmt.Errorf("ringwise bpf: flush %s ring: %w", r.name, err)
 	}
 	return nil

@@ -34,3 +34,39 @@ func TestRingWaitsInNetpoller(t *testing.T) {
 		}
 	}
 }
+
+// TestFlushEndsPastDeadlineReads: after Flush, reads with a past deadline
+// (as the falco layout's merged reader makes them) end with ErrFlushed,
+// not os.ErrDeadlineExceeded for ever, although the ring is empty and the
+// netpoller's wait is not asked.
+func TestFlushEndsPastDeadlineReads(t *testing.T) {
+	needRoot(t)
+	p := load(t, Config{RingSize: 1 << 20, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
+	if err := p.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	r := p.Rings()[0]
+	var ev event.Event
+	for round := 0; round < 2; round++ {
+		if err := r.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		flushed := false
+		for i := 0; i < 100000 && !flushed; i++ {
+			switch err := r.Read(&ev, time.Unix(0, 1)); {
+			case errors.Is(err, ErrFlushed):
+				flushed = true
+			case err != nil && !errors.Is(err, os.ErrDeadlineExceeded):
+				t.Fatal(err)
+			}
+		}
+		if !flushed {
+			t.Fatalf("round %d: no ErrFlushed after Flush in 100000 reads with a past deadline", round)
+		}
+		// And the ring waits in the netpoller again afterwards.
+		start := time.Now()
+		if err := r.Read(&ev, start.Add(20*time.Millisecond)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal(err)
+		}
+	}
+}
