@@ -481,6 +481,16 @@ func (s *sensor) run(ctx context.Context) (Result, error) {
 			s.log.Info("syscall hook", "hook", string(h.Hook), "kernel_functions", len(h.Funcs), "reason", h.Reason)
 		}
 	}
+	// A ring the Go runtime's netpoller could not take is still read, but
+	// waited on in a blocking epoll_wait, which costs an idle sensor some
+	// 50 ms of CPU a second more (bpf/ringpoll.go): say so.
+	if ap, ok := s.probe.(probeAdapter); ok {
+		for _, r := range ap.Probe.Rings() {
+			if err := r.WaitsInNetpoller(); err != nil {
+				s.log.Warn("ring waits in a blocking epoll_wait, not the netpoller", "ring", r.Name(), "err", err)
+			}
+		}
+	}
 
 	// Snapshot after attaching: every process that started before the
 	// probes were live and is still alive is in it; later ones are in the
