@@ -89,9 +89,10 @@ func TestSamplerBacksOffWhileIdle(t *testing.T) {
 	time.Sleep(idle)
 	opened := uint64(sensor.MonotonicNs())
 	p.open.Store(true)
-	// Active for 300 ms: at 1 ms that is some 300 readings. A sampler that
-	// waited out its backed-off period instead of being woken by the
-	// reader would take none until near 2.05 s, after the run ended.
+	// Active for 300 ms: at 1 ms that is some 300 readings (20 leaves room
+	// for a loaded machine). A sampler that waited out its backed-off
+	// period instead of being woken by the reader would take none until
+	// near 2.05 s, after the run ended (the drain's final reading aside).
 	time.Sleep(300 * time.Millisecond)
 	cancel()
 	var res sensor.Result
@@ -121,7 +122,7 @@ func TestSamplerBacksOffWhileIdle(t *testing.T) {
 	if before >= 100 {
 		t.Errorf("%d readings while idle for %v with SampleInterval 1 ms: the sampler did not back off", before, idle)
 	}
-	if after < 50 {
+	if after < 20 {
 		t.Errorf("%d readings in 300 ms once records came: the reader did not bring the sampler back to SampleInterval (1 ms)", after)
 	}
 	if last := res.Series[len(res.Series)-1]; event.Sum(last.Attempted) != p.delivered.Load() {

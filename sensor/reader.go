@@ -77,9 +77,6 @@ func (r *reader) run(ctx context.Context) error {
 		if _, err := r.step(time.Now().Add(poll)); err != nil {
 			return err
 		}
-		if r.got > 0 {
-			r.s.wakeSampler()
-		}
 		poll = r.nextPoll(poll)
 	}
 }
@@ -147,6 +144,12 @@ func (r *reader) record(ring Ring, ev *event.Event, deadline time.Time) (bool, e
 			return false, nil
 		}
 		return false, fmt.Errorf("read ring %s: %w", ring.Name(), err)
+	}
+	if r.got == 0 {
+		// The first record since the last wait: a backed-off sampler
+		// comes back now, not after this step (a step of slow reads,
+		// ConsumerCost's, can take milliseconds).
+		r.s.wakeSampler()
 	}
 	r.got++
 	cat := ev.Type.Category()
