@@ -43,6 +43,7 @@ type Ring struct {
 	// that a read of an empty ring returns ErrFlushed rather than
 	// os.ErrDeadlineExceeded.
 	flushing atomic.Bool
+	closed   atomic.Bool // set by close, before the fds are
 }
 
 func newRing(name string, m *ebpf.Map) (*Ring, error) {
@@ -131,6 +132,10 @@ func (r *Ring) Read(ev *event.Event, deadline time.Time) error {
 			if !r.ready() {
 				return os.ErrDeadlineExceeded
 			}
+		case r.closed.Load():
+			// Closed while parked: the netpoller says "use of closed
+			// file"; ringbuf's wait said os.ErrClosed, and so does this.
+			return os.ErrClosed
 		case werr != nil:
 			return fmt.Errorf("ringwise bpf: wait on %s ring: %w", r.name, werr)
 		}
@@ -191,6 +196,7 @@ func (r *Ring) Flush() error {
 }
 
 func (r *Ring) close() error {
+	r.closed.Store(true)
 	err := r.rd.Close()
 	if r.poll != nil {
 		err = errors.Join(err, r.poll.close())

@@ -70,3 +70,37 @@ func TestFlushEndsPastDeadlineReads(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseEndsParkedRead: a read parked in the netpoller when the probe
+// closes returns os.ErrClosed, as ringbuf's own wait did.
+func TestCloseEndsParkedRead(t *testing.T) {
+	needRoot(t)
+	p, err := Load(Config{RingSize: 1 << 20, ExcludeTGIDs: []uint32{uint32(os.Getpid())}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Rings()[0]
+	done := make(chan error, 1)
+	go func() {
+		var ev event.Event
+		for {
+			err := r.Read(&ev, time.Now().Add(time.Minute))
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // parked by now, most likely
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrClosed) {
+			t.Fatalf("read after Close: %v, want os.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a parked read did not return within 10 s of Close")
+	}
+}
