@@ -582,7 +582,13 @@ func runScale(t *testing.T, cfg scaleSetup) scaleRun {
 	an.stop(t, 30*time.Second)
 	if cfg.cluster {
 		quiet()
-		res.replicas = checkRejoined(t, ctx, js, "n2")
+		// Its own context: the run's (4 min from the start) can be spent
+		// by the flood and the kill on a slow CI host, and every stream
+		// info then failed with "context deadline exceeded" until the
+		// check's own 90 s ran out (CI, 3 Dec 2026).
+		rctx, rcancel := context.WithTimeout(context.Background(), 8*time.Minute)
+		defer rcancel()
+		res.replicas = checkRejoined(t, rctx, js, "n2")
 		for _, c := range clusterSvcs {
 			c.stop(t, 30*time.Second)
 		}
