@@ -2,8 +2,6 @@ package sensor_test
 
 import (
 	"context"
-	"os"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,52 +9,6 @@ import (
 	"github.com/ringwise/ringwise/sensor"
 	"github.com/ringwise/ringwise/services/event"
 )
-
-// gatedProbe has an empty ring until open is set, then records at a
-// modest rate until it is detached.
-type gatedProbe struct {
-	open      atomic.Bool
-	delivered atomic.Uint64
-	detached  atomic.Bool
-	flushed   atomic.Bool
-}
-
-func (p *gatedProbe) Rings() (lifecycle, syscalls sensor.Ring) { return nil, gatedRing{p} }
-func (p *gatedProbe) Counters() (event.Counters, error) {
-	var c event.Counters
-	c.Attempted[event.CategorySyscall] = p.delivered.Load()
-	return c, nil
-}
-func (p *gatedProbe) SetShedding(bool) error { return nil }
-func (p *gatedProbe) Detach() error          { p.detached.Store(true); return nil }
-func (p *gatedProbe) Close() error           { return nil }
-
-type gatedRing struct{ p *gatedProbe }
-
-func (r gatedRing) Name() string { return "shared" }
-func (r gatedRing) Size() int    { return 1 << 20 }
-func (r gatedRing) Pending() int { return 0 }
-func (r gatedRing) Flush() error { r.p.flushed.Store(true); return nil }
-func (r gatedRing) Read(ev *event.Event, deadline time.Time) error {
-	if r.p.detached.Load() {
-		if r.p.flushed.Swap(false) {
-			return bpf.ErrFlushed
-		}
-		return os.ErrDeadlineExceeded
-	}
-	if !r.p.open.Load() {
-		// An empty ring waits until the deadline, as a real one does.
-		if d := time.Until(deadline); d > 0 {
-			time.Sleep(d)
-		}
-		return os.ErrDeadlineExceeded
-	}
-	n := r.p.delivered.Add(1)
-	ev.Reset()
-	ev.Header = event.Header{TsNs: n, StartNs: 1, Pid: 7, Tid: 7, Type: event.TypeSyscall}
-	time.Sleep(100 * time.Microsecond)
-	return nil
-}
 
 // TestSamplerBacksOffWhileIdle: while nothing arrives the sampler's period
 // doubles up to SampleIdleMax (an idle sensor wakes seldom), and once
@@ -69,7 +21,7 @@ func TestSamplerBacksOffWhileIdle(t *testing.T) {
 	cfg.SampleInterval = time.Millisecond
 	cfg.SampleIdleMax = 10 * time.Second
 	cfg.BatchMaxEvents = 64
-	p := &gatedProbe{}
+	p := &endlessProbe{gated: true}
 	cfg.LoadProbe = func(bpf.Config) (sensor.Probe, error) { return p, nil }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -759,11 +759,14 @@ func TestRunSnapshotPublishError(t *testing.T) {
 	}
 }
 
-// endlessProbe produces syscall records for as long as it is attached.
+// endlessProbe produces syscall records for as long as it is attached;
+// with gated set, only once open is (an empty ring until then).
 type endlessProbe struct {
 	delivered atomic.Uint64
 	detached  atomic.Bool
 	flushed   atomic.Bool
+	gated     bool
+	open      atomic.Bool
 }
 
 func (p *endlessProbe) Rings() (lifecycle, syscalls sensor.Ring) { return nil, endlessRing{p} }
@@ -786,6 +789,13 @@ func (r endlessRing) Read(ev *event.Event, deadline time.Time) error {
 	if r.p.detached.Load() {
 		if r.p.flushed.Swap(false) {
 			return bpf.ErrFlushed
+		}
+		return os.ErrDeadlineExceeded
+	}
+	if r.p.gated && !r.p.open.Load() {
+		// An empty ring waits until the deadline, as a real one does.
+		if d := time.Until(deadline); d > 0 {
+			time.Sleep(d)
 		}
 		return os.ErrDeadlineExceeded
 	}
