@@ -364,16 +364,31 @@ func TestComposeE2E(t *testing.T) {
 		// Who took the node after the kill, and when (reported, not judged:
 		// timing is for benchmarks).
 		logs, _ := s.composeTry("logs", "--no-color", "--timestamps", "--no-log-prefix", "enricher")
-		var took []string
+		var took, path []string
 		for _, l := range strings.Split(logs, "\n") {
-			if strings.Contains(l, `msg="took node"`) {
-				f := strings.Fields(l)
-				if ts, err := time.Parse(time.RFC3339Nano, f[0]); err == nil && ts.After(killedAt) {
-					took = append(took, fmt.Sprintf("+%.1fs %s", ts.Sub(killedAt).Seconds(), l[strings.Index(l, "lease_rev"):]))
+			f := strings.Fields(l)
+			if len(f) == 0 {
+				continue
+			}
+			ts, err := time.Parse(time.RFC3339Nano, f[0])
+			if err != nil || !ts.After(killedAt) {
+				continue
+			}
+			at := fmt.Sprintf("+%.1fs", ts.Sub(killedAt).Seconds())
+			if i := strings.Index(l, "lease_rev"); i >= 0 && strings.Contains(l, `msg="took node"`) {
+				took = append(took, at+" "+l[i:])
+			}
+			// How each new owner built its table: the take-over path
+			// decides what a missing-metadata failure means.
+			for _, m := range []string{`msg="loaded checkpoint"`, `msg="no checkpoint`, `msg="checkpoint unusable`, `msg="handing over"`, `msg="fenced`, "snapshot entries refused"} {
+				if i := strings.Index(l, m); i >= 0 {
+					path = append(path, at+" "+l[i:])
+					break
 				}
 			}
 		}
 		t.Logf("leases taken after the kill: %v", took)
+		t.Logf("take-overs after the kill:\n  %s", strings.Join(path, "\n  "))
 	}
 	t.Logf("summary: sensor attempted %d delivered %d dropped %d publish_errors %d; enricher events %d; analyzer events %d batches %d missing %d (%.4f%%) by reason %v, gaps %d, duplicate batches %d, duplicate positions %d, out of order %d; killed enricher: restarts/status %s",
 		sum.Sensor.Attempted, sum.Sensor.Delivered, sum.Sensor.Dropped, sum.Sensor.PublishErrors, sum.Enricher.Events,

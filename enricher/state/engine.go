@@ -211,7 +211,7 @@ func (e *Engine) EnrichInPlace(ctx context.Context, b *event.Batch, evs []event.
 			if ev.Flags&event.FlagThread != 0 {
 				e.st.ThreadForks++
 			} else {
-				e.applyFork(ev)
+				e.applyFork(ctx, ev)
 			}
 		case event.TypeExec:
 			e.applyExec(ev)
@@ -271,7 +271,7 @@ func (e *Engine) enrich(ctx context.Context, b *event.Batch, evs []event.Enriche
 				en.startNs, en.fromProc = o.StartNs, false
 			}
 			if o.ExecID > en.execID {
-				e.execDropped(evs, i, en, o)
+				e.execDropped(ctx, evs, i, en, o)
 				return
 			}
 			fill(o, en)
@@ -342,10 +342,10 @@ func setMissing(o *event.Enriched, f event.Field, r event.Reason) {
 
 // execDropped handles an event of a known process carrying a newer exec id
 // than the table: the exec record was lost (or is just ahead in the batch).
-func (e *Engine) execDropped(evs []event.Enriched, i int, en *entry, o *event.Enriched) {
+func (e *Engine) execDropped(ctx context.Context, evs []event.Enriched, i int, en *entry, o *event.Enriched) {
 	if en.noExecAhead != o.ExecID {
 		if j := e.ahead(evs, i, false); j >= 0 {
-			e.fillFromRecord(o, &evs[j].Event)
+			e.fillFromRecord(ctx, o, &evs[j].Event)
 			return
 		}
 		en.noExecAhead = o.ExecID
@@ -381,7 +381,7 @@ func (e *Engine) ahead(evs []event.Enriched, i int, allowFork bool) int {
 // fillFromRecord enriches o from its process's own fork or exec record found
 // later in the batch, without touching the table (the record is applied
 // when it is reached).
-func (e *Engine) fillFromRecord(o *event.Enriched, c *event.Event) {
+func (e *Engine) fillFromRecord(ctx context.Context, o *event.Enriched, c *event.Event) {
 	e.st.Reordered++
 	o.ProcPPid, o.ProcUID, o.ProcGID = c.PPid, c.UID, c.GID
 	o.ProcName = e.comm(c)
@@ -392,6 +392,7 @@ func (e *Engine) fillFromRecord(o *event.Enriched, c *event.Event) {
 		o.ProcCmdline = e.cmdline(c.Args)
 		return
 	}
+	e.lookupForker(ctx, c)
 	exe, cmd, miss, r := e.inherit(c, false)
 	o.ProcExePath, o.ProcCmdline = exe, cmd
 	if miss != 0 {
@@ -420,7 +421,7 @@ func (e *Engine) unknown(ctx context.Context, b *event.Batch, evs []event.Enrich
 		return
 	}
 	if j := e.ahead(evs, i, true); j >= 0 {
-		e.fillFromRecord(o, &evs[j].Event)
+		e.fillFromRecord(ctx, o, &evs[j].Event)
 		return
 	}
 	res := e.lookup(ctx, o)
@@ -456,6 +457,50 @@ func (e *Engine) unknown(ctx context.Context, b *event.Batch, evs []event.Enrich
 
 // lookup asks the sensor for o's process and inserts it on success.
 func (e *Engine) lookup(ctx context.Context, o *event.Enriched) lookupResult {
+	return e.lookupProc(ctx, o.Pid, o.StartNs, o.ExecID)
+}
+
+// lookupForker makes sure the process that forked ev (a fork record) is in
+// the table, asking the sensor for it when it is not. Without its entry the
+// child would inherit nothing (parent_unknown) although the forker is most
+// often alive: a table that lost it, for example one seeded by a take-over
+// from a fresh /proc snapshot that has not arrived yet, or whose own fork
+// record the ring dropped. The record names the forker's start time, so
+// /proc's answer is checked against it; a miss is negative-cached like any
+// other.
+func (e *Engine) lookupForker(ctx context.Context, ev *event.Event) {
+	forker := ev.ForkerPid
+	if forker == 0 {
+		forker = ev.PPid
+	}
+	if e.cfg.Lookup == nil || forker == 0 || ev.ForkerStartNs == 0 {
+		return
+	}
+	if idx, ok := e.t.get(forker); ok {
+		en := &e.t.slab[idx]
+		if en.matches(ev.ForkerStartNs) || en.startNs > ev.ForkerStartNs {
+			// Known, or held by a newer process: nothing /proc can add.
+			return
+		}
+	}
+	key := pidStart{forker, ev.ForkerStartNs}
+	if _, ok := e.neg.get(key); ok {
+		e.st.NegativeHits++
+		return
+	}
+	e.st.ForkerLookups++
+	// The child starts with the forker's exec counter.
+	switch e.lookupProc(ctx, forker, ev.ForkerStartNs, ev.ExecID) {
+	case lookupMiss:
+		e.neg.put(key, event.ReasonParentUnknown)
+	case lookupFailed:
+		e.neg.put(key, event.ReasonParentUnknown)
+	}
+}
+
+// lookupProc asks the sensor for process (pid, start), whose exec counter
+// is execID, and inserts it on success.
+func (e *Engine) lookupProc(ctx context.Context, pid uint32, startNs uint64, execID uint32) lookupResult {
 	if e.cfg.Lookup == nil {
 		return lookupNone
 	}
@@ -468,17 +513,24 @@ func (e *Engine) lookup(ctx context.Context, o *event.Enriched) lookupResult {
 	}
 	e.st.Lookups++
 	lctx, cancel := context.WithTimeout(ctx, e.cfg.LookupTimeout)
-	info, err := e.cfg.Lookup.Lookup(lctx, o.Pid)
+	info, err := e.cfg.Lookup.Lookup(lctx, pid)
 	lerr := lctx.Err()
 	cancel()
 	switch {
-	case err == nil && (info.Pid == o.Pid || info.Pid == 0) && event.SameStart(info.StartNs, o.StartNs):
+	case err == nil && (info.Pid == pid || info.Pid == 0) && event.SameStart(info.StartNs, startNs):
 		e.st.LookupHits++
+		if idx, ok := e.t.get(pid); ok {
+			// An older holder of the pid: its exit was lost.
+			if !e.t.slab[idx].exited {
+				e.st.PidReuseDetected++
+			}
+			e.t.remove(idx)
+		}
 		e.makeRoom()
 		e.t.insert(entry{
-			pid: o.Pid, ppid: info.PPid, uid: info.UID, gid: info.GID,
-			// The event's exact start: /proc's matched within tolerance.
-			startNs:   o.StartNs,
+			pid: pid, ppid: info.PPid, uid: info.UID, gid: info.GID,
+			// The record's exact start: /proc's matched within tolerance.
+			startNs:   startNs,
 			comm:      e.intern.str(info.Comm),
 			exe:       e.intern.str(info.ExePath),
 			cmdline:   e.intern.str(info.Cmdline),
@@ -486,7 +538,7 @@ func (e *Engine) lookup(ctx context.Context, o *event.Enriched) lookupResult {
 			// /proc's cgroup: known ("" is the host).
 			containerKnown: true,
 			source:         event.SourceLookup,
-			execID:         o.ExecID, execKnown: true,
+			execID:         execID, execKnown: true,
 		})
 		return lookupHit
 	case err == nil || errors.Is(err, ErrNotFound):
@@ -564,7 +616,7 @@ func (e *Engine) put(en entry) {
 	e.t.insert(en)
 }
 
-func (e *Engine) applyFork(ev *event.Event) {
+func (e *Engine) applyFork(ctx context.Context, ev *event.Event) {
 	e.st.Forks++
 	if idx, ok := e.t.get(ev.Pid); ok {
 		if e.t.slab[idx].matches(ev.StartNs) {
@@ -580,6 +632,7 @@ func (e *Engine) applyFork(ev *event.Event) {
 		source: event.SourceState,
 	}
 	child.container, child.containerKnown = e.containerOf(ev.CgroupID)
+	e.lookupForker(ctx, ev)
 	child.exe, child.cmdline, child.missing, child.reason = e.inherit(ev, true)
 	if ev.Flags&event.FlagHints != 0 {
 		child.source = event.SourceHints // a replay of a lost fork

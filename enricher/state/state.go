@@ -186,6 +186,10 @@ type Stats struct {
 	LookupTimeouts uint64 // of LookupErrors, deadline exceeded
 	LookupsSkipped uint64 // not made: per-batch budget spent or ctx done
 	NegativeHits   uint64 // answered from the negative cache
+	// ForkerLookups counts lookups (of Lookups) of a process that forked
+	// a child while absent from the table, so that the child inherits its
+	// image instead of missing it (parent_unknown).
+	ForkerLookups uint64
 
 	// NonLeaderExecs counts execs by a thread other than the leader
 	// (event.Event.OldPid): each also ends thread OldPid, counted in

@@ -633,6 +633,66 @@ func TestLookup(t *testing.T) {
 		}
 	})
 
+	// A child whose forker is not in the table (a take-over from a fresh
+	// snapshot that has not arrived, or the forker's own fork dropped): the
+	// forker, alive and named with its start time by the fork record, is
+	// looked up once, and its children inherit its image.
+	t.Run("forker absent from the table", func(t *testing.T) {
+		flood := event.ProcInfo{Pid: 1400, PPid: 1, UID: 1000, GID: 1000, StartNs: tickStart, Comm: "flood", ExePath: "/usr/bin/flood", Cmdline: "flood -n 3"}
+		f := &fakeLookup{procs: map[uint32]event.ProcInfo{1400: flood}}
+		e := NewEngine(Config{Lookup: f})
+		child := func(pid uint32, start uint64) event.Event {
+			c := forkEv(pid, 1400, start, 3, "flood")
+			c.ForkerPid, c.ForkerStartNs = 1400, tickEvent
+			return c
+		}
+		c1, c2 := uint64(tickEvent+1_000_000), uint64(tickEvent+2_000_000) // after the forker's start
+		out := e.Enrich(ctx, batch(0, child(1401, c1), sysEv(1401, c1, 3), child(1402, c2), sysEv(1402, c2, 3)), nil)
+		inherited := want{name: "flood", exe: "/usr/bin/flood", cmd: "flood -n 3", ppid: 1400, uid: 1000, source: event.SourceState}
+		for i := range out {
+			check(t, fmt.Sprint(i), out[i], inherited)
+		}
+		if s := e.Stats(); f.calls != 1 || s.ForkerLookups != 1 || s.LookupHits != 1 {
+			t.Errorf("calls %d stats %+v", f.calls, s)
+		}
+		// The forker's exec counter came from the record: its own later
+		// events are known, and a newer exec of it is a lost exec.
+		out = e.Enrich(ctx, batch(0, sysEv(1400, tickEvent, 3), sysEv(1400, tickEvent, 4)), out[:0])
+		check(t, "forker", out[0], want{name: "flood", exe: "/usr/bin/flood", cmd: "flood -n 3", ppid: 1, uid: 1000, source: event.SourceLookup})
+		check(t, "forker after exec", out[1], want{ppid: 1, uid: 1000, missing: fieldsExec, reason: event.ReasonExecDropped, source: event.SourceLookup})
+	})
+
+	t.Run("forker gone: parent unknown, asked once", func(t *testing.T) {
+		f := &fakeLookup{}
+		e := NewEngine(Config{Lookup: f})
+		var evs []event.Event
+		for pid := uint32(1501); pid <= 1503; pid++ {
+			c := forkEv(pid, 1500, t1, 3, "x")
+			c.ForkerPid, c.ForkerStartNs = 1500, tickEvent
+			evs = append(evs, c)
+		}
+		out := e.Enrich(ctx, batch(0, evs...), nil)
+		for i := range out {
+			check(t, fmt.Sprint(i), out[i], want{name: "x", ppid: 1500, uid: 1000, missing: fieldsInherit, reason: event.ReasonParentUnknown, source: event.SourceState})
+		}
+		if s := e.Stats(); f.calls != 1 || s.ForkerLookups != 1 || s.NegativeHits != 2 {
+			t.Errorf("calls %d stats %+v", f.calls, s)
+		}
+	})
+
+	t.Run("another process under the forker's pid", func(t *testing.T) {
+		// /proc has a newer holder of pid 1600: it lends nothing.
+		f := &fakeLookup{procs: map[uint32]event.ProcInfo{1600: {Pid: 1600, StartNs: t2, Comm: "new", ExePath: "/new"}}}
+		e := NewEngine(Config{Lookup: f})
+		c := forkEv(1601, 1600, t1, 3, "x")
+		c.ForkerPid, c.ForkerStartNs = 1600, tickEvent
+		out := e.Enrich(ctx, batch(0, c), nil)
+		check(t, "0", out[0], want{name: "x", ppid: 1600, uid: 1000, missing: fieldsInherit, reason: event.ReasonParentUnknown, source: event.SourceState})
+		if s := e.Stats(); s.LookupMisses != 1 || s.Procs != 1 {
+			t.Errorf("stats %+v", s)
+		}
+	})
+
 	t.Run("budget per batch", func(t *testing.T) {
 		f := &fakeLookup{}
 		e := NewEngine(Config{Lookup: f, MaxLookupsPerBatch: 2})
