@@ -155,20 +155,9 @@ func LoadMeter(cfg MeterConfig) (*Meter, error) {
 		}
 		return nil, fmt.Errorf("ringwise meter: loading objects: %w", err)
 	}
-	for _, prog := range []struct {
-		name string
-		prog *ebpf.Program
-	}{
-		{"sched_process_fork", m.objs.M_fork},
-		{"sched_process_exec", m.objs.M_exec},
-		{"sched_process_exit", m.objs.M_exit},
-	} {
-		l, err := link.AttachTracing(link.TracingOptions{Program: prog.prog})
-		if err != nil {
-			m.Close()
-			return nil, fmt.Errorf("ringwise meter: attach tp_btf/%s: %w", prog.name, err)
-		}
-		m.links = append(m.links, l)
+	if err := m.SetLifecycle(true); err != nil {
+		m.Close()
+		return nil, err
 	}
 	if err := m.SetSyscalls(true); err != nil {
 		m.Close()
@@ -205,6 +194,47 @@ func (m *Meter) SetSyscalls(on bool) error {
 		return fmt.Errorf("ringwise meter: attach tp_btf/sys_exit: %w", err)
 	}
 	m.sysExit = l
+	return nil
+}
+
+// SetLifecycle attaches (on) or detaches the fork, exec and exit counters.
+// Measure keeps them attached from LoadMeter to Close; benchmarks toggle
+// them to cost them in short alternating windows (internal/tools/segab
+// -toggle).
+func (m *Meter) SetLifecycle(on bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errors.New("ringwise meter: closed")
+	}
+	if !on {
+		for _, l := range m.links {
+			l.Close()
+		}
+		m.links = nil
+		return nil
+	}
+	if len(m.links) > 0 {
+		return nil
+	}
+	for _, prog := range []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		{"sched_process_fork", m.objs.M_fork},
+		{"sched_process_exec", m.objs.M_exec},
+		{"sched_process_exit", m.objs.M_exit},
+	} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog.prog})
+		if err != nil {
+			for _, l := range m.links {
+				l.Close()
+			}
+			m.links = nil
+			return fmt.Errorf("ringwise meter: attach tp_btf/%s: %w", prog.name, err)
+		}
+		m.links = append(m.links, l)
+	}
 	return nil
 }
 

@@ -70,3 +70,35 @@ timed() {
 	esac
 	awk '{ printf "%s %.3f\n", $1, $2 + $3 }' <<<"$t"
 }
+
+# replace_section NAME SECTION_FILE OUT: put SECTION_FILE (which starts with
+# "<!-- NAME:start" and ends with "<!-- NAME:end -->") in place of OUT's
+# section NAME, or append it.
+replace_section() {
+	local name=$1 section=$2 out=$3 tmp
+	tmp=$(mktemp)
+	if grep -q "<!-- $name:start" "$out"; then
+		awk -v f="$section" -v s="<!-- $name:start" -v e="<!-- $name:end -->" '
+			index($0, s) == 1 { while ((getline l < f) > 0) print l; skip = 1; next }
+			index($0, e) == 1 { skip = 0; next }
+			!skip' "$out" >"$tmp"
+	else
+		{ cat "$out"; echo; cat "$section"; } >"$tmp"
+	fi
+	mv "$tmp" "$out"
+}
+
+# measure_sample RINGWISE: sets SAMPLE (measure's default --syscall-sample,
+# WINDOW/PERIOD, as its --help gives it), WIN and PERIOD (seconds) and DUTY
+# (the share of the time its syscall counter is attached).
+measure_sample() {
+	SAMPLE=$("$1" measure --help 2>&1 | grep -A3 -- '-syscall-sample' | grep -o 'default "[^"]*"' | head -1 | cut -d'"' -f2)
+	local secs='{ if ($1 ~ /ms$/) print substr($1, 1, length($1) - 2) / 1000; else if ($1 ~ /s$/) print substr($1, 1, length($1) - 1) + 0 }'
+	WIN=$(awk "$secs" <<<"${SAMPLE%/*}")
+	PERIOD=$(awk "$secs" <<<"${SAMPLE#*/}")
+	if [ -z "$WIN" ] || [ -z "$PERIOD" ]; then
+		echo "cannot read measure's default --syscall-sample (got '$SAMPLE')" >&2
+		return 1
+	fi
+	DUTY=$(awk -v w="$WIN" -v p="$PERIOD" 'BEGIN { print w / p }')
+}

@@ -29,20 +29,14 @@ if [ "$(id -u)" != 0 ]; then
 	echo "measure-overhead: needs root (loads BPF)" >&2
 	exit 1
 fi
+# shellcheck source=scripts/cost-lib.sh
+. scripts/cost-lib.sh
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/ringwise" ./cmd/ringwise
-# measure's default --syscall-sample (WINDOW/PERIOD), as its --help gives it,
-# and the share of the time the syscall counter is attached.
-SAMPLE=$("$bin/ringwise" measure --help 2>&1 | grep -A3 -- '-syscall-sample' | grep -o 'default "[^"]*"' | head -1 | cut -d'"' -f2)
-secs() { awk -v d="$1" 'BEGIN { if (d ~ /ms$/) print substr(d, 1, length(d) - 2) / 1000; else if (d ~ /s$/) print substr(d, 1, length(d) - 1) + 0; else print "" }'; }
-WIN=$(secs "${SAMPLE%/*}")
-PERIOD=$(secs "${SAMPLE#*/}")
-if [ -z "$WIN" ] || [ -z "$PERIOD" ]; then
-	echo "measure-overhead: cannot read measure's default --syscall-sample (got '$SAMPLE')" >&2
-	exit 1
-fi
-DUTY=$(awk -v w="$WIN" -v p="$PERIOD" 'BEGIN { print w / p }')
+# measure's default --syscall-sample and the share of the time its
+# syscall counter is attached (SAMPLE, WIN, PERIOD, DUTY).
+measure_sample "$bin/ringwise"
 # In-run segments: two of measure's periods each.
 SEGMENT=$(awk -v p="$PERIOD" 'BEGIN { print 2 * p }')
 
@@ -275,16 +269,6 @@ section=$(mktemp)
 	echo "<!-- measure-overhead:end -->"
 } >"$section"
 
-# Replace the section in $OUT, or append it.
-tmp=$(mktemp)
-if grep -q '<!-- measure-overhead:start' "$OUT"; then
-	awk -v f="$section" '
-		/<!-- measure-overhead:start/ { while ((getline l < f) > 0) print l; skip = 1; next }
-		/<!-- measure-overhead:end -->/ { skip = 0; next }
-		!skip' "$OUT" >"$tmp"
-else
-	{ cat "$OUT"; echo; cat "$section"; } >"$tmp"
-fi
-mv "$tmp" "$OUT"
+replace_section measure-overhead "$section" "$OUT"
 cat "$section"
 rm -f "$section"

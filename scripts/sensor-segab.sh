@@ -145,15 +145,6 @@ section=$(mktemp)
 	echo "<!-- sensor-segab:end -->"
 } >"$section"
 
-tmp=$(mktemp)
-if grep -q '<!-- sensor-segab:start' "$OUT"; then
-	awk -v f="$section" '
-		/<!-- sensor-segab:start/ { while ((getline l < f) > 0) print l; skip = 1; next }
-		/<!-- sensor-segab:end -->/ { skip = 0; next }
-		!skip' "$OUT" >"$tmp"
-else
-	{ cat "$OUT"; echo; cat "$section"; } >"$tmp"
-fi
-mv "$tmp" "$OUT"
+replace_section sensor-segab "$section" "$OUT"
 cat "$section"
 rm -f "$section"

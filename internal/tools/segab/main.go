@@ -20,6 +20,19 @@
 // monitor must print -ready's text on stderr once it counts ("counting",
 // as `ringwise measure` does; "capture attached" for `ringwise sensor`). Needs whatever the monitor needs (root for BPF).
 //
+// With -toggle, segab is its own monitor: it loads `ringwise measure`'s
+// counting programs (bpf.LoadMeter) once and attaches them for the "with"
+// segments and detaches them for the others, so segments can be as short as
+// a few tens of ms and a run holds thousands of pairs. On this kind of VM a
+// workload's cost moves by 7-9 % from one window to the next, at 50 ms as
+// at 1 s, and the noise is not slow: pairs of 8 s segments cannot resolve a
+// fraction of 1 %, thousands of 50 ms pairs can (the interval narrows with
+// the square root of the pairs). That costs measure's kernel side (its
+// programs, and the tracepoint path a sys_exit hook sends every syscall
+// through) where it runs; measure's user-space CPU is costed apart.
+//
+//	segab -toggle syscalls -workload dd -pairs 2000 -segment 50ms -settle 5ms
+//
 // Output: one "seg" line per segment and a "summary" line of key=value
 // pairs, for scripts/measure-overhead.sh.
 package main
@@ -40,6 +53,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ringwise/ringwise/bpf"
 )
 
 type config struct {
@@ -51,6 +66,10 @@ type config struct {
 	flood    string
 	ready    string
 	monitor  []string
+	// toggle: "" runs the monitor command; syscalls, lifecycle or all
+	// toggle measure's counting programs in this process instead.
+	toggle string
+	quiet  bool
 }
 
 func main() {
@@ -62,8 +81,10 @@ func main() {
 	flag.StringVar(&cfg.flood, "ringwise", "ringwise", "the ringwise binary for -workload flood")
 	flag.StringVar(&cfg.ready, "ready", "counting", "the text the monitor prints on stderr once it counts: \"counting\" for `ringwise measure`, \"capture attached\" for `ringwise sensor`")
 	flag.IntVar(&cfg.procs, "procs", 4000000, "with -workload flood: children in all (more than the run needs; the flood is stopped at the end)")
+	flag.StringVar(&cfg.toggle, "toggle", "", "instead of a monitor command: attach `ringwise measure`'s programs in this process for the \"with\" segments: syscalls (its sys_exit counter), lifecycle (its fork, exec and exit counters) or all (needs root)")
+	flag.BoolVar(&cfg.quiet, "quiet", false, "print the summary line only, not a line per segment")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "Usage: segab [flags] -- MONITOR [ARGS...]\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: segab [flags] -- MONITOR [ARGS...]\n       segab -toggle syscalls|lifecycle|all [flags]\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -89,8 +110,12 @@ func validate(cfg config) error {
 		return fmt.Errorf("-pairs %d: want at least 2", cfg.pairs)
 	case cfg.segment <= 0 || cfg.settle < 0:
 		return errors.New("-segment must be > 0 and -settle >= 0")
-	case len(cfg.monitor) == 0:
-		return errors.New("no monitor command after --")
+	case cfg.toggle != "" && cfg.toggle != "syscalls" && cfg.toggle != "lifecycle" && cfg.toggle != "all":
+		return fmt.Errorf("-toggle %q: want syscalls, lifecycle or all", cfg.toggle)
+	case cfg.toggle != "" && len(cfg.monitor) > 0:
+		return errors.New("-toggle is its own monitor: no command after --")
+	case cfg.toggle == "" && len(cfg.monitor) == 0:
+		return errors.New("no monitor command after -- (or -toggle)")
 	case cfg.ready == "":
 		return errors.New("-ready must not be empty")
 	}
@@ -127,6 +152,13 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		return err
 	}
 	defer stopWorkload(wl, wlDone)
+	var hooks *toggler
+	if cfg.toggle != "" {
+		if hooks, err = newToggler(cfg.toggle); err != nil {
+			return err
+		}
+		defer hooks.close()
+	}
 	// Warm-up: page cache, the helper's copy, the CPU's clock.
 	if err := sleep(ctx, 2*time.Second); err != nil {
 		return err
@@ -139,7 +171,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			order = []bool{true, false}
 		}
 		for _, with := range order {
-			s, startup, err := measureSegment(ctx, cfg, wl.Process.Pid, with, hz)
+			s, startup, err := measureSegment(ctx, cfg, wl.Process.Pid, with, hz, hooks)
 			if err != nil {
 				return fmt.Errorf("pair %d (%s): %w", p, side(with), err)
 			}
@@ -150,6 +182,9 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			segs = append(segs, s)
 			if with {
 				startups = append(startups, startup)
+			}
+			if cfg.quiet {
+				continue
 			}
 			fmt.Fprintf(out, "seg pair=%d %s wall=%.3f units=%.0f busy_ns_per_unit=%.2f work_ns_per_unit=%.2f monitor_cpu_s=%.3f\n",
 				p, side(with), s.wall, s.units, s.busyNs, s.workNs, s.monCPUs)
@@ -210,9 +245,13 @@ func stopWorkload(c *exec.Cmd, done chan struct{}) {
 
 // measureSegment runs one segment, with or without the monitor, and
 // returns it and (with) the monitor's start-up CPU seconds.
-func measureSegment(ctx context.Context, cfg config, wpid int, with bool, hz float64) (segment, float64, error) {
+func measureSegment(ctx context.Context, cfg config, wpid int, with bool, hz float64, hooks *toggler) (segment, float64, error) {
 	var mon *monitor
-	if with {
+	if hooks != nil {
+		if err := hooks.set(with); err != nil {
+			return segment{}, 0, err
+		}
+	} else if with {
 		var err error
 		if mon, err = startMonitor(ctx, cfg.monitor, cfg.ready); err != nil {
 			return segment{}, 0, err
@@ -494,7 +533,10 @@ func summarize(cfg config, segs []segment, startups []float64) string {
 		mon = append(mon, p[1].monCPUs)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "summary workload=%s pairs=%d segment_s=%.1f", cfg.workload, len(busy), cfg.segment.Seconds())
+	fmt.Fprintf(&b, "summary workload=%s pairs=%d segment_s=%.3f", cfg.workload, len(busy), cfg.segment.Seconds())
+	if cfg.toggle != "" {
+		fmt.Fprintf(&b, " toggle=%s", cfg.toggle)
+	}
 	write := func(name string, v []float64) {
 		if len(v) == 0 {
 			return
@@ -598,3 +640,42 @@ func tQuantile975(df int) float64 {
 	}
 	return 1.98
 }
+
+// toggler attaches and detaches `ringwise measure`'s counting programs in
+// this process (segab -toggle).
+type toggler struct {
+	m                   *bpf.Meter
+	syscalls, lifecycle bool
+}
+
+func newToggler(what string) (*toggler, error) {
+	m, err := bpf.LoadMeter(bpf.MeterConfig{SelfTGID: uint32(os.Getpid())})
+	if err != nil {
+		return nil, err
+	}
+	t := &toggler{m: m, syscalls: what != "lifecycle", lifecycle: what != "syscalls"}
+	// LoadMeter attached everything: start detached.
+	if err := t.set(false); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// set attaches (on) or detaches the toggled programs; the others stay
+// detached.
+func (t *toggler) set(on bool) error {
+	if t.syscalls {
+		if err := t.m.SetSyscalls(on); err != nil {
+			return err
+		}
+	} else if err := t.m.SetSyscalls(false); err != nil {
+		return err
+	}
+	if t.lifecycle {
+		return t.m.SetLifecycle(on)
+	}
+	return t.m.SetLifecycle(false)
+}
+
+func (t *toggler) close() { t.m.Close() }
