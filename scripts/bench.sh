@@ -400,11 +400,16 @@ tmp=$(mktemp)
 				}
 			}
 		}' <<<"$stats"
-	# The sections written by scripts/sensor-segab.sh and
-	# scripts/measure-overhead.sh (root, BPF, long) are kept.
+	# The sections written by scripts/sensor-segab.sh,
+	# scripts/measure-overhead.sh and scripts/measure-toggle.sh (root, BPF,
+	# long) are kept.
 	if [ -f "$OUT" ] && grep -q '<!-- measure-overhead:start' "$OUT"; then
 		echo
 		sed -n '/<!-- measure-overhead:start/,/<!-- measure-overhead:end -->/p' "$OUT"
+	fi
+	if [ -f "$OUT" ] && grep -q '<!-- measure-toggle:start' "$OUT"; then
+		echo
+		sed -n '/<!-- measure-toggle:start/,/<!-- measure-toggle:end -->/p' "$OUT"
 	fi
 	if [ -f "$OUT" ] && grep -q '<!-- sensor-segab:start' "$OUT"; then
 		echo

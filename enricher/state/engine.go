@@ -490,11 +490,12 @@ func (e *Engine) lookupForker(ctx context.Context, ev *event.Event) {
 	}
 	e.st.ForkerLookups++
 	// The child starts with the forker's exec counter.
+	// A miss is cached with the reason the forker's own events would get.
 	switch e.lookupProc(ctx, forker, ev.ForkerStartNs, ev.ExecID) {
 	case lookupMiss:
-		e.neg.put(key, event.ReasonParentUnknown)
+		e.neg.put(key, event.ReasonProcGone)
 	case lookupFailed:
-		e.neg.put(key, event.ReasonParentUnknown)
+		e.neg.put(key, event.ReasonLookupFailed)
 	}
 }
 

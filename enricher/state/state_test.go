@@ -678,6 +678,10 @@ func TestLookup(t *testing.T) {
 		if s := e.Stats(); f.calls != 1 || s.ForkerLookups != 1 || s.NegativeHits != 2 {
 			t.Errorf("calls %d stats %+v", f.calls, s)
 		}
+		// The forker's own late event: gone, as its lookup said, not
+		// parent_unknown.
+		out = e.Enrich(ctx, batch(0, sysEv(1500, tickEvent, 3)), out[:0])
+		check(t, "forker", out[0], missingAll(event.ReasonProcGone))
 	})
 
 	t.Run("another process under the forker's pid", func(t *testing.T) {
