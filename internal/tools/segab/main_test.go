@@ -74,7 +74,16 @@ func TestValidate(t *testing.T) {
 	if err := validate(ok); err != nil {
 		t.Fatalf("validate(%+v) = %v", ok, err)
 	}
+	for _, tg := range []string{"syscalls", "lifecycle", "all"} {
+		toggled := config{workload: "flood", pairs: 5, segment: 50 * time.Millisecond, ready: "counting", toggle: tg}
+		if err := validate(toggled); err != nil {
+			t.Errorf("validate(%+v) = %v", toggled, err)
+		}
+	}
 	for _, bad := range []config{
+		// -toggle is its own monitor, and names what it toggles.
+		{workload: "dd", pairs: 5, segment: time.Second, ready: "counting", toggle: "sys_exit"},
+		{workload: "dd", pairs: 5, segment: time.Second, ready: "counting", toggle: "syscalls", monitor: []string{"true"}},
 		{workload: "ls", pairs: 5, segment: time.Second, ready: "counting", monitor: []string{"true"}},
 		{workload: "dd", pairs: 1, segment: time.Second, ready: "counting", monitor: []string{"true"}},
 		{workload: "dd", pairs: 5, segment: 0, ready: "counting", monitor: []string{"true"}},
