@@ -97,8 +97,8 @@ for r in $(seq "$ROUNDS"); do
 			stop_sensor
 			read -r delivered _ scpu _ <<<"$stop_res"
 			# per program: name runs ns, over the workload
-			progs=$(join "$work/before" "$work/after" | awk '{ dr = $6 - $3; dt = $7 - $4; if (dr > 0) printf "%s:%d:%d ", $2, dr, dt }')
-			total=$(awk -v p="$progs" 'BEGIN { n = split(p, a, " "); for (i = 1; i <= n; i++) { split(a[i], f, ":"); s += f[3] } printf "%d", s }')
+			progs=$(join "$work/before" "$work/after" | awk '{ dr = $6 - $3; dt = $7 - $4; if (dr > 0) printf "%s:%.0f:%.0f ", $2, dr, dt }')
+			total=$(awk -v p="$progs" 'BEGIN { n = split(p, a, " "); for (i = 1; i <= n; i++) { split(a[i], f, ":"); s += f[3] } printf "%.0f", s }')
 			printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$w" "$r" "$none" "$with" "$delivered" "$scpu" "$total" "$progs" | tee -a "$rows" >&2
 		done
 	done

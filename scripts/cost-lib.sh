@@ -57,7 +57,7 @@ stop_sensor() {
 	stop_res=$(awk -v l="$line" -v t="$ticks" -v hz="$hz" -v hwm="$hwm" 'BEGIN {
 		gsub(/[][]/, "", l); n = split(l, w, " ")
 		for (i = 1; i <= n; i++) { if (w[i] == "delivered") d = w[i+1] + w[i+2]; if (w[i] == "dropped") x = w[i+1] + w[i+2] }
-		printf "%d %d %.3f %d\n", d, x, t / hz, hwm }')
+		printf "%.0f %.0f %.3f %.0f\n", d, x, t / hz, hwm }')
 }
 
 # timed WORKLOAD: prints "wall cpu" (s); cpu is the workload's user+sys
