@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Costs `ringwise measure` (its default: lifecycle counted always, syscalls
 # in a short window every few seconds) tightly enough to say whether it stays
-# under 1 % of the node, and writes the section "`ringwise measure` overhead,
-# resolved" of BENCHMARKS.md (between the measure-toggle markers;
+# under 1 % of the node, and writes the section "`ringwise measure` overhead:
+# its parts measured apart" of BENCHMARKS.md (between the measure-toggle markers;
 # scripts/bench.sh keeps that section).
 #
 #   sudo scripts/measure-toggle.sh        (root: it loads BPF; ~15 min)
