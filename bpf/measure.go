@@ -208,10 +208,7 @@ func (m *Meter) SetLifecycle(on bool) error {
 		return errors.New("ringwise meter: closed")
 	}
 	if !on {
-		for _, l := range m.links {
-			l.Close()
-		}
-		m.links = nil
+		m.closeLifecycle()
 		return nil
 	}
 	if len(m.links) > 0 {
@@ -227,15 +224,20 @@ func (m *Meter) SetLifecycle(on bool) error {
 	} {
 		l, err := link.AttachTracing(link.TracingOptions{Program: prog.prog})
 		if err != nil {
-			for _, l := range m.links {
-				l.Close()
-			}
-			m.links = nil
+			m.closeLifecycle()
 			return fmt.Errorf("ringwise meter: attach tp_btf/%s: %w", prog.name, err)
 		}
 		m.links = append(m.links, l)
 	}
 	return nil
+}
+
+// closeLifecycle detaches the lifecycle counters. Caller holds mu.
+func (m *Meter) closeLifecycle() {
+	for _, l := range m.links {
+		l.Close()
+	}
+	m.links = nil
 }
 
 // NumCPU is the number of possible CPUs: the length of every per-CPU
@@ -417,10 +419,7 @@ func (m *Meter) ReadWatch() ([]WatchCounts, error) {
 func (m *Meter) Detach() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, l := range m.links {
-		l.Close()
-	}
-	m.links = nil
+	m.closeLifecycle()
 	if m.sysExit != nil {
 		m.sysExit.Close()
 		m.sysExit = nil

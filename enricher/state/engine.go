@@ -489,8 +489,9 @@ func (e *Engine) lookupForker(ctx context.Context, ev *event.Event) {
 		return
 	}
 	e.st.ForkerLookups++
-	// The child starts with the forker's exec counter.
-	// A miss is cached with the reason the forker's own events would get.
+	// The child starts with the forker's exec counter, so ev.ExecID is the
+	// forker's. A miss is cached with the reason the forker's own events
+	// would get.
 	switch e.lookupProc(ctx, forker, ev.ForkerStartNs, ev.ExecID) {
 	case lookupMiss:
 		e.neg.put(key, event.ReasonProcGone)

@@ -665,17 +665,10 @@ func newToggler(what string) (*toggler, error) {
 // set attaches (on) or detaches the toggled programs; the others stay
 // detached.
 func (t *toggler) set(on bool) error {
-	if t.syscalls {
-		if err := t.m.SetSyscalls(on); err != nil {
-			return err
-		}
-	} else if err := t.m.SetSyscalls(false); err != nil {
+	if err := t.m.SetSyscalls(on && t.syscalls); err != nil {
 		return err
 	}
-	if t.lifecycle {
-		return t.m.SetLifecycle(on)
-	}
-	return t.m.SetLifecycle(false)
+	return t.m.SetLifecycle(on && t.lifecycle)
 }
 
 func (t *toggler) close() { t.m.Close() }
