@@ -33,6 +33,13 @@
 //
 //	segab -toggle syscalls -workload dd -pairs 2000 -segment 50ms -settle 5ms
 //
+// -toggle noop attaches do-nothing programs on the lifecycle tracepoints
+// instead: what attaching there costs by itself, window edges included;
+// -base noop keeps them in the "without" windows of -toggle lifecycle, so
+// that no edge flips a tracepoint on or off. -workload spawn is the
+// densest stream of processes (spawn.go), where a lifecycle hook's cost
+// per process is a larger share than in the flood and resolves finer.
+//
 // Output: one "seg" line per segment and a "summary" line of key=value
 // pairs, for scripts/measure-overhead.sh.
 package main
@@ -48,6 +55,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,6 +68,7 @@ import (
 type config struct {
 	workload string
 	procs    int
+	spawners int
 	pairs    int
 	segment  time.Duration
 	settle   time.Duration
@@ -69,22 +78,34 @@ type config struct {
 	// toggle: "" runs the monitor command; syscalls, lifecycle or all
 	// toggle measure's counting programs in this process instead.
 	toggle string
-	quiet  bool
+	// base: "" leaves the lifecycle tracepoints empty in the "without"
+	// windows of -toggle lifecycle; noop puts do-nothing programs there.
+	base  string
+	quiet bool
 }
 
 func main() {
+	if len(os.Args) > 2 && os.Args[1] == spawnLoopArg {
+		if err := spawnLoop(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "segab spawner:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var cfg config
-	flag.StringVar(&cfg.workload, "workload", "dd", "steady workload: dd (dd if=/dev/zero of=/dev/null bs=500, syscall-bound) or flood (`ringwise flood --parallel 4`, fork-bound)")
+	flag.StringVar(&cfg.workload, "workload", "dd", "steady workload: dd (dd if=/dev/zero of=/dev/null bs=500, syscall-bound), flood (`ringwise flood --parallel 4`, fork-bound) or spawn (-spawners loops that start a minimal static executable that only exits: the densest stream of processes, to cost a lifecycle hook per process)")
 	flag.IntVar(&cfg.pairs, "pairs", 30, "pairs of segments (without, with the monitor)")
 	flag.DurationVar(&cfg.segment, "segment", 4*time.Second, "length of a segment; a multiple of the monitor's sampling period, so that each segment holds the same number of its windows")
 	flag.DurationVar(&cfg.settle, "settle", 300*time.Millisecond, "wait after the monitor counts, and after it exited, before a segment starts")
 	flag.StringVar(&cfg.flood, "ringwise", "ringwise", "the ringwise binary for -workload flood")
 	flag.StringVar(&cfg.ready, "ready", "counting", "the text the monitor prints on stderr once it counts: \"counting\" for `ringwise measure`, \"capture attached\" for `ringwise sensor`")
+	flag.IntVar(&cfg.spawners, "spawners", 4, "with -workload spawn: spawner processes")
 	flag.IntVar(&cfg.procs, "procs", 4000000, "with -workload flood: children in all (more than the run needs; the flood is stopped at the end)")
-	flag.StringVar(&cfg.toggle, "toggle", "", "instead of a monitor command: attach `ringwise measure`'s programs in this process for the \"with\" segments: syscalls (its sys_exit counter), lifecycle (its fork, exec and exit counters) or all (needs root)")
+	flag.StringVar(&cfg.toggle, "toggle", "", "instead of a monitor command: attach `ringwise measure`'s programs in this process for the \"with\" segments: syscalls (its sys_exit counter), lifecycle (its fork, exec and exit counters) or all; or noop, do-nothing programs on the fork, exec and exit tracepoints (what attaching there costs by itself). Needs root")
+	flag.StringVar(&cfg.base, "base", "", "with -toggle lifecycle: noop attaches do-nothing programs on the same tracepoints in the \"without\" windows, so that the A/B is the counting alone and no window edge flips a tracepoint on or off")
 	flag.BoolVar(&cfg.quiet, "quiet", false, "print the summary line only, not a line per segment")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "Usage: segab [flags] -- MONITOR [ARGS...]\n       segab -toggle syscalls|lifecycle|all [flags]\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: segab [flags] -- MONITOR [ARGS...]\n       segab -toggle syscalls|lifecycle|all|noop [-base noop] [flags]\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -104,14 +125,20 @@ func main() {
 
 func validate(cfg config) error {
 	switch {
-	case cfg.workload != "dd" && cfg.workload != "flood":
-		return fmt.Errorf("-workload %q: want dd or flood", cfg.workload)
+	case cfg.workload != "dd" && cfg.workload != "flood" && cfg.workload != "spawn":
+		return fmt.Errorf("-workload %q: want dd, flood or spawn", cfg.workload)
+	case cfg.workload == "spawn" && cfg.spawners < 1:
+		return fmt.Errorf("-spawners %d: want at least 1", cfg.spawners)
 	case cfg.pairs < 2:
 		return fmt.Errorf("-pairs %d: want at least 2", cfg.pairs)
 	case cfg.segment <= 0 || cfg.settle < 0:
 		return errors.New("-segment must be > 0 and -settle >= 0")
-	case cfg.toggle != "" && cfg.toggle != "syscalls" && cfg.toggle != "lifecycle" && cfg.toggle != "all":
-		return fmt.Errorf("-toggle %q: want syscalls, lifecycle or all", cfg.toggle)
+	case cfg.toggle != "" && cfg.toggle != "syscalls" && cfg.toggle != "lifecycle" && cfg.toggle != "all" && cfg.toggle != "noop":
+		return fmt.Errorf("-toggle %q: want syscalls, lifecycle, all or noop", cfg.toggle)
+	case cfg.base != "" && cfg.base != "noop":
+		return fmt.Errorf("-base %q: want noop (or nothing)", cfg.base)
+	case cfg.base != "" && cfg.toggle != "lifecycle":
+		return errors.New("-base noop goes with -toggle lifecycle only")
 	case cfg.toggle != "" && len(cfg.monitor) > 0:
 		return errors.New("-toggle is its own monitor: no command after --")
 	case cfg.toggle == "" && len(cfg.monitor) == 0:
@@ -129,6 +156,7 @@ type sample struct {
 	busy    uint64 // the node's busy CPU time, USER_HZ ticks (no idle, iowait, steal)
 	workCPU uint64 // dd's own CPU time in ns (schedstat); 0 for the flood
 	monCPU  uint64 // the monitor's user+sys ticks; 0 without it
+	idleUs  uint64 // all CPUs' idle time, µs (cpuidle); 0 without cpuidle
 }
 
 // segment is one measured segment.
@@ -140,6 +168,12 @@ type segment struct {
 	busyNs  float64 // node busy CPU ns per unit
 	workNs  float64 // dd's own CPU ns per unit (0 for the flood)
 	monCPUs float64 // the monitor's CPU s in the segment
+	// fineNs: the node's busy CPU ns per unit at µs precision, every CPU's
+	// wall time less its idle time (cpuidle); 0 without cpuidle. /proc/stat
+	// counts in 10 ms ticks, ±2.5 % of a 200 ms window on 2 CPUs; this is
+	// the flood's metric (steal counts as busy here: it falls on both
+	// halves of a pair alike).
+	fineNs float64
 }
 
 func run(ctx context.Context, cfg config, out io.Writer) error {
@@ -147,14 +181,18 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	wl, wlDone, err := startWorkload(cfg)
+	idle, err := openCPUIdle()
 	if err != nil {
 		return err
 	}
-	defer stopWorkload(wl, wlDone)
+	wl, err := startWorkload(cfg)
+	if err != nil {
+		return err
+	}
+	defer wl.stop()
 	var hooks *toggler
 	if cfg.toggle != "" {
-		if hooks, err = newToggler(cfg.toggle); err != nil {
+		if hooks, err = newToggler(cfg.toggle, cfg.base); err != nil {
 			return err
 		}
 		defer hooks.close()
@@ -171,11 +209,11 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			order = []bool{true, false}
 		}
 		for _, with := range order {
-			s, startup, err := measureSegment(ctx, cfg, wl.Process.Pid, with, hz, hooks)
+			s, startup, err := measureSegment(ctx, cfg, wl.pid, with, hz, hooks, idle)
 			if err != nil {
 				return fmt.Errorf("pair %d (%s): %w", p, side(with), err)
 			}
-			if ended(wlDone) {
+			if ended(wl.done) {
 				return errors.New("the workload ended during the run: give it more work (-procs)")
 			}
 			s.pair = p
@@ -186,8 +224,8 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			if cfg.quiet {
 				continue
 			}
-			fmt.Fprintf(out, "seg pair=%d %s wall=%.3f units=%.0f busy_ns_per_unit=%.2f work_ns_per_unit=%.2f monitor_cpu_s=%.3f\n",
-				p, side(with), s.wall, s.units, s.busyNs, s.workNs, s.monCPUs)
+			fmt.Fprintf(out, "seg pair=%d %s wall=%.3f units=%.0f busy_ns_per_unit=%.2f fine_busy_ns_per_unit=%.2f work_ns_per_unit=%.2f monitor_cpu_s=%.3f\n",
+				p, side(with), s.wall, s.units, s.busyNs, s.fineNs, s.workNs, s.monCPUs)
 		}
 	}
 	fmt.Fprintln(out, summarize(cfg, segs, startups))
@@ -201,25 +239,60 @@ func side(with bool) string {
 	return "without"
 }
 
-// startWorkload starts the workload; the channel is closed when it ends.
-func startWorkload(cfg config) (*exec.Cmd, chan struct{}, error) {
+// workload is the running workload: pid is dd's (for its own counters),
+// done is closed when it ends, stop ends it.
+type workload struct {
+	pid  int
+	done chan struct{}
+	stop func()
+}
+
+// startWorkload starts the workload.
+func startWorkload(cfg config) (*workload, error) {
 	var c *exec.Cmd
 	switch cfg.workload {
 	case "dd":
 		c = exec.Command("dd", "if=/dev/zero", "of=/dev/null", "bs=500", "count=100000000000")
+	case "spawn":
+		sp, err := startSpawners(cfg.spawners)
+		if err != nil {
+			return nil, err
+		}
+		done := make(chan struct{})
+		for _, c := range sp.procs {
+			go func() {
+				_ = c.Wait()
+				select {
+				case <-done:
+				default:
+					close(done)
+				}
+			}()
+		}
+		return &workload{pid: sp.procs[0].Process.Pid, done: done, stop: sp.stop}, nil
 	default:
 		c = exec.Command(cfg.flood, "flood", "--procs", strconv.Itoa(cfg.procs), "--parallel", "4")
 	}
 	c.Stdout, c.Stderr = io.Discard, io.Discard
 	if err := c.Start(); err != nil {
-		return nil, nil, fmt.Errorf("start %s: %w", cfg.workload, err)
+		return nil, fmt.Errorf("start %s: %w", cfg.workload, err)
 	}
 	done := make(chan struct{})
 	go func() {
 		_ = c.Wait()
 		close(done)
 	}()
-	return c, done, nil
+	// The flood removes its helper copy on an interrupt; dd ends on it.
+	stop := func() {
+		_ = c.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = c.Process.Kill()
+			<-done
+		}
+	}
+	return &workload{pid: c.Process.Pid, done: done, stop: stop}, nil
 }
 
 func ended(done chan struct{}) bool {
@@ -231,21 +304,9 @@ func ended(done chan struct{}) bool {
 	}
 }
 
-// stopWorkload interrupts the workload (the flood then removes its helper
-// copy) and kills it if it has not ended within 10 s.
-func stopWorkload(c *exec.Cmd, done chan struct{}) {
-	_ = c.Process.Signal(os.Interrupt)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = c.Process.Kill()
-		<-done
-	}
-}
-
 // measureSegment runs one segment, with or without the monitor, and
 // returns it and (with) the monitor's start-up CPU seconds.
-func measureSegment(ctx context.Context, cfg config, wpid int, with bool, hz float64, hooks *toggler) (segment, float64, error) {
+func measureSegment(ctx context.Context, cfg config, wpid int, with bool, hz float64, hooks *toggler, idle cpuIdle) (segment, float64, error) {
 	var mon *monitor
 	if hooks != nil {
 		if err := hooks.set(with); err != nil {
@@ -261,14 +322,14 @@ func measureSegment(ctx context.Context, cfg config, wpid int, with bool, hz flo
 	if err := sleep(ctx, cfg.settle); err != nil {
 		return segment{}, 0, err
 	}
-	s0, err := read(cfg.workload, wpid, mon)
+	s0, err := read(cfg.workload, wpid, mon, idle)
 	if err != nil {
 		return segment{}, 0, err
 	}
 	if err := sleep(ctx, cfg.segment); err != nil {
 		return segment{}, 0, err
 	}
-	s1, err := read(cfg.workload, wpid, mon)
+	s1, err := read(cfg.workload, wpid, mon, idle)
 	if err != nil {
 		return segment{}, 0, err
 	}
@@ -295,6 +356,10 @@ func measureSegment(ctx context.Context, cfg config, wpid int, with bool, hz flo
 	}
 	if cfg.workload == "dd" {
 		seg.workNs = float64(s1.workCPU-s0.workCPU) / units
+	}
+	if len(idle) > 0 {
+		busyUs := float64(idle.cpus())*float64(s1.at.Sub(s0.at).Microseconds()) - float64(s1.idleUs-s0.idleUs)
+		seg.fineNs = busyUs * 1e3 / units
 	}
 	return seg, startup, nil
 }
@@ -371,8 +436,12 @@ func (m *monitor) stop() error {
 	return nil
 }
 
-func read(workload string, wpid int, mon *monitor) (sample, error) {
+func read(workload string, wpid int, mon *monitor, idle cpuIdle) (sample, error) {
 	s := sample{at: time.Now()}
+	var err error
+	if s.idleUs, err = idle.read(); err != nil {
+		return s, err
+	}
 	busy, forks, err := procStat()
 	if err != nil {
 		return s, err
@@ -421,6 +490,43 @@ func procStat() (busy, forks uint64, err error) {
 		}
 	}
 	return busy, forks, nil
+}
+
+// cpuIdle is each online CPU's cpuidle state residency files, µs of idle
+// time since boot; empty where the kernel has no cpuidle driver.
+type cpuIdle []string
+
+func openCPUIdle() (cpuIdle, error) {
+	files, err := filepath.Glob("/sys/devices/system/cpu/cpu[0-9]*/cpuidle/state[0-9]*/time")
+	if err != nil {
+		return nil, err
+	}
+	return cpuIdle(files), nil
+}
+
+// cpus is how many CPUs the files cover.
+func (c cpuIdle) cpus() int {
+	seen := map[string]bool{}
+	for _, f := range c {
+		seen[filepath.Dir(filepath.Dir(filepath.Dir(f)))] = true
+	}
+	return len(seen)
+}
+
+func (c cpuIdle) read() (uint64, error) {
+	var us uint64
+	for _, f := range c {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return 0, err
+		}
+		v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", f, err)
+		}
+		us += v
+	}
+	return us, nil
 }
 
 // ddSyscalls is dd's read plus write syscalls so far (/proc/PID/io).
@@ -505,9 +611,11 @@ func sleep(ctx context.Context, d time.Duration) error {
 // summarize gives, per metric, the pairs' overhead (with over without,
 // minus one): median, spread, mean and the mean's 95 % interval (Student's
 // t), and the number of pairs. The metrics: the node's busy CPU per unit of
-// progress (the monitor's own CPU included), dd's own CPU per syscall, and
-// wall time per unit (the workload's throughput, which the host's steal
-// also moves).
+// progress (the monitor's own CPU included), from /proc/stat's ticks and,
+// finer, from cpuidle's µs; dd's own CPU per syscall; and wall time per
+// unit (the workload's throughput, which the host's steal also moves).
+// Then the "without" windows' median cost per unit, which turns an
+// overhead into ns per unit.
 func summarize(cfg config, segs []segment, startups []float64) string {
 	by := map[int][2]*segment{}
 	for i := range segs {
@@ -520,12 +628,15 @@ func summarize(cfg config, segs []segment, startups []float64) string {
 		}
 		by[s.pair] = p
 	}
-	var busy, work, wall, mon []float64
+	var busy, fine, work, wall, mon []float64
 	for _, p := range by {
 		if p[0] == nil || p[1] == nil {
 			continue
 		}
 		busy = append(busy, 100*(p[1].busyNs/p[0].busyNs-1))
+		if p[0].fineNs > 0 {
+			fine = append(fine, 100*(p[1].fineNs/p[0].fineNs-1))
+		}
 		wall = append(wall, 100*((p[1].wall/p[1].units)/(p[0].wall/p[0].units)-1))
 		if p[0].workNs > 0 {
 			work = append(work, 100*(p[1].workNs/p[0].workNs-1))
@@ -536,6 +647,9 @@ func summarize(cfg config, segs []segment, startups []float64) string {
 	fmt.Fprintf(&b, "summary workload=%s pairs=%d segment_s=%.3f", cfg.workload, len(busy), cfg.segment.Seconds())
 	if cfg.toggle != "" {
 		fmt.Fprintf(&b, " toggle=%s", cfg.toggle)
+	}
+	if cfg.base != "" {
+		fmt.Fprintf(&b, " base=%s", cfg.base)
 	}
 	write := func(name string, v []float64) {
 		if len(v) == 0 {
@@ -551,8 +665,26 @@ func summarize(cfg config, segs []segment, startups []float64) string {
 			name, med, name, mlo, name, mhi, name, 100*conf, name, mn, name, mx, name, mean, name, lo, name, hi)
 	}
 	write("node_cpu_overhead_pct", busy)
+	write("node_fine_cpu_overhead_pct", fine)
 	write("work_cpu_overhead_pct", work)
 	write("wall_per_unit_overhead_pct", wall)
+	// The "without" windows' cost per unit: what an overhead is a share
+	// of, to turn it into ns per unit.
+	var base, baseFine []float64
+	for _, p := range by {
+		if p[0] != nil {
+			base = append(base, p[0].busyNs)
+			if p[0].fineNs > 0 {
+				baseFine = append(baseFine, p[0].fineNs)
+			}
+		}
+	}
+	if med, _, _, _ := stats(base); len(base) > 0 {
+		fmt.Fprintf(&b, " without_busy_ns_per_unit_median=%.1f", med)
+	}
+	if med, _, _, _ := stats(baseFine); len(baseFine) > 0 {
+		fmt.Fprintf(&b, " without_fine_busy_ns_per_unit_median=%.1f", med)
+	}
 	med, _, _, _ := stats(mon)
 	fmt.Fprintf(&b, " monitor_cpu_s_per_segment_median=%.3f", med)
 	if len(startups) > 0 {
@@ -641,34 +773,74 @@ func tQuantile975(df int) float64 {
 	return 1.98
 }
 
-// toggler attaches and detaches `ringwise measure`'s counting programs in
-// this process (segab -toggle).
+// toggler attaches and detaches, in this process, `ringwise measure`'s
+// counting programs (segab -toggle syscalls|lifecycle|all) or do-nothing
+// programs on the same lifecycle tracepoints (-toggle noop).
 type toggler struct {
-	m                   *bpf.Meter
+	m                   *bpf.Meter // nil for -toggle noop
 	syscalls, lifecycle bool
+	// noop: the toggled set for -toggle noop; with -base noop, what the
+	// "without" windows hold in place of measure's lifecycle counters.
+	noop *noopLifecycle
+	base bool
 }
 
-func newToggler(what string) (*toggler, error) {
-	m, err := bpf.LoadMeter(bpf.MeterConfig{SelfTGID: uint32(os.Getpid())})
-	if err != nil {
-		return nil, err
+func newToggler(what, base string) (*toggler, error) {
+	t := &toggler{}
+	if what == "noop" || base == "noop" {
+		n, err := loadNoopLifecycle()
+		if err != nil {
+			return nil, err
+		}
+		t.noop, t.base = n, base == "noop"
 	}
-	t := &toggler{m: m, syscalls: what != "lifecycle", lifecycle: what != "syscalls"}
-	// LoadMeter attached everything: start detached.
+	if what != "noop" {
+		m, err := bpf.LoadMeter(bpf.MeterConfig{SelfTGID: uint32(os.Getpid())})
+		if err != nil {
+			t.close()
+			return nil, err
+		}
+		t.m, t.syscalls, t.lifecycle = m, what != "lifecycle", what != "syscalls"
+	}
+	// LoadMeter attached everything: start in the "without" state.
 	if err := t.set(false); err != nil {
-		m.Close()
+		t.close()
 		return nil, err
 	}
 	return t, nil
 }
 
-// set attaches (on) or detaches the toggled programs; the others stay
-// detached.
+// set puts the "with" (on) or "without" programs in place; measure's other
+// programs stay detached. With -base noop the incoming set is attached
+// before the outgoing one is detached, so no lifecycle tracepoint is ever
+// left without a program (and its static key never flips).
 func (t *toggler) set(on bool) error {
+	if t.m == nil {
+		return t.noop.set(on)
+	}
 	if err := t.m.SetSyscalls(on && t.syscalls); err != nil {
 		return err
 	}
-	return t.m.SetLifecycle(on && t.lifecycle)
+	if !t.base {
+		return t.m.SetLifecycle(on && t.lifecycle)
+	}
+	if on {
+		if err := t.m.SetLifecycle(true); err != nil {
+			return err
+		}
+		return t.noop.set(false)
+	}
+	if err := t.noop.set(true); err != nil {
+		return err
+	}
+	return t.m.SetLifecycle(false)
 }
 
-func (t *toggler) close() { t.m.Close() }
+func (t *toggler) close() {
+	if t.m != nil {
+		t.m.Close()
+	}
+	if t.noop != nil {
+		t.noop.close()
+	}
+}

@@ -3,6 +3,9 @@ package main
 import (
 	"math"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -26,16 +29,17 @@ func TestStats(t *testing.T) {
 // the two segments of a pair ran in.
 func TestSummarizePairs(t *testing.T) {
 	segs := []segment{
-		{pair: 1, with: false, wall: 4, units: 1000, busyNs: 100, workNs: 90},
-		{pair: 1, with: true, wall: 4, units: 990, busyNs: 101, workNs: 90.9},
-		{pair: 2, with: true, wall: 4, units: 1000, busyNs: 202, workNs: 181.8},
-		{pair: 2, with: false, wall: 4, units: 1010, busyNs: 200, workNs: 180},
+		{pair: 1, with: false, wall: 4, units: 1000, busyNs: 100, fineNs: 100, workNs: 90},
+		{pair: 1, with: true, wall: 4, units: 990, busyNs: 101, fineNs: 102, workNs: 90.9},
+		{pair: 2, with: true, wall: 4, units: 1000, busyNs: 202, fineNs: 204, workNs: 181.8},
+		{pair: 2, with: false, wall: 4, units: 1010, busyNs: 200, fineNs: 200, workNs: 180},
 	}
 	s := summarize(config{workload: "dd", segment: 4 * time.Second}, segs, []float64{0.03, 0.05})
 	for _, want := range []string{
 		"pairs=2", "node_cpu_overhead_pct_median=1.00", "node_cpu_overhead_pct_min=1.00",
 		"work_cpu_overhead_pct_mean=1.00", "wall_per_unit_overhead_pct_median=1.01",
-		"monitor_startup_cpu_s_median=0.040",
+		"monitor_startup_cpu_s_median=0.040", "node_fine_cpu_overhead_pct_median=2.00",
+		"without_busy_ns_per_unit_median=150.0", "without_fine_busy_ns_per_unit_median=150.0",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary %q lacks %q", s, want)
@@ -74,10 +78,18 @@ func TestValidate(t *testing.T) {
 	if err := validate(ok); err != nil {
 		t.Fatalf("validate(%+v) = %v", ok, err)
 	}
-	for _, tg := range []string{"syscalls", "lifecycle", "all"} {
+	for _, tg := range []string{"syscalls", "lifecycle", "all", "noop"} {
 		toggled := config{workload: "flood", pairs: 5, segment: 50 * time.Millisecond, ready: "counting", toggle: tg}
 		if err := validate(toggled); err != nil {
 			t.Errorf("validate(%+v) = %v", toggled, err)
+		}
+	}
+	for _, good := range []config{
+		{workload: "spawn", spawners: 4, pairs: 5, segment: 50 * time.Millisecond, ready: "counting", toggle: "lifecycle", base: "noop"},
+		{workload: "spawn", spawners: 1, pairs: 5, segment: 50 * time.Millisecond, ready: "counting", toggle: "noop"},
+	} {
+		if err := validate(good); err != nil {
+			t.Errorf("validate(%+v) = %v", good, err)
 		}
 	}
 	for _, bad := range []config{
@@ -89,6 +101,10 @@ func TestValidate(t *testing.T) {
 		{workload: "dd", pairs: 5, segment: 0, ready: "counting", monitor: []string{"true"}},
 		{workload: "dd", pairs: 5, segment: time.Second, ready: "counting"},
 		{workload: "dd", pairs: 5, segment: time.Second, monitor: []string{"true"}},
+		// -base noop replaces the lifecycle counters only.
+		{workload: "flood", pairs: 5, segment: time.Second, ready: "counting", toggle: "syscalls", base: "noop"},
+		{workload: "flood", pairs: 5, segment: time.Second, ready: "counting", toggle: "lifecycle", base: "empty"},
+		{workload: "spawn", spawners: 0, pairs: 5, segment: time.Second, ready: "counting", toggle: "noop"},
 	} {
 		if err := validate(bad); err == nil {
 			t.Errorf("validate(%+v) = nil, want an error", bad)
@@ -111,5 +127,24 @@ func TestMedianInterval(t *testing.T) {
 	lo, hi, conf = medianInterval([]float64{3, 1, 2, 6, 5, 4})
 	if lo != 1 || hi != 6 || math.Abs(conf-0.96875) > 1e-9 {
 		t.Errorf("6 values: interval %v..%v at %.5f, want 1..6 at 0.96875", lo, hi, conf)
+	}
+}
+
+// The minimal executable of -workload spawn runs and exits 0, and the
+// spawners start it over and over.
+func TestExitELFRuns(t *testing.T) {
+	elf, err := exitELF(runtime.GOARCH)
+	if err != nil {
+		t.Skip(err)
+	}
+	tiny := filepath.Join(t.TempDir(), "exit0")
+	if err := os.WriteFile(tiny, elf, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(tiny).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v (%q)", tiny, err, out)
+	}
+	if _, err := exitELF("mips"); err == nil {
+		t.Error("exitELF(mips) = nil error, want one naming the architecture")
 	}
 }
