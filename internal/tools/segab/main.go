@@ -82,6 +82,9 @@ type config struct {
 	// windows of -toggle lifecycle; noop puts do-nothing programs there.
 	base  string
 	quiet bool
+	// workloadOnly runs the workload until interrupted, nothing else: for
+	// scripts that measure beside it.
+	workloadOnly bool
 }
 
 func main() {
@@ -103,9 +106,10 @@ func main() {
 	flag.IntVar(&cfg.procs, "procs", 4000000, "with -workload flood: children in all (more than the run needs; the flood is stopped at the end)")
 	flag.StringVar(&cfg.toggle, "toggle", "", "instead of a monitor command: attach `ringwise measure`'s programs in this process for the \"with\" segments: syscalls (its sys_exit counter), lifecycle (its fork, exec and exit counters) or all; or noop, do-nothing programs on the fork, exec and exit tracepoints (what attaching there costs by itself). Needs root")
 	flag.StringVar(&cfg.base, "base", "", "with -toggle lifecycle: noop attaches do-nothing programs on the same tracepoints in the \"without\" windows, so that the A/B is the counting alone and no window edge flips a tracepoint on or off")
+	flag.BoolVar(&cfg.workloadOnly, "workload-only", false, "run the workload until interrupted and measure nothing (for scripts that measure beside it)")
 	flag.BoolVar(&cfg.quiet, "quiet", false, "print the summary line only, not a line per segment")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "Usage: segab [flags] -- MONITOR [ARGS...]\n       segab -toggle syscalls|lifecycle|all|noop [-base noop] [flags]\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: segab [flags] -- MONITOR [ARGS...]\n       segab -toggle syscalls|lifecycle|all|noop [-base noop] [flags]\n       segab -workload dd|flood|spawn -workload-only\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -129,6 +133,10 @@ func validate(cfg config) error {
 		return fmt.Errorf("-workload %q: want dd, flood or spawn", cfg.workload)
 	case cfg.workload == "spawn" && cfg.spawners < 1:
 		return fmt.Errorf("-spawners %d: want at least 1", cfg.spawners)
+	case cfg.workloadOnly && (cfg.toggle != "" || len(cfg.monitor) > 0):
+		return errors.New("-workload-only runs the workload alone: no -toggle, no monitor")
+	case cfg.workloadOnly:
+		return nil
 	case cfg.pairs < 2:
 		return fmt.Errorf("-pairs %d: want at least 2", cfg.pairs)
 	case cfg.segment <= 0 || cfg.settle < 0:
@@ -190,6 +198,14 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		return err
 	}
 	defer wl.stop()
+	if cfg.workloadOnly {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wl.done:
+			return errors.New("the workload ended before it was interrupted")
+		}
+	}
 	var hooks *toggler
 	if cfg.toggle != "" {
 		if hooks, err = newToggler(cfg.toggle, cfg.base); err != nil {

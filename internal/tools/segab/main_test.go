@@ -87,6 +87,7 @@ func TestValidate(t *testing.T) {
 	for _, good := range []config{
 		{workload: "spawn", spawners: 4, pairs: 5, segment: 50 * time.Millisecond, ready: "counting", toggle: "lifecycle", base: "noop"},
 		{workload: "spawn", spawners: 1, pairs: 5, segment: 50 * time.Millisecond, ready: "counting", toggle: "noop"},
+		{workload: "spawn", spawners: 4, workloadOnly: true},
 	} {
 		if err := validate(good); err != nil {
 			t.Errorf("validate(%+v) = %v", good, err)
@@ -105,6 +106,7 @@ func TestValidate(t *testing.T) {
 		{workload: "flood", pairs: 5, segment: time.Second, ready: "counting", toggle: "syscalls", base: "noop"},
 		{workload: "flood", pairs: 5, segment: time.Second, ready: "counting", toggle: "lifecycle", base: "empty"},
 		{workload: "spawn", spawners: 0, pairs: 5, segment: time.Second, ready: "counting", toggle: "noop"},
+		{workload: "spawn", spawners: 4, workloadOnly: true, toggle: "lifecycle"},
 	} {
 		if err := validate(bad); err == nil {
 			t.Errorf("validate(%+v) = nil, want an error", bad)
