@@ -20,6 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 PAIRS=${SS_PAIRS:-12}
+SPAWN_PAIRS=${SS_SPAWN_PAIRS:-30}
+ROWS=${SS_ROWS:-flood-lc flood-default dd-default spawn-lc}
 SEGMENT=${SS_SEGMENT:-8}
 RING_SIZE=${SS_RING_SIZE:-8MiB}
 OUT=${BENCH_OUT:-BENCHMARKS.md}
@@ -51,12 +53,14 @@ fi
 . scripts/cost-lib.sh
 start_nats
 
-# seg KEY WORKLOAD BINARY SENSOR-FLAGS...
+# seg KEY WORKLOAD BINARY SENSOR-FLAGS...: the NATS server's CPU is set
+# aside with the sensor's in segab's node_other_cpu metric.
 seg() {
-	local key=$1 wl=$2 bin=$3
+	local key=$1 wl=$2 bin=$3 pairs=$PAIRS
 	shift 3
-	echo "=== $key: $PAIRS pairs of ${SEGMENT} s segments" >&2
-	"$work/segab" -workload "$wl" -ringwise "$RW" -pairs "$PAIRS" -segment "${SEGMENT}s" -ready "capture attached" -- \
+	[ "$wl" = spawn ] && pairs=$SPAWN_PAIRS
+	echo "=== $key: $pairs pairs of ${SEGMENT} s segments" >&2
+	"$work/segab" -workload "$wl" -ringwise "$RW" -pairs "$pairs" -segment "${SEGMENT}s" -ready "capture attached" -aside "$nats_pid" -- \
 		"$bin" sensor --nats "nats://127.0.0.1:$PORT" --memory-streams --node "$COST_NAME" --ring-size "$RING_SIZE" "$@" \
 		>"$work/seg.$key"
 }
@@ -85,8 +89,9 @@ for round in 1 2 3; do
 done
 
 rows=()
-for spec in "flood-lc flood --lifecycle-only" "flood-default flood" "dd-default dd"; do
+for spec in "flood-lc flood --lifecycle-only" "flood-default flood" "dd-default dd" "spawn-lc spawn --lifecycle-only" "spawn-default spawn"; do
 	read -r key wl flags <<<"$spec"
+	case " $ROWS " in *" $key "*) ;; *) continue ;; esac
 	# shellcheck disable=SC2086
 	seg "$key" "$wl" "$RW" $flags
 	rows+=("$key")
@@ -96,6 +101,9 @@ for spec in "flood-lc flood --lifecycle-only" "flood-default flood" "dd-default 
 		rows+=("$key-before")
 	fi
 done
+
+# kv FILE KEY: a value of segab's summary line.
+kv() { awk -v k="$2" '$1 == "summary" { for (i = 2; i <= NF; i++) { split($i, a, "="); if (a[1] == k) print a[2] } }' "$1"; }
 
 section=$(mktemp)
 {
@@ -113,6 +121,8 @@ section=$(mktemp)
 		flood-lc*) wl="flood"; what="lifecycle-only" ;;
 		flood-default*) wl="flood"; what="default syscall set" ;;
 		dd-default*) wl="dd bs=500"; what="default syscall set" ;;
+		spawn-lc*) wl="spawn loop"; what="lifecycle-only" ;;
+		spawn-default*) wl="spawn loop"; what="default syscall set" ;;
 		esac
 		case $key in *-before) what="$what, *before* ($before)" ;; esac
 		awk -v wl="$wl" -v what="$what" '$1 == "summary" {
@@ -125,6 +135,34 @@ section=$(mktemp)
 		}' "$work/seg.$key"
 	done
 	echo
+	# The spawn rows, per process, on the flood.
+	spawn_rows=()
+	for key in "${rows[@]}"; do case $key in spawn-*) spawn_rows+=("$key") ;; esac; done
+	if [ "${#spawn_rows[@]}" -gt 0 ] && [ -s "$work/seg.flood-lc" ]; then
+		flood_base=$(kv "$work/seg.flood-lc" without_fine_busy_ns_per_unit_median)
+		echo "**Per process, from the spawn loop, on the flood.** A flood's process costs this node so much (the *without* segments of the flood, lifecycle-only row: $(awk -v b="$flood_base" 'BEGIN { printf "%.0f", b / 1000 }') µs of busy CPU each) that what a sensor costs per process is within the flood's segment-to-segment noise. So it is costed where processes are densest: the spawn loop (\`segab -workload spawn\`: 4 processes start a static executable of three instructions, exit, over and over; one fork, one exec and one exit each). *Workload CPU* is the node's busy CPU (each CPU's wall time less its cpuidle time, µs) less the sensor's and the NATS server's threads (/proc/PID/task/*/schedstat, ns): what the workload, and the kernel on its behalf (the BPF programs, the ring, the wake-ups), pay, which is what the kernel-cost targets weigh. Its upper end per process over the flood's CPU per process is the sensor's share of the flood."
+		echo
+		echo "| sensor | spawn loop: workload CPU per process, median [interval] | µs per process without | per process, at most | on the flood, at most | goal |"
+		echo "|---|---:|---:|---:|---:|---|"
+		for key in "${spawn_rows[@]}"; do
+			case $key in
+			spawn-lc*) what="lifecycle-only"; goal=2 ;;
+			*) what="default syscall set"; goal=10 ;;
+			esac
+			case $key in *-before) what="$what, *before* ($before)" ;; esac
+			awk -v what="$what" -v goal="$goal" -v fb="$flood_base" '$1 == "summary" {
+				for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+				k = "node_other_cpu_overhead_pct"; b = v["without_other_ns_per_unit_median"]
+				per = v[k "_median_hi"] / 100 * b; fl = 100 * per / fb
+				printf "| %s | %+.2f %% [%+.2f, %+.2f] | %.1f | %.2f µs | **%+.3f %%** | ≤ %d %%: %s |\n", what, v[k "_median"], v[k "_median_lo"], v[k "_median_hi"], b / 1000, per / 1000, fl, goal, (fl <= goal ? "met" : "**not met**")
+				printf "<!-- sensor-segab:flood %s %.4f -->\n", what, fl >> m
+			}' m="$work/markers" "$work/seg.$key"
+		done
+		echo
+		# for scripts/bench.sh's Targets table
+		cat "$work/markers" 2>/dev/null || true
+		echo
+	fi
 	echo "An idle sensor (\`--lifecycle-only\`, nothing of the node's captured but its few forks), alternated 3 times$([ -n "$before" ] && echo " with the *before* one"): its CPU over 10 s, and its threads' voluntary context switches:"
 	echo
 	echo "| sensor | CPU, ms per s (each round) | context switches per s |"

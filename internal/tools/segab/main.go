@@ -85,6 +85,9 @@ type config struct {
 	// workloadOnly runs the workload until interrupted, nothing else: for
 	// scripts that measure beside it.
 	workloadOnly bool
+	// aside: processes whose CPU is set aside with the monitor's in the
+	// other_cpu metric (the NATS server a sensor publishes to)
+	aside []int
 }
 
 func main() {
@@ -107,6 +110,16 @@ func main() {
 	flag.StringVar(&cfg.toggle, "toggle", "", "instead of a monitor command: attach `ringwise measure`'s programs in this process for the \"with\" segments: syscalls (its sys_exit counter), lifecycle (its fork, exec and exit counters) or all; or noop, do-nothing programs on the fork, exec and exit tracepoints (what attaching there costs by itself). Needs root")
 	flag.StringVar(&cfg.base, "base", "", "with -toggle lifecycle: noop attaches do-nothing programs on the same tracepoints in the \"without\" windows, so that the A/B is the counting alone and no window edge flips a tracepoint on or off")
 	flag.BoolVar(&cfg.workloadOnly, "workload-only", false, "run the workload until interrupted and measure nothing (for scripts that measure beside it)")
+	flag.Func("aside", "`PID`s (comma-separated) whose CPU is set aside with the monitor's in the node_other_cpu metric, e.g. the NATS server a sensor publishes to", func(v string) error {
+		for _, f := range strings.Split(v, ",") {
+			pid, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || pid <= 0 {
+				return fmt.Errorf("%q is not a pid", f)
+			}
+			cfg.aside = append(cfg.aside, pid)
+		}
+		return nil
+	})
 	flag.BoolVar(&cfg.quiet, "quiet", false, "print the summary line only, not a line per segment")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: segab [flags] -- MONITOR [ARGS...]\n       segab -toggle syscalls|lifecycle|all|noop [-base noop] [flags]\n       segab -workload dd|flood|spawn -workload-only\n\n")
@@ -165,6 +178,9 @@ type sample struct {
 	workCPU uint64 // dd's own CPU time in ns (schedstat); 0 for the flood
 	monCPU  uint64 // the monitor's user+sys ticks; 0 without it
 	idleUs  uint64 // all CPUs' idle time, µs (cpuidle); 0 without cpuidle
+	// asideNs: the CPU ns of the monitor's threads and of -aside's
+	// processes (/proc/PID/task/*/schedstat)
+	asideNs uint64
 }
 
 // segment is one measured segment.
@@ -182,6 +198,11 @@ type segment struct {
 	// the flood's metric (steal counts as busy here: it falls on both
 	// halves of a pair alike).
 	fineNs float64
+	// otherNs: fineNs less the monitor's and -aside's CPU: what the
+	// workload, and the kernel on its behalf, pay per unit (the BPF
+	// programs run in the workload's context, the reader's CPU is the
+	// monitor's). 0 without cpuidle.
+	otherNs float64
 }
 
 func run(ctx context.Context, cfg config, out io.Writer) error {
@@ -240,8 +261,8 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			if cfg.quiet {
 				continue
 			}
-			fmt.Fprintf(out, "seg pair=%d %s wall=%.3f units=%.0f busy_ns_per_unit=%.2f fine_busy_ns_per_unit=%.2f work_ns_per_unit=%.2f monitor_cpu_s=%.3f\n",
-				p, side(with), s.wall, s.units, s.busyNs, s.fineNs, s.workNs, s.monCPUs)
+			fmt.Fprintf(out, "seg pair=%d %s wall=%.3f units=%.0f busy_ns_per_unit=%.2f fine_busy_ns_per_unit=%.2f other_ns_per_unit=%.2f work_ns_per_unit=%.2f monitor_cpu_s=%.3f\n",
+				p, side(with), s.wall, s.units, s.busyNs, s.fineNs, s.otherNs, s.workNs, s.monCPUs)
 		}
 	}
 	fmt.Fprintln(out, summarize(cfg, segs, startups))
@@ -338,14 +359,14 @@ func measureSegment(ctx context.Context, cfg config, wpid int, with bool, hz flo
 	if err := sleep(ctx, cfg.settle); err != nil {
 		return segment{}, 0, err
 	}
-	s0, err := read(cfg.workload, wpid, mon, idle)
+	s0, err := read(cfg, wpid, mon, idle)
 	if err != nil {
 		return segment{}, 0, err
 	}
 	if err := sleep(ctx, cfg.segment); err != nil {
 		return segment{}, 0, err
 	}
-	s1, err := read(cfg.workload, wpid, mon, idle)
+	s1, err := read(cfg, wpid, mon, idle)
 	if err != nil {
 		return segment{}, 0, err
 	}
@@ -376,6 +397,7 @@ func measureSegment(ctx context.Context, cfg config, wpid int, with bool, hz flo
 	if len(idle) > 0 {
 		busyUs := float64(idle.cpus())*float64(s1.at.Sub(s0.at).Microseconds()) - float64(s1.idleUs-s0.idleUs)
 		seg.fineNs = busyUs * 1e3 / units
+		seg.otherNs = (busyUs*1e3 - float64(s1.asideNs-s0.asideNs)) / units
 	}
 	return seg, startup, nil
 }
@@ -452,7 +474,8 @@ func (m *monitor) stop() error {
 	return nil
 }
 
-func read(workload string, wpid int, mon *monitor, idle cpuIdle) (sample, error) {
+func read(cfg config, wpid int, mon *monitor, idle cpuIdle) (sample, error) {
+	workload := cfg.workload
 	s := sample{at: time.Now()}
 	var err error
 	if s.idleUs, err = idle.read(); err != nil {
@@ -477,6 +500,16 @@ func read(workload string, wpid int, mon *monitor, idle cpuIdle) (sample, error)
 		if s.monCPU, err = taskTicks(mon.cmd.Process.Pid); err != nil {
 			return s, err
 		}
+		if s.asideNs, err = threadsNs(mon.cmd.Process.Pid); err != nil {
+			return s, err
+		}
+	}
+	for _, pid := range cfg.aside {
+		ns, err := threadsNs(pid)
+		if err != nil {
+			return s, fmt.Errorf("-aside %d: %w", pid, err)
+		}
+		s.asideNs += ns
 	}
 	return s, nil
 }
@@ -578,6 +611,35 @@ func schedstatNs(pid int) (uint64, error) {
 	return strconv.ParseUint(f[0], 10, 64)
 }
 
+// threadsNs is the CPU ns of all a process's live threads, at the
+// scheduler's precision (/proc/PID/task/*/schedstat). A thread that exits
+// between two reads takes its time with it: for long-lived services (a
+// sensor, a NATS server) whose threads live as long as they do.
+func threadsNs(pid int) (uint64, error) {
+	files, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil {
+		return 0, err
+	}
+	if len(files) == 0 {
+		return 0, fmt.Errorf("/proc/%d: no threads (has it exited?)", pid)
+	}
+	var ns uint64
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread exited since the glob
+		}
+		if fs := strings.Fields(string(b)); len(fs) > 0 {
+			v, err := strconv.ParseUint(fs[0], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("%s: %w", f, err)
+			}
+			ns += v
+		}
+	}
+	return ns, nil
+}
+
 // taskTicks is a process's user+sys CPU ticks (all its threads).
 func taskTicks(pid int) (uint64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -644,7 +706,7 @@ func summarize(cfg config, segs []segment, startups []float64) string {
 		}
 		by[s.pair] = p
 	}
-	var busy, fine, work, wall, mon []float64
+	var busy, fine, other, work, wall, mon []float64
 	for _, p := range by {
 		if p[0] == nil || p[1] == nil {
 			continue
@@ -652,6 +714,9 @@ func summarize(cfg config, segs []segment, startups []float64) string {
 		busy = append(busy, 100*(p[1].busyNs/p[0].busyNs-1))
 		if p[0].fineNs > 0 {
 			fine = append(fine, 100*(p[1].fineNs/p[0].fineNs-1))
+			if len(cfg.monitor) > 0 || len(cfg.aside) > 0 {
+				other = append(other, 100*(p[1].otherNs/p[0].otherNs-1))
+			}
 		}
 		wall = append(wall, 100*((p[1].wall/p[1].units)/(p[0].wall/p[0].units)-1))
 		if p[0].workNs > 0 {
@@ -682,16 +747,18 @@ func summarize(cfg config, segs []segment, startups []float64) string {
 	}
 	write("node_cpu_overhead_pct", busy)
 	write("node_fine_cpu_overhead_pct", fine)
+	write("node_other_cpu_overhead_pct", other)
 	write("work_cpu_overhead_pct", work)
 	write("wall_per_unit_overhead_pct", wall)
 	// The "without" windows' cost per unit: what an overhead is a share
 	// of, to turn it into ns per unit.
-	var base, baseFine []float64
+	var base, baseFine, baseOther []float64
 	for _, p := range by {
 		if p[0] != nil {
 			base = append(base, p[0].busyNs)
 			if p[0].fineNs > 0 {
 				baseFine = append(baseFine, p[0].fineNs)
+				baseOther = append(baseOther, p[0].otherNs)
 			}
 		}
 	}
@@ -700,6 +767,9 @@ func summarize(cfg config, segs []segment, startups []float64) string {
 	}
 	if med, _, _, _ := stats(baseFine); len(baseFine) > 0 {
 		fmt.Fprintf(&b, " without_fine_busy_ns_per_unit_median=%.1f", med)
+	}
+	if med, _, _, _ := stats(baseOther); len(other) > 0 {
+		fmt.Fprintf(&b, " without_other_ns_per_unit_median=%.1f", med)
 	}
 	med, _, _, _ := stats(mon)
 	fmt.Fprintf(&b, " monitor_cpu_s_per_segment_median=%.3f", med)

@@ -29,21 +29,45 @@ func TestStats(t *testing.T) {
 // the two segments of a pair ran in.
 func TestSummarizePairs(t *testing.T) {
 	segs := []segment{
-		{pair: 1, with: false, wall: 4, units: 1000, busyNs: 100, fineNs: 100, workNs: 90},
-		{pair: 1, with: true, wall: 4, units: 990, busyNs: 101, fineNs: 102, workNs: 90.9},
-		{pair: 2, with: true, wall: 4, units: 1000, busyNs: 202, fineNs: 204, workNs: 181.8},
-		{pair: 2, with: false, wall: 4, units: 1010, busyNs: 200, fineNs: 200, workNs: 180},
+		{pair: 1, with: false, wall: 4, units: 1000, busyNs: 100, fineNs: 100, otherNs: 100, workNs: 90},
+		{pair: 1, with: true, wall: 4, units: 990, busyNs: 101, fineNs: 102, otherNs: 100.5, workNs: 90.9},
+		{pair: 2, with: true, wall: 4, units: 1000, busyNs: 202, fineNs: 204, otherNs: 201, workNs: 181.8},
+		{pair: 2, with: false, wall: 4, units: 1010, busyNs: 200, fineNs: 200, otherNs: 200, workNs: 180},
 	}
-	s := summarize(config{workload: "dd", segment: 4 * time.Second}, segs, []float64{0.03, 0.05})
+	s := summarize(config{workload: "dd", segment: 4 * time.Second, monitor: []string{"sensor"}}, segs, []float64{0.03, 0.05})
 	for _, want := range []string{
 		"pairs=2", "node_cpu_overhead_pct_median=1.00", "node_cpu_overhead_pct_min=1.00",
 		"work_cpu_overhead_pct_mean=1.00", "wall_per_unit_overhead_pct_median=1.01",
 		"monitor_startup_cpu_s_median=0.040", "node_fine_cpu_overhead_pct_median=2.00",
 		"without_busy_ns_per_unit_median=150.0", "without_fine_busy_ns_per_unit_median=150.0",
+		"node_other_cpu_overhead_pct_median=0.50", "without_other_ns_per_unit_median=150.0",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary %q lacks %q", s, want)
 		}
+	}
+}
+
+// threadsNs counts a process's threads at ns: 100 ms of spinning shows.
+func TestThreadsNsOfOwnProcess(t *testing.T) {
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("no /proc here:", err)
+	}
+	n, err := threadsNs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(100 * time.Millisecond); time.Now().Before(deadline); {
+	}
+	m, err := threadsNs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m-n < 50e6 {
+		t.Errorf("threads' CPU %d -> %d ns after 100 ms of spinning: want >= 50 ms more", n, m)
+	}
+	if _, err := threadsNs(1 << 30); err == nil {
+		t.Error("threadsNs of no process = nil error")
 	}
 }
 
