@@ -207,14 +207,27 @@ if [ -f "$OUT" ]; then
 fi
 if [ -s bench/kernel-cost.targets ]; then
 	while IFS=$'\t' read -r l g m st; do
-		if [ "$l" = "kernel cost, flood, lifecycle-only" ] && [ "$st" != met ] && [ -n "$lc_spawn" ] && awk -v x="$lc_spawn" 'BEGIN { exit !(x <= 2) }'; then
-			st="met by the per-process bound of the next row (whole runs: ${st//\*\*/})"
+		# (only where the whole runs could not tell: a whole-run interval
+		# above the goal would contradict the bound, and stands)
+		if [ "$l" = "kernel cost, flood, lifecycle-only" ] && [[ $st == "**NOT MET**: not resolved"* ]] && [ -n "$lc_spawn" ] && awk -v x="$lc_spawn" 'BEGIN { exit !(x <= 2) }'; then
+			st="met by the per-process bound (the *per process* row below; whole runs: ${st//\*\*/})"
 			target_rows+=("| $l | $g | $m | $st |")
 			continue
 		fi
 		target_rows+=("| $l | $g | $m | $st |")
 		[ "$st" = met ] || met_all=0
 	done <bench/kernel-cost.targets
+	# dd under a sys_exit hook is held by the hook itself where an empty
+	# program there, with no sensor, already misses the goal: say so.
+	floor_st=$(awk -F'\t' '$1 ~ /an empty sys_exit program alone/ { print $4 }' bench/kernel-cost.targets)
+	if [ "$floor_st" = "**NOT MET**" ]; then
+		for i in "${!target_rows[@]}"; do
+			case ${target_rows[$i]} in
+			"| kernel cost, dd bs=500 (syscall-bound) |"*"| **NOT MET** |" | "| kernel cost, dd bs=500, every syscall"*"| **NOT MET** |")
+				target_rows[$i]="${target_rows[$i]% \*\*NOT MET\*\* |} **NOT MET**: held by the hook's floor: an empty program on sys_exit alone, with no sensor, is itself over the goal (the *hook floor* row), since any program there sends every syscall of the node through the kernel's syscall-tracepoint exit path; past it are fexit hooks on the captured syscalls' functions (\`--syscall-hook fexit\`), where the kernel takes them (see *Kernel cost*) |" ;;
+			esac
+		done
+	fi
 	if [ -n "$lc_spawn" ]; then
 		if awk -v x="$lc_spawn" 'BEGIN { exit !(x <= 2) }'; then st=met; else st="**NOT MET**"; met_all=0; fi
 		target_rows+=("| kernel cost, flood, lifecycle-only, per process: the spawn loop's in-run A/B (scripts/sensor-segab.sh, $lc_spawn_from; *Sensor cost, in-run A/B*) | ≤ 2 % of the flood's CPU | at most $(awk -v x="$lc_spawn" 'BEGIN { printf "%+.2f", x }') % (the interval's upper end per process, over the flood's CPU per process) | $st |")
