@@ -114,8 +114,8 @@ section=$(mktemp)
 	echo
 	echo "\`internal/tools/segab\`: one long run of the workload (\`dd if=/dev/zero of=/dev/null bs=500\` without end, or \`ringwise flood --parallel 4\`), with \`ringwise sensor --ring-size $RING_SIZE\` publishing into a local \`ringwise nats\` (memory streams) started and stopped so that ${SEGMENT} s segments alternate without and with it, in ABBA order; a segment starts 0.3 s after the sensor printed \"capture attached\" or after it exited, so its start-up (loading its BPF, the /proc snapshot) and its drain fall outside. A segment's cost is the node's busy CPU time (/proc/stat: the workload's, the sensor's and the NATS server's) per unit of progress: dd's read and write syscalls, or the node's forks. Overhead per pair = with / without − 1: the median over the pairs with its sign-test interval (at least 95 %), the spread, and the mean with its 95 % interval. *Sensor CPU* is the sensor process's own CPU per segment (the NATS server's is in the node's, not here)."
 	echo
-	echo "| workload | sensor | pairs | node CPU per unit: median [interval] | min–max | mean [95 %] | dd CPU per syscall: median [interval] | wall per unit: median | sensor CPU per segment | start-up CPU |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| workload | sensor | pairs | node CPU per unit: median [interval] | min–max | mean [95 %] | workload CPU per unit (the node's less the sensor's and NATS's): median [interval] | dd CPU per syscall: median [interval] | wall per unit: median | sensor CPU per segment | start-up CPU |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for key in "${rows[@]}"; do
 		case $key in
 		flood-lc*) wl="flood"; what="lifecycle-only" ;;
@@ -129,8 +129,10 @@ section=$(mktemp)
 			for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
 			k = "node_cpu_overhead_pct"; w = "work_cpu_overhead_pct"
 			work = ((w "_median") in v) ? sprintf("%+.2f %% [%+.2f, %+.2f]", v[w "_median"], v[w "_median_lo"], v[w "_median_hi"]) : "—"
-			printf "| %s | %s | %d | %+.2f %% [%+.2f, %+.2f] | %+.2f – %+.2f | %+.2f %% [%+.2f, %+.2f] | %s | %+.2f %% | %.3f s | %.3f s |\n",
-				wl, what, v["pairs"], v[k "_median"], v[k "_median_lo"], v[k "_median_hi"], v[k "_min"], v[k "_max"], v[k "_mean"], v[k "_ci95_lo"], v[k "_ci95_hi"], work,
+			o = "node_other_cpu_overhead_pct"
+			other = ((o "_median") in v) ? sprintf("%+.2f %% [%+.2f, %+.2f]", v[o "_median"], v[o "_median_lo"], v[o "_median_hi"]) : "—"
+			printf "| %s | %s | %d | %+.2f %% [%+.2f, %+.2f] | %+.2f – %+.2f | %+.2f %% [%+.2f, %+.2f] | %s | %s | %+.2f %% | %.3f s | %.3f s |\n",
+				wl, what, v["pairs"], v[k "_median"], v[k "_median_lo"], v[k "_median_hi"], v[k "_min"], v[k "_max"], v[k "_mean"], v[k "_ci95_lo"], v[k "_ci95_hi"], other, work,
 				v["wall_per_unit_overhead_pct_median"], v["monitor_cpu_s_per_segment_median"], v["monitor_startup_cpu_s_median"]
 		}' "$work/seg.$key"
 	done
@@ -140,7 +142,7 @@ section=$(mktemp)
 	for key in "${rows[@]}"; do case $key in spawn-*) spawn_rows+=("$key") ;; esac; done
 	if [ "${#spawn_rows[@]}" -gt 0 ] && [ -s "$work/seg.flood-lc" ]; then
 		flood_base=$(kv "$work/seg.flood-lc" without_fine_busy_ns_per_unit_median)
-		echo "**Per process, from the spawn loop, on the flood.** A flood's process costs this node so much (the *without* segments of the flood, lifecycle-only row: $(awk -v b="$flood_base" 'BEGIN { printf "%.0f", b / 1000 }') µs of busy CPU each) that what a sensor costs per process is within the flood's segment-to-segment noise. So it is costed where processes are densest: the spawn loop (\`segab -workload spawn\`: 4 processes start a static executable of three instructions, exit, over and over; one fork, one exec and one exit each). *Workload CPU* is the node's busy CPU (each CPU's wall time less its cpuidle time, µs) less the sensor's and the NATS server's threads (/proc/PID/task/*/schedstat, ns): what the workload, and the kernel on its behalf (the BPF programs, the ring, the wake-ups), pay, which is what the kernel-cost targets weigh. Its upper end per process over the flood's CPU per process is the sensor's share of the flood."
+		echo "**Per process, from the spawn loop, on the flood.** A flood's process costs this node so much (the *without* segments of the flood, lifecycle-only row: $(awk -v b="$flood_base" 'BEGIN { printf "%.0f", b / 1000 }') µs of busy CPU each) that what a sensor costs per process is within the flood's segment-to-segment noise. So it is costed where processes are densest: the spawn loop (\`segab -workload spawn\`: 4 processes start a static executable of three instructions, exit, over and over; one fork, one exec and one exit each). *Workload CPU* is the node's busy CPU (each CPU's wall time less its cpuidle time, µs) less the sensor's and the NATS server's threads (/proc/PID/task/*/schedstat, ns): what the workload, and the kernel on its behalf (the BPF programs, the ring, the wake-ups), pay, which is what the kernel-cost targets weigh. Its upper end per process over the flood's CPU per process is the sensor's share of the flood. That holds as long as a record costs the kernel the same at the spawn loop's rate as at the flood's: the programs submit without waking the reader (it polls; a wake-up only when the ring fills past its threshold), so nothing in the kernel's path is paid per batch or per wake-up."
 		echo
 		echo "| sensor | spawn loop: workload CPU per process, median [interval] | µs per process without | per process, at most | on the flood, at most | goal |"
 		echo "|---|---:|---:|---:|---:|---|"
