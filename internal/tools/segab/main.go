@@ -295,18 +295,7 @@ func startWorkload(cfg config) (*workload, error) {
 		if err != nil {
 			return nil, err
 		}
-		done := make(chan struct{})
-		for _, c := range sp.procs {
-			go func() {
-				_ = c.Wait()
-				select {
-				case <-done:
-				default:
-					close(done)
-				}
-			}()
-		}
-		return &workload{pid: sp.procs[0].Process.Pid, done: done, stop: sp.stop}, nil
+		return &workload{pid: sp.procs[0].Process.Pid, done: sp.done, stop: sp.stop}, nil
 	default:
 		c = exec.Command(cfg.flood, "flood", "--procs", strconv.Itoa(cfg.procs), "--parallel", "4")
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -172,5 +173,54 @@ func TestExitELFRuns(t *testing.T) {
 	}
 	if _, err := exitELF("mips"); err == nil {
 		t.Error("exitELF(mips) = nil error, want one naming the architecture")
+	}
+}
+
+// The test binary stands in for segab when the spawn workload re-executes
+// itself.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 2 && os.Args[1] == spawnLoopArg {
+		if err := spawnLoop(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "spawner:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// The spawn workload makes processes (the node's fork count climbs by
+// many while it runs), and stop leaves no spawner and no ELF behind.
+func TestSpawnWorkload(t *testing.T) {
+	if _, err := exitELF(runtime.GOARCH); err != nil {
+		t.Skip(err)
+	}
+	_, f0, err := procStat()
+	if err != nil {
+		t.Skip("no /proc/stat:", err)
+	}
+	w, err := startSpawners(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	_, f1, _ := procStat()
+	if ended(w.done) {
+		t.Fatal("a spawner ended on its own")
+	}
+	w.stop()
+	if f1-f0 < 50 {
+		t.Errorf("%d processes started in 500 ms by 2 spawners, want >= 50", f1-f0)
+	}
+	if _, err := os.Stat(w.dir); !os.IsNotExist(err) {
+		t.Errorf("%s still there after stop (%v)", w.dir, err)
+	}
+	if !ended(w.done) {
+		t.Error("done not closed after stop")
+	}
+	for _, c := range w.procs {
+		if c.ProcessState == nil {
+			t.Errorf("spawner %d not waited for", c.Process.Pid)
+		}
 	}
 }

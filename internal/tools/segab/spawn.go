@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 )
 
@@ -45,11 +46,14 @@ func spawnLoop(tiny string) error {
 	}
 }
 
-// spawnWorkload is the spawners' parent as the workload's process: its
-// Process is the first spawner, Wait ends when any spawner ends.
+// spawnWorkload is the running spawner processes.
 type spawnWorkload struct {
-	dir   string
-	procs []*exec.Cmd
+	dir    string
+	procs  []*exec.Cmd
+	exited []chan struct{} // one per spawner, closed once it was waited for
+	// done is closed when the first spawner ends
+	done     chan struct{}
+	doneOnce sync.Once
 }
 
 // startSpawners writes the minimal ELF into a temporary directory and
@@ -73,7 +77,7 @@ func startSpawners(n int) (*spawnWorkload, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	w := &spawnWorkload{dir: dir}
+	w := &spawnWorkload{dir: dir, done: make(chan struct{})}
 	for i := 0; i < n; i++ {
 		c := exec.Command(self, spawnLoopArg, tiny, strconv.Itoa(i))
 		c.Stderr = os.Stderr
@@ -81,15 +85,22 @@ func startSpawners(n int) (*spawnWorkload, error) {
 			w.stop()
 			return nil, fmt.Errorf("start spawner: %w", err)
 		}
-		w.procs = append(w.procs, c)
+		exited := make(chan struct{})
+		w.procs, w.exited = append(w.procs, c), append(w.exited, exited)
+		go func() {
+			_ = c.Wait() // the only Wait on c
+			close(exited)
+			w.doneOnce.Do(func() { close(w.done) })
+		}()
 	}
 	return w, nil
 }
 
+// stop kills the spawners, waits for them and removes the ELF.
 func (w *spawnWorkload) stop() {
-	for _, c := range w.procs {
+	for i, c := range w.procs {
 		_ = c.Process.Kill()
-		_ = c.Wait()
+		<-w.exited[i]
 	}
 	os.RemoveAll(w.dir)
 }
