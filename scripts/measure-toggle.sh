@@ -5,7 +5,7 @@
 # its parts measured apart" of BENCHMARKS.md (between the measure-toggle markers;
 # scripts/bench.sh keeps that section).
 #
-#   sudo scripts/measure-toggle.sh        (root: it loads BPF; ~20 min)
+#   sudo scripts/measure-toggle.sh        (root: it loads BPF; ~15 min)
 #
 # Why another method: on this kind of VM a workload's cost moves by 7-9 %
 # from one window to the next, whatever the window's length, so whole runs
