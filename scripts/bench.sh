@@ -198,7 +198,8 @@ fi
 ratio_target "enricher against msgpack decode+encode+S2 alone, 10k-process table (\`enricher\` BenchmarkEnrichVsLimit %-of-limit)" enricher BenchmarkEnrichVsLimit %-of-limit 60
 # The sensor's lifecycle-only cost per process, from the spawn loop's
 # in-run A/B (scripts/sensor-segab.sh, a section this script keeps): where
-# whole runs cannot resolve 2 % on this VM, that bound does.
+# whole runs cannot resolve 2 % on this VM, that bound can, if it passes
+# the check below.
 # The bound rests on a record costing the flood what it costs the spawn
 # loop; the flood's own pairs of the same run check it: their median
 # workload CPU (from the section's flood-lc segments) must not be above the
