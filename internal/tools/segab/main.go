@@ -383,8 +383,8 @@ func measureSegment(ctx context.Context, cfg config, wpid int, with bool, hz flo
 	if cfg.workload == "dd" {
 		seg.workNs = float64(s1.workCPU-s0.workCPU) / units
 	}
-	if len(idle) > 0 {
-		busyUs := float64(idle.cpus())*float64(s1.at.Sub(s0.at).Microseconds()) - float64(s1.idleUs-s0.idleUs)
+	if idle.cpus > 0 {
+		busyUs := float64(idle.cpus)*float64(s1.at.Sub(s0.at).Microseconds()) - float64(s1.idleUs-s0.idleUs)
 		seg.fineNs = busyUs * 1e3 / units
 		seg.otherNs = (busyUs*1e3 - float64(s1.asideNs-s0.asideNs)) / units
 	}
@@ -531,29 +531,28 @@ func procStat() (busy, forks uint64, err error) {
 }
 
 // cpuIdle is each online CPU's cpuidle state residency files, µs of idle
-// time since boot; empty where the kernel has no cpuidle driver.
-type cpuIdle []string
+// time since boot, and how many CPUs they cover; no files where the kernel
+// has no cpuidle driver.
+type cpuIdle struct {
+	files []string
+	cpus  int
+}
 
 func openCPUIdle() (cpuIdle, error) {
 	files, err := filepath.Glob("/sys/devices/system/cpu/cpu[0-9]*/cpuidle/state[0-9]*/time")
 	if err != nil {
-		return nil, err
+		return cpuIdle{}, err
 	}
-	return cpuIdle(files), nil
-}
-
-// cpus is how many CPUs the files cover.
-func (c cpuIdle) cpus() int {
-	seen := map[string]bool{}
-	for _, f := range c {
-		seen[filepath.Dir(filepath.Dir(filepath.Dir(f)))] = true
+	cpus := map[string]bool{}
+	for _, f := range files {
+		cpus[filepath.Dir(filepath.Dir(filepath.Dir(f)))] = true
 	}
-	return len(seen)
+	return cpuIdle{files: files, cpus: len(cpus)}, nil
 }
 
 func (c cpuIdle) read() (uint64, error) {
 	var us uint64
-	for _, f := range c {
+	for _, f := range c.files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return 0, err
