@@ -162,8 +162,10 @@ type Probe struct {
 	lifecycle, syscall *Ring
 	cpus               []*Ring
 	closed             bool
-	self               uint32 // global tgid excluded by ExcludeSelf
-	hook               HookPlan
+	// final: Detach ran; SetCapture no longer attaches.
+	final bool
+	self  uint32 // global tgid excluded by ExcludeSelf
+	hook  HookPlan
 	// fexit are the copies of rw_sys_fexit, by kernel function (HookFexit).
 	fexit map[string]*ebpf.Program
 }
@@ -373,6 +375,19 @@ func Load(cfg Config) (*Probe, error) {
 		}
 	}
 
+	if err := p.attach(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return p, nil
+}
+
+// attach attaches the programs Load chose: the lifecycle tracepoints, the
+// cgroup one, and the syscall hook (sys_exit, or one fexit per kernel
+// function) unless LifecycleOnly. On an error the links made so far stay
+// in p.links, for Detach or Close to release.
+func (p *Probe) attach() error {
+	cfg := p.cfg
 	for _, prog := range []struct {
 		name string
 		prog *ebpf.Program
@@ -388,19 +403,54 @@ func Load(cfg Config) (*Probe, error) {
 		}
 		l, err := link.AttachTracing(link.TracingOptions{Program: prog.prog})
 		if err != nil {
-			return nil, fmt.Errorf("ringwise bpf: attach tp_btf/%s: %w", prog.name, err)
+			return fmt.Errorf("ringwise bpf: attach tp_btf/%s: %w", prog.name, err)
 		}
 		p.links = append(p.links, l)
 	}
 	for _, fn := range p.hook.Funcs {
 		l, err := link.AttachTracing(link.TracingOptions{Program: p.fexit[fn], AttachType: ebpf.AttachTraceFExit})
 		if err != nil {
-			return nil, fmt.Errorf("ringwise bpf: attach fexit/%s (the kernel needs fexit support: CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS; else use the sys_exit hook): %w", fn, err)
+			return fmt.Errorf("ringwise bpf: attach fexit/%s (the kernel needs fexit support: CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS; else use the sys_exit hook): %w", fn, err)
 		}
 		p.links = append(p.links, l)
 	}
-	ok = true
-	return p, nil
+	return nil
+}
+
+// SetCapture detaches (false) or attaches again (true) the programs Load
+// attached, keeping maps, rings and counters. It is for a lab's in-run A/B
+// of what capture costs (segab -control, through the sensor's
+// Config.CaptureControl): while detached the node's fork, exec, exit and
+// syscalls are neither recorded nor counted, so a sensor's process state
+// misses what started meanwhile. Setting the state it is in is a no-op;
+// after Detach or Close it fails.
+func (p *Probe) SetCapture(on bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.final {
+		return errors.New("ringwise bpf: capture already detached for good (Detach or Close)")
+	}
+	if !on {
+		return p.closeLinks()
+	}
+	if len(p.links) > 0 {
+		return nil
+	}
+	if err := p.attach(); err != nil {
+		return errors.Join(err, p.closeLinks())
+	}
+	return nil
+}
+
+func (p *Probe) closeLinks() error {
+	var errs []error
+	for _, l := range p.links {
+		if err := l.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p.links = nil
+	return errors.Join(errs...)
 }
 
 // checkPrivileges fails early with a readable message instead of an EPERM
@@ -503,18 +553,13 @@ const DetachGrace = 20 * time.Millisecond
 func (p *Probe) Detach() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.final = true
 	if len(p.links) == 0 {
 		return nil
 	}
-	var errs []error
-	for _, l := range p.links {
-		if err := l.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	p.links = nil
+	err := p.closeLinks()
 	time.Sleep(DetachGrace)
-	return errors.Join(errs...)
+	return err
 }
 
 // Close detaches the programs and releases rings and maps. Blocked

@@ -176,6 +176,11 @@ type Config struct {
 	// ConsumerCost is a lab knob: busy work added per record in the reader,
 	// to emulate a loaded monitor. Zero in production.
 	ConsumerCost time.Duration
+	// CaptureControl is a lab knob: the path of a unix socket on which
+	// "off" and "on" detach and attach the probe's programs while the
+	// sensor keeps running (serveCaptureControl), for an in-run A/B of
+	// what capture costs. Empty in production.
+	CaptureControl string
 
 	// ShedHighWater and ShedLowWater are ring-fill fractions; above high the
 	// BPF side sheds Probe.ShedSyscalls, below low it stops. Zero disables.
@@ -506,6 +511,13 @@ func (s *sensor) run(ctx context.Context) (Result, error) {
 			return Result{}, err
 		}
 		defer sub.Unsubscribe()
+	}
+	if s.cfg.CaptureControl != "" {
+		stop, err := s.serveCaptureControl(s.cfg.CaptureControl)
+		if err != nil {
+			return Result{}, err
+		}
+		defer stop()
 	}
 	if s.cfg.Ready != nil {
 		s.cfg.Ready()

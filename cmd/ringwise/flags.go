@@ -45,6 +45,7 @@ type sensorFlags struct {
 	lifecycleOnly bool
 	excludeSelf   bool
 	consumerCost  time.Duration
+	captureCtl    string
 	shedHigh      float64
 	shedLow       float64
 	shedSyscalls  string
@@ -67,6 +68,7 @@ func (f *sensorFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.hints, "hints", false, "write a fork or exec record the ring dropped again at the process's next syscall exit (plain syscall records; bytes only after a loss)")
 	fs.BoolVar(&f.excludeSelf, "exclude-self", true, "leave this process's own threads out of capture, in the kernel")
 	fs.DurationVar(&f.consumerCost, "consumer-cost", 0, "LAB KNOB: busy work added per event in the sensor's reader to emulate a loaded monitor (e.g. 20us)")
+	fs.StringVar(&f.captureCtl, "lab-capture-control", "", "LAB KNOB: a unix socket PATH on which the lines \"off\" and \"on\" detach and attach the sensor's BPF programs while it keeps running, for an in-run A/B of what capture costs (internal/tools/segab -control); while off, the node's processes are not seen")
 	fs.Float64Var(&f.shedHigh, "shed-high", 0, "adaptive shedding: ring fill fraction above which low-value syscalls are shed (0 = off; the lab's shared+shed uses "+strconv.FormatFloat(ringspec.DefaultShedHighWater, 'g', -1, 64)+")")
 	fs.Float64Var(&f.shedLow, "shed-low", ringspec.DefaultShedLowWater, "adaptive shedding: ring fill fraction below which shedding stops")
 	fs.StringVar(&f.shedSyscalls, "shed-syscalls", sensor.DefaultShedSyscalls, "comma-separated syscall names eligible for shedding; names this architecture lacks are skipped")
@@ -131,6 +133,7 @@ func (f *sensorFlags) config() (sensor.Config, error) {
 			ShedSyscalls: shed, CPUsPerRing: f.cpusPerRing, CaptureSyscalls: capture, SyscallHook: hook, ArgsMax: f.argsMax}, // CPUsPerRing 0: ringspec.DefaultCPUsPerRing
 		ExcludeSelf:    f.excludeSelf,
 		ConsumerCost:   f.consumerCost,
+		CaptureControl: f.captureCtl,
 		BatchMaxEvents: f.batchEvents,
 		BatchMaxDelay:  f.batchDelay,
 	}
