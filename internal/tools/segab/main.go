@@ -33,6 +33,16 @@
 //
 //	segab -toggle syscalls -workload dd -pairs 2000 -segment 50ms -settle 5ms
 //
+// With -control, the monitor command is started once and its capture is
+// switched on and off for the segments through a unix socket it serves
+// (`ringwise sensor --lab-capture-control SOCKET`: its BPF programs
+// detached and attached again, its reader, publisher and NATS connection
+// running all along), so a sensor's whole cost, user space included, is
+// costed in segments as short as -toggle's:
+//
+//	segab -workload flood -pairs 600 -segment 200ms -settle 30ms -ready "capture attached" \
+//	  -control /tmp/ctl.sock -aside $NATS_PID -- ringwise sensor ... --lab-capture-control /tmp/ctl.sock
+//
 // -toggle noop attaches do-nothing programs on the lifecycle tracepoints
 // instead: what attaching there costs by itself, window edges included;
 // -base noop keeps them in the "without" windows of -toggle lifecycle, so
@@ -88,6 +98,10 @@ type config struct {
 	// aside: processes whose CPU is set aside with the monitor's in the
 	// other_cpu metric (the NATS server a sensor publishes to)
 	aside []int
+	// control: the monitor is started once and its capture switched
+	// through this unix socket ("on"/"off", answered "ok"): `ringwise
+	// sensor --lab-capture-control`.
+	control string
 }
 
 func main() {
@@ -120,6 +134,7 @@ func main() {
 		}
 		return nil
 	})
+	flag.StringVar(&cfg.control, "control", "", "with a monitor command: start it once and switch its capture on and off for the segments through this unix `socket` (lines \"on\"/\"off\", answered \"ok\"), as `ringwise sensor --lab-capture-control SOCKET` serves: segments as short as -toggle's, with the monitor's whole user-space path (reader, publish, NATS) running")
 	flag.BoolVar(&cfg.quiet, "quiet", false, "print the summary line only, not a line per segment")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: segab [flags] -- MONITOR [ARGS...]\n       segab -toggle syscalls|lifecycle|all|noop [-base noop] [flags]\n       segab -workload dd|flood|spawn -workload-only\n\n")
@@ -162,6 +177,8 @@ func validate(cfg config) error {
 		return errors.New("-base noop goes with -toggle lifecycle only")
 	case cfg.toggle != "" && len(cfg.monitor) > 0:
 		return errors.New("-toggle is its own monitor: no command after --")
+	case cfg.control != "" && (cfg.toggle != "" || len(cfg.monitor) == 0):
+		return errors.New("-control switches a monitor command's capture: give the command after --, and no -toggle")
 	case cfg.toggle == "" && len(cfg.monitor) == 0:
 		return errors.New("no monitor command after -- (or -toggle)")
 	case cfg.ready == "":
@@ -227,12 +244,33 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			return errors.New("the workload ended before it was interrupted")
 		}
 	}
-	var hooks *toggler
-	if cfg.toggle != "" {
-		if hooks, err = newToggler(cfg.toggle, cfg.base); err != nil {
+	// hooks switches capture for the segments; nil: the monitor is
+	// started for each "with" segment and stopped after it. mon is the
+	// monitor that runs the whole time (-control).
+	var hooks switcher
+	var mon *monitor
+	switch {
+	case cfg.toggle != "":
+		t, err := newToggler(cfg.toggle, cfg.base)
+		if err != nil {
 			return err
 		}
-		defer hooks.close()
+		defer t.close()
+		hooks = t
+	case cfg.control != "":
+		if mon, err = startMonitor(ctx, cfg.monitor, cfg.ready); err != nil {
+			return err
+		}
+		defer mon.stop()
+		c, err := dialControl(ctx, cfg.control)
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		if err := c.set(false); err != nil {
+			return err
+		}
+		hooks = c
 	}
 	// Warm-up: page cache, the helper's copy, the CPU's clock.
 	if err := sleep(ctx, 2*time.Second); err != nil {
@@ -246,12 +284,15 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			order = []bool{true, false}
 		}
 		for _, with := range order {
-			s, startup, err := measureSegment(ctx, cfg, wl.pid, with, hz, hooks, idle)
+			s, startup, err := measureSegment(ctx, cfg, wl.pid, with, hz, hooks, mon, idle)
 			if err != nil {
 				return fmt.Errorf("pair %d (%s): %w", p, side(with), err)
 			}
 			if ended(wl.done) {
 				return errors.New("the workload ended during the run: give it more work (-procs)")
+			}
+			if mon != nil && mon.exited() {
+				return errors.New("the monitor exited during the run")
 			}
 			s.pair = p
 			segs = append(segs, s)
@@ -330,10 +371,16 @@ func ended(done chan struct{}) bool {
 	}
 }
 
+// switcher puts a segment's side in place: a toggler's programs, or a
+// running monitor's capture (-control).
+type switcher interface{ set(on bool) error }
+
 // measureSegment runs one segment, with or without the monitor, and
-// returns it and (with) the monitor's start-up CPU seconds.
-func measureSegment(ctx context.Context, cfg config, wpid int, with bool, hz float64, hooks *toggler, idle cpuIdle) (segment, float64, error) {
-	var mon *monitor
+// returns it and (with, a monitor started for it) the monitor's start-up
+// CPU seconds. mon, when set, runs the whole time and hooks switches its
+// capture; its CPU is read in every segment.
+func measureSegment(ctx context.Context, cfg config, wpid int, with bool, hz float64, hooks switcher, mon *monitor, idle cpuIdle) (segment, float64, error) {
+	started := false
 	if hooks != nil {
 		if err := hooks.set(with); err != nil {
 			return segment{}, 0, err
@@ -344,6 +391,7 @@ func measureSegment(ctx context.Context, cfg config, wpid int, with bool, hz flo
 			return segment{}, 0, err
 		}
 		defer mon.stop()
+		started = true
 	}
 	if err := sleep(ctx, cfg.settle); err != nil {
 		return segment{}, 0, err
@@ -360,7 +408,7 @@ func measureSegment(ctx context.Context, cfg config, wpid int, with bool, hz flo
 		return segment{}, 0, err
 	}
 	var startup float64
-	if mon != nil {
+	if started {
 		startup = float64(s0.monCPU) / hz
 		if err := mon.stop(); err != nil {
 			return segment{}, 0, err
@@ -436,6 +484,18 @@ func startMonitor(ctx context.Context, argv []string, ready string) (*monitor, e
 	case <-ctx.Done():
 		m.stop()
 		return nil, ctx.Err()
+	}
+}
+
+// exited reports whether the monitor has ended (without consuming its
+// result, which stop still returns).
+func (m *monitor) exited() bool {
+	select {
+	case err := <-m.done:
+		m.done <- err
+		return true
+	default:
+		return false
 	}
 }
 
@@ -716,6 +776,9 @@ func summarize(cfg config, segs []segment, startups []float64) string {
 	fmt.Fprintf(&b, "summary workload=%s pairs=%d segment_s=%.3f", cfg.workload, len(busy), cfg.segment.Seconds())
 	if cfg.toggle != "" {
 		fmt.Fprintf(&b, " toggle=%s", cfg.toggle)
+	}
+	if cfg.control != "" {
+		b.WriteString(" control=1")
 	}
 	if cfg.base != "" {
 		fmt.Fprintf(&b, " base=%s", cfg.base)

@@ -113,6 +113,7 @@ func TestValidate(t *testing.T) {
 		{workload: "spawn", spawners: 4, pairs: 5, segment: 50 * time.Millisecond, ready: "counting", toggle: "lifecycle", base: "noop"},
 		{workload: "spawn", spawners: 1, pairs: 5, segment: 50 * time.Millisecond, ready: "counting", toggle: "noop"},
 		{workload: "spawn", spawners: 4, workloadOnly: true},
+		{workload: "flood", pairs: 5, segment: 200 * time.Millisecond, ready: "capture attached", control: "/tmp/ctl.sock", monitor: []string{"ringwise", "sensor"}},
 	} {
 		if err := validate(good); err != nil {
 			t.Errorf("validate(%+v) = %v", good, err)
@@ -132,6 +133,9 @@ func TestValidate(t *testing.T) {
 		{workload: "flood", pairs: 5, segment: time.Second, ready: "counting", toggle: "lifecycle", base: "empty"},
 		{workload: "spawn", spawners: 0, pairs: 5, segment: time.Second, ready: "counting", toggle: "noop"},
 		{workload: "spawn", spawners: 4, workloadOnly: true, toggle: "lifecycle"},
+		// -control switches a monitor command's capture, not -toggle's.
+		{workload: "flood", pairs: 5, segment: time.Second, ready: "counting", control: "/tmp/ctl.sock"},
+		{workload: "flood", pairs: 5, segment: time.Second, ready: "counting", control: "/tmp/ctl.sock", toggle: "lifecycle"},
 	} {
 		if err := validate(bad); err == nil {
 			t.Errorf("validate(%+v) = nil, want an error", bad)
