@@ -81,9 +81,9 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo
 	echo "Measured by \`scripts/capture-ab.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, $(nproc) CPUs, kernel $(uname -r); load average $load_start at the start, $load_end at the end."
 	echo
-	echo "One \`ringwise sensor --ring-size $RING_SIZE\` runs the whole time, publishing into a local \`ringwise nats\` (memory streams), while \`ringwise flood --parallel 4\` runs without end; its BPF programs are detached and attached again (its lab knob \`--lab-capture-control\`, switched by \`internal/tools/segab -control\`) so that segments of $SEGMENT alternate without and with capture, in ABBA order, each starting $SETTLE after the switch was answered. The reader, the publisher and the NATS connection run in both halves: the idle sensor's own CPU (11–14 ms a second, *Sensor cost, in-run A/B*) is in neither difference. **Workload CPU** per fork is the node's busy CPU (every CPU's wall time less its cpuidle time) less the sensor's and the NATS server's threads: what the flood and the kernel on its behalf pay, the BPF programs included (they run in its context); the whole runs above take the flood's own CPU time, the same quantity. **Node CPU** is the whole busy CPU, the sensor's and NATS's included. Overhead per pair = with / without − 1; the median over the pairs with its sign-test interval."
+	echo "One \`ringwise sensor --ring-size $RING_SIZE\` runs the whole time, publishing into a local \`ringwise nats\` (memory streams), while \`ringwise flood --parallel 4\` runs without end; its BPF programs are detached and attached again (its lab knob \`--lab-capture-control\`, switched by \`internal/tools/segab -control\`) so that segments of $SEGMENT alternate without and with capture, in ABBA order, each starting $SETTLE after the switch was answered. The reader, the publisher and the NATS connection run in both halves: what the sensor costs idle (its CPU in the *without* segments, in the table) is in neither difference, which measures what watching the flood adds. **Workload CPU** per fork is the node's busy CPU (every CPU's wall time less its cpuidle time) less the sensor's and the NATS server's threads: what the flood and the kernel on its behalf pay, the BPF programs included (they run in its context); the whole runs above take the flood's own CPU time, the same quantity. **Node CPU** is the whole busy CPU, the sensor's and NATS's included. Overhead per pair = with / without − 1; the median over the pairs with its sign-test interval."
 	echo
-	echo "| workload | capture | pairs | workload CPU per fork: median [interval] | node CPU per fork: median [interval] | wall per fork: median | sensor CPU per segment | workload CPU per fork without |"
+	echo "| workload | capture | pairs | workload CPU per fork: median [interval] | node CPU per fork: median [interval] | wall per fork: median | sensor CPU per segment: with / without | workload CPU per fork without |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|"
 	for key in "${rows[@]}"; do
 		case $key in
@@ -93,10 +93,10 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 		awk -v wl="flood" -v what="$what" -v label="$label" -v goal="$goal" -v targets="$TARGETS" -v seg="$SEGMENT" '$1 == "summary" {
 			for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
 			o = "node_other_cpu_overhead_pct"; f = "node_fine_cpu_overhead_pct"
-			printf "| %s | %s | %d | %+.2f %% [%+.2f, %+.2f] (%.0f %%) | %+.2f %% [%+.2f, %+.2f] | %+.2f %% | %.3f s | %.0f µs |\n",
+			printf "| %s | %s | %d | %+.2f %% [%+.2f, %+.2f] (%.0f %%) | %+.2f %% [%+.2f, %+.2f] | %+.2f %% | %.1f / %.1f ms | %.0f µs |\n",
 				wl, what, v["pairs"], v[o "_median"], v[o "_median_lo"], v[o "_median_hi"], v[o "_median_conf"],
 				v[f "_median"], v[f "_median_lo"], v[f "_median_hi"], v["wall_per_unit_overhead_pct_median"],
-				v["monitor_cpu_s_per_segment_median"], v["without_other_ns_per_unit_median"] / 1000
+				1000 * v["monitor_cpu_s_per_segment_median"], 1000 * v["monitor_cpu_s_per_segment_without_median"], v["without_other_ns_per_unit_median"] / 1000
 			# label, goal, median, lo, hi, conf, pairs, node median, node lo, node hi, segment
 			printf "%s\t%s\t%.2f\t%.2f\t%.2f\t%.1f\t%d\t%.2f\t%.2f\t%.2f\t%s\n", label, goal, v[o "_median"], v[o "_median_lo"], v[o "_median_hi"],
 				v[o "_median_conf"], v["pairs"], v[f "_median"], v[f "_median_lo"], v[f "_median_hi"], seg >>targets

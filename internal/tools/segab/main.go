@@ -194,6 +194,9 @@ type sample struct {
 	busy    uint64 // the node's busy CPU time, USER_HZ ticks (no idle, iowait, steal)
 	workCPU uint64 // dd's own CPU time in ns (schedstat); 0 for the flood
 	monCPU  uint64 // the monitor's user+sys ticks; 0 without it
+	// monNs: the CPU ns of the monitor's live threads (schedstat), for
+	// its CPU in a segment at a precision ticks (10 ms) lack.
+	monNs uint64
 	idleUs  uint64 // all CPUs' idle time, µs (cpuidle); 0 without cpuidle
 	// asideNs: the CPU ns of the monitor's threads and of -aside's
 	// processes (/proc/PID/task/*/schedstat)
@@ -208,7 +211,7 @@ type segment struct {
 	units   float64
 	busyNs  float64 // node busy CPU ns per unit
 	workNs  float64 // dd's own CPU ns per unit (0 for the flood)
-	monCPUs float64 // the monitor's CPU s in the segment
+	monCPUs float64 // the monitor's CPU s in the segment (its threads' schedstat)
 	// fineNs: the node's busy CPU ns per unit at µs precision, every CPU's
 	// wall time less its idle time (cpuidle); 0 without cpuidle. /proc/stat
 	// counts in 10 ms ticks, ±2.5 % of a 200 ms window on 2 CPUs; this is
@@ -426,7 +429,7 @@ func measureSegment(ctx context.Context, cfg config, wpid int, with bool, hz flo
 		wall:    s1.at.Sub(s0.at).Seconds(),
 		units:   units,
 		busyNs:  float64(s1.busy-s0.busy) / hz * 1e9 / units,
-		monCPUs: float64(s1.monCPU-s0.monCPU) / hz,
+		monCPUs: float64(s1.monNs-s0.monNs) / 1e9,
 	}
 	if cfg.workload == "dd" {
 		seg.workNs = float64(s1.workCPU-s0.workCPU) / units
@@ -549,9 +552,10 @@ func read(cfg config, wpid int, mon *monitor, idle cpuIdle) (sample, error) {
 		if s.monCPU, err = taskTicks(mon.cmd.Process.Pid); err != nil {
 			return s, err
 		}
-		if s.asideNs, err = threadsNs(mon.cmd.Process.Pid); err != nil {
+		if s.monNs, err = threadsNs(mon.cmd.Process.Pid); err != nil {
 			return s, err
 		}
+		s.asideNs = s.monNs
 	}
 	for _, pid := range cfg.aside {
 		ns, err := threadsNs(pid)
@@ -754,7 +758,7 @@ func summarize(cfg config, segs []segment, startups []float64) string {
 		}
 		by[s.pair] = p
 	}
-	var busy, fine, other, work, wall, mon []float64
+	var busy, fine, other, work, wall, mon, monWithout []float64
 	for _, p := range by {
 		if p[0] == nil || p[1] == nil {
 			continue
@@ -771,6 +775,7 @@ func summarize(cfg config, segs []segment, startups []float64) string {
 			work = append(work, 100*(p[1].workNs/p[0].workNs-1))
 		}
 		mon = append(mon, p[1].monCPUs)
+		monWithout = append(monWithout, p[0].monCPUs)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "summary workload=%s pairs=%d segment_s=%.3f", cfg.workload, len(busy), cfg.segment.Seconds())
@@ -823,7 +828,14 @@ func summarize(cfg config, segs []segment, startups []float64) string {
 		fmt.Fprintf(&b, " without_other_ns_per_unit_median=%.1f", med)
 	}
 	med, _, _, _ := stats(mon)
-	fmt.Fprintf(&b, " monitor_cpu_s_per_segment_median=%.3f", med)
+	fmt.Fprintf(&b, " monitor_cpu_s_per_segment_median=%.4f", med)
+	if cfg.control != "" {
+		// Under -control the monitor runs in both halves: its CPU in the
+		// "without" segments is what it costs idle, kept apart from the
+		// "with" median above.
+		med, _, _, _ := stats(monWithout)
+		fmt.Fprintf(&b, " monitor_cpu_s_per_segment_without_median=%.4f", med)
+	}
 	if len(startups) > 0 {
 		smed, _, _, _ := stats(startups)
 		fmt.Fprintf(&b, " monitor_startup_cpu_s_median=%.3f", smed)

@@ -49,6 +49,26 @@ func TestSummarizePairs(t *testing.T) {
 	}
 }
 
+// Under -control the monitor runs in both halves: its CPU is summarized
+// per half, the "with" median apart from the "without" one.
+func TestSummarizeControlMonitorHalves(t *testing.T) {
+	segs := []segment{
+		{pair: 1, with: false, wall: 0.2, units: 100, busyNs: 100, fineNs: 100, otherNs: 90, monCPUs: 0.002},
+		{pair: 1, with: true, wall: 0.2, units: 100, busyNs: 104, fineNs: 104, otherNs: 91, monCPUs: 0.010},
+		{pair: 2, with: true, wall: 0.2, units: 100, busyNs: 104, fineNs: 104, otherNs: 91, monCPUs: 0.012},
+		{pair: 2, with: false, wall: 0.2, units: 100, busyNs: 100, fineNs: 100, otherNs: 90, monCPUs: 0.003},
+	}
+	s := summarize(config{workload: "flood", segment: 200 * time.Millisecond, monitor: []string{"sensor"}, control: "ctl.sock"}, segs, nil)
+	for _, want := range []string{"control=1", "monitor_cpu_s_per_segment_median=0.0110", "monitor_cpu_s_per_segment_without_median=0.0025"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary %q lacks %q", s, want)
+		}
+	}
+	if s := summarize(config{workload: "flood", segment: time.Second, monitor: []string{"sensor"}}, segs, nil); strings.Contains(s, "monitor_cpu_s_per_segment_without") {
+		t.Errorf("summary without -control has the idle monitor's median: %q", s)
+	}
+}
+
 // threadsNs counts a process's threads at ns: 100 ms of spinning shows.
 func TestThreadsNsOfOwnProcess(t *testing.T) {
 	if _, err := os.Stat("/proc/self/task"); err != nil {
